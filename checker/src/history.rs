@@ -1,0 +1,514 @@
+//! The history data model (DESIGN.md §3): events as recorded, and operations as the
+//! checkers see them.
+//!
+//! An [`Event`] is one line of `history.jsonl`: an invocation or a completion. Checkers do
+//! not work on events but on [`Operation`]s, an invocation paired with its completion, so
+//! pairing lives here, once, with the errors a user needs when a history is malformed.
+//! Real-time order is taken from the event *index* (the order events were recorded in),
+//! not from wall-clock `time`, exactly as Jepsen does: two events never tie.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What an event says about its operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// The operation started.
+    Invoke,
+    /// The operation took effect.
+    Ok,
+    /// The operation certainly did not take effect.
+    Fail,
+    /// Unknown: it may take effect at any later time, or never.
+    Info,
+}
+
+impl EventType {
+    /// Parses the textual name used by every format (`invoke`, `ok`, `fail`, `info`).
+    pub fn parse(name: &str) -> Option<EventType> {
+        match name {
+            "invoke" => Some(EventType::Invoke),
+            "ok" => Some(EventType::Ok),
+            "fail" => Some(EventType::Fail),
+            "info" => Some(EventType::Info),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who performed an event: a logical client process, or the nemesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+}
+
+impl Serialize for Process {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Process::from_json(&v).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`process` must be a non-negative integer or \"nemesis\"; got {v}"
+            ))
+        })
+    }
+}
+
+impl Process {
+    pub fn from_json(v: &Value) -> Option<Process> {
+        match v {
+            Value::Number(n) => n.as_u64().map(Process::Client),
+            Value::String(s) if s == "nemesis" => Some(Process::Nemesis),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+        }
+    }
+}
+
+/// A key of an independent (per-key) history. Integers and strings are both common
+/// (Jepsen's independent keys are integers, our workloads use strings); they never
+/// compare equal to each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Key {
+    Int(i64),
+    Str(String),
+}
+
+impl Key {
+    pub fn from_json(v: &Value) -> Option<Key> {
+        match v {
+            Value::Number(n) => n.as_i64().map(Key::Int),
+            Value::String(s) => Some(Key::Str(s.clone())),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Int(i) => write!(f, "{i}"),
+            Key::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Key {
+        Key::Str(s.to_string())
+    }
+}
+
+/// One recorded event: one line of `history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Dense position in the history, from 0. Also the real-time order.
+    pub index: u64,
+    /// Nanoseconds since the run started (monotonic). Informational: ordering uses `index`.
+    #[serde(default)]
+    pub time: u64,
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// The operation's function: `read`, `write`, `cas`, `acquire`, `txn`, ...
+    pub f: String,
+    /// The key for per-key (independent) histories; absent for a single object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// Invocation argument, or the completion's result (e.g. the value read).
+    #[serde(default)]
+    pub value: Value,
+    /// The node the client talked to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Why an operation failed or is indeterminate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The 1-based line of the source file this event came from, for error messages.
+    /// Not part of the format.
+    #[serde(skip)]
+    pub line: Option<usize>,
+}
+
+/// A whole history, in recorded order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub events: Vec<Event>,
+}
+
+/// How an operation ended, for the checkers. Failed operations never reach a checker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Completed `ok`: it took effect between invoke and completion.
+    Ok,
+    /// Completed `info`, or never completed: it may take effect at any time after its
+    /// invocation, or never.
+    Info,
+}
+
+/// An invocation paired with its completion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Operation {
+    /// Position in [`Operations::ops`]; stable for witnesses and reports.
+    pub id: usize,
+    pub process: u64,
+    pub f: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// The invocation's value (the argument).
+    pub input: Value,
+    /// The completion's value for `ok` operations (e.g. what a read returned); the
+    /// invocation's value otherwise.
+    pub output: Value,
+    pub outcome: Outcome,
+    /// Event index of the invocation.
+    pub invoke_index: u64,
+    /// Event index of the completion; `None` for indeterminate operations, which return
+    /// at infinity.
+    pub complete_index: Option<u64>,
+    /// Nanosecond timestamps, for display.
+    pub invoke_time: u64,
+    pub complete_time: Option<u64>,
+    /// The node the client talked to, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl Operation {
+    /// Event index at which the operation returns; `u64::MAX` when it never does.
+    pub fn return_index(&self) -> u64 {
+        self.complete_index.unwrap_or(u64::MAX)
+    }
+
+    /// True if `self` completed before `other` was invoked (real-time order).
+    pub fn precedes(&self, other: &Operation) -> bool {
+        self.return_index() < other.invoke_index
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{} {}", self.process, self.f)?;
+        if let Some(k) = &self.key {
+            write!(f, " [{k}]")?;
+        }
+        match (&self.input, &self.output) {
+            (i, o) if i == o => write!(f, " {i}")?,
+            (Value::Null, o) => write!(f, " -> {o}")?,
+            (i, o) => write!(f, " {i} -> {o}")?,
+        }
+        if self.outcome == Outcome::Info {
+            f.write_str(" (info)")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of pairing a history: operations that checkers consider, plus counts of
+/// what was set aside.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Operations {
+    /// Operations that completed `ok` or `info` (or never completed), in invocation order.
+    pub ops: Vec<Operation>,
+    /// Operations that completed `fail`: they never took effect.
+    pub failed: Vec<Operation>,
+    /// Nemesis events, in order (they never take part in a consistency check).
+    pub nemesis: Vec<Event>,
+}
+
+impl Operations {
+    /// Splits operations by key. Operations without a key go under `None`.
+    pub fn by_key(&self) -> BTreeMap<Option<Key>, Vec<&Operation>> {
+        let mut map: BTreeMap<Option<Key>, Vec<&Operation>> = BTreeMap::new();
+        for op in &self.ops {
+            map.entry(op.key.clone()).or_default().push(op);
+        }
+        map
+    }
+}
+
+/// Why a history cannot be paired into operations.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PairError {
+    #[error("{}: process {process} completes `{f}` ({kind}) but has no open invocation", at(*line, *index))]
+    CompletionWithoutInvoke {
+        line: Option<usize>,
+        index: u64,
+        process: u64,
+        f: String,
+        kind: EventType,
+    },
+    #[error("{}: process {process} invokes `{f}` while its invocation at {} is still open (a process has at most one outstanding operation)", at(*line, *index), at(*open_line, *open_index))]
+    DuplicateInvoke {
+        line: Option<usize>,
+        index: u64,
+        process: u64,
+        f: String,
+        open_line: Option<usize>,
+        open_index: u64,
+    },
+    #[error("{}: process {process} completes `{completed}` but its open invocation is `{invoked}`", at(*line, *index))]
+    MismatchedCompletion {
+        line: Option<usize>,
+        index: u64,
+        process: u64,
+        invoked: String,
+        completed: String,
+    },
+    #[error("{}: completion for process {process} is for key {completed} but the invocation was for key {invoked}", at(*line, *index))]
+    MismatchedKey {
+        line: Option<usize>,
+        index: u64,
+        process: u64,
+        invoked: String,
+        completed: String,
+    },
+}
+
+fn at(line: Option<usize>, index: u64) -> String {
+    match line {
+        Some(l) => format!("line {l}"),
+        None => format!("event {index}"),
+    }
+}
+
+impl History {
+    pub fn new(events: Vec<Event>) -> History {
+        History { events }
+    }
+
+    /// Pairs invocations with completions (Jepsen semantics):
+    /// - `ok` completions take effect between invoke and completion;
+    /// - `fail` completions are set aside: they never took effect;
+    /// - `info` completions and invocations that never complete return at infinity.
+    ///
+    /// Process numbers must not invoke twice without completing in between.
+    pub fn pair(&self) -> Result<Operations, PairError> {
+        // process -> position of the open invocation in `events`
+        let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
+        let mut pending: Vec<(usize, Option<usize>)> = Vec::new(); // (invoke event, completion event)
+        let mut slot_of_invoke: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
+        let mut nemesis = Vec::new();
+        for (pos, e) in self.events.iter().enumerate() {
+            let p = match e.process {
+                Process::Nemesis => {
+                    nemesis.push(e.clone());
+                    continue;
+                }
+                Process::Client(p) => p,
+            };
+            match e.kind {
+                EventType::Invoke => {
+                    if let Some(&prev) = open.get(&p) {
+                        let o = &self.events[prev];
+                        return Err(PairError::DuplicateInvoke {
+                            line: e.line,
+                            index: e.index,
+                            process: p,
+                            f: e.f.clone(),
+                            open_line: o.line,
+                            open_index: o.index,
+                        });
+                    }
+                    open.insert(p, pos);
+                    slot_of_invoke.insert(pos, pending.len());
+                    pending.push((pos, None));
+                }
+                kind => {
+                    let Some(inv_pos) = open.remove(&p) else {
+                        return Err(PairError::CompletionWithoutInvoke {
+                            line: e.line,
+                            index: e.index,
+                            process: p,
+                            f: e.f.clone(),
+                            kind,
+                        });
+                    };
+                    let inv = &self.events[inv_pos];
+                    if inv.f != e.f {
+                        return Err(PairError::MismatchedCompletion {
+                            line: e.line,
+                            index: e.index,
+                            process: p,
+                            invoked: inv.f.clone(),
+                            completed: e.f.clone(),
+                        });
+                    }
+                    if e.key.is_some() && inv.key != e.key {
+                        return Err(PairError::MismatchedKey {
+                            line: e.line,
+                            index: e.index,
+                            process: p,
+                            invoked: inv.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
+                            completed: e.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
+                        });
+                    }
+                    pending[slot_of_invoke[&inv_pos]].1 = Some(pos);
+                }
+            }
+        }
+        let mut out = Operations {
+            nemesis,
+            ..Default::default()
+        };
+        for (inv_pos, comp_pos) in pending {
+            let inv = &self.events[inv_pos];
+            let comp = comp_pos.map(|c| &self.events[c]);
+            let p = match inv.process {
+                Process::Client(p) => p,
+                Process::Nemesis => unreachable!("nemesis events are never paired"),
+            };
+            let (outcome, output, complete_index, complete_time, failed) = match comp {
+                Some(c) if c.kind == EventType::Ok => {
+                    (Outcome::Ok, c.value.clone(), Some(c.index), Some(c.time), false)
+                }
+                Some(c) if c.kind == EventType::Fail => {
+                    (Outcome::Info, c.value.clone(), Some(c.index), Some(c.time), true)
+                }
+                // info, or never completed: returns at infinity
+                _ => (Outcome::Info, inv.value.clone(), None, None, false),
+            };
+            let target = if failed { &mut out.failed } else { &mut out.ops };
+            target.push(Operation {
+                id: target.len(),
+                process: p,
+                f: inv.f.clone(),
+                key: inv.key.clone(),
+                input: inv.value.clone(),
+                output,
+                outcome,
+                invoke_index: inv.index,
+                complete_index,
+                invoke_time: inv.time,
+                complete_time,
+                node: inv.node.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(index: u64, process: u64, kind: EventType, f: &str, value: Value) -> Event {
+        Event {
+            index,
+            time: index * 10,
+            process: Process::Client(process),
+            kind,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+            line: Some(index as usize + 1),
+        }
+    }
+
+    #[test]
+    fn pairs_ok_fail_info_and_pending() {
+        let h = History::new(vec![
+            ev(0, 0, EventType::Invoke, "write", json!(1)),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+            ev(2, 0, EventType::Ok, "write", json!(1)),
+            ev(3, 1, EventType::Ok, "read", json!(1)),
+            ev(4, 2, EventType::Invoke, "cas", json!([1, 2])),
+            ev(5, 2, EventType::Fail, "cas", json!([1, 2])),
+            ev(6, 3, EventType::Invoke, "write", json!(3)),
+            ev(7, 3, EventType::Info, "write", json!(3)),
+            ev(8, 4, EventType::Invoke, "write", json!(4)),
+        ]);
+        let ops = h.pair().unwrap();
+        assert_eq!(ops.ops.len(), 4);
+        assert_eq!(ops.failed.len(), 1);
+        assert_eq!(ops.ops[1].output, json!(1));
+        assert_eq!(ops.ops[1].complete_index, Some(3));
+        assert_eq!(ops.ops[2].outcome, Outcome::Info);
+        assert_eq!(ops.ops[2].return_index(), u64::MAX);
+        assert_eq!(ops.ops[3].outcome, Outcome::Info);
+        assert!(ops.ops[0].precedes(&ops.ops[2]));
+        assert!(!ops.ops[0].precedes(&ops.ops[1]));
+    }
+
+    #[test]
+    fn rejects_completion_without_invoke() {
+        let h = History::new(vec![ev(0, 7, EventType::Ok, "read", json!(1))]);
+        let err = h.pair().unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        assert!(err.to_string().contains("no open invocation"), "{err}");
+    }
+
+    #[test]
+    fn rejects_duplicate_invoke() {
+        let h = History::new(vec![
+            ev(0, 1, EventType::Invoke, "read", Value::Null),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+        ]);
+        let err = h.pair().unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn rejects_mismatched_completion() {
+        let h = History::new(vec![
+            ev(0, 1, EventType::Invoke, "read", Value::Null),
+            ev(1, 1, EventType::Ok, "write", json!(1)),
+        ]);
+        assert!(matches!(
+            h.pair(),
+            Err(PairError::MismatchedCompletion { .. })
+        ));
+    }
+
+    #[test]
+    fn event_json_round_trip() {
+        let line = r#"{"index":6,"time":9500,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n3","n4"]}}"#;
+        let e: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(e.process, Process::Nemesis);
+        assert_eq!(serde_json::to_string(&e).unwrap(), line);
+        let line = r#"{"index":0,"time":1200,"process":0,"type":"invoke","f":"write","key":"k3","value":5,"node":"n1"}"#;
+        let e: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(e.key, Some(Key::Str("k3".into())));
+        assert_eq!(serde_json::to_string(&e).unwrap(), line);
+    }
+}

@@ -1,0 +1,2 @@
+//! The splitbrain binary: CLI, run orchestration and the bundled Raft KV server.
+fn main() {}
