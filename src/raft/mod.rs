@@ -1,0 +1,1 @@
+//! The sans-IO Raft consensus core (being written).
