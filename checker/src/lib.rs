@@ -17,6 +17,7 @@
 
 pub mod elle;
 pub mod formats;
+pub mod gen;
 pub mod history;
 pub mod linear;
 pub mod model;
