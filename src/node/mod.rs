@@ -1,3 +1,6 @@
 //! The bundled Raft KV node: TCP transport, write-ahead log, client and admin APIs.
-//! (being written)
 pub mod cli;
+pub mod clock;
+pub mod kv;
+pub mod protocol;
+pub mod wal;
