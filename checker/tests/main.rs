@@ -1,1 +1,2 @@
 //! Integration tests for splitbrain-checker.
+mod formats;

@@ -1,0 +1,313 @@
+//! Our own history format (DESIGN.md §3): JSON Lines, one [`Event`] per line.
+//!
+//! Reading is on the hot path (a long run records millions of events), so each line is
+//! first deserialized straight into a typed struct with no intermediate `Value`. Only
+//! when that fails is the line parsed again, generically, to find the field at fault and
+//! say what was expected: the slow path runs at most once per history.
+//!
+//! On input, `index` and `time` are optional: a missing `index` is the event's position,
+//! a missing `time` is 0. A present `index` must equal the position (dense, from 0, in
+//! line order). Blank lines are skipped and unknown fields are ignored, so later versions
+//! can add fields without breaking older readers.
+//!
+//! Writing ([`JsonlWriter`]) emits one line per event and flushes it, so a run that
+//! crashes loses at most the line being written.
+
+use super::{utf8_error, FormatError};
+use crate::history::{Event, EventType, History, Key, Process};
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+use std::io::{self, BufRead, BufWriter, Write};
+
+/// Reads a JSONL history.
+pub(crate) fn read<R: BufRead>(mut reader: R, file: &str) -> Result<History, FormatError> {
+    let mut events = Vec::new();
+    let mut buf = Vec::with_capacity(512);
+    let mut line = 0usize;
+    loop {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| FormatError::Read {
+                file: file.to_string(),
+                line: line + 1,
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        line += 1;
+        let mut bytes = buf.as_slice();
+        if line == 1 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        while let Some((b'\n' | b'\r', rest)) = bytes.split_last() {
+            bytes = rest;
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| utf8_error(file, line, bytes, &e))?;
+        let position = events.len() as u64;
+        events.push(parse_line(text, file, line, position)?);
+    }
+    Ok(History::new(events))
+}
+
+/// The typed shape of a line. Every field that is not plain data has a strict
+/// deserializer; anything unusual falls through to [`explain`].
+#[derive(Deserialize)]
+struct FastEvent {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    time: Option<u64>,
+    process: FastProcess,
+    #[serde(rename = "type")]
+    kind: EventType,
+    f: String,
+    #[serde(default)]
+    key: Option<FastKey>,
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    node: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+struct FastProcess(Process);
+
+impl<'de> Deserialize<'de> for FastProcess {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FastProcess;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative integer or \"nemesis\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FastProcess, E> {
+                Ok(FastProcess(Process::Client(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FastProcess, E> {
+                if v == "nemesis" {
+                    Ok(FastProcess(Process::Nemesis))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct FastKey(Key);
+
+impl<'de> Deserialize<'de> for FastKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FastKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FastKey, E> {
+                Ok(FastKey(Key::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FastKey, E> {
+                i64::try_from(v)
+                    .map(|v| FastKey(Key::Int(v)))
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FastKey, E> {
+                Ok(FastKey(Key::Str(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<FastKey, E> {
+                Ok(FastKey(Key::Str(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn parse_line(text: &str, file: &str, line: usize, position: u64) -> Result<Event, FormatError> {
+    let fast: FastEvent = match serde_json::from_str(text) {
+        Ok(fast) => fast,
+        Err(e) => return Err(explain(text, file, line, &e)),
+    };
+    if let Some(index) = fast.index {
+        if index != position {
+            return Err(FormatError::Invalid {
+                file: file.to_string(),
+                line,
+                reason: format!(
+                    "`index` must be {position} here (indexes are dense and increasing from 0, in line order); got {index}"
+                ),
+            });
+        }
+    }
+    Ok(Event {
+        index: position,
+        time: fast.time.unwrap_or(0),
+        process: fast.process.0,
+        kind: fast.kind,
+        f: fast.f,
+        key: fast.key.map(|k| k.0),
+        value: fast.value,
+        node: fast.node,
+        error: fast.error,
+        line: Some(line),
+    })
+}
+
+/// serde_json's message without its " at line L column C" suffix (we say where ourselves).
+fn bare_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
+    }
+}
+
+/// Finds out why a line did not deserialize, and says it in terms of our fields.
+fn explain(text: &str, file: &str, line: usize, fast_error: &serde_json::Error) -> FormatError {
+    let invalid = |reason: String| FormatError::Invalid {
+        file: file.to_string(),
+        line,
+        reason,
+    };
+    let object = match serde_json::from_str::<Value>(text) {
+        Err(e) => {
+            let hint = if e.is_eof() {
+                " (the line ends early: was the file truncated?)"
+            } else {
+                ""
+            };
+            return FormatError::Syntax {
+                file: file.to_string(),
+                line,
+                column: e.column().max(1),
+                reason: format!("not valid JSON: {}{hint}", bare_message(&e)),
+            };
+        }
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            return invalid(format!(
+                "expected a JSON object (one event per line); got {}",
+                json_kind(&other)
+            ))
+        }
+    };
+    let field = |name: &str| object.get(name).filter(|v| !v.is_null());
+    for name in ["index", "time"] {
+        if let Some(v) = field(name) {
+            if v.as_u64().is_none() {
+                let unit = if name == "time" {
+                    " (nanoseconds since the run started)"
+                } else {
+                    ""
+                };
+                return invalid(format!(
+                    "`{name}` must be a non-negative integer{unit}; got {v}"
+                ));
+            }
+        }
+    }
+    match field("process") {
+        None => {
+            return invalid(
+                "`process` is missing (an integer for a client, \"nemesis\" for faults)".into(),
+            )
+        }
+        Some(v) if Process::from_json(v).is_none() => {
+            return invalid(format!(
+                "`process` must be a non-negative integer or \"nemesis\"; got {v}"
+            ))
+        }
+        Some(_) => {}
+    }
+    match field("type") {
+        None => return invalid("`type` is missing (one of invoke, ok, fail, info)".into()),
+        Some(v) if v.as_str().and_then(EventType::parse).is_none() => {
+            return invalid(format!(
+                "`type` must be one of invoke, ok, fail, info; got {v}"
+            ))
+        }
+        Some(_) => {}
+    }
+    match field("f") {
+        None => return invalid("`f` is missing (the operation's function, e.g. \"read\")".into()),
+        Some(v) if !v.is_string() => return invalid(format!("`f` must be a string; got {v}")),
+        Some(_) => {}
+    }
+    if let Some(v) = field("key") {
+        if v.as_i64().is_none() && !v.is_string() {
+            return invalid(format!("`key` must be an integer or a string; got {v}"));
+        }
+    }
+    for name in ["node", "error"] {
+        if let Some(v) = field(name) {
+            if !v.is_string() {
+                return invalid(format!("`{name}` must be a string; got {v}"));
+            }
+        }
+    }
+    // Nothing field-specific (for example a field given twice): serde's own words.
+    invalid(bare_message(fast_error))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Streams events to a `history.jsonl` as they happen: one line per event, flushed.
+pub struct JsonlWriter<W: Write> {
+    out: W,
+    /// The line being built, so each event reaches `out` in a single write.
+    line: Vec<u8>,
+}
+
+impl<W: Write> JsonlWriter<W> {
+    pub fn new(out: W) -> JsonlWriter<W> {
+        JsonlWriter {
+            out,
+            line: Vec::with_capacity(256),
+        }
+    }
+
+    /// Writes `event` as one line and flushes it.
+    pub fn append(&mut self, event: &Event) -> io::Result<()> {
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, event)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.out.flush()
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// Writes a whole history as JSONL (buffered; flushed at the end).
+pub fn write_jsonl<W: Write>(w: W, history: &History) -> io::Result<()> {
+    let mut out = BufWriter::new(w);
+    for event in &history.events {
+        serde_json::to_writer(&mut out, event)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
