@@ -577,6 +577,79 @@ pub fn random_history(
     Ok(History::new(events))
 }
 
+/// A random single-register history with unique written values: writes write 1, 2, 3,
+/// ... (never the initial 0), reads return the initial value or any written value
+/// (whether or not that write could have happened yet), outcomes are random (`ok`,
+/// `info`; reads never `info` here so they observe something). Used to exercise the
+/// unique-values fast path on arbitrary, mostly non-linearizable input.
+pub fn random_unique_register_history(
+    ops: usize,
+    concurrency: usize,
+    info_rate: f64,
+    seed: u64,
+) -> Result<History, GenError> {
+    if concurrency == 0 {
+        return Err(GenError::NoProcesses);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let writes = (ops / 2).max(1) as u64;
+    let mut next_value = 1u64;
+    let mut events: Vec<Event> = Vec::new();
+    let mut open: Vec<Option<Event>> = vec![None; concurrency];
+    let mut process_of: Vec<u64> = (0..concurrency as u64).collect();
+    let mut invoked = 0;
+    while invoked < ops || open.iter().any(Option::is_some) {
+        let slot = rng.gen_range(0..concurrency);
+        let index = events.len() as u64;
+        match open[slot].take() {
+            None if invoked < ops => {
+                let (f, value) = if rng.gen_bool(0.5) {
+                    next_value += 1;
+                    ("write", json!(next_value - 1))
+                } else {
+                    ("read", Value::Null)
+                };
+                let e = Event {
+                    index,
+                    time: index * 1_000,
+                    process: Process::Client(process_of[slot]),
+                    kind: EventType::Invoke,
+                    f: f.to_string(),
+                    key: None,
+                    value,
+                    node: None,
+                    error: None,
+                    line: None,
+                };
+                open[slot] = Some(e.clone());
+                events.push(e);
+                invoked += 1;
+            }
+            None => {}
+            Some(inv) => {
+                let info = inv.f == "write" && rng.gen_bool(info_rate.clamp(0.0, 1.0));
+                let value = if inv.f == "read" {
+                    json!(rng.gen_range(0..=writes))
+                } else {
+                    inv.value.clone()
+                };
+                let kind = if info { EventType::Info } else { EventType::Ok };
+                events.push(Event {
+                    index,
+                    time: index * 1_000,
+                    kind,
+                    value,
+                    ..inv
+                });
+                if info {
+                    process_of[slot] += concurrency as u64;
+                }
+            }
+        }
+    }
+    Ok(History::new(events))
+}
+
 /// Positions of `ok` completions of `f` (with their invocation position).
 fn ok_ops(h: &History, fs: &[&str]) -> Vec<(usize, usize)> {
     let mut open: BTreeMap<Process, usize> = BTreeMap::new();

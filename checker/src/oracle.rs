@@ -143,14 +143,18 @@ impl Search<'_> {
         let mut next = state.clone();
         match (self.model, op.f.as_str()) {
             (OracleModel::Register | OracleModel::CasRegister, "read") => {
+                if op.outcome == Outcome::Info {
+                    // An indeterminate read observed nothing.
+                    return Some(next);
+                }
                 register_read_allows(&cur, &op.output).then_some(next)
             }
             (OracleModel::Register | OracleModel::CasRegister, "write") => {
-                next.insert(object, op.input.clone());
+                next.insert(object, argument(op).clone());
                 Some(next)
             }
             (OracleModel::CasRegister, "cas") => {
-                let pair = op.input.as_array()?;
+                let pair = argument(op).as_array()?;
                 let (expected, new) = match pair.as_slice() {
                     [e, n] => (e, n),
                     _ => return None,
@@ -177,8 +181,8 @@ impl Search<'_> {
             }
             (OracleModel::Set, "add") => {
                 let mut members = set_members(&cur);
-                if !members.contains(&op.input) {
-                    members.push(op.input.clone());
+                if !members.contains(argument(op)) {
+                    members.push(argument(op).clone());
                 }
                 next.insert(object, Value::Array(members));
                 Some(next)
@@ -198,21 +202,29 @@ impl Search<'_> {
             (OracleModel::MultiRegister, "txn") => {
                 // An `ok` transaction carries the values its reads returned; an `info`
                 // one only its invocation (reads of `null`: unconstrained).
-                let micro_ops = op.output.as_array()?;
+                let observed = op.outcome == Outcome::Ok && !op.output.is_null();
+                let carried = if observed { &op.output } else { &op.input };
+                let micro_ops = carried.as_array()?;
                 for micro in micro_ops {
                     let parts = micro.as_array()?;
                     let [f, register, value] = parts.as_slice() else {
                         return None;
                     };
-                    let register = register.as_str()?;
-                    let slot = (op.key.clone(), register.to_string());
+                    let register = match register {
+                        Value::String(name) => name.clone(),
+                        Value::Number(n) => n.to_string(),
+                        _ => return None,
+                    };
+                    // The registers are named inside the transaction; an op key, if
+                    // any, does not split a multi-register.
+                    let slot = (None, register);
                     let cur = next
                         .get(&slot)
                         .cloned()
                         .unwrap_or_else(|| self.current(state, &slot));
-                    match f.as_str()? {
+                    match f.as_str()?.trim_start_matches(':') {
                         "read" | "r" => {
-                            if !register_read_allows(&cur, value) {
+                            if !micro_read_allows(&cur, value) {
                                 return None;
                             }
                         }
@@ -233,13 +245,13 @@ impl Search<'_> {
                 (have == seen).then_some(next)
             }
             (OracleModel::KvAppend, "put") => {
-                let v = kv_string(&op.input)?;
+                let v = kv_string(argument(op))?;
                 next.insert(object, Value::String(v));
                 Some(next)
             }
             (OracleModel::KvAppend, "append") => {
                 let mut have = kv_string(&cur)?;
-                have.push_str(&kv_string(&op.input)?);
+                have.push_str(&kv_string(argument(op))?);
                 next.insert(object, Value::String(have));
                 Some(next)
             }
@@ -248,12 +260,26 @@ impl Search<'_> {
     }
 }
 
-/// A register read returning `seen` is legal in state `cur` when they are equal. A read
-/// that returned `null` carries no information (Knossos' convention: the value was not
-/// observed — an indeterminate read, or a read that failed to learn anything), unless
-/// the register itself is `null`, where it is an exact match anyway.
+/// A register read returning `seen` is legal in state `cur` when they are equal; a read
+/// of `null` means the register is absent (still a `null` initial value).
 fn register_read_allows(cur: &Value, seen: &Value) -> bool {
+    cur == seen
+}
+
+/// A micro-read inside a transaction that returned `null` did not observe the register
+/// (Knossos' convention), so it constrains nothing.
+fn micro_read_allows(cur: &Value, seen: &Value) -> bool {
     seen.is_null() || cur == seen
+}
+
+/// The argument of an update: the invocation's value, or the completion's when the
+/// invocation did not carry it.
+fn argument(op: &Operation) -> &Value {
+    if op.input.is_null() {
+        &op.output
+    } else {
+        &op.input
+    }
 }
 
 fn mutex_is_held(v: &Value) -> bool {
