@@ -1,0 +1,470 @@
+//! The linearizability checker (DESIGN.md §4): per-key, parallel, budgeted, tri-state.
+//!
+//! [`check`] is the one entry point. It parses every operation against the model (a bad
+//! operation is a [`ModelError`], never a verdict), splits the history into independent
+//! partitions by key (P-compositionality; the multi-register is one partition since its
+//! registers are named inside transactions), drops reads that did not complete `ok`
+//! (they cannot change state), and decides each partition:
+//!
+//! 1. the unique-values fast path ([`unique`]), which decides many histories in O(n);
+//! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;
+//! 3. the Wing–Gong–Lowe search (`wgl`) with Lowe's cache, bounded in time and memory.
+//!
+//! When 1 or 2 says invalid the search still runs, for a bounded number of steps, to
+//! produce a full witness; if it instead finds a linearization, the two disagree and the
+//! partition is `unknown` ("checker disagreement"), never silently one or the other.
+//!
+//! Partitions run in parallel (rayon), cheapest first, each with its share of the time
+//! and memory budget, so one hard key never keeps the others from being decided. A
+//! partition that runs out is `unknown` with the reason; the overall verdict combines
+//! the partitions' (invalid beats unknown beats valid).
+
+mod compiled;
+mod precheck;
+pub mod unique;
+mod wgl;
+mod witness;
+
+pub use crate::model::ModelError;
+
+use crate::history::{Key, Operation, Operations, Outcome};
+use crate::model::{ModelKind, ModelOp};
+use compiled::CompiledModel;
+use serde::Serialize;
+use serde_json::Value;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use unique::UniqueOutcome;
+use witness::Partition;
+
+/// Most steps a witness search may take once the verdict is already known (from the fast
+/// path or a pre-check). A step bound rather than a time bound keeps the report the same
+/// from run to run; it is roughly a second of search.
+const WITNESS_MAX_STEPS: u64 = 5_000_000;
+
+/// A consistency verdict (Jepsen's tri-state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    /// A time or memory budget ran out before the partition was decided.
+    Unknown,
+}
+
+impl Verdict {
+    /// Jepsen's exit codes: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+
+    /// Combines the verdicts of independent parts: invalid beats unknown beats valid.
+    pub fn combine(self, other: Verdict) -> Verdict {
+        match (self, other) {
+            (Verdict::Invalid, _) | (_, Verdict::Invalid) => Verdict::Invalid,
+            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+            _ => Verdict::Valid,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Budgets for one [`check`].
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// Wall-clock limit for the whole check; `None`: no limit.
+    pub time_limit: Option<Duration>,
+    /// Memory the searches may use in total, split among the partitions searched at once.
+    pub memory_limit_bytes: usize,
+    /// Partitions searched in parallel; `None`: rayon's default (one per core).
+    pub threads: Option<usize>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            time_limit: None,
+            memory_limit_bytes: 2 << 30,
+            threads: None,
+        }
+    }
+}
+
+/// The result of checking a whole history.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinearizabilityResult {
+    pub verdict: Verdict,
+    pub model: String,
+    /// One entry per partition, in key order (`null` key first).
+    pub keys: Vec<KeyResult>,
+    pub elapsed_ms: f64,
+    /// Operations considered (failed operations excluded).
+    pub operations: usize,
+}
+
+/// The verdict for one partition (one key).
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyResult {
+    pub key: Option<Key>,
+    pub verdict: Verdict,
+    /// Operations in this partition, including dropped indeterminate reads.
+    pub operations: usize,
+    pub ok: usize,
+    pub info: usize,
+    pub elapsed_ms: f64,
+    /// What decided the verdict: `unique-values` (the fast path) or `search`.
+    pub method: String,
+    /// Why the partition is invalid, when it is.
+    pub witness: Option<Witness>,
+    /// Why the partition is unknown: `time limit`, `memory limit`, or a checker
+    /// disagreement.
+    pub unknown_reason: Option<String>,
+    /// Search steps taken (model steps attempted).
+    pub explored: u64,
+}
+
+/// Why a partition is not linearizable, in the form a person (and the HTML report) needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Witness {
+    pub key: Option<Key>,
+    /// The longest linearizable prefix found: operations in linearization order with the
+    /// model state after each.
+    pub prefix: Vec<Step>,
+    /// The earliest-returning operation that no extension of the prefix can linearize.
+    pub stuck: Operation,
+    /// What state it needed versus what states were reachable, in words.
+    pub needed: String,
+    /// The states the object could be in where `stuck` had to take effect.
+    pub reachable_states: Vec<Value>,
+    /// Operations overlapping `stuck`, and any that could have been linearized there.
+    pub concurrent: Vec<Operation>,
+    /// One or two sentences for humans.
+    pub explanation: String,
+}
+
+/// One step of a linearization: an operation (its [`Operation::id`]) and the state after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub op: usize,
+    pub state: Value,
+}
+
+/// One partition, ready to decide.
+struct Job<'a> {
+    key: Option<Key>,
+    /// Every operation of the partition.
+    all: Vec<&'a Operation>,
+    /// The operations searched: `all` without reads that did not complete ok.
+    kept: Vec<&'a Operation>,
+    parsed: Vec<ModelOp>,
+}
+
+/// Checks `ops` for linearizability against `model`, starting from `initial` (or the
+/// model's default initial value).
+///
+/// Errors only when an operation or the initial value does not fit the model; running
+/// out of budget is a verdict ([`Verdict::Unknown`]), not an error.
+pub fn check(
+    ops: &Operations,
+    model: ModelKind,
+    initial: Option<&Value>,
+    opts: &CheckOptions,
+) -> Result<LinearizabilityResult, ModelError> {
+    let start = Instant::now();
+    let deadline = opts.time_limit.map(|t| start + t);
+    let initial = model.initial_state(initial)?;
+    let parsed: Vec<ModelOp> = ops
+        .ops
+        .iter()
+        .map(|o| model.parse_op(o))
+        .collect::<Result<_, _>>()?;
+
+    let mut by_key: std::collections::BTreeMap<Option<Key>, Vec<usize>> = Default::default();
+    for (i, op) in ops.ops.iter().enumerate() {
+        let key = if model.uses_op_keys() {
+            op.key.clone()
+        } else {
+            None
+        };
+        by_key.entry(key).or_default().push(i);
+    }
+    let mut jobs: Vec<Job<'_>> = by_key
+        .into_iter()
+        .map(|(key, indices)| {
+            let mut job = Job {
+                key,
+                all: Vec::with_capacity(indices.len()),
+                kept: Vec::with_capacity(indices.len()),
+                parsed: Vec::with_capacity(indices.len()),
+            };
+            for i in indices {
+                let op = &ops.ops[i];
+                job.all.push(op);
+                if op.outcome == Outcome::Ok || !parsed[i].is_read_only() {
+                    job.kept.push(op);
+                    job.parsed.push(parsed[i].clone());
+                }
+            }
+            job
+        })
+        .collect();
+    // Cheapest first: small partitions are decided before a hard one takes the time.
+    jobs.sort_by(|a, b| (a.kept.len(), &a.key).cmp(&(b.kept.len(), &b.key)));
+
+    let threads = opts
+        .threads
+        .unwrap_or_else(rayon::current_num_threads)
+        .clamp(1, jobs.len().max(1));
+    let shared = Shared {
+        model,
+        initial: &initial,
+        deadline,
+        threads,
+        memory_per_job: opts.memory_limit_bytes / threads,
+        started: AtomicUsize::new(0),
+        total: jobs.len(),
+    };
+    let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; jobs.len()]);
+    let worker = || loop {
+        let i = shared.started.fetch_add(1, Ordering::SeqCst);
+        let Some(job) = jobs.get(i) else { break };
+        let r = decide(job, &shared, i);
+        if let Ok(mut slots) = results.lock() {
+            slots[i] = Some(r);
+        }
+    };
+    if threads <= 1 {
+        worker();
+    } else {
+        let pool = match opts.threads {
+            Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build().ok(),
+            None => None,
+        };
+        let run = || {
+            rayon::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|_| worker());
+                }
+            })
+        };
+        match pool {
+            Some(p) => p.install(run),
+            None => run(),
+        }
+    }
+    let mut keys: Vec<KeyResult> = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    keys.sort_by(|a, b| a.key.cmp(&b.key));
+    let verdict = keys
+        .iter()
+        .fold(Verdict::Valid, |v, k| v.combine(k.verdict));
+    Ok(LinearizabilityResult {
+        verdict,
+        model: model.to_string(),
+        keys,
+        elapsed_ms: ms(start.elapsed()),
+        operations: ops.ops.len(),
+    })
+}
+
+/// What every partition's decision shares.
+struct Shared<'a> {
+    model: ModelKind,
+    initial: &'a Value,
+    deadline: Option<Instant>,
+    threads: usize,
+    memory_per_job: usize,
+    /// Partitions started so far (also the work queue's cursor).
+    started: AtomicUsize,
+    total: usize,
+}
+
+impl Shared<'_> {
+    /// The deadline for the partition at queue position `position`: its fair share of the
+    /// time left, given the partitions not yet started and the threads working on them.
+    /// Time a cheap partition does not use flows to the later, harder ones.
+    fn deadline_for(&self, position: usize) -> Option<Instant> {
+        let deadline = self.deadline?;
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        let waiting = (self.total - position).max(1);
+        let share = left.mul_f64((self.threads as f64 / waiting as f64).min(1.0));
+        Some(now + share)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Where a refutation that came before the search came from.
+struct Refuted {
+    op: usize,
+    needed: String,
+    reachable: Vec<Value>,
+    source: &'static str,
+}
+
+fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
+    let started = Instant::now();
+    let mut result = KeyResult {
+        key: job.key.clone(),
+        verdict: Verdict::Valid,
+        operations: job.all.len(),
+        ok: job.all.iter().filter(|o| o.outcome == Outcome::Ok).count(),
+        info: job
+            .all
+            .iter()
+            .filter(|o| o.outcome == Outcome::Info)
+            .count(),
+        elapsed_ms: 0.0,
+        method: "search".into(),
+        witness: None,
+        unknown_reason: None,
+        explored: 0,
+    };
+    let part = Partition {
+        kind: shared.model,
+        key: job.key.clone(),
+        ops: &job.kept,
+        parsed: &job.parsed,
+    };
+    let refuted = match unique::check_unique(shared.model, shared.initial, &job.kept) {
+        UniqueOutcome::Valid => {
+            result.method = "unique-values".into();
+            result.elapsed_ms = ms(started.elapsed());
+            return result;
+        }
+        UniqueOutcome::Invalid { op, explanation } => {
+            result.method = "unique-values".into();
+            let Some(i) = job.kept.iter().position(|o| o.id == op) else {
+                debug_assert!(
+                    false,
+                    "unique-values fast path named operation {op}, not in the partition"
+                );
+                result.verdict = Verdict::Unknown;
+                result.unknown_reason = Some(format!(
+                    "checker disagreement: the unique-values fast path refutes operation {op}, which is not in this partition ({explanation})"
+                ));
+                result.elapsed_ms = ms(started.elapsed());
+                return result;
+            };
+            Some(Refuted {
+                op: i,
+                needed: explanation,
+                reachable: Vec::new(),
+                source: "unique-values fast path",
+            })
+        }
+        UniqueOutcome::NotApplicable => None,
+    };
+    let refuted = refuted.or_else(|| {
+        precheck::refute(shared.model, shared.initial, &job.kept, &job.parsed).map(|r| Refuted {
+            op: r.op,
+            needed: r.needed,
+            reachable: r.reachable,
+            source: "pre-check",
+        })
+    });
+
+    let mut model = CompiledModel::compile(shared.model, shared.initial, &job.parsed);
+    let intervals: Vec<wgl::Interval> = job
+        .kept
+        .iter()
+        .map(|o| {
+            (
+                o.invoke_index,
+                o.complete_index.filter(|_| o.outcome == Outcome::Ok),
+            )
+        })
+        .collect();
+    let budget = wgl::Budget {
+        deadline: shared.deadline_for(position),
+        memory_bytes: shared.memory_per_job,
+        max_steps: refuted.as_ref().map(|_| WITNESS_MAX_STEPS),
+    };
+    let report = wgl::search(&mut model, &intervals, &budget);
+    result.explored = report.explored;
+    match (report.outcome, refuted) {
+        (wgl::Outcome::Valid, None) => {}
+        (wgl::Outcome::Valid, Some(r)) => {
+            debug_assert!(
+                false,
+                "checker disagreement on key {:?}: {} refutes operation {} ({}) but the search linearized the partition",
+                job.key, r.source, job.kept[r.op].id, r.needed
+            );
+            result.verdict = Verdict::Unknown;
+            result.unknown_reason = Some(format!(
+                "checker disagreement: the {} says operation {} cannot be linearized ({}), but the search found a linearization",
+                r.source, job.kept[r.op].id, r.needed
+            ));
+        }
+        (wgl::Outcome::Invalid { longest_prefix }, refuted) => {
+            result.verdict = Verdict::Invalid;
+            let searched = witness::from_search(&part, &mut model, &longest_prefix);
+            result.witness = match (searched, refuted) {
+                (Some(mut w), Some(r)) => {
+                    // The earlier refutation often says it more directly; keep both.
+                    w.explanation
+                        .push_str(&format!(" The {} adds: {}.", r.source, r.needed));
+                    Some(w)
+                }
+                (Some(w), None) => Some(w),
+                (None, Some(r)) => Some(witness::from_refutation(
+                    &part,
+                    r.op,
+                    r.needed,
+                    r.reachable,
+                    r.source,
+                )),
+                (None, None) => None,
+            };
+        }
+        (wgl::Outcome::Unknown(_), Some(r)) => {
+            result.verdict = Verdict::Invalid;
+            result.witness = Some(witness::from_refutation(
+                &part,
+                r.op,
+                r.needed,
+                r.reachable,
+                r.source,
+            ));
+        }
+        (wgl::Outcome::Unknown(reason), None) => {
+            result.verdict = Verdict::Unknown;
+            result.unknown_reason = Some(
+                match reason {
+                    wgl::StopReason::Time => "time limit",
+                    wgl::StopReason::Memory => "memory limit",
+                    wgl::StopReason::Steps => "step limit",
+                }
+                .into(),
+            );
+        }
+    }
+    result.elapsed_ms = ms(started.elapsed());
+    result
+}

@@ -1,0 +1,257 @@
+//! Turning a failed search into a [`Witness`] a person can read (DESIGN.md §4): the
+//! longest linearizable prefix, the operation that cannot be placed after it, the states
+//! the object could be in at that point, the operations around it, and a sentence or two
+//! saying what went wrong.
+//!
+//! The stuck operation is the first `ok` operation, in completion order, that the prefix
+//! does not contain. Since the prefix is a longest linearization the search found, no
+//! extension of it contains that operation. Every operation that is not in the prefix and
+//! was invoked before the stuck one completed returns after it, so those operations are
+//! mutually concurrent: any subset of them, in any order, may take effect first. The
+//! reachable states are exactly the states those orders produce, explored here with a
+//! small bounded search.
+
+use super::compiled::CompiledModel;
+use super::{Step, Witness};
+use crate::history::{Key, Operation, Outcome};
+use crate::model::{Micro, ModelKind, ModelOp};
+use hashbrown::HashSet;
+use serde_json::Value;
+
+/// Configurations explored when enumerating the states reachable at the stuck point.
+const MAX_REACHABLE_CONFIGS: usize = 20_000;
+/// Most operations listed as concurrent with the stuck one.
+const MAX_CONCURRENT: usize = 100;
+/// Most states spelled out in `needed`.
+const MAX_STATES_IN_TEXT: usize = 8;
+
+/// The partition the witness is about.
+pub(crate) struct Partition<'a> {
+    pub(crate) kind: ModelKind,
+    pub(crate) key: Option<Key>,
+    pub(crate) ops: &'a [&'a Operation],
+    pub(crate) parsed: &'a [ModelOp],
+}
+
+/// Builds the witness from the search's longest prefix, given as (op index, state id).
+pub(crate) fn from_search(
+    part: &Partition<'_>,
+    model: &mut CompiledModel,
+    longest_prefix: &[(u32, u32)],
+) -> Option<Witness> {
+    let ops = part.ops;
+    let mut linearized = vec![false; ops.len()];
+    for &(op, _) in longest_prefix {
+        linearized[op as usize] = true;
+    }
+    let stuck = (0..ops.len())
+        .filter(|&i| !linearized[i] && ops[i].outcome == Outcome::Ok)
+        .min_by_key(|&i| ops[i].return_index())?;
+    let state = longest_prefix.last().map_or(model.initial, |&(_, s)| s);
+    let stuck_returns = ops[stuck].return_index();
+
+    // Operations that may still go first: not linearized, invoked before `stuck` returns.
+    let pending: Vec<usize> = (0..ops.len())
+        .filter(|&i| i != stuck && !linearized[i] && ops[i].invoke_index < stuck_returns)
+        .collect();
+    let words = pending.len().div_ceil(64).max(1);
+    let mut seen: HashSet<(Vec<u64>, u32)> = HashSet::new();
+    let mut states: Vec<u32> = vec![state];
+    let mut placeable = vec![false; pending.len()];
+    let mut todo = vec![(vec![0u64; words], state)];
+    seen.insert((vec![0u64; words], state));
+    let mut truncated = false;
+    while let Some((bits, s)) = todo.pop() {
+        for (j, &i) in pending.iter().enumerate() {
+            if bits[j / 64] & (1 << (j % 64)) != 0 {
+                continue;
+            }
+            let Some(next) = model.step(s, i as u32) else {
+                continue;
+            };
+            placeable[j] = true;
+            if !states.contains(&next) {
+                states.push(next);
+            }
+            let mut nb = bits.clone();
+            nb[j / 64] |= 1 << (j % 64);
+            if seen.len() >= MAX_REACHABLE_CONFIGS {
+                truncated = true;
+                continue;
+            }
+            if seen.insert((nb.clone(), next)) {
+                todo.push((nb, next));
+            }
+        }
+    }
+    debug_assert!(
+        states
+            .iter()
+            .all(|&s| model.step(s, stuck as u32).is_none()),
+        "the stuck operation is legal in a reachable state: the prefix was not the longest"
+    );
+
+    let reachable_states: Vec<Value> = states.iter().map(|&s| model.state_json(s)).collect();
+    let stuck_op = ops[stuck];
+    let mut concurrent: Vec<&Operation> = (0..ops.len())
+        .filter(|&i| {
+            i != stuck
+                && ops[i].invoke_index < stuck_returns
+                && stuck_op.invoke_index < ops[i].return_index()
+        })
+        .map(|i| ops[i])
+        .collect();
+    for (j, &i) in pending.iter().enumerate() {
+        if placeable[j] && !concurrent.iter().any(|o| o.id == ops[i].id) {
+            concurrent.push(ops[i]);
+        }
+    }
+    let concurrent = nearest(concurrent, stuck_op);
+    let needed = needed_text(part.kind, &part.parsed[stuck], &reachable_states, truncated);
+    let explanation = format!(
+        "{stuck_op} (operation {}) completed at event {stuck_returns}, so it must take effect before every operation invoked later; \
+         after the longest linearizable prefix ({}), no order of the {} still pending makes it legal. {}.",
+        stuck_op.id,
+        plural(longest_prefix.len(), "operation"),
+        plural(pending.len(), "operation"),
+        capitalised(&needed),
+    );
+    Some(Witness {
+        key: part.key.clone(),
+        prefix: longest_prefix
+            .iter()
+            .map(|&(op, s)| Step {
+                op: ops[op as usize].id,
+                state: model.state_json(s),
+            })
+            .collect(),
+        stuck: stuck_op.clone(),
+        needed,
+        reachable_states,
+        concurrent,
+        explanation,
+    })
+}
+
+/// A witness from a refutation that did not come with a search prefix (a pre-check or
+/// the unique-values fast path): empty prefix, the operation, and the reason given.
+pub(crate) fn from_refutation(
+    part: &Partition<'_>,
+    stuck: usize,
+    needed: String,
+    reachable_states: Vec<Value>,
+    source: &str,
+) -> Witness {
+    let stuck_op = part.ops[stuck];
+    let concurrent = part
+        .ops
+        .iter()
+        .filter(|o| {
+            o.id != stuck_op.id
+                && o.invoke_index < stuck_op.return_index()
+                && stuck_op.invoke_index < o.return_index()
+        })
+        .copied()
+        .collect();
+    let explanation = format!(
+        "{stuck_op} (operation {}) can never be linearized, whatever the order of the others ({source}). {}.",
+        stuck_op.id,
+        capitalised(&needed)
+    );
+    Witness {
+        key: part.key.clone(),
+        prefix: Vec::new(),
+        stuck: stuck_op.clone(),
+        needed,
+        reachable_states,
+        concurrent: nearest(concurrent, stuck_op),
+        explanation,
+    }
+}
+
+/// Keeps the [`MAX_CONCURRENT`] operations invoked nearest to `stuck`, in invocation order.
+fn nearest(mut ops: Vec<&Operation>, stuck: &Operation) -> Vec<Operation> {
+    if ops.len() > MAX_CONCURRENT {
+        ops.sort_by_key(|o| (o.invoke_index.abs_diff(stuck.invoke_index), o.id));
+        ops.truncate(MAX_CONCURRENT);
+    }
+    ops.sort_by_key(|o| (o.invoke_index, o.id));
+    ops.into_iter().cloned().collect()
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// "read returned 3, but the register could only hold 1 or 4 here".
+fn needed_text(kind: ModelKind, op: &ModelOp, states: &[Value], truncated: bool) -> String {
+    let listed = list_states(states, truncated);
+    let object = match kind {
+        ModelKind::Register | ModelKind::CasRegister => "the register could only hold",
+        ModelKind::Mutex => "the lock could only be",
+        ModelKind::Set => "the set could only be",
+        ModelKind::MultiRegister => "the registers could only be",
+        ModelKind::KvAppend => "the key could only hold",
+    };
+    let wanted = match op {
+        ModelOp::Read(Some(v)) => format!("read returned {v}"),
+        ModelOp::Cas(a, b) => format!("cas expected {a} (to set {b})"),
+        ModelOp::Acquire => "acquire needs the lock free".to_string(),
+        ModelOp::Release => "release needs the lock held".to_string(),
+        ModelOp::ReadSet(Some(items)) => {
+            format!("read returned the set {}", Value::Array(items.clone()))
+        }
+        ModelOp::Get(Some(s)) => format!("get returned {s:?}"),
+        ModelOp::Txn(micro) => {
+            let reads: Vec<String> = micro
+                .iter()
+                .filter_map(|m| match m {
+                    Micro::Read(k, Some(v)) => Some(format!("{k} = {v}")),
+                    _ => None,
+                })
+                .collect();
+            if reads.is_empty() {
+                "the transaction".to_string()
+            } else {
+                format!("txn read {}", reads.join(", "))
+            }
+        }
+        other => format!("{other:?}"),
+    };
+    format!("{wanted}, but {object} {listed} here")
+}
+
+fn list_states(states: &[Value], truncated: bool) -> String {
+    let texts: Vec<String> = states
+        .iter()
+        .take(MAX_STATES_IN_TEXT)
+        .map(|s| s.to_string())
+        .collect();
+    let mut out = match texts.len() {
+        0 => "nothing".to_string(),
+        1 => texts[0].clone(),
+        n => format!("{} or {}", texts[..n - 1].join(", "), texts[n - 1]),
+    };
+    if states.len() > MAX_STATES_IN_TEXT {
+        out.push_str(&format!(
+            " (or {} other states)",
+            states.len() - MAX_STATES_IN_TEXT
+        ));
+    }
+    if truncated {
+        out = format!("at least {out}");
+    }
+    out
+}
