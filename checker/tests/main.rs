@@ -1,2 +1,3 @@
 //! Integration tests for splitbrain-checker.
 mod formats;
+mod linear;
