@@ -1,3 +1,4 @@
 //! Integration tests for splitbrain-checker.
 mod formats;
+mod oracle;
 mod linear;

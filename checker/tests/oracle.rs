@@ -1,0 +1,393 @@
+//! The fast checker against the brute-force oracle (DESIGN.md §8).
+//!
+//! Thousands of tiny histories — generated from a model (linearizable by construction),
+//! mutated (usually not), and fully random — across every model: `linear::check` must
+//! give the oracle's verdict, and an invalid verdict's witness prefix must replay legally
+//! through the sequential model in real-time order. The unique-values fast path is held
+//! to the oracle on tiny histories and to the search on medium ones (hundreds of
+//! operations, beyond the oracle's reach).
+//!
+//! Each case derives from a printed seed (ChaCha8 via `gen`), so a failure names the
+//! seed that reproduces it. The suite is deterministic: fixed seed ranges, no time
+//! limits on tiny cases.
+
+use serde_json::Value;
+use splitbrain_checker::gen::{self, GenOptions, Values};
+use splitbrain_checker::linear::unique::{check_unique, UniqueOutcome};
+use splitbrain_checker::linear::{self, CheckOptions, LinearizabilityResult, Verdict};
+use splitbrain_checker::model::ModelKind;
+use splitbrain_checker::oracle::oracle_check;
+use splitbrain_checker::{Event, EventType, History, Operation, Operations, Outcome, Process};
+use std::str::FromStr;
+use std::time::Duration;
+
+fn single_threaded() -> CheckOptions {
+    CheckOptions {
+        threads: Some(1),
+        ..CheckOptions::default()
+    }
+}
+
+/// Runs one history through the checker and the oracle and asserts they agree; returns
+/// the verdict. `what` names the case (model, generator, seed) for the failure message.
+fn assert_agrees(h: &History, model: &str, initial: &Value, what: &str) -> bool {
+    let ops = h
+        .pair()
+        .unwrap_or_else(|e| panic!("{what}: pairing failed: {e}"));
+    let expected = oracle_check(&ops, model, initial)
+        .unwrap_or_else(|e| panic!("{what}: oracle refused: {e}"));
+    let kind = ModelKind::from_str(model).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let result = linear::check(&ops, kind, Some(initial), &single_threaded())
+        .unwrap_or_else(|e| panic!("{what}: checker error: {e}\nhistory: {}", dump(h)));
+    let want = if expected {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    };
+    assert_eq!(
+        result.verdict,
+        want,
+        "{what}: checker says {:?}, oracle says {want:?}\nhistory:\n{}\nresult: {:#?}",
+        result.verdict,
+        dump(h),
+        result.keys
+    );
+    if result.verdict == Verdict::Invalid {
+        assert_witness_replays(&ops, kind, initial, &result, what);
+    }
+    expected
+}
+
+fn dump(h: &History) -> String {
+    h.events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every invalid partition has a witness whose prefix is a legal sequential execution
+/// (each step's state is what the model produces) and respects real-time order (no op
+/// in the prefix was preceded in real time by an `ok` op of the partition that is not
+/// earlier in the prefix), and whose stuck op is an `ok` op outside the prefix.
+fn assert_witness_replays(
+    ops: &Operations,
+    kind: ModelKind,
+    initial: &Value,
+    result: &LinearizabilityResult,
+    what: &str,
+) {
+    for key in result.keys.iter().filter(|k| k.verdict == Verdict::Invalid) {
+        let w = key
+            .witness
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: invalid key {:?} without a witness", key.key));
+        let mut state = kind
+            .initial_state(Some(initial))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let same_partition = |op: &Operation| !kind.uses_op_keys() || op.key == key.key;
+        let mut placed: Vec<usize> = Vec::new();
+        for step in &w.prefix {
+            let op = &ops.ops[step.op];
+            assert!(
+                same_partition(op),
+                "{what}: witness step {op} of another key"
+            );
+            let parsed = kind.parse_op(op).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let next = kind
+                .step(&state, &parsed)
+                .unwrap_or_else(|| panic!("{what}: witness step {op} is illegal in state {state}"));
+            assert_eq!(next, step.state, "{what}: witness state after {op}");
+            for earlier in ops.ops.iter().filter(|o| same_partition(o)) {
+                if earlier.outcome == Outcome::Ok && earlier.precedes(op) {
+                    assert!(
+                        placed.contains(&earlier.id),
+                        "{what}: witness places {op} before {earlier}, which precedes it in real time"
+                    );
+                }
+            }
+            placed.push(op.id);
+            state = next;
+        }
+        assert_eq!(w.stuck.outcome, Outcome::Ok, "{what}: stuck op is not ok");
+        assert!(
+            !placed.contains(&w.stuck.id),
+            "{what}: the stuck op is in the prefix"
+        );
+    }
+}
+
+/// Tiny generator settings for a seed: 3–8 operations, 1–4 processes, 0–2 keys.
+fn tiny(model: &str, seed: u64) -> GenOptions {
+    let mut opts = GenOptions::new(model, seed);
+    opts.ops = 3 + (seed % 6) as usize;
+    opts.concurrency = 1 + (seed / 7 % 4) as usize;
+    opts.keys = (seed / 3 % 3) as usize;
+    opts.info_rate = [0.0, 0.15, 0.35][(seed / 5 % 3) as usize];
+    opts.values = if matches!(seed % 4, 0) {
+        Values::Unique
+    } else {
+        Values::Small(2 + (seed % 3) as u32)
+    };
+    opts
+}
+
+#[test]
+fn simulated_histories_are_valid_for_oracle_and_checker() {
+    let mut cases = 0;
+    for model in gen::MODELS {
+        let initial = gen::initial_value(model).unwrap();
+        for seed in 0..300 {
+            let opts = tiny(model, seed);
+            let h = gen::generate(&opts).unwrap();
+            let what = format!("{model} simulated seed {seed}");
+            assert!(
+                assert_agrees(&h, model, &initial, &what),
+                "{what}: a simulated history must be linearizable"
+            );
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 1800);
+}
+
+#[test]
+fn mutated_histories_agree_with_oracle() {
+    let mut cases = 0;
+    let mut invalid = 0;
+    for model in ["register", "cas-register"] {
+        let initial = gen::initial_value(model).unwrap();
+        for seed in 0..400 {
+            let opts = tiny(model, seed);
+            let h = gen::generate(&opts).unwrap();
+            let domain = match opts.values {
+                Values::Small(n) => n,
+                Values::Unique => 0,
+            };
+            let mutants = [
+                gen::mutate_read_value(&h, domain, seed),
+                gen::swap_write_values(&h, seed),
+                gen::stale_read(&h, seed),
+                gen::phantom_read(&h, seed),
+            ];
+            for (m, mutant) in mutants.into_iter().enumerate() {
+                let Some(mutant) = mutant else { continue };
+                let what = format!("{model} mutant {m} of seed {seed}");
+                if !assert_agrees(&mutant, model, &initial, &what) {
+                    invalid += 1;
+                }
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 1500, "only {cases} mutants");
+    // The mutators are meant to break histories; most must be invalid.
+    assert!(invalid * 2 > cases, "{invalid} of {cases} mutants invalid");
+}
+
+#[test]
+fn random_histories_agree_with_oracle() {
+    let mut cases = 0;
+    let mut valid = 0;
+    for model in gen::MODELS {
+        let initial = gen::initial_value(model).unwrap();
+        for seed in 0..350 {
+            let ops = 2 + (seed % 7) as usize;
+            let concurrency = 1 + (seed / 7 % 4) as usize;
+            let keys = (seed / 2 % 3) as usize;
+            let h = gen::random_history(model, ops, concurrency, keys, 3, seed).unwrap();
+            let what = format!("{model} random seed {seed}");
+            if assert_agrees(&h, model, &initial, &what) {
+                valid += 1;
+            }
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 2100);
+    // Both verdicts must be well represented for the comparison to mean something.
+    assert!(
+        valid > 200 && cases - valid > 200,
+        "{valid} of {cases} valid"
+    );
+}
+
+#[test]
+fn guaranteed_breaks_are_invalid_on_larger_histories() {
+    // stale_read and phantom_read break any unique-valued register history; these are
+    // too large for the oracle, so the expected verdict is known by construction.
+    for model in ["register", "cas-register"] {
+        let initial = gen::initial_value(model).unwrap();
+        let kind = ModelKind::from_str(model).unwrap();
+        for seed in 0..40 {
+            let mut opts = GenOptions::new(model, seed);
+            opts.ops = 60;
+            opts.concurrency = 4;
+            opts.values = Values::Unique;
+            opts.info_rate = 0.0;
+            let h = gen::generate(&opts).unwrap();
+            let ops = h.pair().unwrap();
+            let r = linear::check(&ops, kind, Some(&initial), &single_threaded()).unwrap();
+            assert_eq!(r.verdict, Verdict::Valid, "{model} seed {seed}");
+            for mutant in [gen::stale_read(&h, seed), gen::phantom_read(&h, seed)]
+                .into_iter()
+                .flatten()
+            {
+                let ops = mutant.pair().unwrap();
+                let r = linear::check(&ops, kind, Some(&initial), &single_threaded()).unwrap();
+                assert_eq!(
+                    r.verdict,
+                    Verdict::Invalid,
+                    "{model} seed {seed}: {}",
+                    dump(&mutant)
+                );
+                assert_witness_replays(&ops, kind, &initial, &r, &format!("{model} seed {seed}"));
+            }
+        }
+    }
+}
+
+/// The fast path's answer for a single-key history (no key field).
+fn fast_path(h: &History, model: ModelKind, initial: &Value) -> UniqueOutcome {
+    let ops = h.pair().unwrap();
+    let kept: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok || o.f != "read")
+        .collect();
+    check_unique(model, initial, &kept)
+}
+
+#[test]
+fn unique_fast_path_agrees_with_oracle() {
+    let initial = serde_json::json!(0);
+    let mut decided = 0;
+    let mut invalid = 0;
+    for seed in 0..1500u64 {
+        let ops = 2 + (seed % 8) as usize;
+        let concurrency = 1 + (seed / 8 % 4) as usize;
+        let info = [0.0, 0.2, 0.5][(seed / 3 % 3) as usize];
+        let mut histories =
+            vec![gen::random_unique_register_history(ops, concurrency, info, seed).unwrap()];
+        let mut opts = GenOptions::new("register", seed);
+        opts.keys = 0;
+        opts.ops = ops;
+        opts.concurrency = concurrency;
+        opts.info_rate = info;
+        opts.values = Values::Unique;
+        let simulated = gen::generate(&opts).unwrap();
+        histories.extend(gen::mutate_read_value(&simulated, 0, seed));
+        histories.extend(gen::swap_write_values(&simulated, seed));
+        histories.push(simulated);
+        for (i, h) in histories.iter().enumerate() {
+            let what = format!("unique seed {seed} history {i}");
+            let expected = oracle_check(&h.pair().unwrap(), "register", &initial).unwrap();
+            for model in [ModelKind::Register, ModelKind::CasRegister] {
+                match fast_path(h, model, &initial) {
+                    UniqueOutcome::NotApplicable => {}
+                    UniqueOutcome::Valid => {
+                        assert!(
+                            expected,
+                            "{what}: fast path says valid, oracle invalid\n{}",
+                            dump(h)
+                        );
+                        decided += 1;
+                    }
+                    UniqueOutcome::Invalid { op, explanation } => {
+                        assert!(
+                            !expected,
+                            "{what}: fast path says invalid (op {op}: {explanation}), oracle valid\n{}",
+                            dump(h)
+                        );
+                        decided += 1;
+                        invalid += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(decided > 5000, "fast path decided only {decided}");
+    assert!(invalid > 1000, "fast path refuted only {invalid}");
+}
+
+/// `h` with one more write of the initial value, invoked and completed after every other
+/// event: linearizable exactly when `h` is (everything `ok` precedes it and nothing reads
+/// after it), but no longer unique-valued, so the checker must search.
+fn force_search(h: &History) -> History {
+    let mut out = h.clone();
+    let next = out.events.len() as u64;
+    for (i, kind) in [EventType::Invoke, EventType::Ok].into_iter().enumerate() {
+        out.events.push(Event {
+            index: next + i as u64,
+            time: (next + i as u64) * 1_000,
+            process: Process::Client(1_000_000),
+            kind,
+            f: "write".into(),
+            key: None,
+            value: serde_json::json!(0),
+            node: None,
+            error: None,
+            line: None,
+        });
+    }
+    out
+}
+
+#[test]
+fn unique_fast_path_agrees_with_search_on_medium_histories() {
+    let initial = serde_json::json!(0);
+    let budget = CheckOptions {
+        time_limit: Some(Duration::from_secs(5)),
+        threads: Some(1),
+        ..CheckOptions::default()
+    };
+    let (mut compared, mut invalid) = (0, 0);
+    for seed in 0..60u64 {
+        let mut opts = GenOptions::new("register", seed);
+        opts.keys = 0;
+        opts.ops = 100 + (seed % 5) as usize * 50;
+        opts.concurrency = 3 + (seed % 6) as usize;
+        opts.info_rate = [0.0, 0.03, 0.1][(seed % 3) as usize];
+        opts.values = Values::Unique;
+        let h = gen::generate(&opts).unwrap();
+        let mut histories = vec![h.clone()];
+        histories.extend(gen::mutate_read_value(&h, 0, seed));
+        histories.extend(gen::swap_write_values(&h, seed));
+        histories.extend(gen::stale_read(&h, seed));
+        for (i, h) in histories.iter().enumerate() {
+            let what = format!("medium unique seed {seed} history {i}");
+            let fast = linear::check(
+                &h.pair().unwrap(),
+                ModelKind::Register,
+                Some(&initial),
+                &budget,
+            )
+            .unwrap();
+            assert_eq!(fast.keys.len(), 1, "{what}");
+            assert_eq!(fast.keys[0].method, "unique-values", "{what}");
+            let slow = linear::check(
+                &force_search(h).pair().unwrap(),
+                ModelKind::Register,
+                Some(&initial),
+                &budget,
+            )
+            .unwrap();
+            assert_eq!(slow.keys[0].method, "search", "{what}");
+            assert_ne!(
+                fast.verdict,
+                Verdict::Unknown,
+                "{what}: {:?}",
+                fast.keys[0].unknown_reason
+            );
+            if slow.verdict == Verdict::Unknown {
+                continue;
+            }
+            assert_eq!(fast.verdict, slow.verdict, "{what}\n{}", dump(h));
+            compared += 1;
+            if fast.verdict == Verdict::Invalid {
+                invalid += 1;
+            }
+        }
+    }
+    assert!(compared > 150, "only {compared} compared");
+    assert!(invalid > 50, "only {invalid} invalid");
+}
