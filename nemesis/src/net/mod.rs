@@ -1,0 +1,74 @@
+//! Network backends: how a grudge becomes dropped packets.
+//!
+//! Two backends implement [`NetBackend`]: [`proxy::ProxyNet`] (a userspace TCP proxy per
+//! directed link, any user, loopback only) and [`netns::NetnsNet`] (a network namespace
+//! per node on a private bridge, `iptables` DROP rules, needs root). Both must be set up
+//! before the nodes start, because a node learns where to dial each peer from
+//! [`NetBackend::peer_addr`]. [`Net`] wraps either, so the driver can pick one at run
+//! time without trait objects.
+
+pub mod netns;
+pub mod proxy;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use crate::error::NemesisError;
+use crate::grudge::Grudge;
+
+/// A network that can be partitioned according to a grudge, healed and torn down.
+///
+/// `partition` replaces whatever grudge was in force; `heal` and `teardown` are
+/// idempotent (calling them twice, or on a healthy network, is fine).
+pub trait NetBackend {
+    /// The address node `from` must dial to reach the peer port of node `to`.
+    fn peer_addr(&self, from: &str, to: &str) -> Result<SocketAddr, NemesisError>;
+
+    /// Cuts exactly the links the grudge names (and heals every other link).
+    fn partition(&self, grudge: &Grudge) -> impl Future<Output = Result<(), NemesisError>> + Send;
+
+    /// Restores every link.
+    fn heal(&self) -> impl Future<Output = Result<(), NemesisError>> + Send;
+
+    /// Removes everything the backend created (listeners, namespaces, bridges).
+    fn teardown(&self) -> impl Future<Output = Result<(), NemesisError>> + Send;
+}
+
+/// Either backend, chosen at run time (`--net proxy` or `--net netns`).
+#[derive(Debug)]
+pub enum Net {
+    /// The userspace TCP proxy.
+    Proxy(proxy::ProxyNet),
+    /// Network namespaces with iptables.
+    Netns(netns::NetnsNet),
+}
+
+impl NetBackend for Net {
+    fn peer_addr(&self, from: &str, to: &str) -> Result<SocketAddr, NemesisError> {
+        match self {
+            Net::Proxy(net) => net.peer_addr(from, to),
+            Net::Netns(net) => net.peer_addr(from, to),
+        }
+    }
+
+    async fn partition(&self, grudge: &Grudge) -> Result<(), NemesisError> {
+        match self {
+            Net::Proxy(net) => net.partition(grudge).await,
+            Net::Netns(net) => net.partition(grudge).await,
+        }
+    }
+
+    async fn heal(&self) -> Result<(), NemesisError> {
+        match self {
+            Net::Proxy(net) => net.heal().await,
+            Net::Netns(net) => net.heal().await,
+        }
+    }
+
+    async fn teardown(&self) -> Result<(), NemesisError> {
+        match self {
+            Net::Proxy(net) => net.teardown().await,
+            Net::Netns(net) => net.teardown().await,
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The fault schedule: a seeded, pure plan of when each fault starts and stops.
+//!
+//! This is Jepsen's nemesis generator made into data: wait about `interval`, start a
+//! fault, hold it about `interval`, heal it, wait about `interval`, start the next. Every
+//! choice — fault kind, targets, grudge, clock values, jittered timings — is drawn from
+//! one seeded RNG, so the same seed gives the same schedule, and a schedule can be
+//! printed or stored before the run. Only the leader-isolating partition is left open
+//! (`Action::IsolateLeader`), since the leader is known only at run time.
+//!
+//! One fault is active at a time, and every start is followed by its stop no later than
+//! the end of the run, so a schedule always ends healed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ClockFault;
+use crate::error::NemesisError;
+use crate::grudge::{Grudge, NodeName, PartitionShape};
+
+/// A family of faults the schedule may draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Network partitions (grudges).
+    Partition,
+    /// SIGKILL then restart on the same data directory.
+    Kill,
+    /// SIGSTOP then SIGCONT.
+    Pause,
+    /// Clock bumps, strobes and rate changes.
+    Clock,
+}
+
+impl FaultKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [FaultKind; 4] = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+    ];
+
+    const EXPECTED: &'static str = "partition, kill, pause, clock, all, none";
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Kill => "kill",
+            FaultKind::Pause => "pause",
+            FaultKind::Clock => "clock",
+        }
+    }
+
+    /// Parses a comma-separated list such as `partition,kill`, or `all`, or `none`.
+    pub fn parse_list(list: &str) -> Result<BTreeSet<FaultKind>, NemesisError> {
+        let mut kinds = BTreeSet::new();
+        for item in list
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+        {
+            match item {
+                "all" => kinds.extend(FaultKind::ALL),
+                "none" => {}
+                other => {
+                    kinds.insert(other.parse()?);
+                }
+            }
+        }
+        Ok(kinds)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = NemesisError;
+
+    /// One kind by name. `all` and `none` name sets: use [`FaultKind::parse_list`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == s)
+            .ok_or_else(|| NemesisError::Parse {
+                what: "fault kind",
+                got: s.to_string(),
+                expected: FaultKind::EXPECTED,
+            })
+    }
+}
+
+/// What the schedule is drawn from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleConfig {
+    /// The fault families to draw from; empty means no faults at all.
+    pub kinds: BTreeSet<FaultKind>,
+    /// The partition shapes to draw from when a partition is chosen.
+    pub shapes: Vec<PartitionShape>,
+    /// Mean time a fault is held, and mean quiet time between two faults (each drawn
+    /// uniformly from half to one and a half of it).
+    #[serde(with = "millis")]
+    pub interval: Duration,
+    /// The cluster's nodes.
+    pub nodes: Vec<NodeName>,
+    /// At most this many nodes are killed or paused at once (default: a minority, so a
+    /// correct cluster stays available).
+    pub max_killed: usize,
+    /// The seed of every random choice.
+    pub seed: u64,
+}
+
+impl ScheduleConfig {
+    /// Every fault kind and shape, a 5 s interval and at most a minority down at once.
+    pub fn new(nodes: Vec<NodeName>, seed: u64) -> Self {
+        let max_killed = nodes.len().saturating_sub(1) / 2;
+        ScheduleConfig {
+            kinds: FaultKind::ALL.into_iter().collect(),
+            shapes: PartitionShape::ALL.to_vec(),
+            interval: Duration::from_secs(5),
+            nodes,
+            max_killed,
+            seed,
+        }
+    }
+}
+
+/// One planned nemesis action at a time offset from the start of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// When to perform it, measured from the start of the run.
+    #[serde(with = "millis", rename = "at_ms")]
+    pub at: Duration,
+    /// What to do.
+    pub action: Action,
+}
+
+/// A nemesis action; each start has a matching stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// Apply this grudge (replacing any other).
+    StartPartition {
+        shape: PartitionShape,
+        grudge: Grudge,
+    },
+    /// Isolate whichever node leads when the step runs.
+    IsolateLeader,
+    /// Heal the network.
+    StopPartition,
+    /// SIGKILL these nodes.
+    Kill { nodes: Vec<NodeName> },
+    /// Restart these nodes on their data directories.
+    Restart { nodes: Vec<NodeName> },
+    /// SIGSTOP these nodes.
+    Pause { nodes: Vec<NodeName> },
+    /// SIGCONT these nodes.
+    Resume { nodes: Vec<NodeName> },
+    /// A clock fault; `ClockFault::Reset` is the stop of every clock fault.
+    Clock { fault: ClockFault },
+}
+
+impl Action {
+    /// The history `f` this action is recorded under.
+    pub fn f(&self) -> &'static str {
+        match self {
+            Action::StartPartition { .. } | Action::IsolateLeader => "start-partition",
+            Action::StopPartition => "stop-partition",
+            Action::Kill { .. } => "kill",
+            Action::Restart { .. } => "restart",
+            Action::Pause { .. } => "pause",
+            Action::Resume { .. } => "resume",
+            Action::Clock { fault } => fault.f(),
+        }
+    }
+
+    /// Does this action start a fault (as opposed to healing one)?
+    pub fn is_start(&self) -> bool {
+        !matches!(
+            self,
+            Action::StopPartition
+                | Action::Restart { .. }
+                | Action::Resume { .. }
+                | Action::Clock {
+                    fault: ClockFault::Reset
+                }
+        )
+    }
+}
+
+/// Plans the faults of a run lasting `duration`. Deterministic in `cfg`.
+pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let mut nodes = cfg.nodes.clone();
+    nodes.sort();
+    nodes.dedup();
+    let kinds = usable_kinds(cfg, &nodes);
+    let mut steps = Vec::new();
+    if kinds.is_empty() || cfg.interval.is_zero() {
+        return steps;
+    }
+
+    // Let the cluster settle (elect a leader) before the first fault.
+    let mut at = jitter(cfg.interval, &mut rng);
+    while at < duration {
+        let hold = jitter(cfg.interval, &mut rng);
+        let stop_at = (at + hold).min(duration);
+        let kind = kinds[rng.gen_range(0..kinds.len())];
+        let (start, stop) = plan_fault(kind, cfg, &nodes, stop_at - at, &mut rng);
+        steps.push(Step { at, action: start });
+        steps.push(Step {
+            at: stop_at,
+            action: stop,
+        });
+        at = stop_at + jitter(cfg.interval, &mut rng);
+    }
+    steps
+}
+
+/// The requested kinds that can actually happen on this cluster.
+fn usable_kinds(cfg: &ScheduleConfig, nodes: &[NodeName]) -> Vec<FaultKind> {
+    cfg.kinds
+        .iter()
+        .copied()
+        .filter(|kind| match kind {
+            FaultKind::Partition => cfg
+                .shapes
+                .iter()
+                .any(|shape| shape.min_nodes() <= nodes.len()),
+            FaultKind::Kill | FaultKind::Pause => cfg.max_killed > 0 && !nodes.is_empty(),
+            FaultKind::Clock => !nodes.is_empty(),
+        })
+        .collect()
+}
+
+/// Draws one fault of `kind` and the action that heals it.
+fn plan_fault(
+    kind: FaultKind,
+    cfg: &ScheduleConfig,
+    nodes: &[NodeName],
+    hold: Duration,
+    rng: &mut ChaCha8Rng,
+) -> (Action, Action) {
+    match kind {
+        FaultKind::Partition => {
+            let shapes: Vec<PartitionShape> = cfg
+                .shapes
+                .iter()
+                .copied()
+                .filter(|shape| shape.min_nodes() <= nodes.len())
+                .collect();
+            let shape = shapes[rng.gen_range(0..shapes.len())];
+            let start = if shape == PartitionShape::IsolateLeader {
+                Action::IsolateLeader
+            } else {
+                match Grudge::for_shape(shape, nodes, None, rng) {
+                    Ok(grudge) => Action::StartPartition { shape, grudge },
+                    // Unreachable after the min_nodes filter; isolate-leader is the
+                    // shape that works on every cluster of two or more.
+                    Err(_) => Action::IsolateLeader,
+                }
+            };
+            (start, Action::StopPartition)
+        }
+        FaultKind::Kill => {
+            let targets = pick_targets(nodes, cfg.max_killed, rng);
+            (
+                Action::Kill {
+                    nodes: targets.clone(),
+                },
+                Action::Restart { nodes: targets },
+            )
+        }
+        FaultKind::Pause => {
+            let targets = pick_targets(nodes, cfg.max_killed, rng);
+            (
+                Action::Pause {
+                    nodes: targets.clone(),
+                },
+                Action::Resume { nodes: targets },
+            )
+        }
+        FaultKind::Clock => {
+            let node = &nodes[rng.gen_range(0..nodes.len())];
+            (
+                Action::Clock {
+                    fault: ClockFault::random(node, hold, rng),
+                },
+                Action::Clock {
+                    fault: ClockFault::Reset,
+                },
+            )
+        }
+    }
+}
+
+/// Between 1 and `max` distinct nodes, sorted.
+fn pick_targets(nodes: &[NodeName], max: usize, rng: &mut ChaCha8Rng) -> Vec<NodeName> {
+    let count = rng.gen_range(1..=max.clamp(1, nodes.len()));
+    let mut targets: Vec<NodeName> = nodes.choose_multiple(rng, count).cloned().collect();
+    targets.sort();
+    targets
+}
+
+/// A duration drawn uniformly between half and one and a half of `mean`, in whole ms.
+fn jitter(mean: Duration, rng: &mut ChaCha8Rng) -> Duration {
+    let mean_ms = mean.as_millis().max(1) as u64;
+    let low = (mean_ms / 2).max(1);
+    Duration::from_millis(rng.gen_range(low..=mean_ms + mean_ms / 2))
+}
+
+/// Serde for durations as whole milliseconds, readable in test.json.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(deserializer)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<NodeName> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn same_seed_same_schedule_other_seed_other_schedule() {
+        let cfg = ScheduleConfig::new(nodes(5), 1234);
+        let a = schedule(&cfg, Duration::from_secs(120));
+        let b = schedule(&cfg, Duration::from_secs(120));
+        assert_eq!(a, b);
+        assert!(a.len() >= 10, "only {} steps", a.len());
+        let other = ScheduleConfig::new(nodes(5), 1235);
+        assert_ne!(a, schedule(&other, Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn starts_and_stops_alternate_in_time_order_and_end_healed_within_the_run() {
+        for seed in 0..40 {
+            let mut cfg = ScheduleConfig::new(nodes(5), seed);
+            cfg.interval = Duration::from_secs(2);
+            let run = Duration::from_secs(60);
+            let steps = schedule(&cfg, run);
+            assert_eq!(steps.len() % 2, 0, "seed {seed}");
+            for pair in steps.chunks(2) {
+                let (start, stop) = (&pair[0], &pair[1]);
+                assert!(start.action.is_start(), "seed {seed}: {start:?}");
+                assert!(!stop.action.is_start(), "seed {seed}: {stop:?}");
+                assert!(start.at <= stop.at && stop.at <= run, "seed {seed}");
+                let healed = match (&start.action, &stop.action) {
+                    (Action::Kill { nodes: a }, Action::Restart { nodes: b })
+                    | (Action::Pause { nodes: a }, Action::Resume { nodes: b }) => a == b,
+                    (Action::StartPartition { .. }, Action::StopPartition)
+                    | (Action::IsolateLeader, Action::StopPartition) => true,
+                    (Action::Clock { .. }, Action::Clock { fault }) => *fault == ClockFault::Reset,
+                    _ => false,
+                };
+                assert!(healed, "seed {seed}: {start:?} not healed by {stop:?}");
+            }
+            for window in steps.windows(2) {
+                assert!(window[0].at <= window[1].at, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn kills_and_pauses_never_exceed_max_killed() {
+        for seed in 0..40 {
+            let cfg = ScheduleConfig::new(nodes(5), seed);
+            assert_eq!(cfg.max_killed, 2);
+            for step in schedule(&cfg, Duration::from_secs(200)) {
+                if let Action::Kill { nodes } | Action::Pause { nodes } = &step.action {
+                    assert!((1..=2).contains(&nodes.len()), "seed {seed}: {nodes:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_requested_kinds_appear_and_every_kind_appears_eventually() {
+        let mut cfg = ScheduleConfig::new(nodes(5), 9);
+        cfg.kinds = FaultKind::parse_list("partition,clock").unwrap();
+        let steps = schedule(&cfg, Duration::from_secs(600));
+        let fs: BTreeSet<&str> = steps.iter().map(|step| step.action.f()).collect();
+        assert!(
+            fs.contains("start-partition") && fs.contains("clock-reset"),
+            "{fs:?}"
+        );
+        assert!(!fs.contains("kill") && !fs.contains("pause"), "{fs:?}");
+
+        cfg.kinds = FaultKind::parse_list("all").unwrap();
+        let steps = schedule(&cfg, Duration::from_secs(600));
+        let fs: BTreeSet<&str> = steps.iter().map(|step| step.action.f()).collect();
+        for f in [
+            "start-partition",
+            "kill",
+            "pause",
+            "restart",
+            "resume",
+            "clock-reset",
+        ] {
+            assert!(fs.contains(f), "{f} missing from {fs:?}");
+        }
+    }
+
+    #[test]
+    fn none_or_impossible_kinds_give_an_empty_schedule() {
+        let mut cfg = ScheduleConfig::new(nodes(3), 1);
+        cfg.kinds = FaultKind::parse_list("none").unwrap();
+        assert!(schedule(&cfg, Duration::from_secs(60)).is_empty());
+        // One node: nothing to partition and no minority to kill.
+        let mut single = ScheduleConfig::new(nodes(1), 1);
+        single.kinds = FaultKind::parse_list("partition,kill,pause").unwrap();
+        assert!(schedule(&single, Duration::from_secs(60)).is_empty());
+    }
+
+    #[test]
+    fn fault_kind_names_parse_and_bad_names_explain() {
+        assert_eq!("kill".parse::<FaultKind>().unwrap(), FaultKind::Kill);
+        assert_eq!(FaultKind::parse_list("all").unwrap().len(), 4);
+        let err = FaultKind::parse_list("partition,crash")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"crash\"") && err.contains("partition, kill"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn steps_serialize_as_readable_json() {
+        let step = Step {
+            at: Duration::from_millis(1500),
+            action: Action::Kill {
+                nodes: vec!["n2".into()],
+            },
+        };
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"at_ms": 1500, "action": {"action": "kill", "nodes": ["n2"]}})
+        );
+        let back: Step = serde_json::from_value(json).unwrap();
+        assert_eq!(back, step);
+    }
+}
