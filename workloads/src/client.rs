@@ -40,8 +40,10 @@
 //!   `3` → server key `"3"`); the completion keeps the history's keys and fills each
 //!   read with the list read (absent → `[]`).
 //!
-//! `not-leader` is a definite `fail` with error `not-leader`: a worker is bound to its
-//! node and does not retry elsewhere (Jepsen style); the driver moves on.
+//! `not-leader` is a definite `fail` with error `not-leader`: by default a worker is
+//! bound to its node and does not retry elsewhere (Jepsen style); the driver moves on.
+//! [`BundledClient::with_redirects`] lets an operation follow the leader hint instead
+//! (safe, since nothing was proposed), as DESIGN.md §6 allows.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -259,9 +261,17 @@ impl Connection {
 pub struct BundledClient {
     /// Decides how operations map onto requests and how reads are normalised.
     kind: WorkloadKind,
+    /// The connection to the node this client is bound to.
     connection: Connection,
-    /// The per-operation budget: connecting, sending and waiting for the reply.
+    /// The per-operation budget: connecting, sending and waiting for the reply (also
+    /// across redirects).
     timeout: Duration,
+    /// How many `not-leader` redirects one operation may follow; 0 (the default) keeps
+    /// every request on the bound node.
+    max_redirects: usize,
+    /// The connection to the leader a `not-leader` reply last named, kept while it stays
+    /// the leader.
+    redirect: Option<Connection>,
 }
 
 /// The server key of the single register.
@@ -279,7 +289,20 @@ impl BundledClient {
             kind,
             connection: Connection::new(addr),
             timeout,
+            max_redirects: 0,
+            redirect: None,
         }
+    }
+
+    /// Lets each operation follow up to `hops` `not-leader` replies to the leader they
+    /// name, within the same per-operation timeout. This is safe: `not-leader` is
+    /// definite (nothing was proposed), so the retry is the only attempt that can take
+    /// effect. Off by default (Jepsen style: a worker stays on its node and a follower's
+    /// refusal is a `fail`); with it on, the history's `node` names where the worker
+    /// started, not necessarily the node that served it.
+    pub fn with_redirects(mut self, hops: usize) -> BundledClient {
+        self.max_redirects = hops;
+        self
     }
 
     pub fn addr(&self) -> &str {
@@ -297,11 +320,35 @@ impl BundledClient {
             Err(why) => return Completion::fail(op.value.clone(), why),
         };
         let deadline = Instant::now() + self.timeout;
-        match self.connection.request(&request, deadline).await {
-            Ok(reply) if reply.ok => self.completed(op, reply.value),
-            Ok(reply) => rejected(op, &reply),
-            Err(e) if !e.was_sent() => Completion::fail(op.value.clone(), e.to_string()),
-            Err(e) => uncertain(op, e.to_string()),
+        let mut hops = 0;
+        let mut at_home = true;
+        loop {
+            let connection = match (at_home, self.redirect.as_mut()) {
+                (false, Some(leader)) => leader,
+                _ => &mut self.connection,
+            };
+            let reply = match connection.request(&request, deadline).await {
+                Ok(reply) => reply,
+                Err(e) if !e.was_sent() => {
+                    return Completion::fail(op.value.clone(), e.to_string())
+                }
+                Err(e) => return uncertain(op, e.to_string()),
+            };
+            if reply.ok {
+                return self.completed(op, reply.value);
+            }
+            let leader = match (&reply.error, reply.definite, &reply.leader) {
+                (Some(code), Some(true), Some(leader)) if code == "not-leader" => leader,
+                _ => return rejected(op, &reply),
+            };
+            if hops == self.max_redirects {
+                return rejected(op, &reply);
+            }
+            hops += 1;
+            at_home = leader == self.connection.addr();
+            if !at_home && self.redirect.as_ref().map(Connection::addr) != Some(leader.as_str()) {
+                self.redirect = Some(Connection::new(leader.clone()));
+            }
         }
     }
 
@@ -516,6 +563,8 @@ mod tests {
         Drop,
         /// Never reply.
         Silence,
+        /// Reply `not-leader`, naming this very node as the leader.
+        NotLeaderSelf,
     }
 
     /// A fake node on 127.0.0.1:0 that answers each request line with the next scripted
@@ -536,10 +585,11 @@ mod tests {
         let connections = Arc::new(Mutex::new(0));
         let script = Arc::new(Mutex::new(script.into_iter()));
         let (seen, accepted) = (requests.clone(), connections.clone());
+        let own_addr = addr.clone();
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 *accepted.lock().expect("lock") += 1;
-                let (seen, script) = (seen.clone(), script.clone());
+                let (seen, script, own_addr) = (seen.clone(), script.clone(), own_addr.clone());
                 tokio::spawn(async move {
                     let mut socket = BufReader::new(socket);
                     let mut line = String::new();
@@ -558,6 +608,10 @@ mod tests {
                                 format!("{reply}\n")
                             }
                             Action::Raw(line) => format!("{line}\n"),
+                            Action::NotLeaderSelf => {
+                                let reply = json!({"id": request["id"], "ok": false, "error": "not-leader", "definite": true, "leader": own_addr});
+                                format!("{reply}\n")
+                            }
                             Action::Drop => return,
                             Action::Silence => {
                                 std::future::pending::<()>().await;
@@ -840,6 +894,69 @@ mod tests {
         assert_eq!(
             node.requests()[0],
             json!({"op": "txn", "ops": [["append", "3", 11], ["r", "3", null], ["r", "4", null]]})
+        );
+    }
+
+    fn not_leader(leader: Option<&str>) -> Action {
+        Action::Reply(
+            json!({"ok": false, "error": "not-leader", "definite": true, "leader": leader}),
+        )
+    }
+
+    #[tokio::test]
+    async fn not_leader_fails_unless_redirects_are_on() {
+        let leader = fake_node(vec![ok(Value::Null), ok(json!(4))]).await;
+        let hint = Some(leader.addr.as_str());
+        let script = vec![
+            not_leader(hint),
+            not_leader(hint),
+            not_leader(None),
+            not_leader(hint),
+        ];
+        let follower = fake_node(script).await;
+        let write = op("write", None, json!(4));
+        let mut bound = BundledClient::new(WorkloadKind::Register, &follower.addr, TIMEOUT);
+        assert_eq!(
+            bound.invoke(&write).await,
+            Completion::fail(json!(4), "not-leader")
+        );
+        let mut client =
+            BundledClient::new(WorkloadKind::Register, &follower.addr, TIMEOUT).with_redirects(1);
+        assert_eq!(client.invoke(&write).await, Completion::ok(json!(4)));
+        // No hint: nowhere to go.
+        assert_eq!(
+            client.invoke(&write).await,
+            Completion::fail(json!(4), "not-leader")
+        );
+        let read = op("read", None, Value::Null);
+        assert_eq!(client.invoke(&read).await, Completion::ok(json!(4)));
+        assert_eq!(follower.requests().len(), 4);
+        assert_eq!(
+            leader.requests(),
+            vec![
+                json!({"op": "put", "key": "register", "value": 4}),
+                json!({"op": "get", "key": "register"}),
+            ]
+        );
+        assert_eq!(
+            *leader.connections.lock().expect("lock"),
+            1,
+            "the leader connection is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn redirects_are_bounded() {
+        // A node that names itself as the leader, forever.
+        let looping = fake_node(vec![Action::NotLeaderSelf; 10]).await;
+        let mut client =
+            BundledClient::new(WorkloadKind::Register, &looping.addr, TIMEOUT).with_redirects(3);
+        let done = client.invoke(&op("write", None, json!(1))).await;
+        assert_eq!(done, Completion::fail(json!(1), "not-leader"));
+        assert_eq!(
+            looping.requests().len(),
+            4,
+            "one attempt and three redirects"
         );
     }
 

@@ -28,13 +28,15 @@ use std::str::FromStr;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use splitbrain_checker::Key;
 
 use crate::op::Op;
 
-/// The workloads a test can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The workloads a test can run. Serialized as its name (`"list-append"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
     Register,
     Kv,
@@ -115,8 +117,8 @@ impl FromStr for WorkloadKind {
     }
 }
 
-/// Everything that determines a generator's sequences.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything that determines a generator's sequences (serializable, for `test.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkloadConfig {
     pub kind: WorkloadKind,
     /// Number of worker threads; thread indices run from 0 to `concurrency - 1`.
@@ -156,8 +158,7 @@ impl WorkloadConfig {
     pub fn effective_group_size(&self) -> usize {
         self.group_size
             .unwrap_or(5)
-            .min(self.concurrency)
-            .max(usize::from(self.concurrency > 0))
+            .clamp(1, self.concurrency.max(1))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -491,6 +492,8 @@ mod tests {
         );
         assert_eq!(WorkloadKind::Kv.checker_model(), "cas-register");
         assert_eq!(WorkloadKind::Mutex.checker_model(), "mutex");
+        let serialized = serde_json::to_string(&WorkloadKind::ListAppend).expect("encodes");
+        assert_eq!(serialized, r#""list-append""#);
     }
 
     #[test]
