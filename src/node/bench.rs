@@ -1,0 +1,468 @@
+//! `splitbrain bench-cluster`: throughput and latency of a fresh local cluster of
+//! bundled nodes (fsync on), driven over TCP by N concurrent clients, each with one
+//! request outstanding at a time; optionally the same load against a 3-node etcd on
+//! loopback (through etcd's v3 HTTP/JSON gateway, `/v3/kv/put` and `/v3/kv/range`, so
+//! both systems see one request per operation over a kept-alive connection).
+//!
+//! This is the documented benchmark for the node's speed; tests never assert speed.
+
+use crate::node::cli::{spawn_node, Children};
+use crate::node::launch::{wait_for_leader, LineClient, NodeSpec};
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// `splitbrain bench-cluster`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Cluster size.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u64,
+    /// Client counts to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<usize>,
+    /// Seconds per client count.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Fraction of operations that are reads (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub read_ratio: f64,
+    /// Number of distinct keys.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Seed of the operation mix.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also run the load against a 3-node etcd (needs `etcd` on PATH) and print ratios.
+    #[arg(long)]
+    pub etcd: bool,
+}
+
+/// What one client count achieved.
+#[derive(Debug, Clone)]
+struct Measurement {
+    clients: usize,
+    writes_per_s: f64,
+    reads_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+/// The system under load.
+#[derive(Debug, Clone)]
+enum Target {
+    Splitbrain(String),
+    Etcd(String),
+}
+
+enum Conn {
+    Splitbrain(LineClient),
+    Etcd(HttpConn),
+}
+
+impl Conn {
+    async fn connect(target: &Target) -> anyhow::Result<Conn> {
+        Ok(match target {
+            Target::Splitbrain(addr) => Conn::Splitbrain(LineClient::connect(addr).await?),
+            Target::Etcd(addr) => Conn::Etcd(HttpConn::connect(addr).await?),
+        })
+    }
+
+    /// One operation; Ok(true) when acknowledged.
+    async fn op(&mut self, write: bool, key: &str, value: u64) -> anyhow::Result<bool> {
+        match self {
+            Conn::Splitbrain(c) => {
+                let req = if write {
+                    json!({"op": "put", "key": key, "value": value})
+                } else {
+                    json!({"op": "get", "key": key})
+                };
+                let reply = c.request(req).await?;
+                Ok(reply.get("ok").and_then(Value::as_bool) == Some(true))
+            }
+            Conn::Etcd(c) => {
+                let body = if write {
+                    json!({"key": base64(key.as_bytes()), "value": base64(value.to_string().as_bytes())})
+                } else {
+                    json!({"key": base64(key.as_bytes())})
+                };
+                let path = if write { "/v3/kv/put" } else { "/v3/kv/range" };
+                let (status, reply) = c.post(path, &body.to_string()).await?;
+                Ok(status == 200 && reply.get("error").is_none())
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive client for etcd's JSON gateway.
+struct HttpConn {
+    host: String,
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl HttpConn {
+    async fn connect(addr: &str) -> anyhow::Result<HttpConn> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Ok(HttpConn {
+            host: addr.to_string(),
+            reader: BufReader::new(r),
+            writer: w,
+        })
+    }
+
+    async fn post(&mut self, path: &str, body: &str) -> anyhow::Result<(u16, Value)> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.writer.write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("bad status line {line:?}"))?;
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).await? == 0 {
+                bail!("connection closed in headers");
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let lower = header.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).await?;
+                let size = usize::from_str_radix(line.trim(), 16)
+                    .map_err(|_| anyhow!("bad chunk size {line:?}"))?;
+                let mut chunk = vec![0; size + 2];
+                self.reader.read_exact(&mut chunk).await?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else {
+            body.resize(
+                length.ok_or_else(|| anyhow!("response without a length"))?,
+                0,
+            );
+            self.reader.read_exact(&mut body).await?;
+        }
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    }
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Finds `count` consecutive free loopback ports (best effort: they are free when
+/// checked, and the nodes bind them right after).
+fn free_port_base(count: u16, seed: u64) -> anyhow::Result<u16> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ u64::from(std::process::id()));
+    for _ in 0..100 {
+        let base: u16 = rng.gen_range(20_000..(60_000 - count));
+        let all_free =
+            (0..count).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
+        if all_free {
+            return Ok(base);
+        }
+    }
+    bail!("could not find {count} consecutive free ports on 127.0.0.1")
+}
+
+async fn drive(target: &Target, clients: usize, args: &BenchArgs) -> anyhow::Result<Measurement> {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let target = target.clone();
+        let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(c as u64);
+        let (keys, read_ratio) = (args.keys.max(1), args.read_ratio);
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut conn = Conn::connect(&target).await?;
+            let (mut writes, mut reads, mut errors) = (0u64, 0u64, 0u64);
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let write = !rng.gen_bool(read_ratio.clamp(0.0, 1.0));
+                let key = format!("k{}", rng.gen_range(0..keys));
+                let started = Instant::now();
+                match conn.op(write, &key, rng.gen()).await {
+                    Ok(true) => {
+                        latencies.push(started.elapsed());
+                        if write {
+                            writes += 1;
+                        } else {
+                            reads += 1;
+                        }
+                    }
+                    Ok(false) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        conn = Conn::connect(&target).await?;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((writes, reads, errors, latencies))
+        }));
+    }
+    let started = Instant::now();
+    let (mut writes, mut reads, mut errors) = (0, 0, 0);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        let (w, r, e, l) = t.await.map_err(|e| anyhow!("client task failed: {e}"))??;
+        writes += w;
+        reads += r;
+        errors += e;
+        latencies.extend(l);
+    }
+    let secs = started.elapsed().as_secs_f64().max(args.seconds as f64);
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(Measurement {
+        clients,
+        writes_per_s: writes as f64 / secs,
+        reads_per_s: reads as f64 / secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    })
+}
+
+fn print_table(system: &str, rows: &[Measurement]) {
+    println!("{system}");
+    println!(
+        "{:>8} {:>12} {:>12} {:>9} {:>9} {:>7}",
+        "clients", "writes/s", "reads/s", "p50 ms", "p99 ms", "errors"
+    );
+    for m in rows {
+        println!(
+            "{:>8} {:>12.0} {:>12.0} {:>9.2} {:>9.2} {:>7}",
+            m.clients, m.writes_per_s, m.reads_per_s, m.p50_ms, m.p99_ms, m.errors
+        );
+    }
+}
+
+fn start_bundled(args: &BenchArgs, root: &Path) -> anyhow::Result<(Children, Vec<NodeSpec>)> {
+    let base = free_port_base((args.nodes * 3) as u16, args.seed)?;
+    let specs = NodeSpec::local_cluster(
+        args.nodes,
+        base,
+        &root.join("splitbrain"),
+        "read-index",
+        args.seed,
+    );
+    let exe = std::env::current_exe().context("locating the splitbrain executable")?;
+    let mut children = Children {
+        children: Vec::new(),
+        grace: Duration::from_secs(5),
+    };
+    for spec in &specs {
+        std::fs::create_dir_all(&spec.data_dir)?;
+        children.children.push(spawn_node(spec, &exe)?);
+    }
+    Ok((children, specs))
+}
+
+fn start_etcd(root: &Path, seed: u64) -> anyhow::Result<(Children, Vec<String>)> {
+    let base = free_port_base(6, seed.wrapping_add(7))?;
+    let peer = |i: u16| format!("http://127.0.0.1:{}", base + 2 * i);
+    let client = |i: u16| format!("127.0.0.1:{}", base + 2 * i + 1);
+    let initial: Vec<String> = (0..3).map(|i| format!("e{i}={}", peer(i))).collect();
+    let mut children = Children {
+        children: Vec::new(),
+        grace: Duration::from_secs(5),
+    };
+    for i in 0..3u16 {
+        let dir = root.join(format!("etcd/e{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::File::create(root.join(format!("etcd/e{i}.log")))?;
+        let mut cmd = std::process::Command::new("etcd");
+        cmd.args([
+            "--name",
+            &format!("e{i}"),
+            "--data-dir",
+            &dir.display().to_string(),
+            "--listen-client-urls",
+            &format!("http://{}", client(i)),
+            "--advertise-client-urls",
+            &format!("http://{}", client(i)),
+            "--listen-peer-urls",
+            &peer(i),
+            "--initial-advertise-peer-urls",
+            &peer(i),
+            "--initial-cluster",
+            &initial.join(","),
+            "--initial-cluster-token",
+            "splitbrain-bench",
+            "--initial-cluster-state",
+            "new",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+        children
+            .children
+            .push(cmd.spawn().context("starting etcd")?);
+    }
+    Ok((children, (0..3).map(client).collect()))
+}
+
+/// Runs the benchmark; prints one table per system.
+pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    if args.nodes == 0 || args.clients.is_empty() || !(0.0..=1.0).contains(&args.read_ratio) {
+        eprintln!("error: need --nodes >= 1, at least one client count and 0 <= --read-ratio <= 1");
+        return Ok(crate::node::cli::EXIT_BAD_ARGS);
+    }
+    let root: PathBuf =
+        std::env::temp_dir().join(format!("splitbrain-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&root)?;
+    let result = run_in(&args, &root);
+    let _ = std::fs::remove_dir_all(&root);
+    result
+}
+
+fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (mut children, specs) = start_bundled(args, root)?;
+    let admin: Vec<String> = specs.iter().map(|s| s.admin_listen.clone()).collect();
+    let ours = runtime.block_on(async {
+        let leader = wait_for_leader(&admin, Duration::from_secs(30)).await?;
+        let target = Target::Splitbrain(specs[leader].client_listen.clone());
+        let mut rows = Vec::new();
+        for &c in &args.clients {
+            rows.push(drive(&target, c, args).await?);
+        }
+        Ok::<_, anyhow::Error>(rows)
+    })?;
+    children.stop_all();
+    print_table(
+        &format!("splitbrain ({} nodes, fsync on, read-index)", args.nodes),
+        &ours,
+    );
+
+    if !args.etcd {
+        return Ok(0);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()))
+        .unwrap_or(false);
+    if !on_path {
+        eprintln!("etcd is not on PATH; skipping the comparison (Debian package etcd-server)");
+        return Ok(0);
+    }
+    let (mut etcd_children, clients) = start_etcd(root, args.seed)?;
+    let theirs = runtime.block_on(async {
+        // Wait until a put goes through (the cluster has a leader).
+        let target = Target::Etcd(clients[0].clone());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut c) = Conn::connect(&target).await {
+                if let Ok(true) = c.op(true, "warmup", 0).await {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "etcd did not come up within 30 s (logs in {})",
+                    root.join("etcd").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut rows = Vec::new();
+        for &c in &args.clients {
+            rows.push(drive(&target, c, args).await?);
+        }
+        Ok::<_, anyhow::Error>(rows)
+    });
+    etcd_children.stop_all();
+    let theirs = theirs?;
+    print_table(
+        "etcd 3-node (v3 JSON gateway, one member's client port)",
+        &theirs,
+    );
+    println!("ratio splitbrain/etcd (ops/s)");
+    for (a, b) in ours.iter().zip(&theirs) {
+        let ours_ops = a.writes_per_s + a.reads_per_s;
+        let theirs_ops = b.writes_per_s + b.reads_per_s;
+        println!(
+            "{:>8} {:>8.2}x",
+            a.clients,
+            if theirs_ops > 0.0 {
+                ours_ops / theirs_ops
+            } else {
+                f64::INFINITY
+            }
+        );
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+        ];
+        for (plain, encoded) in cases {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The registry of deliberate bugs of the bundled node, used to validate the harness:
+//! each must be caught under the nemesis (fault) named here. All are off by default and
+//! switched on one by one with `splitbrain node --bug NAME`.
+
+/// One deliberate bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BugInfo {
+    /// The `--bug` value.
+    pub name: &'static str,
+    /// The `--nemesis` value of `splitbrain test` that exposes it.
+    pub nemesis: &'static str,
+    /// The workload that exposes it (register, kv, mutex or set).
+    pub workload: &'static str,
+    pub description: &'static str,
+}
+
+/// Every deliberate bug, in a stable order.
+pub const BUGS: &[BugInfo] = &[
+    BugInfo {
+        name: "skip-fsync",
+        nemesis: "kill",
+        workload: "register",
+        description: "acknowledge writes before they are durable: the WAL keeps records in memory \
+                      for up to 2 s and never fsyncs, so killing every node at once loses acknowledged writes",
+    },
+    BugInfo {
+        name: "forget-vote",
+        nemesis: "kill",
+        workload: "register",
+        description: "do not restore voted_for after a restart, so a node can vote twice in one term \
+                      and two leaders can be elected in the same term",
+    },
+    BugInfo {
+        name: "commit-old-terms",
+        nemesis: "partition,kill",
+        workload: "register",
+        description: "commit entries from earlier terms by counting replicas (violates Raft 5.4.2): \
+                      a committed entry can later be overwritten",
+    },
+    BugInfo {
+        name: "stale-reads",
+        nemesis: "partition",
+        workload: "register",
+        description: "a leader answers reads from its own state without confirming it is still leader, \
+                      so a deposed leader serves stale values",
+    },
+    BugInfo {
+        name: "no-truncate",
+        nemesis: "partition",
+        workload: "register",
+        description: "followers do not truncate conflicting log suffixes when appending, so replicas \
+                      diverge after a leader change",
+    },
+    BugInfo {
+        name: "lease-trusts-clock",
+        nemesis: "clock",
+        workload: "register",
+        description: "with --read-mode lease, the leader trusts its own (skewable) clock for its lease \
+                      without a safety margin, so a slow clock serves reads after a new leader was elected",
+    },
+];
+
+/// Looks a bug up by name.
+pub fn find(name: &str) -> Option<&'static BugInfo> {
+    BUGS.iter().find(|b| b.name == name)
+}
+
+/// The valid names, comma-separated, for error messages.
+pub fn valid_names() -> String {
+    BUGS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The set of bugs a node runs with, parsed from `--bug` flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BugSet {
+    pub skip_fsync: bool,
+    pub forget_vote: bool,
+    pub commit_old_terms: bool,
+    pub stale_reads: bool,
+    pub no_truncate: bool,
+    pub lease_trusts_clock: bool,
+}
+
+/// An unknown `--bug` name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown bug {name:?}; valid bugs are: {valid}")]
+pub struct UnknownBug {
+    pub name: String,
+    pub valid: String,
+}
+
+impl BugSet {
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<BugSet, UnknownBug> {
+        let mut set = BugSet::default();
+        for name in names {
+            let name = name.as_ref();
+            let flag = match name {
+                "skip-fsync" => &mut set.skip_fsync,
+                "forget-vote" => &mut set.forget_vote,
+                "commit-old-terms" => &mut set.commit_old_terms,
+                "stale-reads" => &mut set.stale_reads,
+                "no-truncate" => &mut set.no_truncate,
+                "lease-trusts-clock" => &mut set.lease_trusts_clock,
+                _ => {
+                    return Err(UnknownBug {
+                        name: name.to_string(),
+                        valid: valid_names(),
+                    })
+                }
+            };
+            *flag = true;
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_bug_parses_and_unknown_names_list_the_valid_ones() {
+        for bug in BUGS {
+            let set = BugSet::parse(&[bug.name]).expect("registered bug parses");
+            assert_ne!(
+                set,
+                BugSet::default(),
+                "{} must switch something on",
+                bug.name
+            );
+            assert!(["register", "kv", "mutex", "set"].contains(&bug.workload));
+            assert!(find(bug.name).is_some());
+        }
+        let err = BugSet::parse(&["skip-fsync", "nope"]).expect_err("unknown");
+        assert!(err.to_string().contains("nope") && err.to_string().contains("forget-vote"));
+    }
+}

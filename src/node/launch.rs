@@ -1,0 +1,205 @@
+//! Starting bundled nodes as child processes, and talking to them: shared by
+//! `splitbrain cluster`, `splitbrain bench-cluster` and the test harness, so that every
+//! launcher passes exactly the same flags.
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Everything needed to start one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    /// The Raft id (1-based, unique in the cluster).
+    pub id: u64,
+    /// Human name, `n1`…, used in logs and histories.
+    pub name: String,
+    /// Where the node accepts peer connections.
+    pub peer_listen: String,
+    /// Where the node accepts client connections.
+    pub client_listen: String,
+    /// Where the node accepts admin connections.
+    pub admin_listen: String,
+    /// Peer id → the address this node DIALS to reach that peer (the peer's own peer
+    /// address, or a proxy in front of it for the directed link this→peer).
+    pub peers: BTreeMap<u64, String>,
+    /// Peer id → that peer's client address, returned in not-leader replies.
+    pub client_addrs: BTreeMap<u64, String>,
+    pub data_dir: PathBuf,
+    /// `read-index`, `log`, `lease` or `local`.
+    pub read_mode: String,
+    /// Deliberate bugs (`splitbrain bugs` lists them).
+    pub bugs: Vec<String>,
+    /// Where the node writes its log (stderr when None).
+    pub log_file: Option<PathBuf>,
+    pub tick_ms: u64,
+    /// Seeds the node's randomness (election timeouts).
+    pub seed: u64,
+}
+
+impl NodeSpec {
+    /// Specs for an `n`-node cluster on consecutive loopback ports from `base_port`
+    /// (3 ports per node: peer, client, admin), data under `data_root/n<i>`.
+    pub fn local_cluster(
+        n: u64,
+        base_port: u16,
+        data_root: &Path,
+        read_mode: &str,
+        seed: u64,
+    ) -> Vec<NodeSpec> {
+        let port = |i: u64, k: u64| format!("127.0.0.1:{}", u64::from(base_port) + (i - 1) * 3 + k);
+        (1..=n)
+            .map(|i| NodeSpec {
+                id: i,
+                name: format!("n{i}"),
+                peer_listen: port(i, 0),
+                client_listen: port(i, 1),
+                admin_listen: port(i, 2),
+                peers: (1..=n)
+                    .filter(|&j| j != i)
+                    .map(|j| (j, port(j, 0)))
+                    .collect(),
+                client_addrs: (1..=n)
+                    .filter(|&j| j != i)
+                    .map(|j| (j, port(j, 1)))
+                    .collect(),
+                data_dir: data_root.join(format!("n{i}")),
+                read_mode: read_mode.to_string(),
+                bugs: Vec::new(),
+                log_file: Some(data_root.join(format!("n{i}.log"))),
+                tick_ms: 10,
+                seed: seed.wrapping_add(i),
+            })
+            .collect()
+    }
+
+    /// The `splitbrain node …` arguments for this spec.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "node".to_string(),
+            "--id".into(),
+            self.id.to_string(),
+            "--name".into(),
+            self.name.clone(),
+            "--peer-listen".into(),
+            self.peer_listen.clone(),
+            "--client-listen".into(),
+            self.client_listen.clone(),
+            "--admin-listen".into(),
+            self.admin_listen.clone(),
+            "--data-dir".into(),
+            self.data_dir.display().to_string(),
+            "--read-mode".into(),
+            self.read_mode.clone(),
+            "--tick-ms".into(),
+            self.tick_ms.to_string(),
+            "--seed".into(),
+            self.seed.to_string(),
+        ];
+        for (id, addr) in &self.peers {
+            args.push("--peer".into());
+            args.push(format!("{id}={addr}"));
+        }
+        for (id, addr) in &self.client_addrs {
+            args.push("--client-addr-of".into());
+            args.push(format!("{id}={addr}"));
+        }
+        for bug in &self.bugs {
+            args.push("--bug".into());
+            args.push(bug.clone());
+        }
+        if let Some(log) = &self.log_file {
+            args.push("--log-file".into());
+            args.push(log.display().to_string());
+        }
+        args
+    }
+
+    /// A ready-to-spawn command running `exe node …` for this spec.
+    pub fn command(&self, exe: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(self.args());
+        cmd
+    }
+}
+
+/// A JSON-lines connection to a node's client or admin port, one request at a time.
+#[derive(Debug)]
+pub struct LineClient {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    next_id: u64,
+    line: String,
+}
+
+impl LineClient {
+    pub async fn connect(addr: &str) -> anyhow::Result<LineClient> {
+        let stream = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr))
+            .await
+            .map_err(|_| anyhow!("connecting to {addr} timed out"))?
+            .with_context(|| format!("connecting to {addr}"))?;
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        Ok(LineClient {
+            reader: BufReader::new(r),
+            writer: w,
+            next_id: 1,
+            line: String::new(),
+        })
+    }
+
+    /// Sends `request` (an object; its `id` is set here) and returns the reply object.
+    pub async fn request(&mut self, mut request: Value) -> anyhow::Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let obj = request
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("request must be a JSON object"))?;
+        obj.insert("id".into(), Value::from(id));
+        let mut bytes = serde_json::to_vec(&request)?;
+        bytes.push(b'\n');
+        self.writer.write_all(&bytes).await?;
+        loop {
+            self.line.clear();
+            if self.reader.read_line(&mut self.line).await? == 0 {
+                bail!("connection closed before the reply to request {id}");
+            }
+            let reply: Value = serde_json::from_str(&self.line).context("reply is not JSON")?;
+            if reply.get("id").and_then(Value::as_u64) == Some(id) {
+                return Ok(reply);
+            }
+        }
+    }
+}
+
+/// One admin request on a fresh connection, with a timeout; returns the reply object.
+pub async fn admin_request(addr: &str, request: Value) -> anyhow::Result<Value> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        let mut c = LineClient::connect(addr).await?;
+        c.request(request).await
+    })
+    .await
+    .map_err(|_| anyhow!("admin request to {addr} timed out"))?
+}
+
+/// Polls the admin ports until one node reports itself leader; returns its index in
+/// `admin_addrs`.
+pub async fn wait_for_leader(admin_addrs: &[String], timeout: Duration) -> anyhow::Result<usize> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        for (i, addr) in admin_addrs.iter().enumerate() {
+            if let Ok(reply) = admin_request(addr, serde_json::json!({"op": "status"})).await {
+                if reply.pointer("/value/role").and_then(Value::as_str) == Some("leader") {
+                    return Ok(i);
+                }
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no leader elected within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
