@@ -379,18 +379,22 @@ fn register_op(state: &mut ThreadState, key: Option<Key>, slot: Slot) -> Op {
     }
 }
 
-/// A guess of a value recently written to the key. Other threads advance at about the
-/// same pace as this one, so their recent values are estimated from this thread's own
-/// counter: the guess is a value some member wrote (or will write) within the last few
-/// fresh values. On a key nobody has written yet, `null` (absent) is the current value.
+/// A guess of a value recently written to the key, without looking at completions (so
+/// the sequence stays deterministic): half the time this thread's own latest value
+/// (current whenever nobody wrote since), otherwise another member's value from about
+/// the same point of its sequence, since threads advance at about the same pace. On a
+/// key nobody has written yet, `null` (absent) is the current value.
 fn cas_guess(state: &mut ThreadState, slot: Slot) -> Value {
     let made = state.fresh;
     if made == 0 && state.rng.gen_bool(0.5) {
         return Value::Null;
     }
-    let member = state.rng.gen_range(0..slot.members);
     let latest = made.saturating_sub(1);
-    let back = state.rng.gen_range(0..=2u64).min(latest);
+    if made > 0 && state.rng.gen_bool(0.5) {
+        return json!(slot.value(latest));
+    }
+    let member = state.rng.gen_range(0..slot.members);
+    let back = state.rng.gen_range(0..=1u64).min(latest);
     json!(Slot { member, ..slot }.value(latest - back))
 }
 
