@@ -33,7 +33,7 @@ use crate::schedule::{Action, Step};
 /// relies on it.
 pub trait ClusterControl {
     /// The driver's error; only its `Display` (alternate form, `{:#}`) is kept.
-    type Error: fmt::Display;
+    type Error: fmt::Display + Send;
 
     /// SIGKILL the node's process.
     fn kill(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
@@ -967,6 +967,21 @@ mod tests {
             cluster.calls(),
             ["clock n2 300 1", "clock n2 200 1", "clock n2 200 0.5"]
         );
+    }
+
+    /// The driver spawns the nemesis as its own task: the run and heal futures must be
+    /// `Send` with either real backend.
+    #[test]
+    fn run_and_heal_futures_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn check(cluster: &FakeCluster, net: &crate::net::Net, state: &mut FaultState) {
+            let plan: Vec<Step> = Vec::new();
+            let running = run(&plan, cluster, net, state, 0, |_| {}, async {});
+            assert_send(&running);
+            drop(running);
+            assert_send(&heal_all(cluster, net, state));
+        }
+        let _ = check;
     }
 
     #[tokio::test(start_paused = true)]

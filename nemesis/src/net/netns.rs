@@ -240,13 +240,17 @@ impl NetBackend for NetnsNet {
     }
 
     async fn teardown(&self) -> Result<(), NemesisError> {
-        self.torn_down.store(true, Ordering::SeqCst);
         let layout = self.layout.clone();
-        match tokio::task::spawn_blocking(move || layout.remove()).await {
+        let result = match tokio::task::spawn_blocking(move || layout.remove()).await {
             Ok(result) => result,
             // The blocking task panicked or was cancelled: fall back to doing it here.
             Err(_) => self.layout.remove(),
+        };
+        // After a failed teardown, drop tries once more.
+        if result.is_ok() {
+            self.torn_down.store(true, Ordering::SeqCst);
         }
+        result
     }
 }
 
