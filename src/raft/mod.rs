@@ -59,6 +59,8 @@ mod log;
 mod message;
 mod node;
 mod progress;
+#[cfg(test)]
+mod sim;
 
 pub use message::{Entry, HardState, Message, MessageBody, NodeId, Snapshot};
 pub use node::RaftNode;
