@@ -531,7 +531,7 @@ where
     let mut clock_nodes: BTreeSet<NodeName> = state.nodes.iter().cloned().collect();
     clock_nodes.extend(state.clocks.keys().cloned());
     for node in clock_nodes.difference(&fresh_or_down) {
-        match cluster.reset_clock(&node).await {
+        match cluster.reset_clock(node).await {
             Ok(()) => {
                 state.clocks.remove(node);
             }
