@@ -728,11 +728,24 @@ fn format_names_detection_and_path_errors() {
 }
 
 /// Parse speed of a 1M-event JSONL history. Run with
-/// `cargo test --release -p splitbrain-checker --test checker -- --ignored --nocapture jsonl_parse_speed`.
+/// `cargo test --release -p splitbrain-checker --test checker -- --ignored --nocapture history_parse_speed`.
+/// With `SPLITBRAIN_PARSE_BENCH=<file>` it only reads that file, in whatever format it
+/// is detected as (so `time` on the test binary measures parsing alone); otherwise it writes a seeded-shape 1M-event history to
+/// a temporary file first and removes it afterwards.
 #[test]
 #[ignore = "measurement, run by hand in release mode"]
-fn jsonl_parse_speed() {
+fn history_parse_speed() {
     const EVENTS: u64 = 1_000_000;
+    if let Some(given) = std::env::var_os("SPLITBRAIN_PARSE_BENCH") {
+        let started = std::time::Instant::now();
+        let (history, format) = read_path(Path::new(&given), None).unwrap();
+        eprintln!(
+            "read {} {format} events in {:?}",
+            history.events.len(),
+            started.elapsed()
+        );
+        return;
+    }
     let path = std::env::temp_dir().join(format!("splitbrain-1m-{}.jsonl", std::process::id()));
     let file = std::fs::File::create(&path).unwrap();
     let mut writer = std::io::BufWriter::new(file);

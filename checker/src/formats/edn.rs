@@ -22,6 +22,7 @@
 //! with keys rendered as strings, and tagged literals become their inner value.
 
 use serde_json::{Map, Number, Value};
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -329,7 +330,17 @@ pub struct Parser<'a> {
     line_start: usize,
     depth: usize,
     /// Sequences opened by `enter_sequence`: the closing byte and where it was opened.
-    streaming: Vec<(u8, Position)>,
+    streaming: Vec<(u8, Mark)>,
+    /// (line start, byte position, characters between them) of the last column computed.
+    column_cache: Cell<(usize, usize, usize)>,
+}
+
+/// A place in the input, cheap to take; turned into a [`Position`] only when reported.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    pos: usize,
+    line: usize,
+    line_start: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -342,29 +353,48 @@ impl<'a> Parser<'a> {
             line_start: 0,
             depth: 0,
             streaming: Vec::new(),
+            column_cache: Cell::new((0, 0, 0)),
         }
     }
 
     /// Where the parser is now.
     pub fn position(&self) -> Position {
-        self.position_of(self.pos)
+        self.position_of(self.mark())
     }
 
-    fn position_of(&self, pos: usize) -> Position {
-        // Columns are counted lazily: only positions that are reported pay for it.
-        let start = self.line_start.min(pos);
-        let column = self
-            .text
-            .get(start..pos)
-            .map_or(pos - start, |s| s.chars().count())
-            + 1;
-        Position {
+    fn mark(&self) -> Mark {
+        Mark {
+            pos: self.pos,
             line: self.line,
-            column,
+            line_start: self.line_start,
         }
     }
 
-    fn error_at(&self, at: Position, reason: impl Into<String>) -> EdnError {
+    /// Turns a mark into a line and a column in characters. Counting characters from the
+    /// line start every time would be quadratic on a history written as one long line,
+    /// so the count continues from the last position asked for when it can.
+    fn position_of(&self, mark: Mark) -> Position {
+        let (cached_start, cached_pos, cached_chars) = self.column_cache.get();
+        let (from, before) = if cached_start == mark.line_start && cached_pos <= mark.pos {
+            (cached_pos, cached_chars)
+        } else {
+            (mark.line_start, 0)
+        };
+        let from = from.min(mark.pos);
+        let chars = before
+            + self
+                .text
+                .get(from..mark.pos)
+                .map_or(mark.pos - from, |s| s.chars().count());
+        self.column_cache.set((mark.line_start, mark.pos, chars));
+        Position {
+            line: mark.line,
+            column: chars + 1,
+        }
+    }
+
+    fn error_at(&self, at: Mark, reason: impl Into<String>) -> EdnError {
+        let at = self.position_of(at);
         EdnError {
             line: at.line,
             column: at.column,
@@ -373,7 +403,7 @@ impl<'a> Parser<'a> {
     }
 
     fn error_here(&self, reason: impl Into<String>) -> EdnError {
-        self.error_at(self.position(), reason)
+        self.error_at(self.mark(), reason)
     }
 
     fn peek(&self) -> Option<u8> {
@@ -407,7 +437,7 @@ impl<'a> Parser<'a> {
                     }
                 }
                 Some(b'#') if self.peek_at(1) == Some(b'_') => {
-                    let at = self.position();
+                    let at = self.mark();
                     self.pos += 2;
                     self.skip_ignorable()?;
                     match self.peek() {
@@ -432,8 +462,8 @@ impl<'a> Parser<'a> {
         if self.peek().is_none() {
             return Ok(None);
         }
-        let at = self.position();
-        Ok(Some((at, self.parse_form()?)))
+        let at = self.mark();
+        Ok(Some((self.position_of(at), self.parse_form()?)))
     }
 
     /// If the next form is a vector or list, consumes its opening bracket (so its elements
@@ -446,10 +476,10 @@ impl<'a> Parser<'a> {
             Some(b'(') => b')',
             _ => return Ok(None),
         };
-        let at = self.position();
+        let at = self.mark();
         self.bump();
         self.streaming.push((close, at));
-        Ok(Some(at))
+        Ok(Some(self.position_of(at)))
     }
 
     /// The next element of the sequence opened by [`Parser::enter_sequence`], or `None`
@@ -475,25 +505,26 @@ impl<'a> Parser<'a> {
             }
             Some(b @ (b')' | b']' | b'}')) => Err(self.mismatched(b, close, opened)),
             Some(_) => {
-                let at = self.position();
-                Ok(Some((at, self.parse_form()?)))
+                let at = self.mark();
+                Ok(Some((self.position_of(at), self.parse_form()?)))
             }
         }
     }
 
-    fn mismatched(&self, found: u8, close: u8, opened: Position) -> EdnError {
+    fn mismatched(&self, found: u8, close: u8, opened: Mark) -> EdnError {
         self.error_here(format!(
-            "mismatched `{}`: expected `{}` to close the {} opened at {opened}",
+            "mismatched `{}`: expected `{}` to close the {} opened at {}",
             found as char,
             close as char,
-            closer_name(close)
+            closer_name(close),
+            self.position_of(opened)
         ))
     }
 
     /// Parses one form; the cursor must be at its first byte or at ignorable input.
     fn parse_form(&mut self) -> Result<Edn, EdnError> {
         self.skip_ignorable()?;
-        let at = self.position();
+        let at = self.mark();
         let Some(b) = self.peek() else {
             return Err(self.error_here("expected a value, found the end of the input"));
         };
@@ -522,7 +553,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn parse_collection(&mut self, close: u8, opened: Position) -> Result<Vec<Edn>, EdnError> {
+    fn parse_collection(&mut self, close: u8, opened: Mark) -> Result<Vec<Edn>, EdnError> {
         if self.depth >= MAX_DEPTH {
             return Err(self.error_here(format!("nesting deeper than {MAX_DEPTH} levels")));
         }
@@ -557,7 +588,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn parse_string(&mut self, opened: Position) -> Result<String, EdnError> {
+    fn parse_string(&mut self, opened: Mark) -> Result<String, EdnError> {
         self.pos += 1; // opening quote
         let mut out = String::new();
         loop {
@@ -586,7 +617,7 @@ impl<'a> Parser<'a> {
                     self.bump();
                 }
                 Some(_) => {
-                    let escape_at = self.position();
+                    let escape_at = self.mark();
                     self.pos += 1; // backslash
                     let Some(e) = self.peek() else {
                         return Err(self.error_at(
@@ -619,7 +650,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads the 4 hex digits after `\u` (and a low surrogate after a high one).
-    fn parse_unicode_escape(&mut self, at: Position) -> Result<char, EdnError> {
+    fn parse_unicode_escape(&mut self, at: Mark) -> Result<char, EdnError> {
         let first = self.read_hex4(at)?;
         if (0xD800..0xDC00).contains(&first) {
             if self.peek() == Some(b'\\') && self.peek_at(1) == Some(b'u') {
@@ -638,7 +669,7 @@ impl<'a> Parser<'a> {
             .ok_or_else(|| self.error_at(at, format!("`\\u{first:04x}` is not a character")))
     }
 
-    fn read_hex4(&mut self, at: Position) -> Result<u32, EdnError> {
+    fn read_hex4(&mut self, at: Mark) -> Result<u32, EdnError> {
         let digits = self.bytes.get(self.pos..self.pos + 4);
         let value = digits
             .and_then(|d| std::str::from_utf8(d).ok())
@@ -653,7 +684,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn parse_char(&mut self, at: Position) -> Result<char, EdnError> {
+    fn parse_char(&mut self, at: Mark) -> Result<char, EdnError> {
         self.pos += 1; // backslash
         let Some(first) = self.text[self.pos..].chars().next() else {
             return Err(self.error_at(at, "a `\\` character literal needs a character"));
@@ -709,7 +740,7 @@ impl<'a> Parser<'a> {
         &self.text[start..self.pos]
     }
 
-    fn parse_keyword(&mut self, at: Position) -> Result<Edn, EdnError> {
+    fn parse_keyword(&mut self, at: Mark) -> Result<Edn, EdnError> {
         self.pos += 1; // colon
         let name = self.read_token();
         if name.is_empty() {
@@ -730,7 +761,7 @@ impl<'a> Parser<'a> {
         Ok(Edn::Keyword(name.to_string()))
     }
 
-    fn parse_dispatch(&mut self, at: Position) -> Result<Edn, EdnError> {
+    fn parse_dispatch(&mut self, at: Mark) -> Result<Edn, EdnError> {
         match self.peek_at(1) {
             Some(b'{') => {
                 self.pos += 1; // `#`; parse_collection consumes the `{`
@@ -788,7 +819,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Numbers, `nil`, `true`, `false` and symbols.
-    fn parse_token(&mut self, at: Position) -> Result<Edn, EdnError> {
+    fn parse_token(&mut self, at: Mark) -> Result<Edn, EdnError> {
         let token = self.read_token();
         let Some(first) = token.chars().next() else {
             // Cannot happen: parse_form only gets here on a non-delimiter byte.
@@ -1159,6 +1190,29 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 5));
         let e = parse_one("1 2").unwrap_err();
         assert!(e.reason.contains("more input"), "{e}");
+    }
+
+    #[test]
+    fn columns_on_one_long_line() {
+        // "é" is two bytes: columns must keep counting characters.
+        let text = format!("[{}@]", "{:a \"é\"} ".repeat(1000));
+        let mut parser = Parser::new(&text);
+        parser.enter_sequence().unwrap();
+        for k in 0..1000 {
+            let (at, _) = parser.next_in_sequence().unwrap().unwrap();
+            assert_eq!(
+                at,
+                Position {
+                    line: 1,
+                    column: 2 + 9 * k
+                }
+            );
+        }
+        let e = parser.next_in_sequence().unwrap_err();
+        assert_eq!((e.line, e.column), (1, 2 + 9 * 1000));
+        // A later error pointing back at the opening bracket still counts from the start.
+        let e = parse_all(&format!("{} [", "\"é\" ".repeat(10))).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 42));
     }
 
     #[test]
