@@ -1,0 +1,892 @@
+//! `report.html`: one self-contained page per run that a person can read without another
+//! tool.
+//!
+//! The page holds everything inline: CSS, the timeline script, SVG charts drawn by
+//! [`crate::charts`], and the data the script needs as one JSON blob. It opens from disk
+//! and makes no network request. Layout, top to bottom: verdict banner (and what could
+//! not be read), reproduction, timeline (canvas: one lane per process, zoom, pan, hover,
+//! click a stuck operation to jump to its witness), latency and throughput charts,
+//! witnesses drawn as Porcupine does, per-key results, per-`f` statistics, availability
+//! per fault window, convergence, configuration, node logs and the raw history lines the
+//! witnesses point at (`#ev-<index>`).
+//!
+//! Everything that comes from a history is untrusted: HTML goes through maud's escaping,
+//! SVG through [`crate::charts::esc`], and the JSON blob has `<`, `>` and `&` escaped as
+//! `\u003c` etc. so no value can close the `<script>` element. Rendering reads no clock
+//! and iterates only ordered collections, so the same input gives the same bytes.
+
+use crate::charts::{self, Completion, LatencyPoint};
+use crate::results::{lenient_pairs, KeyResult, OpRecord, Results, Verdict, Witness};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::Serialize;
+use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
+use std::collections::{BTreeMap, BTreeSet};
+
+const CSS: &str = include_str!("assets/report.css");
+const JS: &str = include_str!("assets/report.js");
+
+/// Witness drawings show at most this many of the prefix's last steps...
+const WITNESS_STEPS: usize = 12;
+/// ...and at most this many operations in all.
+const WITNESS_OPS: usize = 60;
+/// Histories up to this many events list every raw event; longer ones list only those a
+/// witness points at.
+const RAW_ALL_LIMIT: usize = 2000;
+/// Rows of the per-key table before it is cut.
+const KEY_ROWS: usize = 200;
+
+/// What a report is rendered from.
+#[derive(Debug, Clone)]
+pub struct ReportInput<'a> {
+    pub results: &'a Results,
+    pub history: &'a History,
+    /// The paired operations the checkers saw (witness ids refer to them). When `None`,
+    /// the history is paired here; if that fails, witnesses are drawn from what they carry.
+    pub ops: Option<&'a Operations>,
+    /// What could not be read, shown at the top ("history.jsonl truncated at line 812").
+    pub missing: Vec<String>,
+}
+
+impl<'a> ReportInput<'a> {
+    pub fn new(results: &'a Results, history: &'a History) -> Self {
+        ReportInput {
+            results,
+            history,
+            ops: None,
+            missing: Vec::new(),
+        }
+    }
+}
+
+/// Renders the whole page. Deterministic: the same input gives byte-identical output.
+pub fn render_report(input: &ReportInput) -> String {
+    let owned_ops;
+    let mut missing = input.missing.clone();
+    let ops: Option<&Operations> = match input.ops {
+        Some(o) => Some(o),
+        None => match input.history.pair() {
+            Ok(o) => {
+                owned_ops = o;
+                Some(&owned_ops)
+            }
+            Err(e) if input.results.linearizability.is_some() => {
+                missing.push(format!(
+                    "the history could not be paired into operations ({e}); witnesses show only the operations they carry"
+                ));
+                None
+            }
+            Err(_) => None,
+        },
+    };
+    let page = Page::new(input, ops, missing);
+    page.render().into_string()
+}
+
+/// Everything derived from the input once, shared by the sections.
+struct Page<'a> {
+    results: &'a Results,
+    history: &'a History,
+    missing: Vec<String>,
+    /// Operation id -> operation, from the paired history.
+    ops_by_id: BTreeMap<usize, OpRecord>,
+    /// Keys with a witness, each with its anchor.
+    witnesses: Vec<(String, &'a KeyResult, &'a Witness)>,
+    /// Event index -> event.
+    events: BTreeMap<u64, &'a Event>,
+    end_ns: u64,
+}
+
+impl<'a> Page<'a> {
+    fn new(input: &ReportInput<'a>, ops: Option<&Operations>, missing: Vec<String>) -> Self {
+        let ops_by_id = ops
+            .map(|o| o.ops.iter().map(|op| (op.id, OpRecord::from(op))).collect())
+            .unwrap_or_default();
+        let witnesses = input
+            .results
+            .linearizability
+            .iter()
+            .flat_map(|l| l.keys.iter())
+            .filter_map(|k| k.witness.as_ref().map(|w| (k, w)))
+            .enumerate()
+            .map(|(i, (k, w))| (format!("witness-{i}"), k, w))
+            .collect();
+        Page {
+            results: input.results,
+            history: input.history,
+            missing,
+            ops_by_id,
+            witnesses,
+            events: input.history.events.iter().map(|e| (e.index, e)).collect(),
+            end_ns: input
+                .history
+                .events
+                .iter()
+                .map(|e| e.time)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    fn render(&self) -> Markup {
+        let r = self.results;
+        let title = format!("splitbrain: {} — {}", r.name, r.verdict);
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    meta name="generator" content="splitbrain";
+                    title { (title) }
+                    style { (PreEscaped(CSS)) }
+                }
+                body {
+                    pre id="js-errors" hidden {}
+                    script { (PreEscaped(ERROR_HOOK)) }
+                    main {
+                        header.top {
+                            h1 { "splitbrain · " (r.name) }
+                            span.meta {
+                                "started " (r.started_at) " · ran " (fmt_secs(r.duration_s))
+                                " · " (r.stats.events) " events, " (r.stats.operations) " operations"
+                            }
+                        }
+                        (self.banner())
+                        (self.notes())
+                        nav.toc {
+                            a href="#reproduce" { "reproduce" }
+                            a href="#timeline-section" { "timeline" }
+                            a href="#charts" { "latency & throughput" }
+                            @if !self.witnesses.is_empty() { a href="#witnesses" { "witnesses (" (self.witnesses.len()) ")" } }
+                            @if r.linearizability.is_some() { a href="#keys" { "keys" } }
+                            a href="#stats" { "statistics" }
+                            a href="#availability" { "availability" }
+                            @if r.convergence.is_some() { a href="#convergence" { "convergence" } }
+                            a href="#config" { "configuration" }
+                            @if !r.node_logs.is_empty() { a href="#logs" { "node logs" } }
+                            a href="#raw" { "raw history" }
+                        }
+                        (self.reproduce())
+                        (self.timeline())
+                        (self.charts())
+                        (self.witness_section())
+                        (self.keys_table())
+                        (self.stats_table())
+                        (self.availability_table())
+                        (self.convergence())
+                        (self.config())
+                        (self.logs())
+                        (self.raw_events())
+                    }
+                    script type="application/json" id="sb-data" { (PreEscaped(self.timeline_json())) }
+                    script { (PreEscaped(JS)) }
+                }
+            }
+        }
+    }
+
+    fn banner(&self) -> Markup {
+        let r = self.results;
+        html! {
+            div class={"banner " (r.verdict.as_str())} id="verdict" data-verdict=(r.verdict.as_str()) {
+                div.word { (r.verdict.as_str()) }
+                div.why {
+                    div { (r.headline()) }
+                    @if !r.checkers.is_empty() {
+                        ul {
+                            @for c in &r.checkers {
+                                li { strong { (c.name) } ": " (c.verdict.as_str()) " — " (c.summary) }
+                            }
+                        }
+                    }
+                    @if let Some(l) = &r.linearizability {
+                        @let unknown: Vec<&KeyResult> = l.keys.iter().filter(|k| k.verdict == Verdict::Unknown).collect();
+                        @if !unknown.is_empty() {
+                            div { "Undecided keys: "
+                                @for (i, k) in unknown.iter().take(5).enumerate() {
+                                    @if i > 0 { "; " }
+                                    (key_name(&k.key)) " (" (k.unknown_reason.as_deref().unwrap_or("no reason given")) ")"
+                                }
+                                @if unknown.len() > 5 { " and " (unknown.len() - 5) " more" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn notes(&self) -> Markup {
+        let r = self.results;
+        let any = !self.missing.is_empty() || !r.notes.is_empty() || r.partial;
+        html! {
+            @if any {
+                div.warn id="notes" {
+                    strong { "Please note" }
+                    ul {
+                        @if r.partial { li { "The run was interrupted: the history and the verdict cover only part of it." } }
+                        @for m in &self.missing { li.missing { (m) } }
+                        @for n in &r.notes { li { (n) } }
+                    }
+                }
+            }
+        }
+    }
+
+    fn reproduce(&self) -> Markup {
+        let r = self.results;
+        html! {
+            section.card id="reproduce" {
+                h2 { "Reproduce" }
+                dl.kv {
+                    dt { "seed" } dd { code { (r.seed.map_or("(none recorded)".to_string(), |s| s.to_string())) } }
+                    dt { "exit code" } dd { (r.exit_code) }
+                    @if let Some(l) = &r.linearizability {
+                        dt { "model" } dd { (l.model) }
+                        dt { "checked" } dd { (l.operations) " operations in " (l.keys.len()) " key(s), " (fmt_ms(l.elapsed_ms)) }
+                    }
+                }
+                @if let Some(cmd) = &r.reproduce {
+                    pre.cmd { code { (cmd) } }
+                } @else {
+                    p.muted { "No reproduction command was recorded (a history checked offline)." }
+                }
+            }
+        }
+    }
+
+    fn timeline(&self) -> Markup {
+        html! {
+            section.card id="timeline-section" {
+                h2 { "Timeline" }
+                div.legend-row {
+                    span { span.sw style={"background:" (charts::OK)} {} "ok" }
+                    span { span.sw style={"background:" (charts::FAIL)} {} "fail" }
+                    span { span.sw style={"background:" (charts::INFO)} {} "info (extends to the end: it may take effect any time)" }
+                    span { span.sw style="background:rgba(207,34,46,.18)" {} "fault window" }
+                    @if !self.witnesses.is_empty() { span { span.sw style="border:2px solid #82071e" {} "cannot be linearized (click)" } }
+                }
+                div.tools {
+                    button type="button" id="zoom-in" { "zoom in" }
+                    button type="button" id="zoom-out" { "zoom out" }
+                    button type="button" id="zoom-reset" { "reset" }
+                    span.hint { "wheel to zoom · drag to pan · hover for details · double-click to reset" }
+                }
+                div.timeline-wrap {
+                    canvas id="timeline" {}
+                    div id="timeline-tip" {}
+                }
+            }
+        }
+    }
+
+    fn charts(&self) -> Markup {
+        let mut points = Vec::new();
+        let mut completions = Vec::new();
+        for op in lenient_pairs(self.history) {
+            if let Some((kind, t, _)) = op.completion {
+                points.push(LatencyPoint {
+                    t_ns: op.invoke_time,
+                    latency_ms: t.saturating_sub(op.invoke_time) as f64 / 1e6,
+                    outcome: kind.as_str(),
+                });
+                completions.push(Completion {
+                    t_ns: t,
+                    f: op.f.clone(),
+                    ok: kind == EventType::Ok,
+                });
+            }
+        }
+        let faults = &self.results.stats.faults;
+        html! {
+            section.card id="charts" {
+                h2 { "Latency over time" }
+                div.chart-box id="latency-chart" { (PreEscaped(charts::latency_svg(&points, self.end_ns, faults))) }
+                h2 { "Throughput over time" }
+                div.chart-box id="throughput-chart" { (PreEscaped(charts::throughput_svg(&completions, self.end_ns, faults))) }
+            }
+        }
+    }
+
+    fn witness_section(&self) -> Markup {
+        html! {
+            @if !self.witnesses.is_empty() {
+                section.card id="witnesses" {
+                    h2 { "Why it is not linearizable" }
+                    p.muted {
+                        "For each invalid key: the key's operations around the failure, one row per process, "
+                        "ordered as they were recorded. Green operations form the longest linearizable prefix; "
+                        "the numbered dots are their linearization points with the model state after each. "
+                        "The red operation cannot be placed after them. Click an operation for its raw history lines."
+                    }
+                    @for (anchor, key, w) in &self.witnesses {
+                        (self.witness(anchor, key, w))
+                    }
+                }
+            }
+        }
+    }
+
+    fn witness(&self, anchor: &str, key: &KeyResult, w: &Witness) -> Markup {
+        let key_ops: BTreeMap<usize, OpRecord> = self
+            .ops_by_id
+            .iter()
+            .filter(|(_, op)| op.key == w.key)
+            .map(|(id, op)| (*id, op.clone()))
+            .collect();
+        let (drawn, lo) = charts::witness_ops(w, &key_ops, WITNESS_STEPS, WITNESS_OPS);
+        let first_step = w.prefix.len().saturating_sub(WITNESS_STEPS);
+        html! {
+            div.witness id=(anchor) {
+                h3 { "Key " (key_name(&w.key)) " — " span.pill.invalid { "invalid" } }
+                p.muted { (key.operations) " operations (" (key.ok) " ok, " (key.info) " info), decided by " (key.method) " in " (fmt_ms(key.elapsed_ms)) ", " (key.explored) " states explored." }
+                div.witness-draw { (PreEscaped(charts::witness_svg(&drawn, lo, anchor))) }
+                div.stuck-box id={(anchor) "-detail"} {
+                    div { "Cannot be linearized: " a.op href={"#ev-" (w.stuck.invoke_index)} { (w.stuck.to_string()) } }
+                    div { "Why: " strong { (w.needed) } }
+                    @if !w.reachable_states.is_empty() {
+                        div { "States the prefix can end in: "
+                            @for (i, s) in w.reachable_states.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                code { (s.to_string()) }
+                            }
+                        }
+                    }
+                    @if !w.explanation.is_empty() { p { (w.explanation) } }
+                }
+                @if !w.concurrent.is_empty() {
+                    h3 { "Concurrent with it" }
+                    ul {
+                        @for c in &w.concurrent {
+                            li { a href={"#ev-" (c.invoke_index)} { (c.to_string()) } }
+                        }
+                    }
+                }
+                h3 { "Longest linearizable prefix (" (w.prefix.len()) " operations)" }
+                @if first_step > 0 { p.muted { "The first " (first_step) " steps are omitted." } }
+                table {
+                    thead { tr { th.num { "#" } th { "operation" } th { "events" } th { "state after" } } }
+                    tbody {
+                        @for (i, step) in w.prefix.iter().enumerate().skip(first_step) {
+                            tr {
+                                td.num { (i + 1) }
+                                @if let Some(op) = self.ops_by_id.get(&step.op) {
+                                    td { (op.to_string()) }
+                                    td {
+                                        a href={"#ev-" (op.invoke_index)} { (op.invoke_index) }
+                                        @if let Some(c) = op.complete_index { "–" a href={"#ev-" (c)} { (c) } }
+                                    }
+                                } @else {
+                                    td { "operation #" (step.op) } td { "" }
+                                }
+                                td { code { (step.state.to_string()) } }
+                            }
+                        }
+                        tr.bad {
+                            td.num { "✗" }
+                            td { (w.stuck.to_string()) }
+                            td {
+                                a href={"#ev-" (w.stuck.invoke_index)} { (w.stuck.invoke_index) }
+                                @if let Some(c) = w.stuck.complete_index { "–" a href={"#ev-" (c)} { (c) } }
+                            }
+                            td { (w.needed) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn keys_table(&self) -> Markup {
+        let Some(l) = &self.results.linearizability else {
+            return html! {};
+        };
+        let rank = |v: Verdict| match v {
+            Verdict::Invalid => 0,
+            Verdict::Unknown => 1,
+            Verdict::Valid => 2,
+        };
+        let mut keys: Vec<&KeyResult> = l.keys.iter().collect();
+        keys.sort_by_key(|k| rank(k.verdict));
+        let anchors: BTreeMap<Option<&Key>, &str> = self
+            .witnesses
+            .iter()
+            .map(|(a, k, _)| (k.key.as_ref(), a.as_str()))
+            .collect();
+        html! {
+            section.card id="keys" {
+                h2 { "Linearizability per key (" (l.model) ")" }
+                table {
+                    thead { tr { th { "key" } th { "verdict" } th.num { "ops" } th.num { "ok" } th.num { "info" } th { "method" } th.num { "explored" } th.num { "time" } th { "" } } }
+                    tbody {
+                        @for k in keys.iter().take(KEY_ROWS) {
+                            tr.bad[k.verdict == Verdict::Invalid].warnrow[k.verdict == Verdict::Unknown] {
+                                td { (key_name(&k.key)) }
+                                td { span class={"pill " (k.verdict.as_str())} { (k.verdict.as_str()) } }
+                                td.num { (k.operations) } td.num { (k.ok) } td.num { (k.info) }
+                                td { (k.method) } td.num { (k.explored) } td.num { (fmt_ms(k.elapsed_ms)) }
+                                td {
+                                    @if let Some(a) = anchors.get(&k.key.as_ref()) { a href={"#" (a)} { "witness" } }
+                                    @else if let Some(reason) = &k.unknown_reason { (reason) }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if keys.len() > KEY_ROWS { p.caption { (keys.len() - KEY_ROWS) " more keys, all " (keys[KEY_ROWS].verdict.as_str()) " or better, are not listed." } }
+            }
+        }
+    }
+
+    fn stats_table(&self) -> Markup {
+        let s = &self.results.stats;
+        html! {
+            section.card id="stats" {
+                h2 { "Operations" }
+                @if s.by_f.is_empty() { p.empty { "No client operations." } } @else {
+                    table {
+                        thead { tr { th { "f" } th.num { "ok" } th.num { "fail" } th.num { "info" } th.num { "never completed" } th.num { "p50" } th.num { "p90" } th.num { "p99" } th.num { "max" } } }
+                        tbody {
+                            @for f in &s.by_f {
+                                tr {
+                                    td { (f.f) } td.num { (f.ok) } td.num { (f.fail) } td.num { (f.info) } td.num { (f.pending) }
+                                    @if let Some(q) = &f.latency_ms {
+                                        td.num { (fmt_ms(q.p50)) } td.num { (fmt_ms(q.p90)) } td.num { (fmt_ms(q.p99)) } td.num { (fmt_ms(q.max)) }
+                                    } @else { td.num { "–" } td.num { "–" } td.num { "–" } td.num { "–" } }
+                                }
+                            }
+                        }
+                    }
+                    p.caption { "Latency quantiles (nearest rank) over operations that completed with any outcome; an info completion's latency is how long the client waited." }
+                }
+            }
+        }
+    }
+
+    fn availability_table(&self) -> Markup {
+        let s = &self.results.stats;
+        html! {
+            section.card id="availability" {
+                h2 { "Availability per fault window" }
+                table {
+                    thead { tr { th { "fault" } th { "targets" } th.num { "from" } th.num { "to" } th.num { "invoked" } th.num { "ok" } th.num { "fail" } th.num { "info" } th.num { "available" } } }
+                    tbody {
+                        @for w in &s.faults {
+                            tr {
+                                td { (w.kind) } td { (w.targets) }
+                                td.num { (format!("{:.2}s", w.start_s)) }
+                                td.num { (format!("{:.2}s", w.end_s)) @if !w.closed { " (never healed)" } }
+                                td.num { (w.availability.invoked) } td.num { (w.availability.ok) } td.num { (w.availability.fail) } td.num { (w.availability.info) }
+                                td.num { (fmt_fraction(w.availability.fraction)) }
+                            }
+                        }
+                        tr {
+                            td { strong { "no fault" } } td { "" } td { "" } td { "" }
+                            td.num { (s.outside_faults.invoked) } td.num { (s.outside_faults.ok) } td.num { (s.outside_faults.fail) } td.num { (s.outside_faults.info) }
+                            td.num { (fmt_fraction(s.outside_faults.fraction)) }
+                        }
+                    }
+                }
+                p.caption { "Availability: the fraction of operations invoked in the window that completed ok." }
+            }
+        }
+    }
+
+    fn convergence(&self) -> Markup {
+        let Some(c) = &self.results.convergence else {
+            return html! {};
+        };
+        // The most common digest is the majority's; others are highlighted.
+        let mut digests: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in &c.nodes {
+            if let Some(d) = &n.digest {
+                *digests.entry(d.as_str()).or_default() += 1;
+            }
+        }
+        let majority = digests.iter().max_by_key(|(_, n)| **n).map(|(d, _)| *d);
+        html! {
+            section.card id="convergence" {
+                h2 { "Convergence " span class={"pill " (c.verdict.as_str())} { (c.verdict.as_str()) } }
+                @if !c.explanation.is_empty() { p { (c.explanation) } }
+                table {
+                    thead { tr { th { "node" } th { "reachable" } th.num { "applied index" } th.num { "last index" } th { "digest" } } }
+                    tbody {
+                        @for n in &c.nodes {
+                            @let differs = n.digest.is_some() && n.digest.as_deref() != majority;
+                            tr.bad[!n.reachable || differs] {
+                                td { (n.name) } td { (if n.reachable { "yes" } else { "no" }) }
+                                td.num { (opt_num(n.applied_index)) } td.num { (opt_num(n.last_index)) }
+                                td { code { (n.digest.as_deref().unwrap_or("–")) } }
+                            }
+                        }
+                    }
+                }
+                @if !c.replicas_per_entry.is_empty() {
+                    h3 { "Replicas per committed entry" }
+                    table {
+                        thead { tr { th.num { "entries" } th.num { "term" } th.num { "replicas" } } }
+                        tbody {
+                            @for rc in &c.replicas_per_entry {
+                                tr.bad[rc.replicas * 2 <= c.nodes.len()] {
+                                    td.num { (rc.from_index) "–" (rc.to_index) } td.num { (rc.term) } td.num { (rc.replicas) " of " (c.nodes.len()) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn config(&self) -> Markup {
+        let text = serde_json::to_string_pretty(&self.results.config).unwrap_or_default();
+        html! {
+            section.card id="config" {
+                h2 { "Configuration" }
+                pre { code { (text) } }
+            }
+        }
+    }
+
+    fn logs(&self) -> Markup {
+        html! {
+            @if !self.results.node_logs.is_empty() {
+                section.card id="logs" {
+                    h2 { "Node logs" }
+                    ul {
+                        @for l in &self.results.node_logs {
+                            li {
+                                @if is_safe_relative(l) { a href=(l) { (l) } } @else { (l) " (not linked: not a relative path)" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Event indexes every witness points at.
+    fn witness_events(&self) -> BTreeSet<u64> {
+        let mut set = BTreeSet::new();
+        let mut add = |op: &OpRecord| {
+            set.insert(op.invoke_index);
+            if let Some(c) = op.complete_index {
+                set.insert(c);
+            }
+        };
+        for (_, _, w) in &self.witnesses {
+            let first = w.prefix.len().saturating_sub(WITNESS_STEPS);
+            for step in w.prefix.iter().skip(first) {
+                if let Some(op) = self.ops_by_id.get(&step.op) {
+                    add(op);
+                }
+            }
+            add(&w.stuck);
+            w.concurrent.iter().for_each(&mut add);
+        }
+        set
+    }
+
+    fn raw_events(&self) -> Markup {
+        let marked = self.witness_events();
+        let all = self.events.len() <= RAW_ALL_LIMIT;
+        let rows: Vec<&Event> = self
+            .events
+            .iter()
+            .filter(|(i, _)| all || marked.contains(i))
+            .map(|(_, e)| *e)
+            .collect();
+        html! {
+            section.card id="raw" {
+                h2 { "Raw history" }
+                @if all { p.muted { "Every event of the history, as recorded." @if !marked.is_empty() { " Events of the witnesses are highlighted." } } }
+                @else { p.muted { "The history has " (self.events.len()) " events; listed here are the " (rows.len()) " that the witnesses refer to." } }
+                @if rows.is_empty() { p.empty { "No events." } } @else {
+                    table.raw {
+                        thead { tr { th.num { "index" } th.num { "time (s)" } th { "process" } th { "type" } th { "f" } th { "key" } th { "value" } th { "node" } th { "error" } } }
+                        tbody {
+                            @for e in rows {
+                                tr id={"ev-" (e.index)} .hl[all && marked.contains(&e.index)] {
+                                    td.num { (e.index) }
+                                    td.num { (format!("{:.6}", e.time as f64 / 1e9)) }
+                                    td { (e.process.to_string()) }
+                                    td { span class={"pill " (pill_class(e.kind))} { (e.kind.as_str()) } }
+                                    td { (e.f) }
+                                    td { (e.key.as_ref().map(|k| k.to_string()).unwrap_or_default()) }
+                                    td.v { (charts::clip(&e.value.to_string(), 300)) }
+                                    td { (e.node.as_deref().unwrap_or("")) }
+                                    td { (e.error.as_deref().unwrap_or("")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The timeline's data, as JSON safe to embed in a `<script>` element.
+    fn timeline_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Data {
+            end_us: u64,
+            lanes: Vec<String>,
+            /// [lane, invoke µs, completion µs or -1, outcome 0 ok 1 fail 2 info 3 open,
+            ///  f index, invoke event index, description]
+            ops: Vec<(usize, u64, i64, u8, usize, u64, String)>,
+            fs: Vec<String>,
+            /// [start µs, end µs, kind, targets, closed]
+            faults: Vec<(u64, u64, String, String, bool)>,
+            /// invoke event index -> witness anchor
+            stuck: BTreeMap<u64, String>,
+        }
+        let raw = lenient_pairs(self.history);
+        let lanes: BTreeSet<u64> = raw.iter().map(|o| o.process).collect();
+        let lane_of: BTreeMap<u64, usize> =
+            lanes.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let fs: BTreeSet<&str> = raw.iter().map(|o| o.f.as_str()).collect();
+        let f_of: BTreeMap<&str, usize> = fs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+        let ops = raw
+            .iter()
+            .map(|o| {
+                let inv = &self.history.events[o.invoke_pos];
+                let comp = o.complete_pos.map(|p| &self.history.events[p]);
+                let (t1, outcome) = match o.completion {
+                    Some((EventType::Ok, t, _)) => (t as i64 / 1000, 0),
+                    Some((EventType::Fail, t, _)) => (t as i64 / 1000, 1),
+                    Some(_) => (-1, 2),
+                    None => (-1, 3),
+                };
+                (
+                    lane_of.get(&o.process).copied().unwrap_or(0),
+                    o.invoke_time / 1000,
+                    t1,
+                    outcome,
+                    f_of.get(o.f.as_str()).copied().unwrap_or(0),
+                    o.invoke_index,
+                    describe_op(inv, comp),
+                )
+            })
+            .collect();
+        let faults = self
+            .results
+            .stats
+            .faults
+            .iter()
+            .map(|w| {
+                (
+                    (w.start_s * 1e6) as u64,
+                    (w.end_s * 1e6) as u64,
+                    charts::clip(&w.kind, 40),
+                    charts::clip(&w.targets, 80),
+                    w.closed,
+                )
+            })
+            .collect();
+        let stuck = self
+            .witnesses
+            .iter()
+            .map(|(a, _, w)| (w.stuck.invoke_index, a.clone()))
+            .collect();
+        let data = Data {
+            end_us: self.end_ns / 1000,
+            lanes: lanes.iter().map(|p| format!("p{p}")).collect(),
+            ops,
+            fs: fs.iter().map(|f| f.to_string()).collect(),
+            faults,
+            stuck,
+        };
+        let json = serde_json::to_string(&data).unwrap_or_else(|_| "{}".into());
+        embed_json(&json)
+    }
+}
+
+/// Makes serialised JSON safe inside `<script>`: `<`, `>` and `&` can only occur inside
+/// JSON strings, where their `\u` escapes mean the same.
+pub(crate) fn embed_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// Sets `data-ready` only in the main script; this hook records any script error into
+/// `#js-errors` so tests (and people) can see it.
+const ERROR_HOOK: &str = "window.onerror=function(m,s,l,c){var e=document.getElementById('js-errors');if(e){e.hidden=false;e.textContent+=String(m)+' (line '+l+':'+c+')\\n';}};";
+
+fn describe_op(inv: &Event, comp: Option<&Event>) -> String {
+    let mut s = format!("p{} {}", inv.process, inv.f);
+    if let Some(k) = &inv.key {
+        s.push_str(&format!(" [{k}]"));
+    }
+    if !inv.value.is_null() {
+        s.push(' ');
+        s.push_str(&charts::clip(&inv.value.to_string(), 120));
+    }
+    if let Some(c) = comp {
+        s.push_str(&format!(" → {}", c.kind));
+        if !c.value.is_null() && c.value != inv.value {
+            s.push(' ');
+            s.push_str(&charts::clip(&c.value.to_string(), 120));
+        }
+        if let Some(e) = &c.error {
+            s.push_str(&format!(" ({})", charts::clip(e, 80)));
+        }
+    }
+    if let Some(n) = &inv.node {
+        s.push_str(&format!(" @{n}"));
+    }
+    s
+}
+
+fn pill_class(kind: EventType) -> &'static str {
+    match kind {
+        EventType::Invoke => "",
+        EventType::Ok => "ok",
+        EventType::Fail => "fail",
+        EventType::Info => "info",
+    }
+}
+
+fn key_name(k: &Option<Key>) -> String {
+    k.as_ref().map_or("(single register)".into(), |k| match k {
+        Key::Int(i) => i.to_string(),
+        Key::Str(s) => format!("{s:?}"),
+    })
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0)
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+fn fmt_fraction(f: Option<f64>) -> String {
+    f.map_or("–".into(), |f| format!("{:.1}%", f * 100.0))
+}
+
+fn opt_num(n: Option<u64>) -> String {
+    n.map_or("–".into(), |n| n.to_string())
+}
+
+/// Node log links must stay inside the run directory: no scheme, no absolute path.
+fn is_safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains(':')
+        && !path.starts_with('/')
+        && !path.starts_with('\\')
+        && !path.split(['/', '\\']).any(|c| c == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{invalid_results, invalid_results_with, valid_results};
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let (r, h) = invalid_results();
+        let a = render_report(&ReportInput::new(&r, &h));
+        let b = render_report(&ReportInput::new(&r, &h));
+        assert!(a == b, "two renders differ");
+        let (r, h) = valid_results();
+        assert!(
+            render_report(&ReportInput::new(&r, &h)) == render_report(&ReportInput::new(&r, &h))
+        );
+    }
+
+    #[test]
+    fn history_values_cannot_break_out() {
+        let evil = "</script><script>alert(1)</script>";
+        let (mut r, h) = invalid_results_with(Some(evil));
+        r.notes.push(evil.into());
+        r.config["name"] = serde_json::json!(evil);
+        r.node_logs.push("javascript:alert(1)".into());
+        let page = render_report(&ReportInput::new(&r, &h));
+        assert!(
+            !page.contains("<script>alert(1)"),
+            "raw markup from the history reached the page"
+        );
+        assert!(!page.contains("href=\"javascript:"));
+        // The only script elements are ours: the error hook, the data blob and the code.
+        assert_eq!(page.matches("<script").count(), 3);
+        assert_eq!(page.matches("</script>").count(), 3);
+        // The blob still carries the value, escaped for JSON.
+        assert!(page.contains("\\u003c/script\\u003e"));
+    }
+
+    #[test]
+    fn witness_is_drawn_and_linked() {
+        let (mut r, h) = invalid_results();
+        let l = r.linearizability.as_mut().unwrap();
+        assert_eq!(
+            l.verdict,
+            Verdict::Invalid,
+            "the checker must find the stale read"
+        );
+        let mut undecided = l.keys[0].clone();
+        undecided.verdict = Verdict::Unknown;
+        undecided.witness = None;
+        undecided.unknown_reason = Some("time budget of 1 s ran out".into());
+        l.keys.push(undecided);
+        let page = render_report(&ReportInput::new(&r, &h));
+        let w = r
+            .linearizability
+            .as_ref()
+            .unwrap()
+            .keys
+            .iter()
+            .find_map(|k| k.witness.as_ref())
+            .unwrap();
+        assert!(page.contains("id=\"witness-0\""));
+        assert!(page.contains("class=\"witness-svg\""));
+        assert!(page.contains("class=\"linpoint\""));
+        assert!(page.contains("wop stuck"));
+        // From the witness to the raw history lines, which exist on the page.
+        let link = format!("href=\"#ev-{}\"", w.stuck.invoke_index);
+        assert!(page.contains(&link));
+        assert!(page.contains(&format!("id=\"ev-{}\"", w.stuck.invoke_index)));
+        // From the timeline to the witness.
+        assert!(page.contains(&format!(
+            "\"stuck\":{{\"{}\":\"witness-0\"}}",
+            w.stuck.invoke_index
+        )));
+        assert!(page.contains("time budget of 1 s ran out"));
+    }
+
+    #[test]
+    fn missing_input_is_reported() {
+        let (r, h) = valid_results();
+        let mut input = ReportInput::new(&r, &h);
+        input
+            .missing
+            .push("history.jsonl truncated at line 812".into());
+        let page = render_report(&input);
+        assert!(page.contains("history.jsonl truncated at line 812"));
+        let empty = History::default();
+        let page = render_report(&ReportInput::new(&r, &empty));
+        assert!(page.contains("No completed operations to plot."));
+    }
+
+    #[test]
+    fn large_histories_stay_bounded() {
+        let h = crate::testutil::register_history(3, 100_000, 20);
+        let r = Results::new("big", "2026-11-26T15:00:00Z", &h);
+        let page = render_report(&ReportInput::new(&r, &h));
+        // Charts are downsampled and the raw table is omitted beyond the limit.
+        assert!(page.matches("<circle").count() <= charts::MAX_POINTS + 10);
+        assert!(!page.contains("id=\"ev-"));
+        assert!(page.len() < 20_000_000, "{} bytes", page.len());
+    }
+}

@@ -1,0 +1,947 @@
+//! The `results.json` schema: what a run concluded, in a stable, documented shape that CI,
+//! `splitbrain report` and `store/index.html` read back.
+//!
+//! This module owns the schema types and [`compute_stats`], the statistics derived
+//! purely from a history. The checker's own result types may change with the checker;
+//! the types here are the contract on disk, so they mirror the checker's field names
+//! (the JSON is the same as serialising the checker's types) but are owned here and are
+//! both `Serialize` and `Deserialize`.
+//!
+//! # `results.json`, schema version 1
+//!
+//! Every field is always present unless marked *optional* (then it is `null`). Times in
+//! the history are nanoseconds since the run started; in `stats` they are converted to
+//! seconds (`*_s`) or milliseconds (`*_ms`) as the name says.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `schema_version` | integer | `1`. Bumped only on an incompatible change. |
+//! | `name` | string | The test's name (`store/<name>/…`). |
+//! | `verdict` | `"valid"` \| `"invalid"` \| `"unknown"` | The run's verdict: invalid beats unknown beats valid over all checkers. |
+//! | `exit_code` | integer | The process exit code: 0 valid, 1 invalid, 2 unknown, 254 bad input, 255 internal error. |
+//! | `started_at` | string | RFC 3339 start time of the run. |
+//! | `duration_s` | number | Wall-clock duration of the whole run. |
+//! | `partial` | bool | True when the run was interrupted (Ctrl-C, crash): the history is incomplete. |
+//! | `seed` | integer, optional | The one seed everything random derives from. |
+//! | `reproduce` | string, optional | A one-line command that reruns this test with the same seed. |
+//! | `config` | object | The full configuration (`test.json`). |
+//! | `checkers` | array of `{name, verdict, summary}` | One entry per checker that ran (`linearizability`, `convergence`, …); `summary` is one line of plain text. |
+//! | `linearizability` | object, optional | Details of the linearizability check, below. |
+//! | `convergence` | object, optional | Final replica states, below. |
+//! | `stats` | object | Statistics computed from the history, below. |
+//! | `notes` | array of strings | Anything a reader should know (faults that failed to heal, truncated history, …). |
+//! | `node_logs` | array of strings | Paths of node logs relative to the run directory (`nodes/n1/node.log`). |
+//!
+//! `linearizability`: `{verdict, model, keys, elapsed_ms, operations}`; `keys` holds one
+//! object per independent key: `{key (string, integer or null for a single register),
+//! verdict, operations, ok, info, elapsed_ms, method, witness (optional), unknown_reason
+//! (optional), explored}`. A `witness` (present for invalid keys) is `{key, prefix,
+//! stuck, needed, reachable_states, concurrent, explanation}`: `prefix` is the longest
+//! linearizable prefix as `[{op, state}]` (`op` an operation id, `state` the model state
+//! after it), `stuck` the operation that cannot be placed after it, `needed` the state it
+//! would have needed, `reachable_states` the states the prefix could end in, `concurrent`
+//! the operations overlapping `stuck`. Operations are `{id, process, f, key (optional),
+//! input, output, outcome ("ok"|"info"), invoke_index, complete_index (null: never
+//! returned), invoke_time, complete_time, node (optional)}`; `id` indexes the run's paired
+//! operations and `*_index` are history event indexes (the `#ev-<index>` anchors of the
+//! report).
+//!
+//! `convergence`: `{verdict, nodes, replicas_per_entry, explanation}`; `nodes` is
+//! `[{name, applied_index, digest, last_index, reachable}]`; `replicas_per_entry` is
+//! `[{from_index, to_index, term, replicas}]`: the committed log entries
+//! `from_index..=to_index` (of `term`) are held by `replicas` nodes.
+//!
+//! `stats`: `{events, operations, duration_s, by_f, faults, outside_faults}`.
+//! - `by_f`: per operation function, sorted by name: `{f, ok, fail, info, pending,
+//!   latency_ms}` where `pending` counts invocations that never completed (they count as
+//!   `info` for the checker, not here) and `latency_ms` is `{count, min, p50, p90, p99,
+//!   max}` (nearest-rank quantiles over operations that completed, of any type; `null`
+//!   when none did).
+//! - `faults`: fault windows from nemesis events, in start order: `{kind, start_f,
+//!   stop_f (optional), targets, start_index, stop_index (optional), start_s, end_s,
+//!   closed, availability}`. A window opens at `start-X` (closed by `stop-X`), `kill`
+//!   (`restart`/`start`), `pause` (`resume`), `clock-*` (`clock-reset`), `partition`
+//!   (`heal`); an unclosed window lasts to the end of the history.
+//! - `availability` (per window, and `outside_faults` for operations invoked while no
+//!   window was open): `{invoked, ok, fail, info, fraction}` where `fraction` is
+//!   `ok / invoked` (`null` when nothing was invoked).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use splitbrain_checker::history::{Event, EventType, History, Key, Outcome, Process};
+use splitbrain_checker::linear;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The version written into every `results.json`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A checker's conclusion. Composition: invalid beats unknown beats valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+        }
+    }
+
+    /// Jepsen's exit codes: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Valid => 0,
+            Verdict::Invalid => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+
+    /// Combines two verdicts: invalid beats unknown beats valid.
+    pub fn combine(self, other: Verdict) -> Verdict {
+        match (self, other) {
+            (Verdict::Invalid, _) | (_, Verdict::Invalid) => Verdict::Invalid,
+            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+            _ => Verdict::Valid,
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a run concluded: the content of `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Always [`SCHEMA_VERSION`] when written by this crate; readers check it.
+    pub schema_version: u32,
+    pub name: String,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    /// RFC 3339; provided by the caller so rendering never reads the clock.
+    pub started_at: String,
+    pub duration_s: f64,
+    /// The run was interrupted, so the history and the verdict cover only part of it.
+    pub partial: bool,
+    pub seed: Option<u64>,
+    /// A single shell line that reruns the test with the same seed.
+    pub reproduce: Option<String>,
+    /// The whole `test.json`, so the report can show the configuration without it.
+    pub config: Value,
+    pub checkers: Vec<CheckerResult>,
+    pub linearizability: Option<Linearizability>,
+    pub convergence: Option<Convergence>,
+    pub stats: Stats,
+    pub notes: Vec<String>,
+    /// Relative to the run directory, so links keep working when the store moves.
+    pub node_logs: Vec<String>,
+}
+
+impl Results {
+    /// A result with everything empty but the name, start time and statistics; the caller
+    /// fills in the checkers and then calls [`Results::settle_verdict`].
+    pub fn new(name: impl Into<String>, started_at: impl Into<String>, history: &History) -> Self {
+        Results {
+            schema_version: SCHEMA_VERSION,
+            name: name.into(),
+            verdict: Verdict::Valid,
+            exit_code: 0,
+            started_at: started_at.into(),
+            duration_s: 0.0,
+            partial: false,
+            seed: None,
+            reproduce: None,
+            config: Value::Object(Default::default()),
+            checkers: Vec::new(),
+            linearizability: None,
+            convergence: None,
+            stats: compute_stats(history),
+            notes: Vec::new(),
+            node_logs: Vec::new(),
+        }
+    }
+
+    /// Sets `verdict` and `exit_code` from the checkers (no checker: unknown, as nothing
+    /// was verified).
+    pub fn settle_verdict(&mut self) {
+        self.verdict = self
+            .checkers
+            .iter()
+            .map(|c| c.verdict)
+            .reduce(Verdict::combine)
+            .unwrap_or(Verdict::Unknown);
+        self.exit_code = self.verdict.exit_code();
+    }
+
+    /// A one-line explanation of the verdict, for banners, JUnit and summaries.
+    pub fn headline(&self) -> String {
+        let names: Vec<&str> = self
+            .checkers
+            .iter()
+            .filter(|c| c.verdict == self.verdict)
+            .map(|c| c.name.as_str())
+            .collect();
+        let mut s = match self.verdict {
+            Verdict::Valid if self.checkers.is_empty() => "nothing was checked".to_string(),
+            Verdict::Valid => "every checker found the history valid".to_string(),
+            Verdict::Invalid => format!(
+                "the history is not consistent: {} found a violation",
+                names.join(", ")
+            ),
+            Verdict::Unknown if names.is_empty() => "no checker reached a verdict".to_string(),
+            Verdict::Unknown => format!("{} could not decide within the budget", names.join(", ")),
+        };
+        if self.partial {
+            s.push_str("; the run was interrupted, so this covers only part of it");
+        }
+        s
+    }
+}
+
+/// One checker's verdict with a one-line summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckerResult {
+    pub name: String,
+    pub verdict: Verdict,
+    pub summary: String,
+}
+
+/// The linearizability check, as stored (mirrors `checker::linear::LinearizabilityResult`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Linearizability {
+    pub verdict: Verdict,
+    pub model: String,
+    pub keys: Vec<KeyResult>,
+    pub elapsed_ms: f64,
+    pub operations: usize,
+}
+
+/// One independent key's check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyResult {
+    pub key: Option<Key>,
+    pub verdict: Verdict,
+    pub operations: usize,
+    pub ok: usize,
+    pub info: usize,
+    pub elapsed_ms: f64,
+    /// How the key was decided (the search used, or a shortcut).
+    pub method: String,
+    pub witness: Option<Witness>,
+    pub unknown_reason: Option<String>,
+    /// Search states explored, for judging how hard the key was.
+    pub explored: u64,
+}
+
+/// Why a key is not linearizable, in enough detail to draw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Witness {
+    pub key: Option<Key>,
+    /// The longest linearizable prefix, in linearization order.
+    pub prefix: Vec<Step>,
+    /// The operation that cannot be placed after the prefix.
+    pub stuck: OpRecord,
+    /// The state `stuck` would have needed.
+    pub needed: String,
+    pub reachable_states: Vec<Value>,
+    pub concurrent: Vec<OpRecord>,
+    pub explanation: String,
+}
+
+impl Witness {
+    /// One line naming the key, the stuck operation and what it needed.
+    pub fn summary(&self) -> String {
+        let key = self
+            .key
+            .as_ref()
+            .map_or(String::new(), |k| format!("key {k}: "));
+        format!(
+            "{key}{} cannot be linearized after a prefix of {} operation(s): {}",
+            self.stuck,
+            self.prefix.len(),
+            self.needed
+        )
+    }
+}
+
+/// One linearized operation and the model state after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// `Operation.id`.
+    pub op: usize,
+    pub state: Value,
+}
+
+/// An operation as stored (mirrors `checker::history::Operation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpRecord {
+    pub id: usize,
+    pub process: u64,
+    pub f: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    pub input: Value,
+    pub output: Value,
+    pub outcome: Outcome,
+    pub invoke_index: u64,
+    pub complete_index: Option<u64>,
+    pub invoke_time: u64,
+    pub complete_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl From<&splitbrain_checker::history::Operation> for OpRecord {
+    fn from(op: &splitbrain_checker::history::Operation) -> Self {
+        OpRecord {
+            id: op.id,
+            process: op.process,
+            f: op.f.clone(),
+            key: op.key.clone(),
+            input: op.input.clone(),
+            output: op.output.clone(),
+            outcome: op.outcome,
+            invoke_index: op.invoke_index,
+            complete_index: op.complete_index,
+            invoke_time: op.invoke_time,
+            complete_time: op.complete_time,
+            node: op.node.clone(),
+        }
+    }
+}
+
+impl fmt::Display for OpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{} {}", self.process, self.f)?;
+        if let Some(k) = &self.key {
+            write!(f, " [{k}]")?;
+        }
+        match (&self.input, &self.output) {
+            (i, o) if i == o => write!(f, " {i}")?,
+            (Value::Null, o) => write!(f, " -> {o}")?,
+            (i, o) => write!(f, " {i} -> {o}")?,
+        }
+        if self.outcome == Outcome::Info {
+            f.write_str(" (info)")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<linear::Verdict> for Verdict {
+    fn from(v: linear::Verdict) -> Self {
+        match v {
+            linear::Verdict::Valid => Verdict::Valid,
+            linear::Verdict::Invalid => Verdict::Invalid,
+            linear::Verdict::Unknown => Verdict::Unknown,
+        }
+    }
+}
+
+impl From<&linear::LinearizabilityResult> for Linearizability {
+    fn from(r: &linear::LinearizabilityResult) -> Self {
+        Linearizability {
+            verdict: r.verdict.into(),
+            model: r.model.clone(),
+            keys: r.keys.iter().map(KeyResult::from).collect(),
+            elapsed_ms: round6(r.elapsed_ms),
+            operations: r.operations,
+        }
+    }
+}
+
+impl From<&linear::KeyResult> for KeyResult {
+    fn from(k: &linear::KeyResult) -> Self {
+        KeyResult {
+            key: k.key.clone(),
+            verdict: k.verdict.into(),
+            operations: k.operations,
+            ok: k.ok,
+            info: k.info,
+            elapsed_ms: round6(k.elapsed_ms),
+            method: k.method.clone(),
+            witness: k.witness.as_ref().map(Witness::from),
+            unknown_reason: k.unknown_reason.clone(),
+            explored: k.explored,
+        }
+    }
+}
+
+impl From<&linear::Witness> for Witness {
+    fn from(w: &linear::Witness) -> Self {
+        Witness {
+            key: w.key.clone(),
+            prefix: w
+                .prefix
+                .iter()
+                .map(|s| Step {
+                    op: s.op,
+                    state: s.state.clone(),
+                })
+                .collect(),
+            stuck: OpRecord::from(&w.stuck),
+            needed: w.needed.clone(),
+            reachable_states: w.reachable_states.clone(),
+            concurrent: w.concurrent.iter().map(OpRecord::from).collect(),
+            explanation: w.explanation.clone(),
+        }
+    }
+}
+
+impl Linearizability {
+    /// The checker entry for `results.checkers`: its verdict and a one-line summary.
+    pub fn checker_result(&self) -> CheckerResult {
+        let count = |v: Verdict| self.keys.iter().filter(|k| k.verdict == v).count();
+        let summary = match self.verdict {
+            Verdict::Valid => format!(
+                "{} operations in {} key(s) are linearizable ({})",
+                self.operations,
+                self.keys.len(),
+                self.model
+            ),
+            Verdict::Invalid => {
+                let first = self
+                    .keys
+                    .iter()
+                    .find_map(|k| k.witness.as_ref())
+                    .map_or(String::new(), |w| format!("; {}", w.summary()));
+                format!(
+                    "{} of {} key(s) not linearizable{first}",
+                    count(Verdict::Invalid),
+                    self.keys.len()
+                )
+            }
+            Verdict::Unknown => format!(
+                "{} of {} key(s) undecided (budget ran out)",
+                count(Verdict::Unknown),
+                self.keys.len()
+            ),
+        };
+        CheckerResult {
+            name: "linearizability".into(),
+            verdict: self.verdict,
+            summary,
+        }
+    }
+}
+
+/// The replicas' final states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Convergence {
+    pub verdict: Verdict,
+    pub nodes: Vec<NodeState>,
+    pub replicas_per_entry: Vec<ReplicaCount>,
+    pub explanation: String,
+}
+
+/// One node's final state, as read after the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub applied_index: Option<u64>,
+    /// Digest of the applied state machine; equal digests at equal indexes mean converged.
+    pub digest: Option<String>,
+    pub last_index: Option<u64>,
+    pub reachable: bool,
+}
+
+/// Committed entries `from_index..=to_index` (of `term`) are held by `replicas` nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaCount {
+    pub from_index: u64,
+    pub to_index: u64,
+    pub term: u64,
+    pub replicas: usize,
+}
+
+/// Statistics computed purely from a history (see the module doc).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub events: usize,
+    /// Client operations (invocations), whatever their outcome.
+    pub operations: usize,
+    /// Time of the last event.
+    pub duration_s: f64,
+    pub by_f: Vec<FStats>,
+    pub faults: Vec<FaultWindow>,
+    pub outside_faults: Availability,
+}
+
+/// Counts and latency for one operation function.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FStats {
+    pub f: String,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    /// Invoked but never completed.
+    pub pending: usize,
+    pub latency_ms: Option<Quantiles>,
+}
+
+/// Nearest-rank quantiles of a sample, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quantiles {
+    pub count: usize,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Quantiles {
+    /// Quantiles of `values` (sorted here); `None` for an empty sample.
+    pub fn of(values: &mut [f64]) -> Option<Quantiles> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        Some(Quantiles {
+            count: values.len(),
+            min: values[0],
+            p50: nearest_rank(values, 0.50),
+            p90: nearest_rank(values, 0.90),
+            p99: nearest_rank(values, 0.99),
+            max: values[values.len() - 1],
+        })
+    }
+}
+
+/// The nearest-rank quantile of a sorted, non-empty slice.
+pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    let rank = (q * n as f64).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+/// A period during which one fault was in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// `partition`, `kill`, `pause`, `clock`, ...
+    pub kind: String,
+    pub start_f: String,
+    pub stop_f: Option<String>,
+    /// Who the fault hit, readable (`n1 ↛ n3,n4`, `n2`).
+    pub targets: String,
+    pub start_index: u64,
+    pub stop_index: Option<u64>,
+    pub start_s: f64,
+    /// The stop event's time, or the end of the history for an unclosed window.
+    pub end_s: f64,
+    pub closed: bool,
+    pub availability: Availability,
+}
+
+/// How many operations invoked in a period completed `ok`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    pub invoked: usize,
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+    /// `ok / invoked`; `None` when nothing was invoked.
+    pub fraction: Option<f64>,
+}
+
+impl Availability {
+    fn count(&mut self, outcome: Option<EventType>) {
+        self.invoked += 1;
+        match outcome {
+            Some(EventType::Ok) => self.ok += 1,
+            Some(EventType::Fail) => self.fail += 1,
+            // info, or never completed
+            _ => self.info += 1,
+        }
+    }
+
+    fn finish(&mut self) {
+        self.fraction = (self.invoked > 0).then(|| round6(self.ok as f64 / self.invoked as f64));
+    }
+}
+
+/// A client operation as the statistics see it: leniently paired, so that statistics can
+/// be computed for any history, even one the checkers reject.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawOp {
+    pub process: u64,
+    pub f: String,
+    pub invoke_index: u64,
+    pub invoke_time: u64,
+    /// Completion type and time; `None` if the operation never completed.
+    pub completion: Option<(EventType, u64, u64)>,
+    /// Position of the invocation in `History::events`.
+    pub invoke_pos: usize,
+    pub complete_pos: Option<usize>,
+}
+
+/// Pairs each completion with the open invocation of its process, ignoring anything that
+/// does not fit (a completion without invocation, a second invocation replaces the first).
+pub(crate) fn lenient_pairs(history: &History) -> Vec<RawOp> {
+    let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut ops: Vec<RawOp> = Vec::new();
+    for (pos, e) in history.events.iter().enumerate() {
+        let Process::Client(p) = e.process else {
+            continue;
+        };
+        match e.kind {
+            EventType::Invoke => {
+                open.insert(p, ops.len());
+                ops.push(RawOp {
+                    process: p,
+                    f: e.f.clone(),
+                    invoke_index: e.index,
+                    invoke_time: e.time,
+                    completion: None,
+                    invoke_pos: pos,
+                    complete_pos: None,
+                });
+            }
+            kind => {
+                if let Some(slot) = open.remove(&p) {
+                    ops[slot].completion = Some((kind, e.time, e.index));
+                    ops[slot].complete_pos = Some(pos);
+                }
+            }
+        }
+    }
+    ops
+}
+
+/// What kind of fault a nemesis `f` starts, if it starts one.
+fn fault_start_kind(f: &str) -> Option<String> {
+    if let Some(rest) = f.strip_prefix("start-") {
+        return Some(rest.to_string());
+    }
+    match f {
+        "kill" | "crash" => Some("kill".into()),
+        "pause" => Some("pause".into()),
+        "partition" => Some("partition".into()),
+        "start" => Some("fault".into()),
+        _ if f.starts_with("clock-") && f != "clock-reset" => Some("clock".into()),
+        _ => None,
+    }
+}
+
+/// Which fault kinds a nemesis `f` ends, if it ends any.
+fn fault_stop_kinds(f: &str) -> Vec<String> {
+    if let Some(rest) = f.strip_prefix("stop-") {
+        return vec![rest.to_string()];
+    }
+    match f {
+        "restart" | "start" => vec!["kill".into()],
+        "resume" => vec!["pause".into()],
+        "clock-reset" => vec!["clock".into()],
+        "heal" => vec!["partition".into()],
+        "stop" => vec!["fault".into()],
+        _ => Vec::new(),
+    }
+}
+
+/// A readable rendering of a nemesis value: grudges as `a ↛ b,c`, lists joined.
+pub fn describe_targets(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(describe_targets)
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::Array(_) => format!("{k} ↛ {}", describe_targets(v)),
+                _ => format!("{k}: {}", describe_targets(v)),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+struct OpenWindow {
+    window: FaultWindow,
+    value: Value,
+}
+
+/// Fault windows from the nemesis events. A nemesis `invoke` followed by an `info` of the
+/// same `f` (Jepsen's style) counts once, at the invocation.
+fn fault_windows(events: &[Event], end_ns: u64) -> Vec<FaultWindow> {
+    let mut open: Vec<OpenWindow> = Vec::new();
+    let mut done: Vec<FaultWindow> = Vec::new();
+    let mut invoked: BTreeMap<String, ()> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.process == Process::Nemesis) {
+        if e.kind == EventType::Invoke {
+            invoked.insert(e.f.clone(), ());
+        } else if invoked.remove(&e.f).is_some() {
+            // The completion of a nemesis invocation already counted; it may carry the
+            // targets the fault actually chose.
+            if let Some(w) = open
+                .iter_mut()
+                .rev()
+                .find(|w| w.window.start_f == e.f && w.window.targets.is_empty())
+            {
+                w.window.targets = describe_targets(&e.value);
+                w.value = e.value.clone();
+            }
+            continue;
+        }
+        let stops = fault_stop_kinds(&e.f);
+        if !stops.is_empty() {
+            let matching: Vec<usize> = open
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| stops.contains(&w.window.kind))
+                .map(|(i, _)| i)
+                .collect();
+            // A stop naming exactly one open window's targets closes only that one.
+            let exact: Vec<usize> = matching
+                .iter()
+                .copied()
+                .filter(|&i| !e.value.is_null() && open[i].value == e.value)
+                .collect();
+            let closing = if exact.len() == 1 { exact } else { matching };
+            for i in closing.into_iter().rev() {
+                let mut w = open.remove(i).window;
+                w.stop_f = Some(e.f.clone());
+                w.stop_index = Some(e.index);
+                w.end_s = ns_to_s(e.time);
+                w.closed = true;
+                done.push(w);
+            }
+            // `start` both ends a kill (restart) and starts a Jepsen-style fault.
+            if e.f != "start" {
+                continue;
+            }
+        }
+        if let Some(kind) = fault_start_kind(&e.f) {
+            open.push(OpenWindow {
+                window: FaultWindow {
+                    kind,
+                    start_f: e.f.clone(),
+                    stop_f: None,
+                    targets: describe_targets(&e.value),
+                    start_index: e.index,
+                    stop_index: None,
+                    start_s: ns_to_s(e.time),
+                    end_s: ns_to_s(end_ns),
+                    closed: false,
+                    availability: Availability::default(),
+                },
+                value: e.value.clone(),
+            });
+        }
+    }
+    done.extend(open.into_iter().map(|w| w.window));
+    done.sort_by(|a, b| a.start_index.cmp(&b.start_index).then(a.kind.cmp(&b.kind)));
+    done
+}
+
+pub(crate) fn ns_to_s(ns: u64) -> f64 {
+    round6(ns as f64 / 1e9)
+}
+
+/// Rounds to 6 decimals: enough for microseconds in seconds and nanoseconds in
+/// milliseconds, and short enough that `results.json` reads back to the same numbers.
+pub(crate) fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Statistics of a history: per-`f` counts and latencies, fault windows and availability.
+/// Pure: the same history always gives the same statistics.
+pub fn compute_stats(history: &History) -> Stats {
+    let end_ns = history.events.iter().map(|e| e.time).max().unwrap_or(0);
+    let ops = lenient_pairs(history);
+    let mut by_f: BTreeMap<String, (FStats, Vec<f64>)> = BTreeMap::new();
+    for op in &ops {
+        let (s, lat) = by_f.entry(op.f.clone()).or_insert_with(|| {
+            (
+                FStats {
+                    f: op.f.clone(),
+                    ..Default::default()
+                },
+                Vec::new(),
+            )
+        });
+        match op.completion {
+            Some((kind, t, _)) => {
+                match kind {
+                    EventType::Ok => s.ok += 1,
+                    EventType::Fail => s.fail += 1,
+                    _ => s.info += 1,
+                }
+                lat.push(round6(t.saturating_sub(op.invoke_time) as f64 / 1e6));
+            }
+            None => s.pending += 1,
+        }
+    }
+    let by_f = by_f
+        .into_values()
+        .map(|(mut s, mut lat)| {
+            s.latency_ms = Quantiles::of(&mut lat);
+            s
+        })
+        .collect();
+
+    let mut faults = fault_windows(&history.events, end_ns);
+    let mut outside = Availability::default();
+    for op in &ops {
+        let outcome = op.completion.map(|c| c.0);
+        let mut inside = false;
+        for w in faults.iter_mut() {
+            let ends = w.stop_index.unwrap_or(u64::MAX);
+            if op.invoke_index > w.start_index && op.invoke_index < ends {
+                w.availability.count(outcome);
+                inside = true;
+            }
+        }
+        if !inside {
+            outside.count(outcome);
+        }
+    }
+    faults.iter_mut().for_each(|w| w.availability.finish());
+    outside.finish();
+
+    Stats {
+        events: history.events.len(),
+        operations: ops.len(),
+        duration_s: ns_to_s(end_ns),
+        by_f,
+        faults,
+        outside_faults: outside,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn ev(
+        index: u64,
+        process: Process,
+        kind: EventType,
+        f: &str,
+        value: Value,
+    ) -> Event {
+        Event {
+            index,
+            time: index * 1_000_000,
+            process,
+            kind,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+            line: None,
+        }
+    }
+
+    use EventType::*;
+    use Process::{Client as C, Nemesis as N};
+
+    fn sample() -> History {
+        History::new(vec![
+            ev(0, C(0), Invoke, "write", json!(1)),
+            ev(1, C(0), Ok, "write", json!(1)),
+            ev(2, N, Info, "start-partition", json!({"n1": ["n2", "n3"]})),
+            ev(3, C(1), Invoke, "read", Value::Null),
+            ev(4, C(0), Invoke, "write", json!(2)),
+            ev(5, C(1), Info, "read", Value::Null),
+            ev(6, C(0), Fail, "write", json!(2)),
+            ev(7, N, Info, "stop-partition", Value::Null),
+            ev(8, C(0), Invoke, "read", Value::Null),
+            ev(9, C(0), Ok, "read", json!(1)),
+            ev(10, N, Info, "kill", json!("n2")),
+            ev(11, C(2), Invoke, "write", json!(3)),
+        ])
+    }
+
+    #[test]
+    fn counts_and_latency_per_f() {
+        let s = compute_stats(&sample());
+        assert_eq!(s.events, 12);
+        assert_eq!(s.operations, 5);
+        let read = &s.by_f[0];
+        assert_eq!(
+            (read.f.as_str(), read.ok, read.fail, read.info),
+            ("read", 1, 0, 1)
+        );
+        let write = &s.by_f[1];
+        assert_eq!(
+            (write.ok, write.fail, write.info, write.pending),
+            (1, 1, 0, 1)
+        );
+        let q = write.latency_ms.as_ref().unwrap();
+        assert_eq!((q.count, q.min, q.max), (2, 1.0, 2.0));
+    }
+
+    #[test]
+    fn fault_windows_and_availability() {
+        let s = compute_stats(&sample());
+        assert_eq!(s.faults.len(), 2);
+        let p = &s.faults[0];
+        assert_eq!(p.kind, "partition");
+        assert_eq!(p.targets, "n1 ↛ n2,n3");
+        assert!(p.closed);
+        assert_eq!((p.start_s, p.end_s), (0.002, 0.007));
+        assert_eq!((p.availability.invoked, p.availability.ok), (2, 0));
+        assert_eq!(p.availability.fraction, Some(0.0));
+        let k = &s.faults[1];
+        assert_eq!((k.kind.as_str(), k.closed, k.end_s), ("kill", false, 0.011));
+        assert_eq!(k.availability.invoked, 1);
+        assert_eq!(s.outside_faults.invoked, 2);
+        assert_eq!(s.outside_faults.fraction, Some(1.0));
+    }
+
+    #[test]
+    fn jepsen_style_nemesis_pairs_count_once() {
+        let h = History::new(vec![
+            ev(0, N, Invoke, "start", Value::Null),
+            ev(1, N, Info, "start", json!("Cut off {:n1 #{:n2}}")),
+            ev(2, N, Invoke, "stop", Value::Null),
+            ev(3, N, Info, "stop", json!("fully connected")),
+        ]);
+        let s = compute_stats(&h);
+        assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
+        assert_eq!(s.faults[0].targets, "Cut off {:n1 #{:n2}}");
+        assert_eq!(s.faults[0].stop_index, Some(2));
+    }
+
+    #[test]
+    fn quantiles_nearest_rank() {
+        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let q = Quantiles::of(&mut v).unwrap();
+        assert_eq!((q.p50, q.p90, q.p99, q.max), (50.0, 90.0, 99.0, 100.0));
+        assert!(Quantiles::of(&mut []).is_none());
+    }
+
+    #[test]
+    fn verdict_composition_and_round_trip() {
+        assert_eq!(Verdict::Valid.combine(Verdict::Unknown), Verdict::Unknown);
+        assert_eq!(Verdict::Unknown.combine(Verdict::Invalid), Verdict::Invalid);
+        let mut r = Results::new("t", "2026-01-01T00:00:00Z", &sample());
+        r.checkers.push(CheckerResult {
+            name: "linearizability".into(),
+            verdict: Verdict::Invalid,
+            summary: "key k1".into(),
+        });
+        r.settle_verdict();
+        assert_eq!((r.verdict, r.exit_code), (Verdict::Invalid, 1));
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"verdict\":\"invalid\""));
+        let back: Results = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}
