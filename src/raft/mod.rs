@@ -20,6 +20,8 @@
 //!   pipelined replication, snapshot in flight).
 //! - `node.rs`: [`RaftNode`], the protocol itself.
 //! - `sim.rs` (tests only): the deterministic cluster simulation and the safety checks.
+//! - `scenarios.rs` (tests only): scripted scenarios (Figure 8, pre-vote, check-quorum,
+//!   reads, persistence before acknowledging).
 //!
 //! # The Ready contract
 //! After any event, while [`RaftNode::has_ready`] is true, call [`RaftNode::ready`] and
@@ -59,6 +61,8 @@ mod log;
 mod message;
 mod node;
 mod progress;
+#[cfg(test)]
+mod scenarios;
 #[cfg(test)]
 mod sim;
 

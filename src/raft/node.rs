@@ -1017,3 +1017,17 @@ impl RaftNode {
         }
     }
 }
+
+/// Hooks for the scripted scenarios: drive elections explicitly instead of by ticking.
+#[cfg(test)]
+impl RaftNode {
+    /// Campaigns now (skipping pre-vote), as if the election timer fired.
+    pub(crate) fn force_campaign(&mut self) {
+        self.campaign();
+    }
+
+    /// As if a whole minimum election timeout passed without news from a leader.
+    pub(crate) fn forget_leader_contact(&mut self) {
+        self.leader_contact_elapsed = self.config.election_ticks.0;
+    }
+}

@@ -62,8 +62,8 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} violated at tick {} of seed {} (rerun: SPLITBRAIN_SIM_SEED={} cargo test -p splitbrain --bin splitbrain raft::sim::replay_one_seed -- --ignored): {}",
-            self.property, self.tick, self.seed, self.seed, self.detail
+            "{:?} violated at tick {} of seed {}: {}",
+            self.property, self.tick, self.seed, self.detail
         )
     }
 }
@@ -988,7 +988,8 @@ fn assert_holds(property: Property) {
         .collect();
     assert!(
         failures.is_empty(),
-        "{property:?} violated in {} of {} seeds:\n{}",
+        "{property:?} violated in {} of {} seeds (replay one with SPLITBRAIN_SIM_SEED=<seed> \
+         cargo test -p splitbrain --bin splitbrain raft::sim::replay_one_seed -- --ignored):\n{}",
         failures.len(),
         suite.seeds,
         failures.join("\n")
@@ -1081,7 +1082,8 @@ fn many_seeds_hold_every_property() {
     eprintln!("{} seeds from {first}: {:?}", seeds, outcome.stats);
     assert!(
         failures.is_empty(),
-        "{} of {seeds} seeds failed:\n{}",
+        "{} of {seeds} seeds failed (replay one with SPLITBRAIN_SIM_SEED=<seed> cargo test -p \
+         splitbrain --bin splitbrain raft::sim::replay_one_seed -- --ignored):\n{}",
         failures.len(),
         failures.join("\n")
     );
