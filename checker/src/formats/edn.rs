@@ -1,7 +1,7 @@
 //! A small EDN reader: the data language Jepsen and Knossos write histories in.
 //!
 //! This module owns the *language* (literals, collections, tags, comments), not what a
-//! history means; [`super::jepsen`] turns parsed forms into events. It is hand-written
+//! history means: `formats/jepsen.rs` turns parsed forms into events. It is hand-written
 //! rather than borrowed because histories are large and people edit them by hand: the
 //! parser works over bytes in one pass, and every error says the line and column where
 //! the input went wrong (an unterminated vector names where it was opened).
@@ -312,7 +312,7 @@ fn closer_name(close: u8) -> &'static str {
     match close {
         b')' => "list",
         b']' => "vector",
-        _ => "map or set",
+        _ => "set",
     }
 }
 
@@ -503,7 +503,9 @@ impl<'a> Parser<'a> {
                 self.streaming.pop();
                 Ok(None)
             }
-            Some(b @ (b')' | b']' | b'}')) => Err(self.mismatched(b, close, opened)),
+            Some(b @ (b')' | b']' | b'}')) => {
+                Err(self.mismatched(b, close, opened, closer_name(close)))
+            }
             Some(_) => {
                 let at = self.mark();
                 Ok(Some((self.position_of(at), self.parse_form()?)))
@@ -511,12 +513,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn mismatched(&self, found: u8, close: u8, opened: Mark) -> EdnError {
+    fn mismatched(&self, found: u8, close: u8, opened: Mark, kind: &str) -> EdnError {
         self.error_here(format!(
             "mismatched `{}`: expected `{}` to close the {} opened at {}",
             found as char,
             close as char,
-            closer_name(close),
+            kind,
             self.position_of(opened)
         ))
     }
@@ -531,17 +533,7 @@ impl<'a> Parser<'a> {
         match b {
             b'(' => Ok(Edn::List(self.parse_collection(b')', at)?)),
             b'[' => Ok(Edn::Vector(self.parse_collection(b']', at)?)),
-            b'{' => {
-                let items = self.parse_collection(b'}', at)?;
-                pairs(items).map(Edn::Map).map_err(|n| {
-                    self.error_at(
-                        at,
-                        format!(
-                            "the map opened here has an odd number of forms ({n}): a key has no value"
-                        ),
-                    )
-                })
-            }
+            b'{' => self.parse_map(at).map(Edn::Map),
             b'"' => self.parse_string(at).map(Edn::Str),
             b'\\' => self.parse_char(at).map(Edn::Char),
             b':' => self.parse_keyword(at),
@@ -550,6 +542,50 @@ impl<'a> Parser<'a> {
                 Err(self.error_here(format!("unmatched `{}`: nothing open to close", b as char)))
             }
             _ => self.parse_token(at),
+        }
+    }
+
+    /// Reads a map's entries straight into pairs (no intermediate list of forms).
+    fn parse_map(&mut self, opened: Mark) -> Result<Vec<(Edn, Edn)>, EdnError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error_here(format!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        self.depth += 1;
+        self.bump(); // `{`
+        let mut entries = Vec::new();
+        let mut key: Option<Edn> = None;
+        loop {
+            self.skip_ignorable()?;
+            match self.peek() {
+                None => {
+                    return Err(self.error_at(
+                        opened,
+                        "unterminated map: the `{` opened here is never closed",
+                    ));
+                }
+                Some(b'}') => {
+                    if key.is_some() {
+                        return Err(self.error_at(
+                            opened,
+                            format!(
+                                "the map opened here has an odd number of forms ({}): a key has no value",
+                                entries.len() * 2 + 1
+                            ),
+                        ));
+                    }
+                    self.bump();
+                    self.depth -= 1;
+                    return Ok(entries);
+                }
+                Some(b @ (b')' | b']')) => return Err(self.mismatched(b, b'}', opened, "map")),
+                Some(_) => {
+                    let form = self.parse_form()?;
+                    match key.take() {
+                        None => key = Some(form),
+                        Some(k) => entries.push((k, form)),
+                    }
+                }
+            }
         }
     }
 
@@ -581,7 +617,7 @@ impl<'a> Parser<'a> {
                 }
                 Some(b @ (b')' | b']' | b'}')) => {
                     self.depth -= 1;
-                    return Err(self.mismatched(b, close, opened));
+                    return Err(self.mismatched(b, close, opened, closer_name(close)));
                 }
                 Some(_) => items.push(self.parse_form()?),
             }
@@ -858,19 +894,6 @@ fn opener(close: u8) -> char {
 
 fn is_symbol_char(c: char) -> bool {
     c.is_alphanumeric() || ".*+!-_?$%&=<>/'".contains(c)
-}
-
-/// Groups a map's forms into entries; `Err(count)` if a key has no value.
-fn pairs(items: Vec<Edn>) -> Result<Vec<(Edn, Edn)>, usize> {
-    if items.len() % 2 == 1 {
-        return Err(items.len());
-    }
-    let mut entries = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        entries.push((k, v));
-    }
-    Ok(entries)
 }
 
 /// Parses an integer (`42`, `-7`, `12N`) or a float (`1.5`, `1e3`, `2.5M`).
@@ -1163,6 +1186,18 @@ mod tests {
         let e = fails("[1 99999999999999999999999]");
         assert_eq!((e.line, e.column), (1, 4));
         assert!(e.reason.contains("does not fit in 64 bits"), "{e}");
+
+        let e = fails("#{1 2");
+        assert!(e.reason.contains("unterminated set"), "{e}");
+        let e = fails("{:a 1]");
+        assert_eq!((e.line, e.column), (1, 6));
+        assert!(
+            e.reason
+                .contains("expected `}` to close the map opened at line 1, column 1"),
+            "{e}"
+        );
+        let e = fails("{:a 1");
+        assert!(e.reason.contains("unterminated map"), "{e}");
 
         let e = fails("1/2");
         assert!(e.reason.contains("ratio"), "{e}");
