@@ -439,7 +439,17 @@ impl<'a> Parser<'a> {
                 Some(b'#') if self.peek_at(1) == Some(b'_') => {
                     let at = self.mark();
                     self.pos += 2;
-                    self.skip_ignorable()?;
+                    // `#_#_#_…` nests: count it like a collection so it cannot overflow
+                    // the stack.
+                    if self.depth >= MAX_DEPTH {
+                        return Err(
+                            self.error_at(at, format!("nesting deeper than {MAX_DEPTH} levels"))
+                        );
+                    }
+                    self.depth += 1;
+                    let skipped = self.skip_ignorable();
+                    self.depth -= 1;
+                    skipped?;
                     match self.peek() {
                         None | Some(b')' | b']' | b'}') => {
                             return Err(
@@ -1220,6 +1230,11 @@ mod tests {
         assert!(e.reason.contains("symbolic value"), "{e}");
         let e = fails(&"[".repeat(MAX_DEPTH + 1));
         assert!(e.reason.contains("nesting deeper"), "{e}");
+        let e = fails(&format!("{}1", "#_".repeat(100_000)));
+        assert!(e.reason.contains("nesting deeper"), "{e}");
+        let e = fails(&format!("{}1", "#t ".repeat(100_000)));
+        assert!(e.reason.contains("nesting deeper"), "{e}");
+        assert_eq!(one(&format!("{}1 2 3", "#_".repeat(2))), Edn::Int(3));
         // Columns count characters, not bytes.
         let e = fails("\"é\" ]");
         assert_eq!((e.line, e.column), (1, 5));
