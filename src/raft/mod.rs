@@ -47,6 +47,31 @@
 //! and hands out every committed entry after it again in the first Ready. A node with a
 //! durable state machine skips the entries it already applied.
 //!
+//! # Reads
+//! - [`RaftNode::read_index`]: the leader issues a new heartbeat round (`read_seq`,
+//!   carried by every AppendEntries and echoed in the responses) and confirms the read
+//!   once a quorum acknowledged that round *and* it has committed an entry of its own
+//!   term (its no-op); the [`ReadState`] then carries the commit index to wait for.
+//! - [`RaftNode::lease_read`]: no round trip; valid for `lease_ticks` from the issuing
+//!   of the newest round a quorum acknowledged. Safe because a follower that heard from
+//!   the leader refuses to vote (pre-vote or higher-term vote) for `election_ticks.0`
+//!   ticks — also right after it restarts — and because `lease_ticks < election_ticks.0`.
+//!   Only as safe as the tick clocks run at the same rate.
+//! - Check-quorum: a leader that has not heard from a quorum for `election_ticks.0`
+//!   ticks steps down; its pending read-index reads come back in `lost_reads`.
+//!
+//! # API notes (relative to the first brief; all additive)
+//! - [`Config::new`] gives the defaults, [`Config::validate`] reports bad values
+//!   ([`ConfigError`]); [`RaftNode::new`] clamps instead of failing.
+//! - Flow control is `max_inflight_msgs` (AppendEntries with entries in flight per
+//!   follower); there is no byte-based limit and no `TimeoutNow` (no leadership transfer).
+//! - [`MessageBody::InstallSnapshot`] also carries `read_seq`; the rejection hint of
+//!   [`MessageBody::AppendEntriesResponse`] is `conflict_term`/`conflict_index`/`last_index`.
+//! - [`Status`] also has `id`, `voted_for` and `last_term`; [`Ready::is_empty`] exists.
+//! - [`RaftNode::lease_read`] fails with `leader_hint: Some(own id)` when this node leads
+//!   but holds no valid lease (fall back to `read_index`).
+//! - `#![allow(dead_code, unused_imports)]` below: the binary does not use every item.
+//!
 //! # Conventions
 //! - Proposals with empty `data` are indistinguishable from the leader's no-op: the
 //!   state machine should skip both.

@@ -935,7 +935,7 @@ struct SuiteOutcome {
 }
 
 /// Seeds in the default suite.
-const DEFAULT_SEEDS: u64 = 300;
+const DEFAULT_SEEDS: u64 = 500;
 
 /// Runs `seeds` seeds on two threads.
 fn run_suite(first_seed: u64, seeds: u64) -> SuiteOutcome {
@@ -1210,4 +1210,71 @@ fn lease_trusts_clock_bug_violates_linearizable_reads_within_300_seeds() {
         params.pre_vote = false;
         params.lease_read = 0.8;
     });
+}
+
+/// A tweak of the default parameters that exposes a bug.
+type Schedule<'a> = &'a dyn Fn(&mut SimParams);
+
+/// How often each bug is caught over many seeds (`SPLITBRAIN_SIM_SEEDS`, default 1000),
+/// under the same schedules as the tests above; fails if one is never caught.
+#[test]
+#[ignore]
+fn bug_detection_rates_over_many_seeds() {
+    let seeds: u64 = std::env::var("SPLITBRAIN_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let lease_schedule = |params: &mut SimParams| {
+        params.nodes = 3;
+        params.crash = 0.0;
+        params.partition = 0.1;
+        params.drop = 0.0;
+        params.max_delay = 2;
+        params.pre_vote = false;
+        params.lease_read = 0.8;
+    };
+    let cases: [(CoreBugs, Schedule); 4] = [
+        (
+            CoreBugs {
+                commit_old_terms: true,
+                ..CoreBugs::default()
+            },
+            &figure_8_schedule,
+        ),
+        (
+            CoreBugs {
+                no_truncate: true,
+                ..CoreBugs::default()
+            },
+            &|_| {},
+        ),
+        (
+            CoreBugs {
+                stale_reads: true,
+                ..CoreBugs::default()
+            },
+            &|_| {},
+        ),
+        (
+            CoreBugs {
+                lease_trusts_clock: true,
+                ..CoreBugs::default()
+            },
+            &lease_schedule,
+        ),
+    ];
+    for (bugs, tune) in cases {
+        let mut by_property: BTreeMap<Property, u64> = BTreeMap::new();
+        for seed in 0..seeds {
+            let mut params = SimParams::for_seed(seed);
+            tune(&mut params);
+            params.bugs = bugs;
+            if let Err(v) = run_seed(seed, params) {
+                *by_property.entry(v.property).or_default() += 1;
+            }
+        }
+        let caught: u64 = by_property.values().sum();
+        eprintln!("{bugs:?}: caught in {caught} of {seeds} seeds: {by_property:?}");
+        assert!(caught > 0, "{bugs:?} never caught in {seeds} seeds");
+    }
 }
