@@ -536,12 +536,14 @@ pub(crate) fn witness_svg(ops: &[WitnessOp], lo: u64, anchor: &str) -> String {
         p.dedup();
         p
     };
-    let slot_w = (1000.0 / (slots.len() as f64 + 2.0)).clamp(24.0, 80.0);
+    // Fit the report's column (about 1040 px) when possible; scroll beyond that.
+    let slot_w = ((1040.0 - 56.0 - 190.0) / (slots.len() as f64 + 3.0)).clamp(16.0, 80.0);
     let left = 56.0;
-    let row_h = 46.0;
-    let top = 30.0;
+    let row_h = 60.0;
+    let top = 34.0;
     let x = |slot: f64| left + (slot + 1.5) * slot_w;
-    let width = x(open_end) + slot_w;
+    // Room on the right for the stuck operation's full label.
+    let width = x(open_end) + slot_w + 190.0;
     let height = top + processes.len() as f64 * row_h + 8.0;
     let _ = write!(
         out,
@@ -581,7 +583,7 @@ pub(crate) fn witness_svg(ops: &[WitnessOp], lo: u64, anchor: &str) -> String {
     }
     for o in ops {
         let row = processes.binary_search(&o.op.process).unwrap_or(0);
-        let y = top + row as f64 * row_h + 8.0;
+        let y = top + row as f64 * row_h + 14.0;
         let clipped = o.op.invoke_index < lo;
         let a = if clipped {
             x(-1.0) - slot_w * 0.45
@@ -628,22 +630,25 @@ pub(crate) fn witness_svg(ops: &[WitnessOp], lo: u64, anchor: &str) -> String {
                 .map_or(String::new(), |s| s.to_string());
             let _ = write!(
                 out,
-                r#"<g class="linpoint"><title>{}</title><line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><circle cx="{px:.1}" cy="{:.1}" r="8"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{step}</text><text class="state" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text></g>"#,
+                r#"<g class="linpoint"><title>{}</title><line x1="{px:.1}" y1="{:.1}" x2="{px:.1}" y2="{:.1}"/><circle cx="{px:.1}" cy="{:.1}" r="9"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{step}</text><text class="state" x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text></g>"#,
                 esc(&format!("#{step}: {} → state {state}", o.op)),
-                y - 3.0,
-                y + 25.0,
-                y - 3.0,
-                y,
-                y + 34.0,
+                y - 4.0,
+                y + 24.0,
+                y - 9.0,
+                y - 5.5,
+                y + 35.0,
                 esc(&clip(&state, 12)),
             );
         }
         if o.role == Role::Stuck {
             let _ = write!(
                 out,
-                r##"<a href="#{anchor}-detail"><text class="stuck-label" x="{:.1}" y="{:.1}" text-anchor="end">cannot be placed ✗</text></a>"##,
-                b,
-                y - 6.0
+                r##"<a href="#{anchor}-detail"><text class="stuck-label" x="{:.1}" y="{:.1}">✗ {}</text><text class="stuck-why" x="{:.1}" y="{:.1}">cannot be placed</text></a>"##,
+                b + 8.0,
+                y + 10.0,
+                esc(&clip(&label, 26)),
+                b + 8.0,
+                y + 24.0
             );
         }
     }

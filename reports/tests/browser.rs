@@ -166,7 +166,8 @@ fn check_page(bin: &Path, name: &str, invalid: bool) {
     }
 
     let dir = screenshot_dir();
-    for (suffix, size) in [("top", "1400,1000"), ("full", "1400,4200")] {
+    std::fs::copy(&page, dir.join(format!("{name}.html"))).expect("keep the page");
+    for (suffix, size) in [("top", "1400,1000"), ("full", "1400,4800")] {
         let shot = dir.join(format!("{name}-{suffix}.png"));
         let _ = std::fs::remove_file(&shot);
         run_chromium(
