@@ -1281,4 +1281,70 @@ mod tests {
         let e = parser.next_in_sequence().unwrap_err();
         assert!(e.reason.contains("expected `)`"), "{e}");
     }
+
+    mod generated {
+        use super::super::*;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        fn name() -> impl Strategy<Value = String> {
+            "[a-z][a-z0-9*+!_?<>=.-]{0,8}".prop_filter("reserved word", |s| {
+                !matches!(s.as_str(), "nil" | "true" | "false")
+            })
+        }
+
+        fn form() -> impl Strategy<Value = Edn> {
+            let leaf = prop_oneof![
+                Just(Edn::Nil),
+                any::<bool>().prop_map(Edn::Bool),
+                any::<i64>().prop_map(|i| Edn::Int(i128::from(i))),
+                any::<u64>().prop_map(|i| Edn::Int(i128::from(i))),
+                any::<f64>()
+                    .prop_filter("finite", |x| x.is_finite())
+                    .prop_map(Edn::Float),
+                any::<String>().prop_map(Edn::Str),
+                any::<char>().prop_map(Edn::Char),
+                name().prop_map(Edn::Keyword),
+                (name(), name()).prop_map(|(ns, n)| Edn::Keyword(format!("{ns}/{n}"))),
+                name().prop_map(Edn::Symbol),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Edn::List),
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Edn::Vector),
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Edn::Set),
+                    prop::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Edn::Map),
+                    ("[a-z][a-z0-9.]{0,6}", inner)
+                        .prop_map(|(tag, v)| Edn::Tagged(tag, Box::new(v))),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(Config {
+                cases: 512,
+                rng_seed: RngSeed::Fixed(0x5eed_ed17),
+                failure_persistence: None,
+                ..Config::default()
+            })]
+
+            /// Whatever the printer writes, the parser reads back as the same form.
+            #[test]
+            fn printed_forms_read_back(form in form()) {
+                let text = form.to_string();
+                let back = parse_one(&text);
+                prop_assert_eq!(back.as_ref(), Ok(&form), "printed as {}", text);
+            }
+
+            /// Any input either parses or fails with a position inside the input; never
+            /// a panic.
+            #[test]
+            fn arbitrary_text_never_panics(text in "[\\[\\](){}#_:;\\\\\"a-z0-9 \n.,/+é-]{0,40}") {
+                if let Err(e) = parse_all(&text) {
+                    prop_assert!(e.line >= 1 && e.line <= text.lines().count().max(1) + 1);
+                    prop_assert!(e.column >= 1);
+                }
+            }
+        }
+    }
 }
