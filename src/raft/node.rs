@@ -224,8 +224,13 @@ impl RaftNode {
                 last_index,
                 last_term,
             } => {
+                // Also refuse while a leader's lease may be running: our term may have
+                // been bumped by some other higher-term message since we last heard
+                // from that leader, and the lease counts on our silence.
                 let free = self.voted_for == Some(from)
-                    || (self.voted_for.is_none() && self.leader.is_none());
+                    || (self.voted_for.is_none()
+                        && self.leader.is_none()
+                        && !self.heard_from_leader_recently());
                 let granted = free && self.log.is_up_to_date(last_index, last_term);
                 if granted {
                     self.voted_for = Some(from);
