@@ -2,3 +2,4 @@
 mod formats;
 mod oracle;
 mod linear;
+mod elle;

@@ -1,0 +1,560 @@
+//! Finding, naming and explaining the cycles of the dependency graph.
+//!
+//! Only strongly connected components (Tarjan, via petgraph) can hold cycles, so the
+//! search never leaves one. Within a component, each anomaly class is a constrained
+//! cycle, searched as "an edge of the class's special kind, closed by the shortest path
+//! back using only the kinds the class allows":
+//!
+//! | class    | special edge | path back may use | path must contain |
+//! |----------|--------------|-------------------|-------------------|
+//! | G0       | ww           | ww                |                   |
+//! | G1c      | wr           | ww, wr            |                   |
+//! | G-single | rw           | ww, wr            |                   |
+//! | G2-item  | rw           | ww, wr, rw        | an rw             |
+//!
+//! then again with `process` edges allowed (and required: `G0-process`, ...), then with
+//! `process` and `realtime` allowed and `realtime` required (`G0-realtime`, ...). A
+//! `-process`/`-realtime` variant is searched only when the plain class was not found in
+//! that component: it would add nothing. "Must contain" is a breadth-first search over
+//! (node, requirements met) states, so the path found is the shortest that qualifies.
+//!
+//! Before trying start edges, the component is split again into the components of the
+//! class's own edge kinds (a cycle through an edge needs both ends in one of them), which
+//! skips hopeless searches cheaply. Each class has a budget of edge visits per component;
+//! the shortest cycle found before it runs out is reported, and a component that yields
+//! nothing within budget still reports one cycle found by an unconstrained search, so a
+//! cyclic component is never silently passed.
+
+use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
+use super::order::{refs, t, Collector, Orders};
+use super::txn::Parsed;
+use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::{EdgeFiltered, EdgeRef};
+
+/// An anomaly class: how its cycles are searched.
+struct Class {
+    special: u8,
+    path: u8,
+    path_needs_rw: bool,
+}
+
+const CLASSES: [Class; 4] = [
+    Class {
+        special: WW,
+        path: WW,
+        path_needs_rw: false,
+    },
+    Class {
+        special: WR,
+        path: WW | WR,
+        path_needs_rw: false,
+    },
+    Class {
+        special: RW,
+        path: WW | WR,
+        path_needs_rw: false,
+    },
+    Class {
+        special: RW,
+        path: WW | WR | RW,
+        path_needs_rw: true,
+    },
+];
+
+/// (kinds allowed besides the class's own, kind required) per level: plain, process,
+/// realtime.
+const LEVELS: [(u8, u8); 3] = [(0, 0), (PROCESS, PROCESS), (PROCESS | REALTIME, REALTIME)];
+
+/// A cycle: each step's node and the kind of the edge to the next step's node.
+type Cycle = Vec<(u32, u8)>;
+
+/// Requirement bits of a search state.
+const NEED_LEVEL: u8 = 1;
+const NEED_RW: u8 = 2;
+const ALL_MET: u8 = NEED_LEVEL | NEED_RW;
+
+/// One component as a small graph with local node ids.
+struct Component {
+    /// Local id -> global node id.
+    nodes: Vec<u32>,
+    /// petgraph copy with local ids, for the per-class sub-components.
+    graph: DiGraph<(), u8, u32>,
+    /// Local adjacency: (target, kinds).
+    adj: Vec<Vec<(u32, u8)>>,
+}
+
+/// Reusable breadth-first search state over (local node, requirements met).
+struct Search {
+    stamp: Vec<u32>,
+    parent: Vec<u32>,
+    parent_kind: Vec<u8>,
+    generation: u32,
+}
+
+/// Budget accounting for one class in one component.
+struct Budget {
+    left: u64,
+    exhausted: bool,
+}
+
+pub(crate) fn search(
+    parsed: &Parsed<'_>,
+    orders: &Orders,
+    deps: &Deps,
+    options: &ElleOptions,
+    found: &mut Collector,
+) -> GraphStats {
+    let mut stats = GraphStats {
+        nodes: deps.graph.node_count(),
+        edges: deps.graph.edge_count(),
+        ..GraphStats::default()
+    };
+    let mut local_of: Vec<u32> = vec![u32::MAX; deps.graph.node_count()];
+    let mut sccs = tarjan_scc(&deps.graph);
+    sccs.retain(|c| c.len() > 1);
+    for scc in &mut sccs {
+        scc.sort_unstable();
+    }
+    // Report components in history order.
+    sccs.sort_unstable_by_key(|c| c[0]);
+    for scc in &sccs {
+        stats.cyclic_components += 1;
+        stats.largest_component = stats.largest_component.max(scc.len());
+        let component = Component::new(deps, scc, &mut local_of);
+        let (cycles, truncated) = component.cycles(options.search_budget_per_class);
+        if truncated {
+            stats.truncated_components += 1;
+        }
+        for cycle in cycles {
+            report(parsed, orders, deps, &cycle, found);
+        }
+        for &n in scc {
+            local_of[n.index()] = u32::MAX;
+        }
+    }
+    stats
+}
+
+impl Component {
+    fn new(deps: &Deps, scc: &[NodeIndex<u32>], local_of: &mut [u32]) -> Component {
+        for (i, n) in scc.iter().enumerate() {
+            local_of[n.index()] = i as u32;
+        }
+        let mut graph = DiGraph::with_capacity(scc.len(), scc.len() * 4);
+        for _ in scc {
+            graph.add_node(());
+        }
+        let mut adj = vec![Vec::new(); scc.len()];
+        for (i, &n) in scc.iter().enumerate() {
+            for e in deps.graph.edges(n) {
+                let to = local_of[e.target().index()];
+                if to != u32::MAX {
+                    let kinds = e.weight().kinds;
+                    adj[i].push((to, kinds));
+                    graph.add_edge(NodeIndex::new(i), NodeIndex::new(to as usize), kinds);
+                }
+            }
+        }
+        // petgraph lists a node's edges newest first; keep insertion order for
+        // deterministic, history-ordered searches.
+        for list in &mut adj {
+            list.reverse();
+        }
+        Component {
+            nodes: scc.iter().map(|n| n.index() as u32).collect(),
+            graph,
+            adj,
+        }
+    }
+
+    /// The shortest cycle found per class (plain, else process, else realtime variant),
+    /// and whether any budget ran out.
+    fn cycles(&self, budget_per_class: u64) -> (Vec<Cycle>, bool) {
+        let mut search = Search {
+            stamp: vec![0; self.nodes.len() * 4],
+            parent: vec![0; self.nodes.len() * 4],
+            parent_kind: vec![0; self.nodes.len() * 4],
+            generation: 0,
+        };
+        let mut out = Vec::new();
+        let mut truncated = false;
+        let mut found_class = [false; CLASSES.len()];
+        for (extra, required) in LEVELS {
+            for (ci, class) in CLASSES.iter().enumerate() {
+                if found_class[ci] {
+                    continue;
+                }
+                let mut budget = Budget {
+                    left: budget_per_class,
+                    exhausted: false,
+                };
+                let cycle = self.shortest(class, extra, required, &mut search, &mut budget);
+                truncated |= budget.exhausted;
+                if let Some(cycle) = cycle {
+                    found_class[ci] = true;
+                    out.push(cycle);
+                }
+            }
+        }
+        if out.is_empty() {
+            // A strongly connected component always has a cycle: find one, whatever it
+            // is made of, so it is reported even when every budget ran out.
+            // Enough for one complete search, plus the usual budget to shorten it.
+            let edges: usize = self.adj.iter().map(Vec::len).sum();
+            let mut budget = Budget {
+                left: budget_per_class.max(2 * edges as u64 + 16),
+                exhausted: false,
+            };
+            let any = Class {
+                special: WW | WR | RW | PROCESS | REALTIME,
+                path: WW | WR | RW | PROCESS | REALTIME,
+                path_needs_rw: false,
+            };
+            if let Some(cycle) = self.shortest(&any, 0, 0, &mut search, &mut budget) {
+                out.push(cycle);
+            }
+        }
+        (out, truncated)
+    }
+
+    /// The shortest cycle of `class` at one level, within budget.
+    fn shortest(
+        &self,
+        class: &Class,
+        extra: u8,
+        required: u8,
+        search: &mut Search,
+        budget: &mut Budget,
+    ) -> Option<Cycle> {
+        let allowed = class.path | extra;
+        let all = allowed | class.special;
+        // Sub-components of the kinds this class may use.
+        let filtered = EdgeFiltered::from_fn(&self.graph, |e| *e.weight() & all != 0);
+        let mut sub = vec![u32::MAX; self.nodes.len()];
+        for (id, comp) in tarjan_scc(&filtered).iter().enumerate() {
+            if comp.len() > 1 {
+                for n in comp {
+                    sub[n.index()] = id as u32;
+                }
+            }
+        }
+        let mut best: Option<Cycle> = None;
+        'edges: for (a, list) in self.adj.iter().enumerate() {
+            if sub[a] == u32::MAX {
+                continue;
+            }
+            for &(b, kinds) in list {
+                if budget.exhausted {
+                    break 'edges;
+                }
+                if sub[b as usize] != sub[a] {
+                    continue;
+                }
+                for special in KINDS {
+                    if kinds & special & class.special == 0 {
+                        continue;
+                    }
+                    // The path back may be at most this long to beat the best so far.
+                    let max_path = best.as_ref().map_or(u32::MAX, |c| c.len() as u32 - 2);
+                    if max_path == 0 {
+                        break 'edges;
+                    }
+                    let mut met = 0;
+                    if required == 0 || special & required != 0 {
+                        met |= NEED_LEVEL;
+                    }
+                    if !class.path_needs_rw {
+                        met |= NEED_RW;
+                    }
+                    let path = self.path(
+                        b,
+                        a as u32,
+                        allowed,
+                        required,
+                        class.path_needs_rw,
+                        met,
+                        max_path,
+                        &sub,
+                        search,
+                        budget,
+                    );
+                    if let Some(path) = path {
+                        let mut cycle = vec![(self.nodes[a], special)];
+                        cycle.extend(path.into_iter().map(|(n, k)| (self.nodes[n as usize], k)));
+                        // A search with requirements may revisit a node in another
+                        // state (e.g. walk an rw edge twice to "contain two"): only a
+                        // simple cycle demonstrates the anomaly.
+                        let mut nodes: Vec<u32> = cycle.iter().map(|&(n, _)| n).collect();
+                        nodes.sort_unstable();
+                        nodes.dedup();
+                        if nodes.len() == cycle.len() {
+                            best = Some(cycle);
+                        }
+                    }
+                }
+            }
+        }
+        best
+    }
+
+    /// Shortest path `from -> to` over `allowed` kinds within `from`'s sub-component,
+    /// ending with every requirement met; as (local node, kind of edge taken) steps.
+    #[allow(clippy::too_many_arguments)]
+    fn path(
+        &self,
+        from: u32,
+        to: u32,
+        allowed: u8,
+        required: u8,
+        needs_rw: bool,
+        met: u8,
+        max_edges: u32,
+        sub: &[u32],
+        search: &mut Search,
+        budget: &mut Budget,
+    ) -> Option<Vec<(u32, u8)>> {
+        search.generation += 1;
+        let generation = search.generation;
+        let state = |node: u32, met: u8| node * 4 + met as u32;
+        let start = state(from, met);
+        search.stamp[start as usize] = generation;
+        let target = state(to, ALL_MET);
+        if start == target {
+            return Some(Vec::new());
+        }
+        let scope = sub[from as usize];
+        let mut frontier = vec![start];
+        let mut next = Vec::new();
+        let mut depth = 0;
+        while !frontier.is_empty() && depth < max_edges {
+            depth += 1;
+            for &s in &frontier {
+                let (node, met) = (s / 4, (s % 4) as u8);
+                for &(to_node, kinds) in &self.adj[node as usize] {
+                    if budget.left == 0 {
+                        budget.exhausted = true;
+                        return None;
+                    }
+                    budget.left -= 1;
+                    if kinds & allowed == 0 || sub[to_node as usize] != scope {
+                        continue;
+                    }
+                    for kind in KINDS {
+                        if kinds & allowed & kind == 0 {
+                            continue;
+                        }
+                        let mut now = met;
+                        if kind & required != 0 {
+                            now |= NEED_LEVEL;
+                        }
+                        if needs_rw && kind == RW {
+                            now |= NEED_RW;
+                        }
+                        let st = state(to_node, now);
+                        if search.stamp[st as usize] == generation {
+                            continue;
+                        }
+                        search.stamp[st as usize] = generation;
+                        search.parent[st as usize] = s;
+                        search.parent_kind[st as usize] = kind;
+                        if st == target {
+                            return Some(unwind(search, start, target));
+                        }
+                        next.push(st);
+                    }
+                }
+            }
+            std::mem::swap(&mut frontier, &mut next);
+            next.clear();
+        }
+        None
+    }
+}
+
+/// The path from `start` to `target` as (node, kind of the edge leaving it).
+fn unwind(search: &Search, start: u32, target: u32) -> Vec<(u32, u8)> {
+    let mut steps = Vec::new();
+    let mut s = target;
+    while s != start {
+        let parent = search.parent[s as usize];
+        steps.push((parent / 4, search.parent_kind[s as usize]));
+        s = parent;
+    }
+    steps.reverse();
+    steps
+}
+
+/// The anomaly a cycle demonstrates, from the kinds of its edges.
+pub(crate) fn classify(kinds: impl IntoIterator<Item = u8>) -> String {
+    let (mut rw, mut wr, mut process, mut realtime) = (0, false, false, false);
+    for k in kinds {
+        match k {
+            RW => rw += 1,
+            WR => wr = true,
+            PROCESS => process = true,
+            REALTIME => realtime = true,
+            _ => {}
+        }
+    }
+    let base = match (rw, wr) {
+        (0, false) => "G0",
+        (0, true) => "G1c",
+        (1, _) => "G-single",
+        _ => "G2-item",
+    };
+    let suffix = if realtime {
+        "-realtime"
+    } else if process {
+        "-process"
+    } else {
+        ""
+    };
+    format!("{base}{suffix}")
+}
+
+/// What each class means, for explanations.
+fn meaning(kind: &str) -> &'static str {
+    let base = kind
+        .trim_end_matches("-realtime")
+        .trim_end_matches("-process");
+    match base {
+        "G0" => "a cycle of write-write dependencies (dirty write): no order of these transactions explains the order of their appends",
+        "G1c" => "a cycle of write-write and write-read dependencies (circular information flow): each transaction saw or overwrote the effects of the one before it",
+        "G-single" => "a cycle with exactly one read-write anti-dependency (read skew): one transaction missed a write that, through the other dependencies, happened before it",
+        _ => "a cycle with two or more read-write anti-dependencies (write skew / G2-item): each transaction missed a write of another",
+    }
+}
+
+/// Turns a cycle into an explained anomaly.
+fn report(
+    parsed: &Parsed<'_>,
+    orders: &Orders,
+    deps: &Deps,
+    cycle: &[(u32, u8)],
+    found: &mut Collector,
+) {
+    // Start at the transaction with the smallest id, for a stable, readable listing.
+    let start = (0..cycle.len())
+        .min_by_key(|&i| parsed.txns[cycle[i].0 as usize].op.id)
+        .unwrap_or(0);
+    let cycle: Vec<(u32, u8)> = cycle[start..]
+        .iter()
+        .chain(&cycle[..start])
+        .copied()
+        .collect();
+    let kind = classify(cycle.iter().map(|&(_, k)| k));
+    found.add(&kind, || {
+        let steps: Vec<CycleStep> = cycle
+            .iter()
+            .enumerate()
+            .map(|(i, &(node, k))| {
+                let to = cycle[(i + 1) % cycle.len()].0;
+                let txn = &parsed.txns[node as usize];
+                CycleStep {
+                    txn: txn.op.id,
+                    process: txn.op.process,
+                    invoke_index: txn.op.invoke_index,
+                    edge_to_next: kind_name(k).to_string(),
+                    reason: reason(parsed, orders, deps, node, to, k),
+                }
+            })
+            .collect();
+        let mut path = String::new();
+        for s in &steps {
+            path.push_str(&format!("{} -{}-> ", t(s.txn), s.edge_to_next));
+        }
+        path.push_str(&t(steps[0].txn));
+        let reasons: Vec<&str> = steps.iter().map(|s| s.reason.as_str()).collect();
+        let nodes: Vec<u32> = cycle.iter().map(|&(n, _)| n).collect();
+        Anomaly {
+            explanation: format!(
+                "{kind}: {path}; {}. {}.",
+                meaning(&kind),
+                reasons.join("; ")
+            ),
+            kind: kind.clone(),
+            cycle: steps,
+            txns: refs(parsed, &nodes),
+            key: None,
+        }
+    });
+}
+
+/// Why the edge `from -> to` of `kind` exists, in words.
+fn reason(
+    parsed: &Parsed<'_>,
+    orders: &Orders,
+    deps: &Deps,
+    from: u32,
+    to: u32,
+    kind: u8,
+) -> String {
+    let (a, b) = (&parsed.txns[from as usize], &parsed.txns[to as usize]);
+    let (ta, tb) = (t(a.op.id), t(b.op.id));
+    let label = deps.label(from, to);
+    let why = label.and_then(|l| match kind {
+        WW => l.ww,
+        WR => l.wr,
+        RW => l.rw,
+        _ => None,
+    });
+    let previous = |key: u32, elem: u32| {
+        let pos = orders.position[elem as usize];
+        (pos != u32::MAX && pos > 0).then(|| orders.order[key as usize][pos as usize - 1])
+    };
+    match (kind, why) {
+        (WW, Some(w)) => {
+            let prev = previous(w.key, w.elem).map_or_else(
+                || "an earlier version".to_string(),
+                |p| parsed.value(p).to_string(),
+            );
+            format!(
+                "{ta} appended {prev} to key {k}, and {tb} appended {v} right after it",
+                k = parsed.key(w.key),
+                v = parsed.value(w.elem)
+            )
+        }
+        (WR, Some(w)) => format!(
+            "{ta} appended {v} to key {k}, and {tb} read key {k} ending with {v}",
+            k = parsed.key(w.key),
+            v = parsed.value(w.elem)
+        ),
+        (RW, Some(w)) => {
+            let saw = previous(w.key, w.elem).map_or_else(
+                || "an empty list".to_string(),
+                |p| format!("a list ending with {}", parsed.value(p)),
+            );
+            format!(
+                "{ta} read key {k} as {saw}, without {v}, and {tb} appended {v}, the next version",
+                k = parsed.key(w.key),
+                v = parsed.value(w.elem)
+            )
+        }
+        (PROCESS, _) => format!("{ta} and then {tb} ran on process {p}", p = a.op.process),
+        (REALTIME, _) => format!(
+            "{ta} completed (event {c}) before {tb} was invoked (event {i})",
+            c = a.op.return_index(),
+            i = b.op.invoke_index
+        ),
+        _ => format!("{ta} -{}-> {tb}", kind_name(kind)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_names_every_class_and_variant() {
+        assert_eq!(classify([WW, WW]), "G0");
+        assert_eq!(classify([WW, WR]), "G1c");
+        assert_eq!(classify([RW, WR]), "G-single");
+        assert_eq!(classify([RW, RW]), "G2-item");
+        assert_eq!(classify([RW, RW, WW]), "G2-item");
+        assert_eq!(classify([WW, PROCESS]), "G0-process");
+        assert_eq!(classify([RW, PROCESS, REALTIME]), "G-single-realtime");
+        assert_eq!(classify([WR, REALTIME]), "G1c-realtime");
+    }
+}

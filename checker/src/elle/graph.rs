@@ -1,0 +1,212 @@
+//! The dependency graph between transactions, on petgraph.
+//!
+//! Nodes are the transactions that completed `ok` or `info`. An edge `a -> b` says `a`
+//! must come before `b` in any serial order, for one or more reasons (a bit set):
+//! - `ww`: `b` appended the element right after `a`'s in some key's version order;
+//! - `wr`: `b` read a list whose last element `a` appended;
+//! - `rw`: `a` read a list missing the next element of the version order, which `b`
+//!   appended (an anti-dependency);
+//! - `process`: `a` and `b` are consecutive on one process;
+//! - `realtime`: `a` completed before `b` was invoked.
+//!
+//! Each data edge keeps one witness (key and element) so that a cycle can explain itself
+//! without a second pass. Real-time edges are the transitive reduction Elle uses: when a
+//! transaction is invoked it gets an edge from every transaction on the current
+//! "frontier" (completed, and not yet known to precede another completed transaction),
+//! so their number stays near `transactions × concurrency`, not quadratic.
+
+use super::order::Orders;
+use super::txn::{Mop, Parsed, Status, NONE};
+use hashbrown::HashMap;
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
+
+pub(crate) const WW: u8 = 1;
+pub(crate) const WR: u8 = 2;
+pub(crate) const RW: u8 = 4;
+pub(crate) const PROCESS: u8 = 8;
+pub(crate) const REALTIME: u8 = 16;
+/// Every kind, in the order a cycle step prefers to be explained by.
+pub(crate) const KINDS: [u8; 5] = [WW, WR, RW, PROCESS, REALTIME];
+
+pub(crate) fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        WW => "ww",
+        WR => "wr",
+        RW => "rw",
+        PROCESS => "process",
+        _ => "realtime",
+    }
+}
+
+/// The key and element that justify a data edge. For `ww` and `rw` the element is the
+/// later version (appended by the edge's target); for `wr` it is the last element the
+/// target read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Why {
+    pub key: u32,
+    pub elem: u32,
+}
+
+/// What an edge carries: its kinds, and a witness per data kind.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EdgeLabel {
+    pub kinds: u8,
+    pub ww: Option<Why>,
+    pub wr: Option<Why>,
+    pub rw: Option<Why>,
+}
+
+/// The graph, and the index to find the edge between two nodes.
+#[derive(Debug, Default)]
+pub(crate) struct Deps {
+    pub graph: DiGraph<(), EdgeLabel, u32>,
+    index: HashMap<(u32, u32), EdgeIndex<u32>>,
+}
+
+impl Deps {
+    fn add(&mut self, from: u32, to: u32, kind: u8, why: Option<Why>) {
+        debug_assert_ne!(from, to, "dependency graphs have no self-loops");
+        let graph = &mut self.graph;
+        let edge = *self.index.entry((from, to)).or_insert_with(|| {
+            graph.add_edge(
+                NodeIndex::new(from as usize),
+                NodeIndex::new(to as usize),
+                EdgeLabel::default(),
+            )
+        });
+        let label = &mut self.graph[edge];
+        label.kinds |= kind;
+        let slot = match kind {
+            WW => &mut label.ww,
+            WR => &mut label.wr,
+            RW => &mut label.rw,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = why;
+        }
+    }
+
+    /// The label of the edge `from -> to`, if any.
+    pub(crate) fn label(&self, from: u32, to: u32) -> Option<&EdgeLabel> {
+        self.index.get(&(from, to)).map(|&e| &self.graph[e])
+    }
+}
+
+/// Builds every dependency edge.
+pub(crate) fn build(parsed: &Parsed<'_>, orders: &Orders) -> Deps {
+    let n = parsed.txns.len();
+    let mut deps = Deps {
+        graph: DiGraph::with_capacity(n, n * 4),
+        index: HashMap::with_capacity(n * 4),
+    };
+    for _ in 0..n {
+        deps.graph.add_node(());
+    }
+    write_write(parsed, orders, &mut deps);
+    reads(parsed, orders, &mut deps);
+    process_order(parsed, &mut deps);
+    real_time(parsed, &mut deps);
+    deps
+}
+
+/// ww: consecutive versions of a key appended by different transactions. Edges between
+/// non-consecutive versions follow by transitivity through the ones in between.
+fn write_write(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
+    for (key, order) in orders.order.iter().enumerate() {
+        for pair in order.windows(2) {
+            let (a, b) = (
+                parsed.appender[pair[0] as usize],
+                parsed.appender[pair[1] as usize],
+            );
+            if a != NONE && b != NONE && a != b {
+                let why = Why {
+                    key: key as u32,
+                    elem: pair[1],
+                };
+                deps.add(a, b, WW, Some(why));
+            }
+        }
+    }
+}
+
+/// wr and rw, from each `ok` transaction's external reads.
+fn reads(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
+    for (node, txn) in parsed.txns.iter().enumerate() {
+        if txn.status != Status::Ok {
+            continue;
+        }
+        let node = node as u32;
+        for mop in &txn.mops {
+            let Mop::Read {
+                key,
+                list: Some(list),
+                external: true,
+            } = mop
+            else {
+                continue;
+            };
+            let key = *key;
+            if let Some(&last) = list.last() {
+                let writer = parsed.appender[last as usize];
+                if writer != NONE && writer != node {
+                    deps.add(writer, node, WR, Some(Why { key, elem: last }));
+                }
+            }
+            // The version this read missed is the one after its prefix; only a read
+            // that is a prefix of the order says which one that is.
+            if !orders.is_prefix(parsed, key, list) {
+                continue;
+            }
+            let order = &orders.order[key as usize];
+            let seen = match list.last() {
+                Some(&last) => orders.position[last as usize] as usize + 1,
+                None => 0,
+            };
+            if let Some(&next) = order.get(seen) {
+                let writer = parsed.appender[next as usize];
+                if writer != NONE && writer != node {
+                    deps.add(node, writer, RW, Some(Why { key, elem: next }));
+                }
+            }
+        }
+    }
+}
+
+/// process: consecutive transactions of one process (a process runs one at a time, and
+/// `ops` is in invocation order).
+fn process_order(parsed: &Parsed<'_>, deps: &mut Deps) {
+    let mut last: HashMap<u64, u32> = HashMap::new();
+    for (node, txn) in parsed.txns.iter().enumerate() {
+        if let Some(prev) = last.insert(txn.op.process, node as u32) {
+            deps.add(prev, node as u32, PROCESS, None);
+        }
+    }
+}
+
+/// realtime: `a` completed before `b` was invoked, as a transitive reduction.
+fn real_time(parsed: &Parsed<'_>, deps: &mut Deps) {
+    // (event index, node, is completion); only `ok` transactions complete.
+    let mut events: Vec<(u64, u32, bool)> = Vec::with_capacity(parsed.txns.len() * 2);
+    for (node, txn) in parsed.txns.iter().enumerate() {
+        events.push((txn.op.invoke_index, node as u32, false));
+        if let (Status::Ok, Some(done)) = (txn.status, txn.op.complete_index) {
+            events.push((done, node as u32, true));
+        }
+    }
+    events.sort_unstable();
+    let mut frontier: Vec<u32> = Vec::new();
+    for (_, node, completion) in events {
+        let txn = &parsed.txns[node as usize];
+        if completion {
+            // Everything that completed before `node` began precedes it, and so
+            // precedes whatever `node` precedes: it leaves the frontier.
+            frontier.retain(|&f| parsed.txns[f as usize].op.return_index() > txn.op.invoke_index);
+            frontier.push(node);
+        } else {
+            for &f in &frontier {
+                deps.add(f, node, REALTIME, None);
+            }
+        }
+    }
+}

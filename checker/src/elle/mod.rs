@@ -1,0 +1,237 @@
+//! An Elle-style checker for transactional histories over append-only lists.
+//!
+//! Linearizability checks one object at a time; users of transactional stores ask whether
+//! *transactions* are isolated. Elle's answer (Kingsbury & Alvaro, "Elle: Inferring
+//! Isolation Anomalies from Experimental Observations") is to choose a datatype whose
+//! reads reveal the order of the writes: every transaction appends unique values to lists
+//! and reads whole lists, so each read is a prefix of the key's history of appends. From
+//! those prefixes we infer the version order of every key, derive dependencies between
+//! transactions, and search the dependency graph for cycles, each of which names an
+//! anomaly and rules out the consistency models that forbid it.
+//!
+//! Layout:
+//! - [`txn`]: turns `txn` operations into micro-operations, interning keys and values.
+//! - [`order`]: infers each key's version order from the longest read and reports the
+//!   anomalies visible without a graph (incompatible orders, duplicate elements, garbage,
+//!   aborted and intermediate reads, internal inconsistency).
+//! - [`graph`]: the dependency graph on petgraph (ww, wr, rw, process and real-time
+//!   edges, each remembering why it exists).
+//! - [`cycles`]: strongly connected components, and within each the shortest cycle found
+//!   for every anomaly class (G0, G1c, G-single, G2-item and their `-process` /
+//!   `-realtime` variants), under a work budget.
+//! - [`models`]: which consistency models each anomaly rules out.
+//! - [`gen`]: a seeded generator of list-append histories (valid by construction, with
+//!   optional faults), for tests and the benchmark.
+//!
+//! ```
+//! use splitbrain_checker::elle::check_list_append;
+//! use splitbrain_checker::{Event, EventType, History, Process};
+//! use serde_json::json;
+//!
+//! let ev = |index, process, kind, value| Event {
+//!     index, time: index, process: Process::Client(process), kind, f: "txn".into(),
+//!     key: None, value, node: None, error: None, line: None,
+//! };
+//! let history = History::new(vec![
+//!     ev(0, 0, EventType::Invoke, json!([["append", 1, 10]])),
+//!     ev(1, 0, EventType::Ok, json!([["append", 1, 10]])),
+//!     ev(2, 1, EventType::Invoke, json!([["r", 1, null]])),
+//!     ev(3, 1, EventType::Ok, json!([["r", 1, [10]]])),
+//! ]);
+//! let result = check_list_append(&history.pair().unwrap()).unwrap();
+//! assert!(result.valid);
+//! assert_eq!(result.strongest_model.as_deref(), Some("strict-serializable"));
+//! ```
+
+mod cycles;
+pub mod gen;
+mod graph;
+pub mod models;
+mod order;
+mod txn;
+
+use crate::history::{Key, Operations};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+pub use models::ConsistencyModel;
+
+/// How the analysis runs.
+#[derive(Debug, Clone)]
+pub struct ElleOptions {
+    /// The model the verdict is about: `valid` means the history is consistent with it.
+    pub model: ConsistencyModel,
+    /// Edge visits the cycle search may spend per strongly connected component and per
+    /// anomaly class. When it runs out, the shortest cycle found so far is reported (and
+    /// at least one cycle per component always is): the budget bounds the cost of huge
+    /// components in badly broken histories, not the verdict.
+    pub search_budget_per_class: u64,
+    /// At most this many examples of each anomaly kind are kept (all are counted).
+    pub max_examples_per_kind: usize,
+}
+
+impl Default for ElleOptions {
+    fn default() -> Self {
+        ElleOptions {
+            model: ConsistencyModel::StrictSerializable,
+            search_budget_per_class: 1_000_000,
+            max_examples_per_kind: 10,
+        }
+    }
+}
+
+/// What the analysis found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ElleResult {
+    /// True when the history is consistent with `checked_model`.
+    pub valid: bool,
+    /// The model `valid` is about (strict-serializable unless asked otherwise).
+    pub checked_model: String,
+    /// Examples of every anomaly found, at most `max_examples_per_kind` per kind, ordered
+    /// by kind (see [`models::ANOMALY_KINDS`]) and then by where they were found.
+    pub anomalies: Vec<Anomaly>,
+    /// Every anomaly kind found, in [`models::ANOMALY_KINDS`] order.
+    pub anomaly_types: Vec<String>,
+    /// How many of each kind were found (cycle kinds: one per strongly connected
+    /// component and class).
+    pub anomaly_counts: BTreeMap<String, usize>,
+    /// The models the anomalies rule out, weakest first.
+    pub not: Vec<String>,
+    /// The strongest model in [`models::MODELS`] the history is still consistent with;
+    /// `None` if even read-uncommitted is ruled out.
+    pub strongest_model: Option<String>,
+    /// Transactions analysed (completed `ok` or `info`).
+    pub txns: usize,
+    /// Transactions that completed `fail` (their appends must never be seen).
+    pub failed_txns: usize,
+    /// Operations that are not `txn`s and were ignored.
+    pub skipped_ops: usize,
+    /// The size of the dependency graph and of its cycle search.
+    pub graph: GraphStats,
+    /// Wall-clock time of the analysis, in milliseconds.
+    pub elapsed_ms: f64,
+}
+
+/// The size of the dependency graph and how the cycle search went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GraphStats {
+    pub nodes: usize,
+    /// Distinct (from, to) pairs; one pair may carry several kinds of dependency.
+    pub edges: usize,
+    /// Strongly connected components with more than one transaction.
+    pub cyclic_components: usize,
+    pub largest_component: usize,
+    /// Components where the budget ran out before every class was searched
+    /// exhaustively: their cycles are real, but a shorter one may exist.
+    pub truncated_components: usize,
+}
+
+/// One anomaly, with what a person needs to verify it by hand.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// `G0`, `G1c-process`, `G-single-realtime`, `G1a`, `incompatible-order`, ... (see
+    /// [`models::ANOMALY_KINDS`]).
+    pub kind: String,
+    /// For cycle anomalies, the cycle: each step's transaction and the edge to the next
+    /// step's (the last step's edge returns to the first). Empty otherwise.
+    pub cycle: Vec<CycleStep>,
+    /// The transactions involved (for cycles, the same as the cycle's).
+    pub txns: Vec<TxnRef>,
+    /// The key involved, for anomalies about one key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// The whole story in one paragraph.
+    pub explanation: String,
+}
+
+/// One transaction of a cycle, and the dependency leading to the next one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleStep {
+    /// The transaction's [`crate::Operation::id`].
+    pub txn: usize,
+    pub process: u64,
+    /// Event index of the transaction's invocation.
+    pub invoke_index: u64,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub edge_to_next: String,
+    /// Why the edge exists, e.g. "T1 read key 5 without 3; T2 appended 3, the next version".
+    pub reason: String,
+}
+
+/// A transaction named in an anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TxnRef {
+    /// [`crate::Operation::id`]: an index into `Operations::ops`, or into
+    /// `Operations::failed` when `status` is `fail`.
+    pub id: usize,
+    pub process: u64,
+    pub invoke_index: u64,
+    /// `ok`, `info` or `fail`.
+    pub status: String,
+}
+
+/// Why a history cannot be analysed as list-append transactions.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ElleError {
+    #[error("txn operation {id} (process {process}, invoked at event {invoke_index}): {reason}")]
+    MalformedTxn {
+        id: usize,
+        process: u64,
+        invoke_index: u64,
+        reason: String,
+    },
+    #[error("value {element} is appended to key {key} by two transactions (process {first_process} at event {first_invoke_index}, and process {second_process} at event {second_invoke_index}); list-append analysis needs every appended value to be unique per key")]
+    DuplicateAppend {
+        key: String,
+        element: String,
+        first_process: u64,
+        first_invoke_index: u64,
+        second_process: u64,
+        second_invoke_index: u64,
+    },
+}
+
+/// Checks a list-append history against strict serializability (see
+/// [`check_list_append_with`] for other models and budgets).
+pub fn check_list_append(ops: &Operations) -> Result<ElleResult, ElleError> {
+    check_list_append_with(ops, &ElleOptions::default())
+}
+
+/// Checks a list-append history: `txn` operations whose value is a list of
+/// `["append", key, value]` and `["r", key, list-or-null]` micro-operations. Other
+/// operations are ignored (and counted in `skipped_ops`).
+pub fn check_list_append_with(
+    ops: &Operations,
+    options: &ElleOptions,
+) -> Result<ElleResult, ElleError> {
+    let started = Instant::now();
+    let parsed = txn::parse(ops)?;
+    let mut found = order::Collector::new(options.max_examples_per_kind);
+    let orders = order::infer(&parsed, &mut found);
+    let deps = graph::build(&parsed, &orders);
+    let stats = cycles::search(&parsed, &orders, &deps, options, &mut found);
+
+    let (anomalies, counts) = found.finish();
+    let anomaly_types: Vec<String> = models::ANOMALY_KINDS
+        .iter()
+        .filter(|k| counts.contains_key(**k))
+        .map(|k| k.to_string())
+        .collect();
+    let verdict = models::judge(anomaly_types.iter().map(String::as_str));
+    let valid = !verdict.not.contains(&options.model);
+    Ok(ElleResult {
+        valid,
+        checked_model: options.model.name().to_string(),
+        anomalies,
+        anomaly_types,
+        anomaly_counts: counts,
+        not: verdict.not.iter().map(|m| m.name().to_string()).collect(),
+        strongest_model: verdict.strongest.map(|m| m.name().to_string()),
+        txns: parsed.txns.len(),
+        failed_txns: parsed.failed.len(),
+        skipped_ops: parsed.skipped,
+        graph: stats,
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}

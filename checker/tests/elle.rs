@@ -1,0 +1,772 @@
+//! Tests of the list-append (Elle-style) checker: one hand-built history per anomaly,
+//! each found, named and drawn with the expected cycle; clean histories that must pass;
+//! and a seeded property test: histories executed serially with concurrent invocations
+//! must pass, and each perturbation of their reads must fail.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use splitbrain_checker::elle::gen::{self, ListAppendOptions};
+use splitbrain_checker::elle::{
+    check_list_append, check_list_append_with, ConsistencyModel, ElleError, ElleOptions, ElleResult,
+};
+use splitbrain_checker::formats::{read_history, Format};
+use splitbrain_checker::{Event, EventType, History, Operations, Outcome, Process};
+
+/// Builds a history event by event; indices are assigned in call order.
+#[derive(Default)]
+struct H {
+    events: Vec<Event>,
+}
+
+/// The invocation form of a transaction: reads carry `null`.
+fn invocation(mops: &Value) -> Value {
+    match mops {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|m| match m {
+                    Value::Array(p) if p.len() == 3 && p[0] == "r" => json!(["r", p[1], null]),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+impl H {
+    fn push(&mut self, p: u64, kind: EventType, value: Value) -> &mut Self {
+        let index = self.events.len() as u64;
+        self.events.push(Event {
+            index,
+            time: index * 100,
+            process: Process::Client(p),
+            kind,
+            f: "txn".into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+            line: None,
+        });
+        self
+    }
+    fn invoke(&mut self, p: u64, mops: Value) -> &mut Self {
+        self.push(p, EventType::Invoke, invocation(&mops))
+    }
+    fn ok(&mut self, p: u64, mops: Value) -> &mut Self {
+        self.push(p, EventType::Ok, mops)
+    }
+    fn fail(&mut self, p: u64, mops: Value) -> &mut Self {
+        self.push(p, EventType::Fail, invocation(&mops))
+    }
+    fn info(&mut self, p: u64, mops: Value) -> &mut Self {
+        self.push(p, EventType::Info, invocation(&mops))
+    }
+    /// A transaction invoked and completed `ok` at once.
+    fn txn(&mut self, p: u64, mops: Value) -> &mut Self {
+        self.invoke(p, mops.clone()).ok(p, mops)
+    }
+    fn ops(&self) -> Operations {
+        History::new(self.events.clone())
+            .pair()
+            .expect("a well-formed history")
+    }
+    fn check(&self) -> ElleResult {
+        check_list_append(&self.ops()).expect("a well-formed list-append history")
+    }
+}
+
+/// The first cycle of `kind`, as (txn, edge to next).
+fn cycle(result: &ElleResult, kind: &str) -> Vec<(usize, String)> {
+    let anomaly = result
+        .anomalies
+        .iter()
+        .find(|a| a.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {:#?}", result.anomalies));
+    anomaly
+        .cycle
+        .iter()
+        .map(|s| (s.txn, s.edge_to_next.clone()))
+        .collect()
+}
+
+fn steps(s: &[(usize, &str)]) -> Vec<(usize, String)> {
+    s.iter().map(|(t, e)| (*t, e.to_string())).collect()
+}
+
+fn assert_only(result: &ElleResult, kinds: &[&str]) {
+    assert_eq!(result.anomaly_types, kinds, "{:#?}", result.anomalies);
+    assert!(!result.valid);
+}
+
+fn assert_clean(result: &ElleResult) {
+    assert!(result.valid, "{:#?}", result.anomalies);
+    assert!(result.anomalies.is_empty());
+    assert!(result.not.is_empty());
+    assert_eq!(
+        result.strongest_model.as_deref(),
+        Some("strict-serializable")
+    );
+}
+
+// ---------------------------------------------------------------- clean histories
+
+#[test]
+fn serial_history_is_strict_serializable() {
+    let mut h = H::default();
+    h.txn(0, json!([["append", "x", 1]]))
+        .txn(
+            1,
+            json!([["r", "x", [1]], ["append", "x", 2], ["r", "x", [1, 2]]]),
+        )
+        .txn(0, json!([["r", "x", [1, 2]], ["r", "y", null]]))
+        .txn(
+            2,
+            json!([["append", "y", 3], ["append", "y", 4], ["r", "y", [3, 4]]]),
+        );
+    let r = h.check();
+    assert_clean(&r);
+    assert_eq!(r.txns, 4);
+}
+
+#[test]
+fn concurrent_transactions_may_order_either_way() {
+    // T0 and T1 overlap: T1 may serialize first, so T0 missing its append is fine.
+    let mut h = H::default();
+    h.invoke(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .invoke(1, json!([["append", "x", 2]]))
+        .ok(1, json!([["append", "x", 2]]))
+        .ok(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .txn(2, json!([["r", "x", [2]], ["r", "y", [1]]]));
+    assert_clean(&h.check());
+}
+
+#[test]
+fn indeterminate_and_failed_transactions_are_handled() {
+    let mut h = H::default();
+    // An info append that took effect, one that never did, and a failed one nobody saw.
+    h.invoke(0, json!([["append", 1, 10]]))
+        .info(0, json!([["append", 1, 10]]))
+        .invoke(1, json!([["append", 1, 11]]))
+        .info(1, json!([["append", 1, 11]]))
+        .invoke(2, json!([["append", 1, 12]]))
+        .fail(2, json!([["append", 1, 12]]))
+        .txn(3, json!([["r", 1, [10]]]));
+    let r = h.check();
+    assert_clean(&r);
+    assert_eq!((r.txns, r.failed_txns), (3, 1));
+}
+
+#[test]
+fn non_txn_operations_are_skipped() {
+    let mut h = H::default();
+    h.txn(0, json!([["append", 1, 1]]));
+    h.events.push(Event {
+        index: 2,
+        time: 0,
+        process: Process::Client(1),
+        kind: EventType::Invoke,
+        f: "read".into(),
+        key: None,
+        value: Value::Null,
+        node: None,
+        error: None,
+        line: None,
+    });
+    let r = h.check();
+    assert_clean(&r);
+    assert_eq!(r.skipped_ops, 1);
+}
+
+// ---------------------------------------------------------------- cycle anomalies
+
+#[test]
+fn g0_write_cycle() {
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .invoke(1, json!([["append", "x", 2], ["append", "y", 2]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["append", "x", 2], ["append", "y", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]], ["r", "y", [2, 1]]]));
+    let r = h.check();
+    assert_only(&r, &["G0"]);
+    assert_eq!(cycle(&r, "G0"), steps(&[(0, "ww"), (1, "ww")]));
+    assert_eq!(r.strongest_model, None);
+    assert_eq!(r.not.len(), 6);
+    let a = &r.anomalies[0];
+    assert!(
+        a.explanation.contains("T0 -ww-> T1 -ww-> T0"),
+        "{}",
+        a.explanation
+    );
+    assert_eq!(
+        a.cycle[0].reason,
+        "T0 appended 1 to key x, and T1 appended 2 right after it"
+    );
+    assert_eq!(
+        a.cycle[1].reason,
+        "T1 appended 2 to key y, and T0 appended 1 right after it"
+    );
+}
+
+#[test]
+fn g1c_circular_information_flow() {
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .invoke(1, json!([["append", "y", 1], ["r", "x", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .ok(1, json!([["append", "y", 1], ["r", "x", [1]]]));
+    let r = h.check();
+    assert_only(&r, &["G1c"]);
+    assert_eq!(cycle(&r, "G1c"), steps(&[(0, "wr"), (1, "wr")]));
+    assert_eq!(r.strongest_model.as_deref(), Some("read-uncommitted"));
+    assert_eq!(
+        r.anomalies[0].cycle[0].reason,
+        "T0 appended 1 to key x, and T1 read key x ending with 1"
+    );
+}
+
+#[test]
+fn g_single_read_skew() {
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "x", []], ["r", "y", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["r", "x", []], ["r", "y", [1]]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    let r = h.check();
+    assert_only(&r, &["G-single"]);
+    assert_eq!(cycle(&r, "G-single"), steps(&[(0, "wr"), (1, "rw")]));
+    assert_eq!(r.strongest_model.as_deref(), Some("read-committed"));
+    assert_eq!(
+        r.not,
+        [
+            "snapshot-isolation",
+            "serializable",
+            "strong-session-serializable",
+            "strict-serializable"
+        ]
+    );
+    assert_eq!(
+        r.anomalies[0].cycle[1].reason,
+        "T1 read key x as an empty list, without 1, and T0 appended 1, the next version"
+    );
+}
+
+#[test]
+fn g2_item_write_skew() {
+    let mut h = H::default();
+    h.invoke(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "y", []], ["append", "x", 2]]))
+        .ok(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .ok(1, json!([["r", "y", []], ["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [2]], ["r", "y", [1]]]));
+    let r = h.check();
+    assert_only(&r, &["G2-item"]);
+    assert_eq!(cycle(&r, "G2-item"), steps(&[(0, "rw"), (1, "rw")]));
+    assert_eq!(r.strongest_model.as_deref(), Some("snapshot-isolation"));
+}
+
+/// Two transactions one after the other, on one process or on two.
+fn sequential(h: &mut H, same_process: bool, first: Value, second: Value) {
+    h.txn(0, first)
+        .txn(if same_process { 0 } else { 1 }, second);
+}
+
+#[test]
+fn g0_process_and_realtime() {
+    for (same, kind) in [(true, "G0-process"), (false, "G0-realtime")] {
+        let mut h = H::default();
+        sequential(
+            &mut h,
+            same,
+            json!([["append", "x", 1]]),
+            json!([["append", "x", 2]]),
+        );
+        h.txn(5, json!([["r", "x", [2, 1]]]));
+        let r = h.check();
+        assert_only(&r, &[kind]);
+        let edge = if same { "process" } else { "realtime" };
+        assert_eq!(cycle(&r, kind), steps(&[(0, edge), (1, "ww")]));
+    }
+}
+
+#[test]
+fn g1c_process_and_realtime() {
+    for (same, kind) in [(true, "G1c-process"), (false, "G1c-realtime")] {
+        let mut h = H::default();
+        // The first transaction reads what the second one has yet to append.
+        sequential(
+            &mut h,
+            same,
+            json!([["r", "x", [1]]]),
+            json!([["append", "x", 1]]),
+        );
+        let r = h.check();
+        assert_only(&r, &[kind]);
+        let edge = if same { "process" } else { "realtime" };
+        assert_eq!(cycle(&r, kind), steps(&[(0, edge), (1, "wr")]));
+    }
+}
+
+#[test]
+fn g_single_process_and_realtime() {
+    for (same, kind) in [(true, "G-single-process"), (false, "G-single-realtime")] {
+        let mut h = H::default();
+        // A stale read: the append completed before the read began.
+        sequential(
+            &mut h,
+            same,
+            json!([["append", "x", 1]]),
+            json!([["r", "x", []]]),
+        );
+        h.txn(5, json!([["r", "x", [1]]]));
+        let r = h.check();
+        assert_only(&r, &[kind]);
+        let edge = if same { "process" } else { "realtime" };
+        assert_eq!(cycle(&r, kind), steps(&[(0, edge), (1, "rw")]));
+        let model = if same {
+            "serializable"
+        } else {
+            "strong-session-serializable"
+        };
+        assert_eq!(r.strongest_model.as_deref(), Some(model));
+    }
+}
+
+#[test]
+fn g2_item_process_and_realtime() {
+    for (same, kind) in [(true, "G2-item-process"), (false, "G2-item-realtime")] {
+        let mut h = H::default();
+        let p1 = if same { 0 } else { 1 };
+        // T1 spans everything; T0 then T2 run one after the other.
+        h.invoke(9, json!([["append", "x", 1], ["r", "y", []]]))
+            .txn(0, json!([["append", "y", 1]]))
+            .txn(p1, json!([["r", "x", []]]))
+            .ok(9, json!([["append", "x", 1], ["r", "y", []]]))
+            .txn(5, json!([["r", "x", [1]], ["r", "y", [1]]]));
+        let r = h.check();
+        assert_only(&r, &[kind]);
+        // Ids: T0 is the spanning transaction (invoked first), T1 appends y, T2 reads x.
+        let edge = if same { "process" } else { "realtime" };
+        assert_eq!(cycle(&r, kind), steps(&[(0, "rw"), (1, edge), (2, "rw")]));
+    }
+}
+
+#[test]
+fn shortest_cycle_is_reported() {
+    // A long G0 cycle T0 -> T1 -> T2 -> T0 on keys a, b, c, and a short one T0 <-> T1
+    // on key d: the short one is the example.
+    let mut h = H::default();
+    let mops = [
+        json!([["append", "a", 1], ["append", "c", 2], ["append", "d", 1]]),
+        json!([
+            ["append", "a", 2],
+            ["append", "b", 1],
+            ["append", "d", 2],
+            ["append", "e", 1]
+        ]),
+        json!([["append", "b", 2], ["append", "c", 1]]),
+    ];
+    for (p, m) in mops.iter().enumerate() {
+        h.invoke(p as u64, m.clone());
+    }
+    for (p, m) in mops.iter().enumerate() {
+        h.ok(p as u64, m.clone());
+    }
+    h.txn(
+        7,
+        json!([
+            ["r", "a", [1, 2]],
+            ["r", "b", [1, 2]],
+            ["r", "c", [1, 2]],
+            ["r", "d", [2, 1]]
+        ]),
+    );
+    let r = h.check();
+    assert_only(&r, &["G0"]);
+    assert_eq!(cycle(&r, "G0").len(), 2);
+}
+
+// ---------------------------------------------------------------- other anomalies
+
+#[test]
+fn g1a_aborted_read() {
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1]]))
+        .fail(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1]]]));
+    let r = h.check();
+    assert_only(&r, &["G1a"]);
+    let a = &r.anomalies[0];
+    assert_eq!(a.txns[0].status, "fail");
+    assert_eq!(a.txns[1].id, 0);
+    assert!(a.explanation.contains("failed"), "{}", a.explanation);
+    assert_eq!(r.strongest_model.as_deref(), Some("read-uncommitted"));
+}
+
+#[test]
+fn g1b_intermediate_read() {
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .invoke(1, json!([["r", "x", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["append", "x", 2]]))
+        .ok(1, json!([["r", "x", [1]]]));
+    let r = h.check();
+    assert_only(&r, &["G1b"]);
+    assert_eq!(r.anomalies[0].txns[0].id, 0);
+    assert_eq!(r.anomalies[0].txns[1].id, 1);
+}
+
+#[test]
+fn internal_inconsistency() {
+    let mut h = H::default();
+    // Does not see its own append.
+    h.txn(0, json!([["append", "x", 1], ["r", "x", []]]));
+    let r = h.check();
+    assert_only(&r, &["internal"]);
+    // Reads disagree with each other.
+    let mut h = H::default();
+    h.txn(0, json!([["append", "y", 5]]))
+        .txn(1, json!([["r", "y", [5]], ["r", "y", []]]));
+    assert_only(&h.check(), &["internal"]);
+    // Sees its own append, but not at the end.
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "z", 1], ["r", "z", [1, 2]]]))
+        .txn(1, json!([["append", "z", 2]]))
+        .ok(0, json!([["append", "z", 1], ["r", "z", [1, 2]]]));
+    let r = h.check();
+    assert!(
+        r.anomaly_types.contains(&"internal".to_string()),
+        "{:#?}",
+        r.anomalies
+    );
+}
+
+#[test]
+fn duplicate_elements() {
+    let mut h = H::default();
+    h.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1, 1]]]));
+    assert_only(&h.check(), &["duplicate-elements"]);
+}
+
+#[test]
+fn garbage_read() {
+    let mut h = H::default();
+    h.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1, 9]]]));
+    let r = h.check();
+    assert_only(&r, &["garbage-read"]);
+    assert!(r.anomalies[0]
+        .explanation
+        .contains("no transaction ever appended 9"));
+}
+
+#[test]
+fn incompatible_order() {
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1]]))
+        .invoke(1, json!([["append", "x", 2]]))
+        .ok(0, json!([["append", "x", 1]]))
+        .ok(1, json!([["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]]]))
+        .txn(3, json!([["r", "x", [2, 1]]]));
+    let r = h.check();
+    assert_only(&r, &["incompatible-order"]);
+    assert_eq!(
+        r.anomalies[0]
+            .key
+            .as_ref()
+            .map(|k| k.to_string())
+            .as_deref(),
+        Some("x")
+    );
+}
+
+#[test]
+fn the_checked_model_decides_validity() {
+    let mut h = H::default();
+    sequential(
+        &mut h,
+        false,
+        json!([["append", "x", 1]]),
+        json!([["r", "x", []]]),
+    );
+    h.txn(5, json!([["r", "x", [1]]]));
+    let ops = h.ops();
+    let strict = check_list_append(&ops).unwrap();
+    assert!(!strict.valid);
+    let options = ElleOptions {
+        model: ConsistencyModel::Serializable,
+        ..ElleOptions::default()
+    };
+    let serializable = check_list_append_with(&ops, &options).unwrap();
+    assert!(serializable.valid, "a stale read is serializable");
+    assert_eq!(serializable.checked_model, "serializable");
+}
+
+// ---------------------------------------------------------------- inputs
+
+#[test]
+fn jepsen_edn_history() {
+    let edn = r#"[{:type :invoke, :f :txn, :value [[:append 5 3] [:r 5 nil]], :process 0, :index 0}
+{:type :invoke, :f :txn, :value [[:r 5 nil]], :process 1, :index 1}
+{:type :ok, :f :txn, :value [[:append 5 3] [:r 5 [3]]], :process 0, :index 2}
+{:type :ok, :f :txn, :value [[:r 5 [3]]], :process 1, :index 3}
+{:type :invoke, :f :txn, :value [[:r 5 nil]], :process 1, :index 4}
+{:type :ok, :f :txn, :value [[:r 5 []]], :process 1, :index 5}]"#;
+    let history = read_history(edn.as_bytes(), Format::Edn, "test.edn").unwrap();
+    let r = check_list_append(&history.pair().unwrap()).unwrap();
+    // Process 1 read [3] and then [] : a stale read on one process.
+    assert_eq!(r.anomaly_types, ["G-single-process"], "{:#?}", r.anomalies);
+    assert_eq!(
+        cycle(&r, "G-single-process"),
+        steps(&[(0, "wr"), (1, "process"), (2, "rw")])
+    );
+}
+
+#[test]
+fn malformed_transactions_are_named() {
+    let cases = [
+        (json!(5), "list of micro-operations"),
+        (json!([["frob", 1, 2]]), "\"append\" or \"r\""),
+        (json!([["append", [1], 2]]), "key must be"),
+        (json!([["append", 1, {"a": 1}]]), "appended value"),
+        (json!([["append"]]), "3 parts"),
+    ];
+    for (value, why) in cases {
+        let mut h = H::default();
+        h.txn(0, json!([["append", 1, 1]]));
+        h.push(3, EventType::Invoke, value.clone())
+            .push(3, EventType::Ok, value);
+        let err = check_list_append(&h.ops()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(
+                err,
+                ElleError::MalformedTxn {
+                    process: 3,
+                    invoke_index: 2,
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(text.contains(why) && text.contains("process 3"), "{text}");
+    }
+    let mut h = H::default();
+    h.txn(0, json!([["r", 1, 7]]));
+    assert!(check_list_append(&h.ops())
+        .unwrap_err()
+        .to_string()
+        .contains("list or null"));
+}
+
+#[test]
+fn duplicate_appends_are_an_error() {
+    let mut h = H::default();
+    h.txn(0, json!([["append", 1, 1]]))
+        .txn(1, json!([["append", 1, 1]]));
+    let err = check_list_append(&h.ops()).unwrap_err();
+    assert!(matches!(err, ElleError::DuplicateAppend { .. }), "{err}");
+}
+
+#[test]
+fn results_serialize() {
+    let mut h = H::default();
+    sequential(
+        &mut h,
+        true,
+        json!([["append", "x", 1]]),
+        json!([["r", "x", []]]),
+    );
+    h.txn(5, json!([["r", "x", [1]]]));
+    let text = serde_json::to_string(&h.check()).unwrap();
+    assert!(text.contains("\"edge_to_next\":\"rw\""), "{text}");
+    assert!(
+        text.contains("\"strongest_model\":\"serializable\""),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- property tests
+
+fn options(seed: u64) -> ListAppendOptions {
+    ListAppendOptions {
+        seed,
+        txns: 300,
+        concurrency: 1 + (seed % 6) as usize,
+        active_keys: 1 + (seed % 4) as usize,
+        max_appends_per_key: 8,
+        max_mops: 4,
+        read_ratio: 0.5,
+        info_rate: 0.1,
+        fail_rate: 0.05,
+        string_keys: seed & 1 == 0,
+        stale_read_rate: 0.0,
+    }
+}
+
+#[test]
+fn generated_serial_histories_pass() {
+    for seed in 0..40 {
+        let ops = gen::generate(&options(seed)).pair().unwrap();
+        let r = check_list_append(&ops).unwrap();
+        assert!(r.valid, "seed {seed}: {:#?}", r.anomalies);
+        assert_eq!(
+            r.strongest_model.as_deref(),
+            Some("strict-serializable"),
+            "seed {seed}"
+        );
+        assert!(r.txns > 200, "seed {seed}");
+    }
+}
+
+#[test]
+fn generated_histories_with_stale_reads_fail() {
+    for seed in 0..10 {
+        let o = ListAppendOptions {
+            stale_read_rate: 0.2,
+            ..options(seed)
+        };
+        let r = check_list_append(&gen::generate(&o).pair().unwrap()).unwrap();
+        assert!(!r.valid, "seed {seed}");
+    }
+}
+
+/// An `ok` read: (op position, micro-op position, key, list).
+fn ok_reads(ops: &Operations) -> Vec<(usize, usize, Value, Vec<Value>)> {
+    let mut out = Vec::new();
+    for (i, op) in ops.ops.iter().enumerate() {
+        if op.outcome != Outcome::Ok {
+            continue;
+        }
+        for (m, mop) in op.output.as_array().into_iter().flatten().enumerate() {
+            if mop[0] == "r" {
+                let list = mop[2].as_array().cloned().unwrap_or_default();
+                out.push((i, m, mop[1].clone(), list));
+            }
+        }
+    }
+    out
+}
+
+fn set_read(ops: &mut Operations, op: usize, mop: usize, list: Vec<Value>) {
+    ops.ops[op].output[mop][2] = Value::Array(list);
+}
+
+/// The operation that appended `value` to `key`, among `ok`/`info` operations.
+fn appender(ops: &Operations, key: &Value, value: &Value) -> Option<usize> {
+    ops.ops.iter().position(|op| {
+        op.input
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m[0] == "append" && m[1] == *key && m[2] == *value)
+    })
+}
+
+#[test]
+fn perturbed_reads_fail() {
+    let mut tried = [0usize; 4];
+    for seed in 0..60 {
+        let base = gen::generate(&options(seed)).pair().unwrap();
+        let reads = ok_reads(&base);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let what = rng.gen_range(0..4);
+        let mut ops = base.clone();
+        let expected: Option<&str> = match what {
+            // A value nobody appended.
+            0 => {
+                let Some((op, mop, _, mut list)) = reads.first().cloned() else {
+                    continue;
+                };
+                list.push(json!(1_000_000_007u64));
+                set_read(&mut ops, op, mop, list);
+                Some("garbage-read")
+            }
+            // A value read twice.
+            1 => {
+                let Some((op, mop, _, mut list)) = reads.iter().find(|r| !r.3.is_empty()).cloned()
+                else {
+                    continue;
+                };
+                list.push(list[0].clone());
+                set_read(&mut ops, op, mop, list);
+                Some("duplicate-elements")
+            }
+            // A stale read: drop an element whose append completed before the read
+            // began (and which another read pins in the version order).
+            2 => {
+                let pick = reads.iter().find_map(|(op, mop, key, list)| {
+                    let j = list.iter().position(|v| {
+                        appender(&base, key, v)
+                            .is_some_and(|a| base.ops[a].precedes(&base.ops[*op]))
+                    })?;
+                    let pinned = reads
+                        .iter()
+                        .any(|r| r.0 != *op && r.2 == *key && r.3.len() > j);
+                    pinned.then(|| (*op, *mop, list[..j].to_vec()))
+                });
+                let Some((op, mop, list)) = pick else {
+                    continue;
+                };
+                set_read(&mut ops, op, mop, list);
+                None
+            }
+            // A read from the future: the next version, appended by a transaction
+            // invoked after the read completed.
+            _ => {
+                let pick = reads.iter().find_map(|(op, mop, key, list)| {
+                    let longer = reads
+                        .iter()
+                        .find(|r| r.2 == *key && r.3.len() > list.len())?;
+                    let next = longer.3[list.len()].clone();
+                    let a = appender(&base, key, &next)?;
+                    base.ops[*op].precedes(&base.ops[a]).then(|| {
+                        let mut l = list.clone();
+                        l.push(next);
+                        (*op, *mop, l)
+                    })
+                });
+                let Some((op, mop, list)) = pick else {
+                    continue;
+                };
+                set_read(&mut ops, op, mop, list);
+                None
+            }
+        };
+        tried[what] += 1;
+        let r = check_list_append(&ops).unwrap();
+        assert!(!r.valid, "seed {seed}, perturbation {what}: still valid");
+        if let Some(kind) = expected {
+            assert!(
+                r.anomaly_types.iter().any(|k| k == kind),
+                "seed {seed}: {:?}",
+                r.anomaly_types
+            );
+        }
+    }
+    assert!(
+        tried.iter().all(|&n| n >= 5),
+        "every perturbation ran: {tried:?}"
+    );
+}
+
+#[test]
+fn analysis_is_deterministic() {
+    let o = ListAppendOptions {
+        stale_read_rate: 0.3,
+        txns: 500,
+        ..options(3)
+    };
+    let ops = gen::generate(&o).pair().unwrap();
+    let mut a = check_list_append(&ops).unwrap();
+    let mut b = check_list_append(&ops).unwrap();
+    a.elapsed_ms = 0.0;
+    b.elapsed_ms = 0.0;
+    assert_eq!(a, b);
+}
