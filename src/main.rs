@@ -1,21 +1,29 @@
 //! The splitbrain binary: flags in, libraries wired together.
 //!
+//! - `test`, `test-all`, `clean`: the test driver against the bundled cluster ([`run`],
+//!   [`clean`]).
 //! - `check`: offline linearizability checking of recorded histories ([`check`]).
+//! - `report`, `serve`: re-render a stored run, browse the store ([`reporting`]).
 //! - `node`, `cluster`, `bugs`, `bench-cluster`: the bundled Raft KV ([`node`], [`raft`]).
 //!
 //! Exit codes (as Jepsen): 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input,
 //! 255 internal error.
 
+mod check;
+mod clean;
 mod node;
 mod raft;
+mod reporting;
+mod run;
+mod testcmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Exit code for bad arguments or input.
-const EXIT_BAD_INPUT: u8 = 254;
+pub const EXIT_BAD_INPUT: u8 = 254;
 /// Exit code for an internal error.
-const EXIT_INTERNAL: u8 = 255;
+pub const EXIT_INTERNAL: u8 = 255;
 
 #[derive(Debug, Parser)]
 #[command(name = "splitbrain", version, about = "A Jepsen-style consistency tester")]
@@ -26,6 +34,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a workload against the bundled Raft cluster under faults, check it, report.
+    Test(run::config::TestArgs),
+    /// Run every workload × fault combination and summarise.
+    TestAll(run::config::TestArgs),
+    /// Check recorded histories for linearizability.
+    Check(check::CheckArgs),
+    /// Re-render the reports of a stored run.
+    Report(reporting::ReportArgs),
+    /// Serve the store on 127.0.0.1 for browsing.
+    Serve(reporting::ServeArgs),
+    /// Remove node processes and network namespaces a killed harness left behind.
+    Clean(clean::CleanArgs),
     #[command(flatten)]
     Node(node::cli::NodeCommand),
 }
@@ -40,6 +60,12 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Test(args) => testcmd::test(args),
+        Command::TestAll(args) => testcmd::test_all(args),
+        Command::Check(args) => check::run(args),
+        Command::Report(args) => reporting::report(args),
+        Command::Serve(args) => reporting::serve(args),
+        Command::Clean(args) => clean::run(args),
         Command::Node(cmd) => node::cli::run(cmd),
     };
     match result {

@@ -1,0 +1,514 @@
+//! `splitbrain check`: offline linearizability checking of recorded histories.
+//!
+//! Reads one or more histories (files, or directories searched recursively), detects
+//! each one's format unless told, checks it against a model, and prints a human summary
+//! (or JSON with `--json`). The exit code is the worst verdict: 0 valid, 1 invalid,
+//! 2 unknown, 254 when any input could not be read or does not fit the model.
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
+use splitbrain_checker::formats::{self, Format};
+use splitbrain_checker::linear::{self, CheckOptions, LinearizabilityResult, Verdict};
+use splitbrain_checker::model::ModelKind;
+use splitbrain_checker::{History, Operations};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::{EXIT_BAD_INPUT, EXIT_INTERNAL};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// History files, or directories to search for histories (recursively).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The sequential model: register, cas-register, mutex, set, multi-register,
+    /// kv-append. Default: kv-append for Porcupine kv logs, cas-register otherwise.
+    #[arg(long, value_name = "M")]
+    pub model: Option<String>,
+    /// History format: auto, jsonl, edn, porcupine-etcd, porcupine-kv.
+    #[arg(long, value_name = "F", default_value = "auto")]
+    pub format: String,
+    /// The model's initial state as JSON (default: the model's empty state).
+    #[arg(long, value_name = "JSON")]
+    pub initial: Option<String>,
+    /// Give up on a history after this many seconds; unfinished keys are `unknown`.
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<f64>,
+    /// Memory the search may use for its caches, in MiB, before it evicts and finally
+    /// gives up with `unknown`.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    pub memory_limit: u64,
+    /// Print results as JSON (schema in README.md) instead of a human summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML report of the (single) history to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// The outcome for one history file.
+#[derive(Debug, Serialize)]
+struct FileOutcome {
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    /// `valid`, `invalid`, `unknown`, or `error` when the file could not be checked.
+    verdict: String,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<LinearizabilityResult>,
+    #[serde(skip)]
+    checked: Option<(History, Operations)>,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    verdict: &'a str,
+    exit_code: u8,
+    histories: &'a [FileOutcome],
+}
+
+pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
+    let format = match args.format.as_str() {
+        "auto" => None,
+        name => match name.parse::<Format>() {
+            Ok(f) => Some(f),
+            Err(_) => {
+                return bad_input(format!(
+                    "--format {name:?} is not a history format; use auto, {}",
+                    Format::NAMES.join(", ")
+                ))
+            }
+        },
+    };
+    let model = match &args.model {
+        None => None,
+        Some(name) => match name.parse::<ModelKind>() {
+            Ok(m) => Some(m),
+            Err(_) => {
+                return bad_input(format!(
+                    "--model {name:?} is not a model; use one of {}",
+                    ModelKind::NAMES.join(", ")
+                ))
+            }
+        },
+    };
+    let initial: Option<Value> = match &args.initial {
+        None => None,
+        Some(text) => match serde_json::from_str(text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                return bad_input(format!(
+                    "--initial {text:?} is not JSON ({e}); for a string write '\"x\"', for nothing write null"
+                ))
+            }
+        },
+    };
+    if let Some(t) = args.time_limit {
+        if !(t.is_finite() && t > 0.0) {
+            return bad_input(format!(
+                "--time-limit {t} must be a positive number of seconds"
+            ));
+        }
+    }
+    if args.memory_limit == 0 {
+        return bad_input("--memory-limit must be at least 1 MiB".into());
+    }
+
+    let files = match collect_files(&args.paths) {
+        Ok(files) => files,
+        Err(msg) => return bad_input(msg),
+    };
+    if files.is_empty() {
+        return bad_input(format!(
+            "no history files found under {}",
+            display_paths(&args.paths)
+        ));
+    }
+    if args.report.is_some() && files.len() != 1 {
+        return bad_input(format!(
+            "--report renders one history, but {} were given; check them one at a time",
+            files.len()
+        ));
+    }
+
+    let opts = CheckOptions {
+        time_limit: args.time_limit.map(Duration::from_secs_f64),
+        memory_limit_bytes: usize::try_from(args.memory_limit.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
+        threads: None,
+    };
+    let started = Instant::now();
+    let mut outcomes = Vec::with_capacity(files.len());
+    for file in &files {
+        outcomes.push(check_file(file, format, model, initial.as_ref(), &opts));
+    }
+    let worst = outcomes.iter().map(|o| o.exit_code).fold(0u8, worse_exit);
+
+    if let Some(report) = &args.report {
+        if let Some(outcome) = outcomes.first() {
+            if let Err(e) = crate::reporting::write_check_report(report, outcome_parts(outcome))
+            {
+                eprintln!("error: writing the report {}: {e:#}", report.display());
+                return Ok(i32::from(EXIT_INTERNAL));
+            }
+        }
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.json {
+        let summary = Summary {
+            verdict: exit_name(worst),
+            exit_code: worst,
+            histories: &outcomes,
+        };
+        serde_json::to_writer_pretty(&mut out, &summary).context("writing JSON")?;
+        writeln!(out)?;
+    } else if outcomes.len() == 1 {
+        print_detail(&mut out, &outcomes[0])?;
+    } else {
+        print_table(&mut out, &outcomes, started.elapsed())?;
+    }
+    if let Some(report) = &args.report {
+        if !args.json {
+            writeln!(out, "report: {}", report.display())?;
+        }
+    }
+    Ok(i32::from(worst))
+}
+
+/// The pieces of a file outcome the report needs.
+fn outcome_parts(
+    o: &FileOutcome,
+) -> crate::reporting::CheckReport<'_> {
+    crate::reporting::CheckReport {
+        path: &o.path,
+        verdict: o.verdict.as_str(),
+        error: o.error.as_deref(),
+        result: o.result.as_ref(),
+        history: o.checked.as_ref().map(|(h, _)| h),
+        ops: o.checked.as_ref().map(|(_, ops)| ops),
+    }
+}
+
+fn bad_input(msg: String) -> anyhow::Result<i32> {
+    eprintln!("error: {msg}");
+    Ok(i32::from(EXIT_BAD_INPUT))
+}
+
+fn check_file(
+    path: &Path,
+    format: Option<Format>,
+    model: Option<ModelKind>,
+    initial: Option<&Value>,
+    opts: &CheckOptions,
+) -> FileOutcome {
+    let mut outcome = FileOutcome {
+        path: path.display().to_string(),
+        format: None,
+        model: None,
+        verdict: "error".into(),
+        exit_code: EXIT_BAD_INPUT,
+        error: None,
+        result: None,
+        checked: None,
+    };
+    let (history, format) = match formats::read_path(path, format) {
+        Ok(x) => x,
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    outcome.format = Some(format.to_string());
+    let model = model.unwrap_or(match format {
+        Format::PorcupineKv => ModelKind::KvAppend,
+        _ => ModelKind::CasRegister,
+    });
+    outcome.model = Some(model.to_string());
+    let ops = match history.pair() {
+        Ok(ops) => ops,
+        Err(e) => {
+            outcome.error = Some(format!("{}: {e}", path.display()));
+            return outcome;
+        }
+    };
+    match linear::check(&ops, model, initial, opts) {
+        Ok(result) => {
+            outcome.verdict = result.verdict.to_string();
+            outcome.exit_code = result.verdict.exit_code() as u8;
+            outcome.result = Some(result);
+        }
+        Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
+    }
+    outcome.checked = Some((history, ops));
+    outcome
+}
+
+/// Expands directories into the history files below them, sorted, so output is stable.
+/// A directory entry is a history if its format can be detected; files named on the
+/// command line are always checked (and fail clearly if they are not histories).
+fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found).map_err(|e| format!("cannot list {}: {e}", path.display()))?;
+            found.sort();
+            out.extend(found.into_iter().filter(|p| looks_like_history(p)));
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(&path, out)?;
+        } else if kind.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file found inside a directory is a history: its start must be detectable
+/// as one of the formats, or it is empty with a history-like extension.
+fn looks_like_history(path: &Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = std::io::Read::read(&mut file, &mut buf).unwrap_or(0);
+    buf.truncate(n);
+    let text = String::from_utf8_lossy(&buf);
+    if text.trim().is_empty() {
+        return matches!(ext, "jsonl" | "edn" | "log");
+    }
+    Format::detect(&text).is_some()
+}
+
+fn worse_exit(a: u8, b: u8) -> u8 {
+    // 254/255 (could not check) beat invalid (1), which beats unknown (2), then valid.
+    fn rank(c: u8) -> u8 {
+        match c {
+            0 => 0,
+            2 => 1,
+            1 => 2,
+            _ => 3,
+        }
+    }
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn exit_name(code: u8) -> &'static str {
+    match code {
+        0 => "valid",
+        1 => "invalid",
+        2 => "unknown",
+        _ => "error",
+    }
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn print_table(
+    out: &mut impl Write,
+    outcomes: &[FileOutcome],
+    elapsed: Duration,
+) -> std::io::Result<()> {
+    let width = outcomes
+        .iter()
+        .map(|o| o.path.len())
+        .max()
+        .unwrap_or(7)
+        .clamp(7, 80);
+    writeln!(
+        out,
+        "{:<width$}  {:<14}  {:<14}  {:>8}  {:>5}  {:<8}  {:>9}",
+        "history", "format", "model", "ops", "keys", "verdict", "time"
+    )?;
+    let mut counts = [0usize; 4];
+    for o in outcomes {
+        let (ops, keys, ms) = match &o.result {
+            Some(r) => (
+                r.operations.to_string(),
+                r.keys.len().to_string(),
+                format!("{:.1} ms", r.elapsed_ms),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        writeln!(
+            out,
+            "{:<width$}  {:<14}  {:<14}  {:>8}  {:>5}  {:<8}  {:>9}",
+            o.path,
+            o.format.as_deref().unwrap_or("-"),
+            o.model.as_deref().unwrap_or("-"),
+            ops,
+            keys,
+            o.verdict.to_uppercase(),
+            ms
+        )?;
+        counts[match o.exit_code {
+            0 => 0,
+            1 => 1,
+            2 => 2,
+            _ => 3,
+        }] += 1;
+    }
+    writeln!(
+        out,
+        "\n{} histories: {} valid, {} invalid, {} unknown, {} errors ({:.2} s)",
+        outcomes.len(),
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3],
+        elapsed.as_secs_f64()
+    )?;
+    for o in outcomes {
+        if let Some(e) = &o.error {
+            writeln!(out, "error: {e}")?;
+        }
+    }
+    for o in outcomes.iter().filter(|o| o.exit_code == 1) {
+        writeln!(out, "\n== {} ==", o.path)?;
+        if let Some(r) = &o.result {
+            print_witnesses(out, r)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_detail(out: &mut impl Write, o: &FileOutcome) -> std::io::Result<()> {
+    writeln!(out, "history: {}", o.path)?;
+    if let Some(e) = &o.error {
+        writeln!(out, "error: {e}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "format: {}   model: {}",
+        o.format.as_deref().unwrap_or("-"),
+        o.model.as_deref().unwrap_or("-")
+    )?;
+    let Some(r) = &o.result else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "verdict: {}   ({} operations, {} keys, {:.1} ms)",
+        r.verdict.to_string().to_uppercase(),
+        r.operations,
+        r.keys.len(),
+        r.elapsed_ms
+    )?;
+    if r.keys.len() > 1 || r.keys.iter().any(|k| k.verdict != Verdict::Valid) {
+        writeln!(
+            out,
+            "\n{:<20}  {:<8}  {:>7}  {:>6}  {:>6}  {:<13}  {:>10}",
+            "key", "verdict", "ops", "ok", "info", "method", "time"
+        )?;
+        let mut keys: Vec<_> = r.keys.iter().collect();
+        // Undecided and invalid keys first: they are what the reader came for.
+        keys.sort_by_key(|k| match k.verdict {
+            Verdict::Invalid => 0,
+            Verdict::Unknown => 1,
+            Verdict::Valid => 2,
+        });
+        const MAX_ROWS: usize = 40;
+        for k in keys.iter().take(MAX_ROWS) {
+            let verdict = match &k.unknown_reason {
+                Some(reason) if k.verdict == Verdict::Unknown => format!("unknown ({reason})"),
+                _ => k.verdict.to_string(),
+            };
+            writeln!(
+                out,
+                "{:<20}  {:<8}  {:>7}  {:>6}  {:>6}  {:<13}  {:>7.1} ms",
+                k.key.as_ref().map_or("(single)".to_string(), |k| k.to_string()),
+                verdict,
+                k.operations,
+                k.ok,
+                k.info,
+                k.method,
+                k.elapsed_ms
+            )?;
+        }
+        if keys.len() > MAX_ROWS {
+            writeln!(out, "... and {} more valid keys", keys.len() - MAX_ROWS)?;
+        }
+    }
+    print_witnesses(out, r)
+}
+
+fn print_witnesses(out: &mut impl Write, r: &LinearizabilityResult) -> std::io::Result<()> {
+    for k in r.keys.iter().filter(|k| k.verdict == Verdict::Invalid) {
+        let Some(w) = &k.witness else { continue };
+        let key = k.key.as_ref().map_or("(single)".to_string(), |k| k.to_string());
+        writeln!(out, "\nkey {key}: not linearizable")?;
+        writeln!(out, "  {}", w.explanation)?;
+        writeln!(
+            out,
+            "  cannot place: {} (event {}{})",
+            w.stuck,
+            w.stuck.invoke_index,
+            w.stuck
+                .complete_index
+                .map_or(String::new(), |c| format!("..{c}"))
+        )?;
+        writeln!(out, "  it needed: {}", w.needed)?;
+        if !w.reachable_states.is_empty() {
+            let states: Vec<String> = w.reachable_states.iter().map(|s| s.to_string()).collect();
+            writeln!(out, "  reachable states there: {}", states.join(", "))?;
+        }
+        writeln!(
+            out,
+            "  longest linearizable prefix ({} operations):",
+            w.prefix.len()
+        )?;
+        const SHOWN: usize = 12;
+        let skip = w.prefix.len().saturating_sub(SHOWN);
+        if skip > 0 {
+            writeln!(out, "    ... {skip} earlier operations")?;
+        }
+        for step in w.prefix.iter().skip(skip) {
+            writeln!(out, "    op {:<6} -> state {}", step.op, step.state)?;
+        }
+        if !w.concurrent.is_empty() {
+            writeln!(out, "  concurrent with it:")?;
+            for op in w.concurrent.iter().take(SHOWN) {
+                writeln!(out, "    {op}")?;
+            }
+            if w.concurrent.len() > SHOWN {
+                writeln!(out, "    ... {} more", w.concurrent.len() - SHOWN)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The convergence check after healing: every node must report the same applied index
+//! and state digest, and we count how many replicas hold each committed log entry.
+//!
+//! Linearizability of the client history cannot see a replica that silently diverged
+//! (say, one that lost acknowledged entries and was never read from); comparing the
+//! state machines' digests can.
+
+use serde_json::json;
+use splitbrain_reports::results::{Convergence, NodeState, ReplicaCount, Verdict};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::db::BundledCluster;
+
+struct Seen {
+    applied_index: u64,
+    digest: String,
+    last_index: u64,
+    commit_index: u64,
+}
+
+async fn observe(cluster: &BundledCluster, node: &str) -> Option<Seen> {
+    let timeout = Duration::from_millis(500);
+    let status = cluster.admin(node, json!({"op": "status"}), timeout).await.ok()?;
+    let digest = cluster.admin(node, json!({"op": "digest"}), timeout).await.ok()?;
+    Some(Seen {
+        applied_index: digest["applied_index"].as_u64()?,
+        digest: digest["digest"].as_str()?.to_string(),
+        last_index: status["last_index"].as_u64().unwrap_or(0),
+        commit_index: status["commit_index"].as_u64().unwrap_or(0),
+    })
+}
+
+/// Polls every node until their digests agree or `wait` runs out.
+pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergence {
+    let names = cluster.names();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut seen: BTreeMap<String, Option<Seen>> = BTreeMap::new();
+    loop {
+        seen.clear();
+        for node in &names {
+            seen.insert(node.clone(), observe(cluster, node).await);
+        }
+        if agree(&seen) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let converged = agree(&seen);
+    let nodes: Vec<NodeState> = seen
+        .iter()
+        .map(|(name, s)| NodeState {
+            name: name.clone(),
+            applied_index: s.as_ref().map(|s| s.applied_index),
+            digest: s.as_ref().map(|s| s.digest.clone()),
+            last_index: s.as_ref().map(|s| s.last_index),
+            reachable: s.is_some(),
+        })
+        .collect();
+    let commit = seen
+        .values()
+        .flatten()
+        .map(|s| s.commit_index)
+        .max()
+        .unwrap_or(0);
+    let replicas_per_entry = replica_counts(cluster, &names, commit).await;
+    let explanation = if converged {
+        let s = seen.values().flatten().next();
+        format!(
+            "all {} nodes applied {} entries with digest {}",
+            names.len(),
+            s.map_or(0, |s| s.applied_index),
+            s.map_or("-", |s| s.digest.as_str())
+        )
+    } else {
+        let unreachable: Vec<&str> = seen
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let mut digests: BTreeMap<(u64, &str), Vec<&str>> = BTreeMap::new();
+        for (n, s) in seen.iter() {
+            if let Some(s) = s {
+                digests
+                    .entry((s.applied_index, s.digest.as_str()))
+                    .or_default()
+                    .push(n);
+            }
+        }
+        let groups: Vec<String> = digests
+            .iter()
+            .map(|((idx, d), ns)| format!("{} at index {idx} digest {d}", ns.join(",")))
+            .collect();
+        let mut msg = format!(
+            "nodes did not converge within {:.0} s: {}",
+            wait.as_secs_f64(),
+            groups.join("; ")
+        );
+        if !unreachable.is_empty() {
+            msg.push_str(&format!("; unreachable: {}", unreachable.join(",")));
+        }
+        msg
+    };
+    Convergence {
+        verdict: if converged {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        },
+        nodes,
+        replicas_per_entry,
+        explanation,
+    }
+}
+
+fn agree(seen: &BTreeMap<String, Option<Seen>>) -> bool {
+    let mut first: Option<(u64, &str)> = None;
+    for s in seen.values() {
+        let Some(s) = s else { return false };
+        match first {
+            None => first = Some((s.applied_index, &s.digest)),
+            Some(f) if f == (s.applied_index, s.digest.as_str()) => {}
+            Some(_) => return false,
+        }
+    }
+    first.is_some()
+}
+
+/// For each committed index, how many nodes hold an entry with the majority term there
+/// (a node whose snapshot covers the index counts as holding it). Consecutive indexes
+/// with the same term and count are merged into ranges.
+async fn replica_counts(cluster: &BundledCluster, names: &[String], commit: u64) -> Vec<ReplicaCount> {
+    let mut logs: Vec<(u64, BTreeMap<u64, u64>)> = Vec::new();
+    for node in names {
+        let Ok(v) = cluster
+            .admin(node, json!({"op": "log-terms"}), Duration::from_secs(2))
+            .await
+        else {
+            continue;
+        };
+        let snapshot = v["snapshot_index"].as_u64().unwrap_or(0);
+        let entries: BTreeMap<u64, u64> = v["entries"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| Some((e.get(0)?.as_u64()?, e.get(1)?.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.push((snapshot, entries));
+    }
+    let mut out: Vec<ReplicaCount> = Vec::new();
+    for index in 1..=commit {
+        let mut terms: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut snapshotted = 0;
+        for (snapshot, entries) in &logs {
+            if index <= *snapshot {
+                snapshotted += 1;
+            } else if let Some(t) = entries.get(&index) {
+                *terms.entry(*t).or_default() += 1;
+            }
+        }
+        let (term, holders) = terms
+            .iter()
+            .max_by_key(|(t, c)| (**c, **t))
+            .map(|(t, c)| (*t, *c))
+            .unwrap_or((0, 0));
+        let replicas = holders + snapshotted;
+        match out.last_mut() {
+            Some(last)
+                if last.term == term && last.replicas == replicas && last.to_index + 1 == index =>
+            {
+                last.to_index = index
+            }
+            _ => out.push(ReplicaCount {
+                from_index: index,
+                to_index: index,
+                term,
+                replicas,
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,320 @@
+//! The database side of the driver for the bundled Raft KV: start, stop, kill, pause
+//! and resume node processes, find the leader, and reach each node's admin API (status,
+//! digest, log terms, clock).
+//!
+//! The driver sees the system under test only through this type and the workload's
+//! client, so another system (etcd) needs another implementation of the same surface,
+//! not changes to the driver. Node processes are started with `PR_SET_PDEATHSIG`, so
+//! they die with the harness even when it is SIGKILLed, and are killed on drop.
+
+use anyhow::{anyhow, Context};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::node::launch::NodeSpec;
+
+/// How to place a node process in the network: as is (proxy backend), or inside its
+/// network namespace.
+pub type CommandWrapper = Box<dyn Fn(&str, Command) -> anyhow::Result<Command> + Send + Sync>;
+
+/// The bundled cluster as the driver controls it.
+pub struct BundledCluster {
+    exe: PathBuf,
+    /// Launch specification per node name (`n1`, `n2`, ...), in order.
+    specs: BTreeMap<String, NodeSpec>,
+    /// Where each node's client API is reachable from the harness.
+    client_addrs: BTreeMap<String, SocketAddr>,
+    /// Where each node's admin API is reachable from the harness.
+    admin_addrs: BTreeMap<String, SocketAddr>,
+    wrap: Option<CommandWrapper>,
+    children: Mutex<BTreeMap<String, Child>>,
+    paused: Mutex<BTreeSet<String>>,
+}
+
+/// A node's view of itself, from its admin API.
+#[derive(Debug, Clone)]
+pub struct NodeStatus {
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub applied_index: u64,
+    pub commit_index: u64,
+}
+
+impl BundledCluster {
+    pub fn new(
+        exe: PathBuf,
+        specs: BTreeMap<String, NodeSpec>,
+        client_addrs: BTreeMap<String, SocketAddr>,
+        admin_addrs: BTreeMap<String, SocketAddr>,
+        wrap: Option<CommandWrapper>,
+    ) -> BundledCluster {
+        BundledCluster {
+            exe,
+            specs,
+            client_addrs,
+            admin_addrs,
+            wrap,
+            children: Mutex::new(BTreeMap::new()),
+            paused: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.specs.keys().cloned().collect()
+    }
+
+    pub fn client_addr(&self, node: &str) -> Option<SocketAddr> {
+        self.client_addrs.get(node).copied()
+    }
+
+    /// Starts one node process (it must not be running).
+    pub fn start(&self, node: &str) -> anyhow::Result<()> {
+        let spec = self
+            .specs
+            .get(node)
+            .ok_or_else(|| anyhow!("no node named {node}"))?;
+        std::fs::create_dir_all(&spec.data_dir)
+            .with_context(|| format!("creating {}", spec.data_dir.display()))?;
+        let mut cmd = spec.command(&self.exe);
+        if let Some(wrap) = &self.wrap {
+            cmd = wrap(node, cmd)?;
+        }
+        let stderr_path = spec.data_dir.with_file_name("stderr.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr_path)
+            .with_context(|| format!("opening {}", stderr_path.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(stderr));
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting node {node} ({})", self.exe.display()))?;
+        self.lock_children().insert(node.to_string(), child);
+        Ok(())
+    }
+
+    pub fn start_all(&self) -> anyhow::Result<()> {
+        for node in self.names() {
+            self.start(&node)?;
+        }
+        Ok(())
+    }
+
+    fn lock_children(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Child>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn signal(&self, node: &str, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let children = self.lock_children();
+        let child = children
+            .get(node)
+            .ok_or_else(|| anyhow!("node {node} is not running"))?;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        match nix::sys::signal::kill(pid, sig) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+            Err(e) => Err(anyhow!("sending {sig} to node {node}: {e}")),
+        }
+    }
+
+    /// SIGKILLs a node and reaps it. Killing a node that is not running is a no-op.
+    pub fn kill(&self, node: &str) -> anyhow::Result<()> {
+        let child = self.lock_children().remove(node);
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused.lock().unwrap_or_else(|p| p.into_inner()).remove(node);
+        Ok(())
+    }
+
+    pub fn is_running(&self, node: &str) -> bool {
+        let mut children = self.lock_children();
+        match children.get_mut(node) {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.signal(node, nix::sys::signal::Signal::SIGSTOP)?;
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_string());
+        Ok(())
+    }
+
+    pub fn resume(&self, node: &str) -> anyhow::Result<()> {
+        if self.is_running(node) {
+            self.signal(node, nix::sys::signal::Signal::SIGCONT)?;
+        }
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
+        Ok(())
+    }
+
+    /// Resumes paused nodes and restarts dead ones; idempotent.
+    pub fn heal_processes(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for node in self.names() {
+            if let Err(e) = self.resume(&node) {
+                problems.push(format!("resuming {node}: {e:#}"));
+            }
+            if !self.is_running(&node) {
+                self.lock_children().remove(&node);
+                if let Err(e) = self.start(&node) {
+                    problems.push(format!("restarting {node}: {e:#}"));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Stops every node: SIGCONT (a stopped process cannot act on SIGTERM), SIGTERM,
+    /// then SIGKILL after a grace period. Always reaps.
+    pub fn stop_all(&self, grace: Duration) {
+        let mut children = std::mem::take(&mut *self.lock_children());
+        for child in children.values() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline
+            && children.values_mut().any(|c| matches!(c.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for child in children.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// One admin request; `op` is the request without its id.
+    pub async fn admin(&self, node: &str, op: Value, timeout: Duration) -> anyhow::Result<Value> {
+        let addr = *self
+            .admin_addrs
+            .get(node)
+            .ok_or_else(|| anyhow!("no node named {node}"))?;
+        tokio::time::timeout(timeout, admin_request(addr, op))
+            .await
+            .map_err(|_| anyhow!("admin request to {node} timed out"))?
+    }
+
+    pub async fn status(&self, node: &str) -> anyhow::Result<NodeStatus> {
+        let v = self
+            .admin(node, json!({"op": "status"}), Duration::from_millis(500))
+            .await?;
+        Ok(NodeStatus {
+            role: v["role"].as_str().unwrap_or("unknown").to_string(),
+            term: v["term"].as_u64().unwrap_or(0),
+            leader: v["leader"].as_u64(),
+            applied_index: v["applied_index"].as_u64().unwrap_or(0),
+            commit_index: v["commit_index"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// The node that currently believes it leads with the highest term, if any.
+    pub async fn leader(&self) -> Option<String> {
+        let mut best: Option<(u64, String)> = None;
+        for node in self.names() {
+            if self.paused.lock().unwrap_or_else(|p| p.into_inner()).contains(&node) {
+                continue;
+            }
+            if let Ok(s) = self.status(&node).await {
+                if s.role == "leader" && best.as_ref().is_none_or(|(t, _)| s.term > *t) {
+                    best = Some((s.term, node));
+                }
+            }
+        }
+        best.map(|(_, n)| n)
+    }
+
+    /// Waits until some node leads (used after start-up and after healing).
+    pub async fn await_leader(&self, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader().await {
+                return Ok(leader);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "no leader was elected within {:.0} s; see the node logs",
+                    timeout.as_secs_f64()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {
+        self.admin(
+            node,
+            json!({"op": "clock", "offset_ms": offset_ms, "rate": rate}),
+            Duration::from_millis(500),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn reset_clock(&self, node: &str) -> anyhow::Result<()> {
+        self.admin(node, json!({"op": "clock-reset"}), Duration::from_millis(500))
+            .await
+            .map(|_| ())
+    }
+}
+
+impl Drop for BundledCluster {
+    fn drop(&mut self) {
+        // The last line of defence (a panic, an early return): no node outlives us.
+        let mut children = std::mem::take(&mut *self.lock_children());
+        for child in children.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends one admin request (JSON line) and reads its reply's `value`.
+pub async fn admin_request(addr: SocketAddr, mut op: Value) -> anyhow::Result<Value> {
+    op["id"] = json!(1);
+    let stream = TcpStream::connect(addr).await?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(&op)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut reply = String::new();
+    BufReader::new(read).read_line(&mut reply).await?;
+    let v: Value = serde_json::from_str(reply.trim())
+        .with_context(|| format!("admin reply from {addr} is not JSON: {reply:?}"))?;
+    if v["ok"] == json!(true) {
+        Ok(v["value"].clone())
+    } else {
+        Err(anyhow!(
+            "admin request to {addr} failed: {}",
+            v.get("error").cloned().unwrap_or(Value::Null)
+        ))
+    }
+}

@@ -1,0 +1,397 @@
+//! `splitbrain test` and `test-all`: one run of a workload against the bundled cluster
+//! under faults, from set-up to verdict (DESIGN.md §2).
+//!
+//! Phases: store folder → network → nodes → workload + nemesis for the time limit →
+//! heal → recovery → final reads from every node → convergence check → teardown →
+//! check → reports. Cleanup is unconditional: Ctrl-C, an error or a panic still heals the
+//! network, kills every node and tears the network down, and the history recorded so far
+//! is kept, checked and reported as a partial run.
+
+pub mod config;
+pub mod convergence;
+pub mod db;
+pub mod net;
+pub mod progress;
+pub mod recorder;
+pub mod store;
+pub mod workers;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use splitbrain_checker::linear::{self, CheckOptions};
+use splitbrain_checker::model::ModelKind;
+use splitbrain_checker::{EventType, Process};
+use splitbrain_nemesis as nemesis;
+use splitbrain_reports::results::{self as rr, CheckerResult, Convergence, Results};
+use splitbrain_reports::store as report_store;
+use splitbrain_workloads::{Generator, WorkloadConfig, WorkloadKind};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+use config::TestConfig;
+use recorder::{Record, Recorder};
+
+/// What one run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub verdict: rr::Verdict,
+    pub run_dir: std::path::PathBuf,
+    pub results: Results,
+}
+
+/// The checker model for a workload's history.
+pub fn model_for(workload: &str) -> ModelKind {
+    match workload {
+        "mutex" => ModelKind::Mutex,
+        "set" => ModelKind::Set,
+        _ => ModelKind::CasRegister,
+    }
+}
+
+/// Runs one test to completion (or interruption) and writes its run folder.
+pub async fn run_test(
+    cfg: &TestConfig,
+    ui: &progress::Ui,
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    let started_at = time::OffsetDateTime::now_utc();
+    let started = Instant::now();
+    let run_dir = store::RunDir::create(&cfg.store, &cfg.name)?;
+    let _log = progress::log_to(&run_dir.file("splitbrain.log"))?;
+    store::write_atomic(
+        &run_dir.file("test.json"),
+        serde_json::to_string_pretty(cfg)?.as_bytes(),
+    )?;
+    ui.line(&format!(
+        "run {} (seed {}) → {}",
+        cfg.name,
+        cfg.seed,
+        run_dir.path.display()
+    ));
+    tracing::info!(config = ?cfg, "starting run");
+
+    let recorder = Recorder::create(&run_dir.file("history.jsonl"), started)
+        .context("creating history.jsonl")?;
+    let mut notes = Vec::new();
+    let mut partial = false;
+
+    // Set-up and the run proper. Whatever happens inside, teardown below runs.
+    let env = net::Environment::setup(cfg, &run_dir).await;
+    let mut faults = nemesis::FaultState::new(node_names(cfg.nodes));
+    let phase_result = match &env {
+        Ok(env) => {
+            let result = run_phases(
+                cfg,
+                env,
+                &recorder,
+                ui,
+                interrupt.clone(),
+                &mut faults,
+                &mut notes,
+            )
+            .await;
+            if result.is_err() {
+                // The phases stopped early: heal before teardown all the same.
+                for problem in env.heal_all(&mut faults).await {
+                    notes.push(format!("heal: {problem}"));
+                }
+            }
+            result
+        }
+        Err(e) => Err(anyhow::anyhow!("{e:#}")),
+    };
+    if *interrupt.borrow() {
+        partial = true;
+        notes.push("interrupted (Ctrl-C): the history is partial".into());
+    }
+    let mut phase_info = PhaseInfo::default();
+    match phase_result {
+        Ok(info) => phase_info = info,
+        Err(e) => {
+            partial = true;
+            notes.push(format!("the run stopped early: {e:#}"));
+            ui.line(&format!("error: {e:#}"));
+        }
+    }
+    if let Ok(env) = env {
+        ui.line("tearing down");
+        for problem in env.teardown().await {
+            notes.push(format!("teardown: {problem}"));
+        }
+    }
+    if let Some(e) = recorder.finish() {
+        notes.push(format!("writing history.jsonl failed: {e} (the in-memory history was checked)"));
+    }
+
+    // Analysis.
+    ui.line("checking");
+    let history = recorder.history();
+    let model = model_for(&cfg.workload);
+    let (lin, ops) = match history.pair() {
+        Ok(ops) => {
+            let opts = CheckOptions {
+                time_limit: Some(Duration::from_secs(120)),
+                ..CheckOptions::default()
+            };
+            match linear::check(&ops, model, None, &opts) {
+                Ok(r) => (Some(r), Some(ops)),
+                Err(e) => {
+                    notes.push(format!("the checker rejected the history: {e}"));
+                    (None, Some(ops))
+                }
+            }
+        }
+        Err(e) => {
+            notes.push(format!("the history cannot be paired: {e}"));
+            (None, None)
+        }
+    };
+    let started_at = started_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut results = Results::new(&cfg.name, started_at, &history);
+    match &lin {
+        Some(r) => {
+            let summary = rr::Linearizability::from(r);
+            results.checkers.push(summary.checker_result());
+            results.linearizability = Some(summary);
+        }
+        None => results.checkers.push(CheckerResult {
+            name: "linearizability".into(),
+            verdict: rr::Verdict::Unknown,
+            summary: "not checked (see notes)".into(),
+        }),
+    }
+    if let Some(conv) = phase_info.convergence {
+        results.checkers.push(CheckerResult {
+            name: "convergence".into(),
+            verdict: conv.verdict,
+            summary: conv.explanation.clone(),
+        });
+        results.convergence = Some(conv);
+    }
+    results.node_logs = (1..=cfg.nodes)
+        .flat_map(|i| [format!("nodes/n{i}/node.log"), format!("nodes/n{i}/stderr.log")])
+        .filter(|p| run_dir.path.join(p).exists())
+        .collect();
+    results.partial = partial;
+    results.seed = Some(cfg.seed);
+    results.reproduce = Some(cfg.reproduce_command());
+    results.config = serde_json::to_value(cfg)?;
+    results.notes = notes;
+    results.duration_s = started.elapsed().as_secs_f64();
+    results.settle_verdict();
+    report_store::write_run_outputs(&run_dir.path, &results, &history, ops.as_ref())
+        .context("writing the reports")?;
+    store::update_latest(&cfg.store, &run_dir.path)?;
+    if let Err(e) = report_store::update_index(&cfg.store) {
+        tracing::warn!("updating the store index: {e}");
+    }
+    Ok(RunOutcome {
+        verdict: results.verdict,
+        run_dir: run_dir.path,
+        results,
+    })
+}
+
+/// What the phases learned that the analysis needs.
+#[derive(Default)]
+struct PhaseInfo {
+    convergence: Option<Convergence>,
+}
+
+async fn run_phases(
+    cfg: &TestConfig,
+    env: &net::Environment,
+    recorder: &Recorder,
+    ui: &progress::Ui,
+    interrupt: watch::Receiver<bool>,
+    faults: &mut nemesis::FaultState,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<PhaseInfo> {
+    let cluster = &env.cluster;
+    ui.line(&format!("starting {} nodes ({} network)", cfg.nodes, cfg.net));
+    cluster.start_all()?;
+    let leader = cluster.await_leader(Duration::from_secs(30)).await?;
+    ui.line(&format!("leader elected: {leader}"));
+
+    // Workload and nemesis, until the time limit or Ctrl-C.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workload: WorkloadKind = cfg
+        .workload
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--workload: {e}"))?;
+    let generator = Generator::new(WorkloadConfig::new(workload, cfg.concurrency, cfg.seed))
+        .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
+    let generator = Arc::new(Mutex::new(generator));
+    let counters = Arc::new(workers::Counters::default());
+    let names = cluster.names();
+    let mut tasks = Vec::new();
+    for thread in 0..cfg.concurrency {
+        let node = names[thread % names.len()].clone();
+        let addr = cluster
+            .client_addr(&node)
+            .context("a node without a client address")?;
+        tasks.push(tokio::spawn(workers::run_worker(
+            workers::WorkerSetup {
+                thread,
+                concurrency: cfg.concurrency,
+                node,
+                addr,
+                rate: cfg.rate,
+                op_timeout: Duration::from_secs_f64(cfg.op_timeout),
+                seed: cfg.seed,
+                workload,
+            },
+            generator.clone(),
+            recorder.clone(),
+            counters.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    let kinds = nemesis::FaultKind::parse_list(&cfg.nemesis.join(","))
+        .map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
+    let mut schedule_cfg = nemesis::ScheduleConfig::new(names.clone(), cfg.seed);
+    schedule_cfg.kinds = kinds;
+    schedule_cfg.interval = Duration::from_secs_f64(cfg.nemesis_interval);
+    let schedule = nemesis::schedule(&schedule_cfg, Duration::from_secs_f64(cfg.time_limit));
+    tracing::info!(steps = schedule.len(), "nemesis schedule");
+    let fault_state = Arc::new(Mutex::new(String::from("none")));
+    // The nemesis future borrows the fault state; the block ends that borrow before
+    // healing needs it.
+    let nemesis_outcome = {
+        let nemesis_run = {
+            let recorder = recorder.clone();
+            let fault_state = fault_state.clone();
+            let mut stop = stop_rx.clone();
+            nemesis::run(
+                &schedule,
+                &**cluster,
+                &*env.net,
+                faults,
+                cfg.seed,
+                move |ev: nemesis::NemesisEvent| {
+                    let label = match ev.phase {
+                        nemesis::Phase::Start => format!("{} {}", ev.f, ev.value),
+                        nemesis::Phase::Stop => "none".to_string(),
+                    };
+                    *fault_state.lock().unwrap_or_else(|p| p.into_inner()) = label;
+                    recorder.record(Record {
+                        process: Process::Nemesis,
+                        kind: EventType::Info,
+                        f: ev.f.clone(),
+                        key: None,
+                        value: ev.value.clone(),
+                        node: None,
+                        error: ev.error.clone(),
+                    });
+                },
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
+        };
+        tokio::pin!(nemesis_run);
+        let mut nemesis_outcome = None;
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(cfg.time_limit);
+        let mut bar = ui.run_bar(cfg.time_limit);
+        let mut interrupt_rx = interrupt.clone();
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        let run_start = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = interrupt_rx.wait_for(|i| *i) => break,
+                out = &mut nemesis_run, if nemesis_outcome.is_none() => nemesis_outcome = Some(out),
+                _ = ticker.tick() => {
+                    let ok = counters.ok.load(std::sync::atomic::Ordering::Relaxed);
+                    let fail = counters.fail.load(std::sync::atomic::Ordering::Relaxed);
+                    let info = counters.info.load(std::sync::atomic::Ordering::Relaxed);
+                    let fault = fault_state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    bar.update(run_start.elapsed(), ok, fail, info, &fault);
+                }
+            }
+        }
+        let _ = stop_tx.send(true);
+        bar.finish();
+        match nemesis_outcome {
+            Some(o) => o,
+            None => nemesis_run.await,
+        }
+    };
+    for e in nemesis_outcome.errors {
+        notes.push(format!("nemesis: {e}"));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    // Heal everything, even when interrupted: nothing may be left faulted.
+    ui.line("healing");
+    for problem in env.heal_all(faults).await {
+        notes.push(format!("heal: {problem}"));
+    }
+    record_nemesis(recorder, "heal", json!("all faults healed"));
+    if *interrupt.borrow() {
+        return Ok(PhaseInfo::default());
+    }
+
+    ui.line(&format!("recovering for {} s", cfg.recovery_time));
+    tokio::time::sleep(Duration::from_secs_f64(cfg.recovery_time)).await;
+    if let Err(e) = cluster.await_leader(Duration::from_secs(20)).await {
+        notes.push(format!("after healing: {e:#}"));
+    }
+
+    // Final reads of every key from every node.
+    ui.line("final reads");
+    let finals = generator
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .final_ops();
+    let mut process = 1_000_000u64;
+    for node in &names {
+        if *interrupt.borrow() {
+            break;
+        }
+        let Some(addr) = cluster.client_addr(node) else { continue };
+        let mut client = splitbrain_workloads::BundledClient::new(
+            workload,
+            addr.to_string(),
+            Duration::from_secs_f64(cfg.op_timeout.max(2.0)),
+        );
+        for op in &finals {
+            let kind = workers::perform(&mut client, recorder, process, node, op).await;
+            if kind == EventType::Info {
+                process += 1;
+            }
+        }
+        process += 1;
+    }
+
+    ui.line("checking convergence");
+    let convergence = convergence::convergence(cluster, Duration::from_secs(10)).await;
+    Ok(PhaseInfo {
+        convergence: Some(convergence),
+    })
+}
+
+fn record_nemesis(recorder: &Recorder, f: &str, value: Value) {
+    recorder.record(Record {
+        process: Process::Nemesis,
+        kind: EventType::Info,
+        f: f.to_string(),
+        key: None,
+        value,
+        node: None,
+        error: None,
+    });
+}
+
+/// Node names in order: n1..nN.
+pub fn node_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+

@@ -1,0 +1,111 @@
+//! Client workers: one tokio task per logical thread, bound to one node, turning the
+//! generator's operations into invoke/complete events.
+//!
+//! A worker that sees an `info` completion continues under a new process number
+//! (`process + concurrency`), as Jepsen does, so a process with an operation in doubt
+//! never invokes again. Rate limiting is Jepsen's stagger: each worker waits a uniformly
+//! random time with mean `concurrency / rate` before each operation, so the total rate
+//! is about `rate` with jitter.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use splitbrain_checker::{EventType, Process};
+use splitbrain_workloads::{BundledClient, Client, Generator, Op, WorkloadKind};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+use super::recorder::{Record, Recorder};
+
+/// Counters the progress display reads.
+#[derive(Default)]
+pub struct Counters {
+    pub ok: AtomicU64,
+    pub fail: AtomicU64,
+    pub info: AtomicU64,
+}
+
+pub struct WorkerSetup {
+    pub thread: usize,
+    pub concurrency: usize,
+    pub node: String,
+    pub addr: SocketAddr,
+    pub rate: f64,
+    pub op_timeout: Duration,
+    pub seed: u64,
+    pub workload: WorkloadKind,
+}
+
+/// Runs one worker until the generator has nothing more for it or `stop` turns true.
+pub async fn run_worker(
+    setup: WorkerSetup,
+    generator: Arc<Mutex<Generator>>,
+    recorder: Recorder,
+    counters: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(setup.seed ^ (setup.thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut process = setup.thread as u64;
+    let mut client = BundledClient::new(setup.workload, setup.addr.to_string(), setup.op_timeout);
+    let mean_wait = setup.concurrency as f64 / setup.rate;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let wait = Duration::from_secs_f64(rng.gen_range(0.0..(2.0 * mean_wait)));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let op = {
+            let mut g = generator.lock().unwrap_or_else(|p| p.into_inner());
+            g.next_op(setup.thread)
+        };
+        let Some(op) = op else { return };
+        let kind = perform(&mut client, &recorder, process, &setup.node, &op).await;
+        match kind {
+            EventType::Ok => counters.ok.fetch_add(1, Ordering::Relaxed),
+            EventType::Fail => counters.fail.fetch_add(1, Ordering::Relaxed),
+            _ => counters.info.fetch_add(1, Ordering::Relaxed),
+        };
+        if kind == EventType::Info {
+            process += setup.concurrency as u64;
+        }
+    }
+}
+
+/// Invokes one operation and records both its events; returns how it ended.
+pub async fn perform(
+    client: &mut BundledClient,
+    recorder: &Recorder,
+    process: u64,
+    node: &str,
+    op: &Op,
+) -> EventType {
+    recorder.record(Record {
+        process: Process::Client(process),
+        kind: EventType::Invoke,
+        f: op.f.clone(),
+        key: op.key.clone(),
+        value: op.value.clone(),
+        node: Some(node.to_string()),
+        error: None,
+    });
+    let done = client.invoke(op).await;
+    let kind = done.kind;
+    recorder.record(Record {
+        process: Process::Client(process),
+        kind,
+        f: op.f.clone(),
+        key: op.key.clone(),
+        value: done.value,
+        node: None,
+        error: done.error,
+    });
+    kind
+}
