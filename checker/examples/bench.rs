@@ -261,8 +261,8 @@ fn generated(cases: &[Case]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     println!("## generated histories (JSONL in /tmp, checked in a child process)");
     println!(
-        "{:<13} {:>9} {:>5} {:>4} {:>5} {:>6} {:>8} {:>9} {:>8} {:>9} {:>9} {:>8}  verdict / methods",
-        "model", "ops", "keys", "conc", "info", "values", "MB", "read ms", "pair ms", "check ms", "total ms", "peak MiB"
+        "{:<13} {:>9} {:>5} {:>4} {:>5} {:>6} {:>8} {:>9} {:>8} {:>9} {:>9} {:>9} {:>8}  verdict / methods",
+        "model", "ops", "keys", "conc", "info", "values", "MB", "read ms", "pair ms", "check ms", "(keys ms)", "total ms", "peak MiB"
     );
     for case in cases {
         let path = std::env::temp_dir().join(format!(
@@ -320,7 +320,7 @@ fn generated(cases: &[Case]) -> Result<(), String> {
             case.info_rate * 100.0,
             values,
             size_mb,
-            report.trim()
+            report.trim_end()
         );
     }
     Ok(())
@@ -346,11 +346,14 @@ fn child(path: &Path, model: &str) -> Result<(), String> {
             .entry(format!("{}:{}", k.method, k.verdict.as_str()))
             .or_default() += 1;
     }
+    // Time spent deciding partitions (summed over keys; partitions run in parallel).
+    let keys_ms: f64 = result.keys.iter().map(|k| k.elapsed_ms).sum();
     println!(
-        "{:>9.0} {:>8.0} {:>9.0} {:>9.0} {:>8.0}  {} {:?}",
+        "{:>9.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>8.0}  {} {:?}",
         ms(t0, t1),
         ms(t1, t2),
         ms(t2, t3),
+        keys_ms,
         ms(t0, t3),
         peak_mib().unwrap_or(f64::NAN),
         result.verdict.as_str(),

@@ -309,6 +309,52 @@ fn unique_fast_path_agrees_with_oracle() {
     assert!(invalid > 2000, "fast path refuted only {invalid}");
 }
 
+#[test]
+fn unique_fast_path_on_cas_histories_agrees_with_oracle() {
+    // cas-register histories: the fast path must decline every `ok` cas, and may decide
+    // histories whose only cas operations are `info` ones nobody observed.
+    let initial = serde_json::json!(0);
+    let (mut decided, mut with_info_cas) = (0, 0);
+    for seed in 0..3000u64 {
+        let mut opts = GenOptions::new("cas-register", seed);
+        opts.keys = 0;
+        opts.ops = 2 + (seed % 8) as usize;
+        opts.concurrency = 1 + (seed / 8 % 4) as usize;
+        opts.info_rate = [0.2, 0.5, 0.8][(seed / 3 % 3) as usize];
+        opts.values = Values::Unique;
+        let h = gen::generate(&opts).unwrap();
+        let mut histories = vec![h.clone()];
+        histories.extend(gen::mutate_read_value(&h, 0, seed));
+        histories.extend(gen::stale_read(&h, seed));
+        histories.extend(gen::phantom_read(&h, seed));
+        for (i, h) in histories.iter().enumerate() {
+            let what = format!("unique cas seed {seed} history {i}");
+            let ops = h.pair().unwrap();
+            let verdict = match fast_path(h, ModelKind::CasRegister, &initial) {
+                UniqueOutcome::NotApplicable => continue,
+                UniqueOutcome::Valid => true,
+                UniqueOutcome::Invalid { .. } => false,
+            };
+            let expected = oracle_check(&ops, "cas-register", &initial).unwrap();
+            assert_eq!(
+                verdict,
+                expected,
+                "{what}: fast path vs oracle\n{}",
+                dump(h)
+            );
+            decided += 1;
+            if ops.ops.iter().any(|o| o.f == "cas") {
+                with_info_cas += 1;
+            }
+        }
+    }
+    assert!(decided > 1000, "fast path decided only {decided}");
+    assert!(
+        with_info_cas > 200,
+        "only {with_info_cas} decided with an info cas"
+    );
+}
+
 /// `h` with one more write of the initial value, invoked and completed after every other
 /// event: linearizable exactly when `h` is (everything `ok` precedes it and nothing reads
 /// after it), but no longer unique-valued, so the checker must search.
