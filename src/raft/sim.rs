@@ -1140,7 +1140,8 @@ fn assert_caught(
 
 /// The schedule that exposes Figure 8: three nodes, one entry per append (so an old
 /// entry and the new leader's no-op travel separately), crashes, no pre-vote (more
-/// leader churn).
+/// leader churn), a proposal every tick. With the default schedule the bug goes
+/// unnoticed: batching carries the new leader's no-op together with the old entries.
 fn figure_8_schedule(params: &mut SimParams) {
     params.nodes = 3;
     params.max_entries_per_append = 1;
@@ -1150,6 +1151,8 @@ fn figure_8_schedule(params: &mut SimParams) {
     params.max_delay = 4;
     params.pre_vote = false;
     params.down_ticks = (2, 30);
+    // Many proposals: more entries of old terms are in flight when leaders change.
+    params.propose = 1.0;
 }
 
 #[test]
