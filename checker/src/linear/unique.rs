@@ -29,11 +29,13 @@
 //! Scope (returns [`UniqueOutcome::NotApplicable`] otherwise): the `register` model, and
 //! `cas-register` histories with no `ok` cas and no `info` cas whose new value was read. A
 //! successful cas glues its expected value's cluster to its own (version chains); that
-//! is not decided here. Soundness comes first: anything outside this shape, or any value
-//! that does not parse, is left to the search.
+//! is not decided here. Soundness comes first: anything outside this shape, or any
+//! operation that does not parse, is left to the search. What an operation means (which
+//! reads observed a value, what a write writes) comes from [`ModelKind::parse_op`], so
+//! this path cannot drift from the model's semantics.
 
 use crate::history::{Operation, Outcome};
-use crate::model::ModelKind;
+use crate::model::{ModelKind, ModelOp};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -125,42 +127,34 @@ pub fn check_unique(model: ModelKind, initial: &Value, ops: &[&Operation]) -> Un
     if !matches!(model, ModelKind::Register | ModelKind::CasRegister) {
         return UniqueOutcome::NotApplicable;
     }
-    // The argument of an update, as the model reads it.
-    let argument = |op: &Operation| -> Value {
-        if op.input.is_null() {
-            op.output.clone()
-        } else {
-            op.input.clone()
-        }
-    };
     // JSON text is a faithful key: `Value` equality is equality of the text.
     let key_of = |v: &Value| v.to_string();
 
-    // Pass 1: the writes, the reads, and uniqueness of written values.
+    // Pass 1: the writes, the reads, and uniqueness of written values. What an
+    // operation means (which reads constrain the state, what a write writes) is the
+    // model's own parse, so this path follows the model's semantics exactly.
     let mut writes: Vec<&Operation> = Vec::new();
     let mut write_values: Vec<Value> = Vec::new();
     let mut cas_new_values: Vec<Value> = Vec::new();
-    let mut reads: Vec<&Operation> = Vec::new();
+    let mut reads: Vec<(&Operation, Value)> = Vec::new();
     for &op in ops {
-        match op.f.as_str() {
-            "read" => {
-                if op.outcome == Outcome::Ok {
-                    reads.push(op);
-                }
-            }
-            "write" => {
+        let Ok(parsed) = model.parse_op(op) else {
+            return UniqueOutcome::NotApplicable;
+        };
+        match parsed {
+            // A read that observed nothing constrains nothing.
+            ModelOp::Read(None) => {}
+            ModelOp::Read(Some(v)) => reads.push((op, v)),
+            ModelOp::Write(v) => {
                 writes.push(op);
-                write_values.push(argument(op));
+                write_values.push(v);
             }
-            "cas" if model == ModelKind::CasRegister => {
+            ModelOp::Cas(_, new) => {
                 if op.outcome == Outcome::Ok {
                     // A successful cas chains two clusters: not decided here.
                     return UniqueOutcome::NotApplicable;
                 }
-                match argument(op) {
-                    Value::Array(pair) if pair.len() == 2 => cas_new_values.push(pair[1].clone()),
-                    _ => return UniqueOutcome::NotApplicable,
-                }
+                cas_new_values.push(new);
             }
             _ => return UniqueOutcome::NotApplicable,
         }
@@ -191,8 +185,9 @@ pub fn check_unique(model: ModelKind, initial: &Value, ops: &[&Operation]) -> Un
         reads: Vec::new(),
     }))
     .collect();
-    for &r in &reads {
-        let k = key_of(&r.output);
+    for (r, seen) in &reads {
+        let r = *r;
+        let k = key_of(seen);
         if k == initial_key {
             clusters[0].reads.push(r);
         } else if let Some(&i) = written.get(&k) {
@@ -205,8 +200,7 @@ pub fn check_unique(model: ModelKind, initial: &Value, ops: &[&Operation]) -> Un
             return UniqueOutcome::Invalid {
                 op: r.id,
                 explanation: format!(
-                    "{r} returned {}, a value no operation wrote and not the initial value {initial}",
-                    r.output
+                    "{r} returned {seen}, a value no operation wrote and not the initial value {initial}"
                 ),
             };
         }
