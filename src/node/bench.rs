@@ -199,7 +199,7 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Finds `count` consecutive free loopback ports (best effort: they are free when
 /// checked, and the nodes bind them right after).
-fn free_port_base(count: u16, seed: u64) -> anyhow::Result<u16> {
+pub(crate) fn free_port_base(count: u16, seed: u64) -> anyhow::Result<u16> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ u64::from(std::process::id()));
     for _ in 0..100 {
         let base: u16 = rng.gen_range(20_000..(60_000 - count));

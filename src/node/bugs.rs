@@ -60,11 +60,6 @@ pub const BUGS: &[BugInfo] = &[
     },
 ];
 
-/// Looks a bug up by name.
-pub fn find(name: &str) -> Option<&'static BugInfo> {
-    BUGS.iter().find(|b| b.name == name)
-}
-
 /// The valid names, comma-separated, for error messages.
 pub fn valid_names() -> String {
     BUGS.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
@@ -129,7 +124,6 @@ mod tests {
                 bug.name
             );
             assert!(["register", "kv", "mutex", "set"].contains(&bug.workload));
-            assert!(find(bug.name).is_some());
         }
         let err = BugSet::parse(&["skip-fsync", "nope"]).expect_err("unknown");
         assert!(err.to_string().contains("nope") && err.to_string().contains("forget-vote"));

@@ -232,6 +232,8 @@ fn run_node(args: NodeArgs) -> anyhow::Result<i32> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let listeners = Listeners::bind(&args.peer_listen, &args.client_listen, &args.admin_listen).await?;
+        let (peer, client, admin) = listeners.addrs()?;
+        tracing::info!(%peer, %client, %admin, "listening");
         tracing::info!(id = cfg.id, name = %cfg.name, seed, read_mode = %read_mode_name(cfg.read_mode),
             bugs = ?args.bugs, "node starting");
         server::run(cfg, listeners, Clock::new(), termination()).await?;

@@ -262,7 +262,7 @@ mod tests {
         let bad = cmd(json!({"op":"txn","ops":[["w","z",1],["append","x",2]]}));
         assert!(kv.apply(2, &bad).is_err());
         assert_eq!(kv.get("z"), Value::Null, "failed txn must leave no trace");
-        assert!(t.is_read_only() == false);
+        assert!(!t.is_read_only());
         assert!(cmd(json!({"op":"txn","ops":[["r","x",null]]})).is_read_only());
     }
 

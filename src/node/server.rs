@@ -737,8 +737,10 @@ impl Driver {
             term: snapshot.term,
             payload: snapshot.data.clone(),
         };
-        self.with_wal(move |wal| wal.save_snapshot(&stored)).await?;
-        tracing::info!(index = applied, "snapshot taken; log compacted");
+        let segments = self
+            .with_wal(move |wal| wal.save_snapshot(&stored).map(|()| wal.segment_count()))
+            .await?;
+        tracing::info!(index = applied, segments, "snapshot taken; log compacted");
         self.last_snapshot_index = applied;
         self.core.compact(snapshot);
         Ok(())
@@ -946,7 +948,7 @@ mod tests {
                     read_mode,
                     bugs: BugSet::default(),
                     tick_ms: 10,
-                    snapshot_every: 50,
+                    snapshot_every: 20,
                     request_timeout_ms: 3000,
                     seed: 42 + id,
                 };
@@ -1115,10 +1117,12 @@ mod tests {
         let terms = admin_request(&cluster.admin[leader], json!({"op":"log-terms"}))
             .await
             .expect("log-terms");
+        // More than `snapshot_every` (20) entries were applied: the log was compacted.
         assert!(
-            terms["value"]["entries"]
-                .as_array()
-                .is_some_and(|e| !e.is_empty()),
+            terms["value"]["snapshot_index"]
+                .as_u64()
+                .is_some_and(|i| i >= 20)
+                && terms["value"]["entries"].is_array(),
             "{terms}"
         );
         let clock = admin_request(
@@ -1129,5 +1133,141 @@ mod tests {
         .expect("clock");
         assert_eq!(clock["value"], json!({"offset_ms":5,"rate":2.0}));
         cluster.stop().await;
+    }
+
+    /// Environment variable carrying a child node's `splitbrain node` arguments (JSON
+    /// array) when the test binary re-executes itself as a node process.
+    const CHILD_ARGS_ENV: &str = "SPLITBRAIN_TEST_CHILD_NODE_ARGS";
+
+    /// Entry point of child node processes for the kill test: the test binary re-runs
+    /// itself with `--ignored --exact` on this function, so a real process can be
+    /// SIGKILLed. Ignored in normal runs.
+    #[test]
+    #[ignore = "entry point for the child node processes of the kill test"]
+    fn child_node_entry() {
+        use clap::Parser;
+        #[derive(Debug, clap::Parser)]
+        struct Top {
+            #[command(subcommand)]
+            cmd: crate::node::cli::NodeCommand,
+        }
+        let Ok(args) = std::env::var(CHILD_ARGS_ENV) else {
+            return;
+        };
+        let args: Vec<String> = serde_json::from_str(&args).expect("child args are a JSON array");
+        let top = Top::try_parse_from(std::iter::once("splitbrain".to_string()).chain(args))
+            .expect("child args");
+        let code = crate::node::cli::run(top.cmd).expect("child node runs");
+        std::process::exit(code);
+    }
+
+    fn spawn_child(spec: &crate::node::launch::NodeSpec) -> std::process::Child {
+        let exe = std::env::current_exe().expect("test binary path");
+        std::process::Command::new(exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "node::server::tests::child_node_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                CHILD_ARGS_ENV,
+                serde_json::to_string(&spec.args()).expect("args json"),
+            )
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child node")
+    }
+
+    async fn digest_of(admin: &str) -> Option<Value> {
+        admin_request(admin, json!({"op":"digest"}))
+            .await
+            .ok()
+            .map(|r| r["value"].clone())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn killed_node_with_a_torn_wal_tail_restarts_and_catches_up() {
+        let dir = TempDir::new("kill");
+        let base = crate::node::bench::free_port_base(9, 7).expect("free ports");
+        let mut specs =
+            crate::node::launch::NodeSpec::local_cluster(3, base, &dir.0, "read-index", 7);
+        for s in &mut specs {
+            s.tick_ms = 10;
+        }
+        let mut children = crate::node::cli::Children {
+            children: Vec::new(),
+            grace: Duration::from_secs(5),
+        };
+        for s in &specs {
+            children.children.push(spawn_child(s));
+        }
+        let admin: Vec<String> = specs.iter().map(|s| s.admin_listen.clone()).collect();
+        let leader = crate::node::launch::wait_for_leader(&admin, Duration::from_secs(20))
+            .await
+            .expect("leader");
+        let mut c = LineClient::connect(&specs[leader].client_listen)
+            .await
+            .expect("connect");
+        for i in 0..30 {
+            let r = c
+                .request(json!({"op":"append","key":"log","value":i}))
+                .await
+                .expect("append");
+            assert_eq!(r["ok"], json!(true), "{r}");
+        }
+        // SIGKILL a follower, keep writing, tear its WAL tail, restart it.
+        let victim = (leader + 1) % 3;
+        children.children[victim].kill().expect("kill");
+        children.children[victim].wait().expect("reap");
+        for i in 30..60 {
+            let r = c
+                .request(json!({"op":"append","key":"log","value":i}))
+                .await
+                .expect("append");
+            assert_eq!(r["ok"], json!(true), "{r}");
+        }
+        let wal_dir = specs[victim].data_dir.join("wal");
+        let mut segments: Vec<_> = std::fs::read_dir(&wal_dir)
+            .expect("wal dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        segments.sort();
+        let last = segments.last().expect("a segment");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(last)
+            .expect("open segment");
+        std::io::Write::write_all(&mut f, &[200, 0, 0, 0, 1, 2, 3]).expect("tear");
+        drop(f);
+        children.children[victim] = spawn_child(&specs[victim]);
+
+        let want = digest_of(&specs[leader].admin_listen)
+            .await
+            .expect("leader digest");
+        assert_eq!(
+            want["applied_index"].as_u64().map(|i| i >= 61),
+            Some(true),
+            "{want}"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if digest_of(&specs[victim].admin_listen).await.as_ref() == Some(&want) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "restarted node never caught up to {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(specs[victim].log_file.as_ref().expect("log file"))
+            .expect("victim log");
+        assert!(
+            log.contains("torn tail"),
+            "recovery must warn about the torn tail"
+        );
+        children.stop_all();
     }
 }
