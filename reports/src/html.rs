@@ -262,7 +262,7 @@ impl<'a> Page<'a> {
                 div.legend-row {
                     span { span.sw style={"background:" (charts::OK)} {} "ok" }
                     span { span.sw style={"background:" (charts::FAIL)} {} "fail" }
-                    span { span.sw style={"background:" (charts::INFO)} {} "info (extends to the end: it may take effect any time)" }
+                    span { span.sw style={"background:" (charts::INFO)} {} "info (until the client gave up; the thin tail: it may still take effect, to the end)" }
                     span { span.sw style="background:rgba(207,34,46,.18)" {} "fault window" }
                     @if !self.witnesses.is_empty() { span { span.sw style="border:2px solid #82071e" {} "cannot be linearized (click)" } }
                 }
@@ -631,8 +631,8 @@ impl<'a> Page<'a> {
         struct Data {
             end_us: u64,
             lanes: Vec<String>,
-            /// [lane, invoke µs, completion µs or -1, outcome 0 ok 1 fail 2 info 3 open,
-            ///  f index, invoke event index, description]
+            /// [lane, invoke µs, completion µs or -1 (never completed), outcome 0 ok
+            ///  1 fail 2 info 3 never completed, f index, invoke event index, description]
             ops: Vec<(usize, u64, i64, u8, usize, u64, String)>,
             fs: Vec<String>,
             /// [start µs, end µs, kind, targets, closed]
@@ -641,9 +641,7 @@ impl<'a> Page<'a> {
             stuck: BTreeMap<u64, String>,
         }
         let raw = lenient_pairs(self.history);
-        let lanes: BTreeSet<u64> = raw.iter().map(|o| o.process).collect();
-        let lane_of: BTreeMap<u64, usize> =
-            lanes.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let (lane_of, lanes) = assign_lanes(&raw);
         let fs: BTreeSet<&str> = raw.iter().map(|o| o.f.as_str()).collect();
         let f_of: BTreeMap<&str, usize> = fs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
         let ops = raw
@@ -651,10 +649,12 @@ impl<'a> Page<'a> {
             .map(|o| {
                 let inv = &self.history.events[o.invoke_pos];
                 let comp = o.complete_pos.map(|p| &self.history.events[p]);
+                // For info the bar ends where the client gave up; the page draws a thin
+                // tail from there to the end (it may take effect any time).
                 let (t1, outcome) = match o.completion {
                     Some((EventType::Ok, t, _)) => (t as i64 / 1000, 0),
                     Some((EventType::Fail, t, _)) => (t as i64 / 1000, 1),
-                    Some(_) => (-1, 2),
+                    Some((_, t, _)) => (t as i64 / 1000, 2),
                     None => (-1, 3),
                 };
                 (
@@ -690,7 +690,7 @@ impl<'a> Page<'a> {
             .collect();
         let data = Data {
             end_us: self.end_ns / 1000,
-            lanes: lanes.iter().map(|p| format!("p{p}")).collect(),
+            lanes,
             ops,
             fs: fs.iter().map(|f| f.to_string()).collect(),
             faults,
@@ -699,6 +699,56 @@ impl<'a> Page<'a> {
         let json = serde_json::to_string(&data).unwrap_or_else(|_| "{}".into());
         embed_json(&json)
     }
+}
+
+/// Packs processes into timeline lanes like client threads: a process takes the lowest
+/// lane whose previous process has finished its last operation (after an `info`, a
+/// thread continues under a new process number, DESIGN.md §3). A process that never
+/// completes keeps its lane. Returns each process's lane and each lane's label (its
+/// first process, with `+` when it hosts more).
+fn assign_lanes(raw: &[crate::results::RawOp]) -> (BTreeMap<u64, usize>, Vec<String>) {
+    // process -> (first invoke position, last end position; usize::MAX if open)
+    let mut spans: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    for o in raw {
+        let end = o.complete_pos.unwrap_or(usize::MAX);
+        let span = spans.entry(o.process).or_insert((o.invoke_pos, end));
+        span.0 = span.0.min(o.invoke_pos);
+        span.1 = if span.1 == usize::MAX || end == usize::MAX {
+            usize::MAX
+        } else {
+            span.1.max(end)
+        };
+    }
+    let mut order: Vec<(usize, usize, u64)> =
+        spans.iter().map(|(p, (a, b))| (*a, *b, *p)).collect();
+    order.sort_unstable();
+    let mut lane_end: Vec<usize> = Vec::new();
+    let mut labels: Vec<(u64, usize)> = Vec::new();
+    let mut lane_of = BTreeMap::new();
+    for (start, end, process) in order {
+        let lane = match lane_end.iter().position(|&e| e < start) {
+            Some(l) => l,
+            None => {
+                lane_end.push(0);
+                labels.push((process, 0));
+                lane_end.len() - 1
+            }
+        };
+        lane_end[lane] = end;
+        labels[lane].1 += 1;
+        lane_of.insert(process, lane);
+    }
+    let labels = labels
+        .into_iter()
+        .map(|(p, n)| {
+            if n > 1 {
+                format!("p{p}+")
+            } else {
+                format!("p{p}")
+            }
+        })
+        .collect();
+    (lane_of, labels)
 }
 
 /// Makes serialised JSON safe inside `<script>`: `<`, `>` and `&` can only occur inside
@@ -877,6 +927,38 @@ mod tests {
         let empty = History::default();
         let page = render_report(&ReportInput::new(&r, &empty));
         assert!(page.contains("No completed operations to plot."));
+    }
+
+    #[test]
+    fn lanes_are_reused_like_threads() {
+        use splitbrain_checker::history::{Event, Process};
+        let ev = |index: u64, p: u64, kind: EventType| Event {
+            index,
+            time: index,
+            process: Process::Client(p),
+            kind,
+            f: "read".into(),
+            key: None,
+            value: serde_json::Value::Null,
+            node: None,
+            error: None,
+            line: None,
+        };
+        // p0 crashes (info) and its thread continues as p2; p1 stays open forever.
+        let h = History::new(vec![
+            ev(0, 0, EventType::Invoke),
+            ev(1, 1, EventType::Invoke),
+            ev(2, 0, EventType::Info),
+            ev(3, 2, EventType::Invoke),
+            ev(4, 2, EventType::Ok),
+            ev(5, 3, EventType::Invoke),
+        ]);
+        let (lane_of, labels) = assign_lanes(&lenient_pairs(&h));
+        assert_eq!(lane_of[&0], 0);
+        assert_eq!(lane_of[&1], 1);
+        assert_eq!(lane_of[&2], 0, "p2 reuses p0's lane after p0 gave up");
+        assert_eq!(lane_of[&3], 0);
+        assert_eq!(labels, vec!["p0+".to_string(), "p1".to_string()]);
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`); without it the test fails with how to
 //! install it, unless `SPLITBRAIN_SKIP_BROWSER=1` is set.
 
+use splitbrain_reports::results::Results;
 use splitbrain_reports::store::{write_run_outputs, REPORT_HTML};
-use splitbrain_reports::testutil::{invalid_results, valid_results};
+use splitbrain_reports::testutil::{
+    attach_linearizability, invalid_results, register_history, valid_results,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -98,12 +101,27 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Which sample run a page shows.
+#[derive(Clone, Copy, PartialEq)]
+enum Sample {
+    Valid,
+    Invalid,
+    /// 100,000 operations: the timeline must still load and draw.
+    Large,
+}
+
 /// Renders a run, loads it, checks the DOM after the scripts ran, takes screenshots.
-fn check_page(bin: &Path, name: &str, invalid: bool) {
-    let (results, history) = if invalid {
-        invalid_results()
-    } else {
-        valid_results()
+fn check_page(bin: &Path, name: &str, sample: Sample) {
+    let invalid = sample == Sample::Invalid;
+    let (results, history) = match sample {
+        Sample::Valid => valid_results(),
+        Sample::Invalid => invalid_results(),
+        Sample::Large => {
+            let history = register_history(1, 100_000, 20);
+            let mut r = Results::new("large", "2026-11-26T15:00:00Z", &history);
+            attach_linearizability(&mut r, &history);
+            (r, history)
+        }
     };
     let run = TempDir::new(name);
     write_run_outputs(&run.0, &results, &history, None).expect("write outputs");
@@ -155,6 +173,16 @@ fn check_page(bin: &Path, name: &str, invalid: bool) {
         invalid,
         "{name}: witness section presence"
     );
+    let draw_ms = dom
+        .split("data-draw-ms=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next());
+    assert!(draw_ms.is_some(), "{name}: the timeline was never drawn");
+    eprintln!(
+        "{name}: {} operations; a full timeline redraw took {} ms",
+        results.stats.operations,
+        draw_ms.unwrap_or("?")
+    );
     if invalid {
         assert!(
             dom.contains("class=\"witness-svg\""),
@@ -167,7 +195,12 @@ fn check_page(bin: &Path, name: &str, invalid: bool) {
 
     let dir = screenshot_dir();
     std::fs::copy(&page, dir.join(format!("{name}.html"))).expect("keep the page");
-    for (suffix, size) in [("top", "1400,1000"), ("full", "1400,4800")] {
+    let shots: &[(&str, &str)] = if sample == Sample::Large {
+        &[("top", "1400,1000")]
+    } else {
+        &[("top", "1400,1000"), ("full", "1400,4800")]
+    };
+    for (suffix, size) in shots {
         let shot = dir.join(format!("{name}-{suffix}.png"));
         let _ = std::fs::remove_file(&shot);
         run_chromium(
@@ -197,6 +230,7 @@ fn reports_load_in_a_real_browser() {
         }
         panic!("install chromium (apt-get install -y chromium), or set SPLITBRAIN_SKIP_BROWSER=1 to skip this test");
     };
-    check_page(&bin, "valid", false);
-    check_page(&bin, "invalid", true);
+    check_page(&bin, "valid", Sample::Valid);
+    check_page(&bin, "invalid", Sample::Invalid);
+    check_page(&bin, "large", Sample::Large);
 }

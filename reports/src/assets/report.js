@@ -13,13 +13,15 @@
   var laneH = nLanes > 0 ? Math.max(3, Math.min(18, Math.floor(560 / nLanes))) : 18;
   var end = Math.max(data.end_us, 1);
   var ends = new Float64Array(ops.length);
-  var lanes = [], i, j;
+  var lanes = [], tails = [], i, j;
   for (i = 0; i < nLanes; i++) lanes.push([]);
   for (i = 0; i < ops.length; i++) {
     lanes[ops[i][0]].push(i);
     ends[i] = ops[i][2] < 0 ? end : ops[i][2];
+    if (ops[i][3] === 2) tails.push(i);
   }
   // Running maximum of end times per lane: lets us binary-search the first visible op.
+  // (Bars in one lane do not overlap, so this is nearly their end times.)
   var maxEnd = lanes.map(function (l) {
     var a = new Float64Array(l.length), m = -1;
     for (var k = 0; k < l.length; k++) { m = Math.max(m, ends[l[k]]); a[k] = m; }
@@ -48,28 +50,32 @@
     draw();
   }
   function draw() {
+    var started = performance.now();
     ctx.clearRect(0, 0, W, H);
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
     ctx.save();
     ctx.beginPath(); ctx.rect(GUTTER, 0, plotW(), H); ctx.clip();
     for (var l = 0; l < nLanes; l += 2) { ctx.fillStyle = "#f6f8fa"; ctx.fillRect(GUTTER, AXIS + l * laneH, plotW(), laneH); }
     ctx.font = "11px sans-serif";
-    data.faults.forEach(function (f) {
-      var a = xOf(f[0]), b = xOf(f[1]);
-      if (b < GUTTER || a > W) return;
-      ctx.fillStyle = "rgba(207,34,46,0.10)"; ctx.fillRect(a, AXIS, Math.max(1.5, b - a), H - AXIS);
-      ctx.fillStyle = "rgba(207,34,46,0.55)"; ctx.fillRect(a, AXIS, 1.5, H - AXIS);
-    });
     // Axis: round steps in seconds.
     var span = view.t1 - view.t0, step = niceStep(span / 8), dec = Math.max(0, -Math.floor(Math.log10(step / 1e6)));
-    ctx.fillStyle = "#59636e"; ctx.strokeStyle = "#eaeef2"; ctx.textAlign = "center";
+    ctx.strokeStyle = "#eaeef2";
+    var ticks = [];
     for (var t = Math.ceil(view.t0 / step) * step; t <= view.t1; t += step) {
       var x = xOf(t);
       ctx.beginPath(); ctx.moveTo(x, AXIS); ctx.lineTo(x, H); ctx.stroke();
-      ctx.fillText((t / 1e6).toFixed(dec) + "s", x, 12);
+      ticks.push([x, (t / 1e6).toFixed(dec) + "s"]);
     }
-    ctx.textAlign = "left";
     var barH = Math.max(1, laneH - (laneH > 6 ? 4 : 1));
+    // Info tails: the operation may still take effect until the end of the history.
+    ctx.fillStyle = "rgba(212,167,44,0.55)";
+    var tailH = Math.max(1, Math.floor(barH / 4));
+    for (var n = 0; n < tails.length; n++) {
+      var ti = tails[n], tx = xOf(ends[ti]);
+      if (tx > W) continue;
+      tx = Math.max(GUTTER, tx);
+      ctx.fillRect(tx, AXIS + ops[ti][0] * laneH + (laneH + barH) / 2 - tailH, W - tx, tailH);
+    }
     for (var lane = 0; lane < nLanes; lane++) {
       var y = AXIS + lane * laneH + (laneH - barH) / 2, list = lanes[lane], lastPx = -1, lastC = -1;
       for (j = firstVisible(lane, view.t0); j < list.length; j++) {
@@ -89,6 +95,13 @@
         }
       }
     }
+    // Fault windows over the bars, so they stay visible when lanes are dense.
+    data.faults.forEach(function (f) {
+      var a = xOf(f[0]), b = xOf(f[1]);
+      if (b < GUTTER || a > W) return;
+      ctx.fillStyle = "rgba(207,34,46,0.13)"; ctx.fillRect(a, AXIS, Math.max(1.5, b - a), H - AXIS);
+      ctx.fillStyle = "rgba(207,34,46,0.6)"; ctx.fillRect(a, AXIS, 1.5, H - AXIS);
+    });
     if (hover >= 0) {
       var h = ops[hover], hy = AXIS + h[0] * laneH;
       ctx.strokeStyle = "#0969da"; ctx.lineWidth = 2;
@@ -106,12 +119,19 @@
       ctx.restore();
     });
     ctx.restore();
+    ctx.fillStyle = "#59636e"; ctx.font = "11px sans-serif";
+    ticks.forEach(function (tk) {
+      ctx.textAlign = tk[0] - GUTTER < 12 ? "left" : tk[0] > W - 20 ? "right" : "center";
+      ctx.fillText(tk[1], tk[0], 14);
+    });
     // Lane labels.
     ctx.fillStyle = "#fff"; ctx.fillRect(0, AXIS, GUTTER, H - AXIS);
     ctx.fillStyle = "#59636e"; ctx.textAlign = "right"; ctx.font = "11px sans-serif";
     var every = Math.max(1, Math.ceil(13 / laneH));
     for (var q = 0; q < nLanes; q += every) ctx.fillText(data.lanes[q], GUTTER - 6, AXIS + q * laneH + laneH / 2 + 4);
     ctx.textAlign = "left";
+    // For tests and the curious: how long the last full redraw took.
+    canvas.dataset.drawMs = (performance.now() - started).toFixed(1);
   }
   function opAt(x, y) {
     var lane = Math.floor((y - AXIS) / laneH);
@@ -140,7 +160,8 @@
   }
   function describe(k) {
     var op = ops[k], s = op[6] + "\n" + NAME[op[3]] + ", invoked at " + (op[1] / 1e6).toFixed(3) + "s";
-    s += op[2] < 0 ? ", never returned" : ", took " + ((op[2] - op[1]) / 1e3).toFixed(2) + " ms";
+    s += op[2] < 0 ? ", never returned" : ", returned after " + ((op[2] - op[1]) / 1e3).toFixed(2) + " ms";
+    if (op[3] >= 2) s += "\nindeterminate: it may take effect at any later time, or never";
     s += "\nevent " + op[5];
     if (data.stuck[op[5]]) s += "\n✗ cannot be linearized: click for the witness";
     return s;
