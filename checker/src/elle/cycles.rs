@@ -26,8 +26,8 @@
 //! cyclic component is never silently passed.
 
 use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
-use super::order::{refs, t, Collector, Orders};
-use super::txn::Parsed;
+use super::order::{refs, t, Collector};
+use super::txn::{Parsed, NONE};
 use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -101,7 +101,6 @@ struct Budget {
 
 pub(crate) fn search(
     parsed: &Parsed<'_>,
-    orders: &Orders,
     deps: &Deps,
     options: &ElleOptions,
     found: &mut Collector,
@@ -128,7 +127,7 @@ pub(crate) fn search(
             stats.truncated_components += 1;
         }
         for cycle in cycles {
-            report(parsed, orders, deps, &cycle, found);
+            report(parsed, deps, &cycle, found);
         }
         for &n in scc {
             local_of[n.index()] = u32::MAX;
@@ -428,13 +427,7 @@ fn meaning(kind: &str) -> &'static str {
 }
 
 /// Turns a cycle into an explained anomaly.
-fn report(
-    parsed: &Parsed<'_>,
-    orders: &Orders,
-    deps: &Deps,
-    cycle: &[(u32, u8)],
-    found: &mut Collector,
-) {
+fn report(parsed: &Parsed<'_>, deps: &Deps, cycle: &[(u32, u8)], found: &mut Collector) {
     // Start at the transaction with the smallest id, for a stable, readable listing.
     let start = (0..cycle.len())
         .min_by_key(|&i| parsed.txns[cycle[i].0 as usize].op.id)
@@ -457,7 +450,7 @@ fn report(
                     process: txn.op.process,
                     invoke_index: txn.op.invoke_index,
                     edge_to_next: kind_name(k).to_string(),
-                    reason: reason(parsed, orders, deps, node, to, k),
+                    reason: reason(parsed, deps, node, to, k),
                 }
             })
             .collect();
@@ -483,14 +476,7 @@ fn report(
 }
 
 /// Why the edge `from -> to` of `kind` exists, in words.
-fn reason(
-    parsed: &Parsed<'_>,
-    orders: &Orders,
-    deps: &Deps,
-    from: u32,
-    to: u32,
-    kind: u8,
-) -> String {
+fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> String {
     let (a, b) = (&parsed.txns[from as usize], &parsed.txns[to as usize]);
     let (ta, tb) = (t(a.op.id), t(b.op.id));
     let label = deps.label(from, to);
@@ -500,16 +486,16 @@ fn reason(
         RW => l.rw,
         _ => None,
     });
-    let previous = |key: u32, elem: u32| {
-        let pos = orders.position[elem as usize];
-        (pos != u32::MAX && pos > 0).then(|| orders.order[key as usize][pos as usize - 1])
+    let value_or = |elem: u32, otherwise: &str| {
+        if elem == NONE {
+            otherwise.to_string()
+        } else {
+            parsed.value(elem).to_string()
+        }
     };
     match (kind, why) {
         (WW, Some(w)) => {
-            let prev = previous(w.key, w.elem).map_or_else(
-                || "an earlier version".to_string(),
-                |p| parsed.value(p).to_string(),
-            );
+            let prev = value_or(w.prev, "an earlier version");
             format!(
                 "{ta} appended {prev} to key {k}, and {tb} appended {v} right after it",
                 k = parsed.key(w.key),
@@ -522,10 +508,11 @@ fn reason(
             v = parsed.value(w.elem)
         ),
         (RW, Some(w)) => {
-            let saw = previous(w.key, w.elem).map_or_else(
-                || "an empty list".to_string(),
-                |p| format!("a list ending with {}", parsed.value(p)),
-            );
+            let saw = if w.prev == NONE {
+                "an empty list".to_string()
+            } else {
+                format!("a list ending with {}", parsed.value(w.prev))
+            };
             format!(
                 "{ta} read key {k} as {saw}, without {v}, and {tb} appended {v}, the next version",
                 k = parsed.key(w.key),

@@ -45,6 +45,9 @@ pub(crate) fn kind_name(kind: u8) -> &'static str {
 pub(crate) struct Why {
     pub key: u32,
     pub elem: u32,
+    /// `ww`: the source's element just before `elem`; `rw`: the last element the source
+    /// read ([`NONE`] if it read an empty list); `wr`: unused.
+    pub prev: u32,
 }
 
 /// What an edge carries: its kinds, and a witness per data kind.
@@ -114,18 +117,24 @@ pub(crate) fn build(parsed: &Parsed<'_>, orders: &Orders) -> Deps {
 /// non-consecutive versions follow by transitivity through the ones in between.
 fn write_write(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
     for (key, order) in orders.order.iter().enumerate() {
-        for pair in order.windows(2) {
-            let (a, b) = (
-                parsed.appender[pair[0] as usize],
-                parsed.appender[pair[1] as usize],
-            );
-            if a != NONE && b != NONE && a != b {
+        // Elements nobody committed (garbage, aborted reads: reported elsewhere) are
+        // stepped over, so the versions around them stay ordered.
+        let (mut previous, mut previous_elem) = (NONE, NONE);
+        for &elem in order {
+            let b = parsed.appender[elem as usize];
+            if b == NONE {
+                continue;
+            }
+            if previous != NONE && previous != b {
                 let why = Why {
                     key: key as u32,
-                    elem: pair[1],
+                    elem,
+                    prev: previous_elem,
                 };
-                deps.add(a, b, WW, Some(why));
+                deps.add(previous, b, WW, Some(why));
             }
+            previous = b;
+            previous_elem = elem;
         }
     }
 }
@@ -150,7 +159,12 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
             if let Some(&last) = list.last() {
                 let writer = parsed.appender[last as usize];
                 if writer != NONE && writer != node {
-                    deps.add(writer, node, WR, Some(Why { key, elem: last }));
+                    let why = Why {
+                        key,
+                        elem: last,
+                        prev: NONE,
+                    };
+                    deps.add(writer, node, WR, Some(why));
                 }
             }
             // The version this read missed is the one after its prefix; only a read
@@ -163,10 +177,21 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
                 Some(&last) => orders.position[last as usize] as usize + 1,
                 None => 0,
             };
-            if let Some(&next) = order.get(seen) {
+            let next = order
+                .get(seen..)
+                .unwrap_or_default()
+                .iter()
+                .find(|&&e| parsed.appender[e as usize] != NONE);
+            if let Some(&next) = next {
                 let writer = parsed.appender[next as usize];
-                if writer != NONE && writer != node {
-                    deps.add(node, writer, RW, Some(Why { key, elem: next }));
+                if writer != node {
+                    let prev = list.last().copied().unwrap_or(NONE);
+                    let why = Why {
+                        key,
+                        elem: next,
+                        prev,
+                    };
+                    deps.add(node, writer, RW, Some(why));
                 }
             }
         }
@@ -207,6 +232,61 @@ fn real_time(parsed: &Parsed<'_>, deps: &mut Deps) {
             for &f in &frontier {
                 deps.add(f, node, REALTIME, None);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elle::gen::{generate, ListAppendOptions};
+    use crate::elle::{order, txn};
+    use petgraph::visit::EdgeRef;
+
+    /// Real-time edges must imply exactly the real-time order (no more, no less), with
+    /// at most `concurrency` edges into each transaction.
+    #[test]
+    fn real_time_edges_reduce_real_time_order() {
+        for seed in 0..20 {
+            let options = ListAppendOptions {
+                seed,
+                txns: 60,
+                concurrency: 1 + seed as usize % 5,
+                info_rate: 0.1,
+                fail_rate: 0.05,
+                ..ListAppendOptions::default()
+            };
+            let ops = generate(&options).pair().unwrap();
+            let parsed = txn::parse(&ops).unwrap();
+            let orders = order::infer(&parsed, &mut order::Collector::new(1));
+            let deps = build(&parsed, &orders);
+            let n = parsed.txns.len();
+            for a in 0..n {
+                let mut reached = vec![false; n];
+                let mut stack = vec![a];
+                while let Some(x) = stack.pop() {
+                    for e in deps.graph.edges(NodeIndex::new(x)) {
+                        let to = e.target().index();
+                        if e.weight().kinds & REALTIME != 0 && !reached[to] {
+                            reached[to] = true;
+                            stack.push(to);
+                        }
+                    }
+                }
+                for (b, reached) in reached.iter().enumerate() {
+                    let precedes = parsed.txns[a].op.precedes(parsed.txns[b].op);
+                    assert_eq!(*reached, precedes, "seed {seed}: T{a} before T{b}");
+                }
+            }
+            let realtime = deps
+                .graph
+                .edge_weights()
+                .filter(|w| w.kinds & REALTIME != 0)
+                .count();
+            assert!(
+                realtime <= n * options.concurrency,
+                "seed {seed}: {realtime} edges"
+            );
         }
     }
 }

@@ -210,7 +210,7 @@ pub fn check_list_append_with(
     let mut found = order::Collector::new(options.max_examples_per_kind);
     let orders = order::infer(&parsed, &mut found);
     let deps = graph::build(&parsed, &orders);
-    let stats = cycles::search(&parsed, &orders, &deps, options, &mut found);
+    let stats = cycles::search(&parsed, &deps, options, &mut found);
 
     let (anomalies, counts) = found.finish();
     let anomaly_types: Vec<String> = models::ANOMALY_KINDS

@@ -321,3 +321,75 @@ fn record_appenders(parsed: &mut Parsed<'_>) -> Result<(), ElleError> {
     parsed.intermediate = intermediate;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType, History, Process};
+    use serde_json::json;
+
+    fn history(values: &[Value]) -> Operations {
+        let mut events = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            for kind in [EventType::Invoke, EventType::Ok] {
+                events.push(Event {
+                    index: events.len() as u64,
+                    time: 0,
+                    process: Process::Client(i as u64),
+                    kind,
+                    f: "txn".into(),
+                    key: None,
+                    value: v.clone(),
+                    node: None,
+                    error: None,
+                    line: None,
+                });
+            }
+        }
+        History::new(events).pair().unwrap()
+    }
+
+    #[test]
+    fn external_reads_and_intermediate_appends() {
+        let ops = history(&[
+            json!([
+                ["r", 1, [5]],
+                ["append", 1, 6],
+                ["r", 1, [5, 6]],
+                ["append", 1, 7]
+            ]),
+            json!([["append", "k", 5], ["r", 1, null], ["append", "k", "s"]]),
+        ]);
+        let p = parse(&ops).unwrap();
+        let externals: Vec<Vec<bool>> = p
+            .txns
+            .iter()
+            .map(|t| {
+                t.mops
+                    .iter()
+                    .filter_map(|m| match m {
+                        Mop::Read { external, .. } => Some(*external),
+                        Mop::Append { .. } => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(externals, vec![vec![true, false], vec![true]]);
+        // Keys 1 and "k" are distinct; 5 on key 1 and 5 on key "k" are distinct elements.
+        assert_eq!(p.keys, vec![Key::Int(1), Key::Str("k".into())]);
+        let elem = |key: &Key, v: &Key| {
+            p.elems
+                .iter()
+                .position(|(k, e)| p.keys[*k as usize] == *key && e == v)
+                .unwrap()
+        };
+        let (one, k) = (Key::Int(1), Key::Str("k".into()));
+        assert!(p.intermediate[elem(&one, &Key::Int(6))]);
+        assert!(!p.intermediate[elem(&one, &Key::Int(7))]);
+        assert!(p.intermediate[elem(&k, &Key::Int(5))]);
+        assert!(!p.intermediate[elem(&k, &Key::Str("s".into()))]);
+        // 5 on key 1 was read but never appended.
+        assert_eq!(p.appender[elem(&one, &Key::Int(5))], NONE);
+        assert_eq!(p.appender[elem(&k, &Key::Int(5))], 1);
+    }
+}
