@@ -494,14 +494,18 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> Str
         }
     };
     match (kind, why) {
-        (WW, Some(w)) => {
-            let prev = value_or(w.prev, "an earlier version");
-            format!(
-                "{ta} appended {prev} to key {k}, and {tb} appended {v} right after it",
-                k = parsed.key(w.key),
-                v = parsed.value(w.elem)
-            )
-        }
+        (WW, Some(w)) if w.unobserved => format!(
+            "{ta} appended {prev} to key {k}, the last version any read saw, and {tb} appended {v}, which no read saw, so later",
+            prev = value_or(w.prev, "an earlier version"),
+            k = parsed.key(w.key),
+            v = parsed.value(w.elem)
+        ),
+        (WW, Some(w)) => format!(
+            "{ta} appended {prev} to key {k}, and {tb} appended {v} right after it",
+            prev = value_or(w.prev, "an earlier version"),
+            k = parsed.key(w.key),
+            v = parsed.value(w.elem)
+        ),
         (WR, Some(w)) => format!(
             "{ta} appended {v} to key {k}, and {tb} read key {k} ending with {v}",
             k = parsed.key(w.key),
@@ -513,8 +517,13 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> Str
             } else {
                 format!("a list ending with {}", parsed.value(w.prev))
             };
+            let next = if w.unobserved {
+                "a version no read saw, so later than any read"
+            } else {
+                "the next version"
+            };
             format!(
-                "{ta} read key {k} as {saw}, without {v}, and {tb} appended {v}, the next version",
+                "{ta} read key {k} as {saw}, without {v}, and {tb} appended {v}, {next}",
                 k = parsed.key(w.key),
                 v = parsed.value(w.elem)
             )

@@ -48,6 +48,9 @@ pub(crate) struct Why {
     /// `ww`: the source's element just before `elem`; `rw`: the last element the source
     /// read ([`NONE`] if it read an empty list); `wr`: unused.
     pub prev: u32,
+    /// `elem` is a committed append that no read saw: it is ordered after every version
+    /// read, but its exact place is unknown.
+    pub unobserved: bool,
 }
 
 /// What an edge carries: its kinds, and a witness per data kind.
@@ -106,16 +109,18 @@ pub(crate) fn build(parsed: &Parsed<'_>, orders: &Orders) -> Deps {
     for _ in 0..n {
         deps.graph.add_node(());
     }
-    write_write(parsed, orders, &mut deps);
-    reads(parsed, orders, &mut deps);
+    let unobserved = unobserved(parsed, orders);
+    write_write(parsed, orders, &unobserved, &mut deps);
+    reads(parsed, orders, &unobserved, &mut deps);
     process_order(parsed, &mut deps);
     real_time(parsed, &mut deps);
     deps
 }
 
-/// ww: consecutive versions of a key appended by different transactions. Edges between
-/// non-consecutive versions follow by transitivity through the ones in between.
-fn write_write(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
+/// ww: consecutive versions of a key appended by different transactions, and from the
+/// last version read to every committed append no read saw (it came later). Edges
+/// between non-consecutive versions follow by transitivity.
+fn write_write(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], deps: &mut Deps) {
     for (key, order) in orders.order.iter().enumerate() {
         // Elements nobody committed (garbage, aborted reads: reported elsewhere) are
         // stepped over, so the versions around them stay ordered.
@@ -130,17 +135,57 @@ fn write_write(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
                     key: key as u32,
                     elem,
                     prev: previous_elem,
+                    unobserved: false,
                 };
                 deps.add(previous, b, WW, Some(why));
             }
             previous = b;
             previous_elem = elem;
         }
+        if previous == NONE {
+            continue;
+        }
+        for &u in unobserved[key].iter().take(MAX_UNOBSERVED) {
+            let b = parsed.appender[u as usize];
+            if b != previous {
+                let why = Why {
+                    key: key as u32,
+                    elem: u,
+                    prev: previous_elem,
+                    unobserved: true,
+                };
+                deps.add(previous, b, WW, Some(why));
+            }
+        }
     }
 }
 
-/// wr and rw, from each `ok` transaction's external reads.
-fn reads(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
+/// At most this many edges per read (and per key's last version) go to appends no read
+/// saw. Dropping edges only ever hides anomalies, never invents them; the cap keeps a
+/// key appended thousands of times but only ever read empty from costing
+/// reads × appends.
+const MAX_UNOBSERVED: usize = 64;
+
+/// Key id -> elements appended by `ok` transactions that no read saw. (An unseen `info`
+/// append may never have happened, so it orders nothing.)
+fn unobserved(parsed: &Parsed<'_>, orders: &Orders) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); parsed.keys.len()];
+    for (e, &(key, _)) in parsed.elems.iter().enumerate() {
+        let writer = parsed.appender[e];
+        if writer != NONE
+            && orders.position[e] == NONE
+            && parsed.txns[writer as usize].status == Status::Ok
+        {
+            out[key as usize].push(e as u32);
+        }
+    }
+    out
+}
+
+/// wr and rw, from each `ok` transaction's external reads. A read misses the version
+/// after its prefix; a read of the whole known order misses every committed append no
+/// read saw.
+fn reads(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], deps: &mut Deps) {
     for (node, txn) in parsed.txns.iter().enumerate() {
         if txn.status != Status::Ok {
             continue;
@@ -163,6 +208,7 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
                         key,
                         elem: last,
                         prev: NONE,
+                        unobserved: false,
                     };
                     deps.add(writer, node, WR, Some(why));
                 }
@@ -190,21 +236,44 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, deps: &mut Deps) {
                         key,
                         elem: next,
                         prev,
+                        unobserved: false,
                     };
                     deps.add(node, writer, RW, Some(why));
+                }
+            } else {
+                // Nothing read follows this read: what it missed is the appends no read
+                // saw (those that follow later versions are reached through ww).
+                let prev = list.last().copied().unwrap_or(NONE);
+                for &u in unobserved[key as usize].iter().take(MAX_UNOBSERVED) {
+                    let writer = parsed.appender[u as usize];
+                    if writer != node {
+                        let why = Why {
+                            key,
+                            elem: u,
+                            prev,
+                            unobserved: true,
+                        };
+                        deps.add(node, writer, RW, Some(why));
+                    }
                 }
             }
         }
     }
 }
 
-/// process: consecutive transactions of one process (a process runs one at a time, and
-/// `ops` is in invocation order).
+/// process: each transaction follows its process's previous `ok` one (`ops` is in
+/// invocation order, and a process runs one transaction at a time). An `info`
+/// transaction precedes nothing: it may take effect at any later time. (Jepsen gives a
+/// process a new number after `info`; this also holds for histories that do not.)
 fn process_order(parsed: &Parsed<'_>, deps: &mut Deps) {
-    let mut last: HashMap<u64, u32> = HashMap::new();
+    let mut last_ok: HashMap<u64, u32> = HashMap::new();
     for (node, txn) in parsed.txns.iter().enumerate() {
-        if let Some(prev) = last.insert(txn.op.process, node as u32) {
+        let process = txn.op.process;
+        if let Some(&prev) = last_ok.get(&process) {
             deps.add(prev, node as u32, PROCESS, None);
+        }
+        if txn.status == Status::Ok {
+            last_ok.insert(process, node as u32);
         }
     }
 }
