@@ -386,10 +386,11 @@ pub(crate) fn throughput_svg(
         .flat_map(|v| v.iter())
         .map(|&n| n as f64 / width_s)
         .fold(0.0, f64::max);
+    let step = nice_step(max_rate.max(1.0) / 5.0);
     let frame = Frame::new(
         ns_to_s(end_ns),
         YScale::Linear {
-            max: nice_step(max_rate.max(1.0) / 5.0) * 6.0,
+            max: (max_rate.max(1.0) / step).ceil() * step,
         },
     );
     frame.open(&mut out, "throughput over time", "ok ops/s", faults);

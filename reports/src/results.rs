@@ -182,6 +182,16 @@ impl Results {
         self.exit_code = self.verdict.exit_code();
     }
 
+    /// Records a linearizability check: its details, and its entry in `checkers`
+    /// (replacing an earlier one); then settles the verdict.
+    pub fn set_linearizability(&mut self, result: &linear::LinearizabilityResult) {
+        let l = Linearizability::from(result);
+        self.checkers.retain(|c| c.name != "linearizability");
+        self.checkers.insert(0, l.checker_result());
+        self.linearizability = Some(l);
+        self.settle_verdict();
+    }
+
     /// A one-line explanation of the verdict, for banners, JUnit and summaries.
     pub fn headline(&self) -> String {
         let names: Vec<&str> = self

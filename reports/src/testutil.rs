@@ -5,9 +5,7 @@
 //! Not part of the public API (hidden from the docs); it lives in the library only so
 //! the integration tests can share it.
 
-use crate::results::{
-    CheckerResult, Convergence, Linearizability, NodeState, ReplicaCount, Results, Verdict,
-};
+use crate::results::{CheckerResult, Convergence, NodeState, ReplicaCount, Results, Verdict};
 use serde_json::{json, Value};
 use splitbrain_checker::history::{Event, EventType, History, Key, Process};
 use splitbrain_checker::linear;
@@ -330,12 +328,7 @@ pub fn attach_linearizability(r: &mut Results, history: &History) {
         None,
         &linear::CheckOptions::default(),
     ) {
-        Ok(result) => {
-            let l = Linearizability::from(&result);
-            r.checkers.retain(|c| c.name != "linearizability");
-            r.checkers.insert(0, l.checker_result());
-            r.linearizability = Some(l);
-        }
+        Ok(result) => r.set_linearizability(&result),
         Err(e) => r
             .notes
             .push(format!("the checker refused the history: {e}")),

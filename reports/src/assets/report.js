@@ -10,7 +10,7 @@
   var ctx = canvas.getContext("2d");
   var GUTTER = 58, RIGHT = 10, AXIS = 24;
   var ops = data.ops, nLanes = data.lanes.length;
-  var laneH = nLanes > 0 ? Math.max(3, Math.min(18, Math.floor(560 / nLanes))) : 18;
+  var laneH = nLanes > 0 ? Math.max(3, Math.min(26, Math.floor(560 / nLanes))) : 18;
   var end = Math.max(data.end_us, 1);
   var ends = new Float64Array(ops.length);
   var lanes = [], tails = [], i, j;
