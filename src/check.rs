@@ -139,6 +139,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         ));
     }
 
+    if let Some(report) = &args.report {
+        if report.exists() && !crate::reporting::is_generated_report(report) {
+            return bad_input(format!(
+                "--report {}: the file exists and is not a splitbrain report; refusing to overwrite it",
+                report.display()
+            ));
+        }
+    }
+
     let opts = CheckOptions {
         time_limit: args.time_limit.map(Duration::from_secs_f64),
         memory_limit_bytes: usize::try_from(args.memory_limit.saturating_mul(1 << 20))
@@ -400,7 +409,7 @@ fn print_table(
     for o in outcomes.iter().filter(|o| o.exit_code == 1) {
         writeln!(out, "\n== {} ==", o.path)?;
         if let Some(r) = &o.result {
-            print_witnesses(out, r)?;
+            print_witnesses(out, r, o.checked.as_ref().map(|(_, ops)| ops))?;
         }
     }
     Ok(())
@@ -464,10 +473,14 @@ fn print_detail(out: &mut impl Write, o: &FileOutcome) -> std::io::Result<()> {
             writeln!(out, "... and {} more valid keys", keys.len() - MAX_ROWS)?;
         }
     }
-    print_witnesses(out, r)
+    print_witnesses(out, r, o.checked.as_ref().map(|(_, ops)| ops))
 }
 
-fn print_witnesses(out: &mut impl Write, r: &LinearizabilityResult) -> std::io::Result<()> {
+fn print_witnesses(
+    out: &mut impl Write,
+    r: &LinearizabilityResult,
+    ops: Option<&Operations>,
+) -> std::io::Result<()> {
     for k in r.keys.iter().filter(|k| k.verdict == Verdict::Invalid) {
         let Some(w) = &k.witness else { continue };
         let key = k.key.as_ref().map_or("(single)".to_string(), |k| k.to_string());
@@ -498,7 +511,10 @@ fn print_witnesses(out: &mut impl Write, r: &LinearizabilityResult) -> std::io::
             writeln!(out, "    ... {skip} earlier operations")?;
         }
         for step in w.prefix.iter().skip(skip) {
-            writeln!(out, "    op {:<6} -> state {}", step.op, step.state)?;
+            match ops.and_then(|o| o.ops.get(step.op)) {
+                Some(op) => writeln!(out, "    {:<40} -> state {}", op.to_string(), step.state)?,
+                None => writeln!(out, "    op {:<6} -> state {}", step.op, step.state)?,
+            }
         }
         if !w.concurrent.is_empty() {
             writeln!(out, "  concurrent with it:")?;

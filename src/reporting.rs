@@ -74,7 +74,7 @@ pub fn write_check_report(out: &Path, c: CheckReport<'_>) -> anyhow::Result<()> 
 }
 
 /// Only files we generated ourselves may be overwritten by `--report`.
-fn is_generated_report(path: &Path) -> bool {
+pub fn is_generated_report(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .map(|s| s.contains("<meta name=\"generator\" content=\"splitbrain"))
         .unwrap_or(false)

@@ -279,10 +279,24 @@ impl BundledCluster {
         .map(|_| ())
     }
 
+    /// Puts the node's clock back to real time. A node that is not running needs
+    /// nothing (it starts on real time); one that was just restarted may still be
+    /// opening its admin port, so this retries for a few seconds.
     pub async fn reset_clock(&self, node: &str) -> anyhow::Result<()> {
-        self.admin(node, json!({"op": "clock-reset"}), Duration::from_millis(500))
-            .await
-            .map(|_| ())
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            if !self.is_running(node) {
+                return Ok(());
+            }
+            match self
+                .admin(node, json!({"op": "clock-reset"}), Duration::from_millis(500))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 }
 

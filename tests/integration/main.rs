@@ -1,1 +1,7 @@
-//! End-to-end tests of the splitbrain binary.
+//! End-to-end tests of the splitbrain binary: the CLI's contracts (exit codes, error
+//! messages), `check` on real histories, and short `splitbrain test` runs against the
+//! bundled cluster under faults, asserting verdicts and that nothing is left behind.
+
+mod cli;
+mod e2e;
+mod support;

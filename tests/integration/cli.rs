@@ -1,0 +1,117 @@
+//! The CLI's contracts: exit codes, error messages that say what to do, and `check` on
+//! real histories from other tools.
+
+use crate::support::*;
+
+#[test]
+fn bad_flags_exit_254_and_say_why() {
+    let out = run(&["test", "--workload", "bank"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("register, kv, mutex, set"), "{}", text(&out));
+
+    let out = run(&["test", "--nodes", "2", "--nemesis", "partition"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("--nodes 2"), "{}", text(&out));
+
+    let out = run(&["test", "--bug", "no-such-bug"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("skip-fsync"), "{}", text(&out));
+
+    let out = run(&["test", "--rate", "fast"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("--rate"), "{}", text(&out));
+
+    let out = run(&["check", "--model", "queue", "x.jsonl"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("cas-register"), "{}", text(&out));
+
+    let out = run(&["check", "/nonexistent/history.jsonl"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("/nonexistent/history.jsonl"), "{}", text(&out));
+}
+
+#[test]
+fn malformed_history_names_file_line_and_reason() {
+    let dir = TempDir::new("malformed");
+    let file = dir.path().join("history.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":1}"#,
+            "\n",
+            r#"{"index":1,"time":2,"process":0,"type":"okay","f":"write","value":1}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("history.jsonl") && t.contains("line 2") && t.contains("okay"), "{t}");
+
+    // A completion without an invocation is a pairing error with its line.
+    std::fs::write(
+        &file,
+        concat!(r#"{"index":0,"time":1,"process":3,"type":"ok","f":"read","value":1}"#, "\n"),
+    )
+    .unwrap();
+    let out = run(&["check", file.to_str().unwrap()]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("line 1"), "{}", text(&out));
+}
+
+/// `check` over a folder reproduces every verdict Porcupine's own tests assert.
+#[test]
+fn check_porcupine_etcd_folder_matches_expected_verdicts() {
+    let fixtures = fixtures();
+    let expected: std::collections::BTreeMap<String, String> =
+        std::fs::read_to_string(fixtures.join("EXPECTED.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let cols: Vec<&str> = l.split('\t').collect();
+                (cols.len() == 5 && cols[0].starts_with("porcupine/etcd/"))
+                    .then(|| (cols[0].rsplit('/').next().unwrap().to_string(), cols[4].to_string()))
+            })
+            .collect();
+    assert!(expected.len() > 20);
+    let out = run(&["check", fixtures.join("porcupine/etcd").to_str().unwrap(), "--json"]);
+    assert_eq!(code(&out), 1, "the folder holds invalid histories: {}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    assert_eq!(json["verdict"], "invalid");
+    let histories = json["histories"].as_array().unwrap();
+    assert_eq!(histories.len(), expected.len());
+    for h in histories {
+        let name = h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        assert_eq!(h["verdict"].as_str(), Some(expected[&name].as_str()), "{name}");
+    }
+}
+
+#[test]
+fn check_writes_a_report_and_never_overwrites_foreign_files() {
+    let fixtures = fixtures();
+    let dir = TempDir::new("report");
+    let report = dir.path().join("out.html");
+    let history = fixtures.join("knossos/cas-register/bad/cas-failure.edn");
+    let args = [
+        "check",
+        history.to_str().unwrap(),
+        "--initial",
+        "0",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let out = run(&args);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("not linearizable"), "{}", text(&out));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<!DOCTYPE html>"));
+    // Writing again over our own report is fine; over a foreign file it is refused.
+    assert_eq!(code(&run(&args)), 1);
+    std::fs::write(&report, "my notes").unwrap();
+    let out = run(&args);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("refusing"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "my notes");
+}
