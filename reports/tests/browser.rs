@@ -6,7 +6,7 @@
 //! install it, unless `SPLITBRAIN_SKIP_BROWSER=1` is set.
 
 use splitbrain_reports::results::Results;
-use splitbrain_reports::store::{write_run_outputs, REPORT_HTML};
+use splitbrain_reports::store::{update_index, write_run_outputs, REPORT_HTML};
 use splitbrain_reports::testutil::{
     attach_linearizability, invalid_results, register_history, valid_results,
 };
@@ -221,6 +221,41 @@ fn check_page(bin: &Path, name: &str, sample: Sample) {
     }
 }
 
+/// The store index lists both runs and links to their reports.
+fn check_index(bin: &Path) {
+    let store = TempDir::new("store");
+    let (valid, vh) = valid_results();
+    let (invalid, ih) = invalid_results();
+    let a = store.0.join("register-valid/20261126T150000");
+    let b = store.0.join("register-stale-read/20261126T150500");
+    for (dir, r, h) in [(&a, &valid, &vh), (&b, &invalid, &ih)] {
+        std::fs::create_dir_all(dir).expect("run dir");
+        write_run_outputs(dir, r, h, None).expect("write outputs");
+    }
+    assert_eq!(update_index(&store.0).expect("index"), 2);
+    let page = store.0.join("index.html");
+    let dom = run_chromium(bin, &page, &["--dump-dom".into()]);
+    assert!(
+        dom.contains("register-valid/20261126T150000/report.html"),
+        "index: no link to the valid run"
+    );
+    assert!(
+        dom.contains("register-stale-read/20261126T150500/report.html"),
+        "index: no link to the invalid run"
+    );
+    let shot = screenshot_dir().join("index.png");
+    run_chromium(
+        bin,
+        &page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,500".into(),
+        ],
+    );
+    assert!(shot.is_file(), "index: no screenshot");
+    eprintln!("screenshot: {}", shot.display());
+}
+
 #[test]
 fn reports_load_in_a_real_browser() {
     let Some(bin) = chromium() else {
@@ -233,4 +268,5 @@ fn reports_load_in_a_real_browser() {
     check_page(&bin, "valid", Sample::Valid);
     check_page(&bin, "invalid", Sample::Invalid);
     check_page(&bin, "large", Sample::Large);
+    check_index(&bin);
 }
