@@ -425,15 +425,22 @@ impl Driver {
         match self.core.propose(data) {
             Ok((index, term)) => {
                 let deadline_ms = self.deadline();
-                self.writes.insert(
-                    index,
-                    PendingWrite {
-                        term,
-                        id,
-                        reply,
-                        deadline_ms,
-                    },
-                );
+                let pending = PendingWrite {
+                    term,
+                    id,
+                    reply,
+                    deadline_ms,
+                };
+                if let Some(displaced) = self.writes.insert(index, pending) {
+                    // An earlier proposal at this index was truncated from our log, but
+                    // another node may still hold it and commit it later (Raft Figure 8):
+                    // its outcome is unknown, not failed.
+                    let _ = displaced.reply.send(Reply::error(
+                        Some(displaced.id),
+                        ErrorKind::Timeout,
+                        "outcome unknown: the proposal was truncated from this leader's log",
+                    ));
+                }
             }
             Err(_) => {
                 let _ = reply.send(Reply::not_leader(id, self.leader_client_addr()));

@@ -431,9 +431,14 @@ impl Wal {
         fsync_dir(&self.dir)?;
         self.rotate()?;
         let active_seq = self.segments.last().map_or(0, |s| s.seq);
+        // Delete only a PREFIX of segments: a later segment may hold truncation markers
+        // or overwrites for entries of an earlier one, so dropping a middle segment
+        // could resurrect entries that were truncated.
         let mut kept = Vec::new();
+        let mut deleting = true;
         for seg in std::mem::take(&mut self.segments) {
-            if seg.seq != active_seq && seg.max_index <= snapshot.index {
+            deleting &= seg.seq != active_seq && seg.max_index <= snapshot.index;
+            if deleting {
                 fs::remove_file(&seg.path).map_err(io_err(&seg.path))?;
             } else {
                 kept.push(seg);
@@ -660,6 +665,30 @@ pub(crate) mod tests {
         );
         assert_eq!(indexes(&rec), vec![(4, 2), (5, 2)]);
         assert_eq!(rec.hard_state.as_deref(), Some(&b"hs"[..]));
+    }
+
+    #[test]
+    fn compaction_never_resurrects_truncated_entries() {
+        let dir = TempDir::new("wal-prefix");
+        {
+            let (mut wal, _) = Wal::open(&dir.0, false).expect("open");
+            wal.append(&(1..=10).map(|i| entry(i, 1)).collect::<Vec<_>>());
+            wal.sync().expect("sync");
+            let snap = |index| StoredSnapshot {
+                index,
+                term: 1,
+                payload: Vec::new(),
+            };
+            wal.save_snapshot(&snap(1)).expect("snapshot 1");
+            // A new leader truncates 3..=10 and writes 3, 4 in term 2 (a later segment).
+            wal.append(&[Record::Truncate { from: 3 }, entry(3, 2), entry(4, 2)]);
+            wal.sync().expect("sync");
+            // Compacting up to 4 must not delete the segment holding the truncation while
+            // the older segment holding the stale 5..=10 stays.
+            wal.save_snapshot(&snap(4)).expect("snapshot 4");
+        }
+        let (_wal, rec) = Wal::open(&dir.0, false).expect("reopen");
+        assert_eq!(indexes(&rec), Vec::<(u64, u64)>::new());
     }
 
     #[test]
