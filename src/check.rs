@@ -163,8 +163,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
 
     if let Some(report) = &args.report {
         if let Some(outcome) = outcomes.first() {
-            if let Err(e) = crate::reporting::write_check_report(report, outcome_parts(outcome))
-            {
+            if let Err(e) = crate::reporting::write_check_report(report, outcome_parts(outcome)) {
                 eprintln!("error: writing the report {}: {e:#}", report.display());
                 return Ok(i32::from(EXIT_INTERNAL));
             }
@@ -195,9 +194,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
 }
 
 /// The pieces of a file outcome the report needs.
-fn outcome_parts(
-    o: &FileOutcome,
-) -> crate::reporting::CheckReport<'_> {
+fn outcome_parts(o: &FileOutcome) -> crate::reporting::CheckReport<'_> {
     crate::reporting::CheckReport {
         path: &o.path,
         verdict: o.verdict.as_str(),
@@ -268,8 +265,8 @@ fn check_file(
 fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         if meta.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found).map_err(|e| format!("cannot list {}: {e}", path.display()))?;
@@ -460,7 +457,9 @@ fn print_detail(out: &mut impl Write, o: &FileOutcome) -> std::io::Result<()> {
             writeln!(
                 out,
                 "{:<20}  {:<8}  {:>7}  {:>6}  {:>6}  {:<13}  {:>7.1} ms",
-                k.key.as_ref().map_or("(single)".to_string(), |k| k.to_string()),
+                k.key
+                    .as_ref()
+                    .map_or("(single)".to_string(), |k| k.to_string()),
                 verdict,
                 k.operations,
                 k.ok,
@@ -483,7 +482,10 @@ fn print_witnesses(
 ) -> std::io::Result<()> {
     for k in r.keys.iter().filter(|k| k.verdict == Verdict::Invalid) {
         let Some(w) = &k.witness else { continue };
-        let key = k.key.as_ref().map_or("(single)".to_string(), |k| k.to_string());
+        let key = k
+            .key
+            .as_ref()
+            .map_or("(single)".to_string(), |k| k.to_string());
         writeln!(out, "\nkey {key}: not linearizable")?;
         writeln!(out, "  {}", w.explanation)?;
         writeln!(

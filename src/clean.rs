@@ -47,7 +47,11 @@ fn store_nodes(store: &Path) -> Vec<(i32, String)> {
     };
     let me = std::process::id() as i32;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if pid == me {

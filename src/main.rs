@@ -26,7 +26,11 @@ pub const EXIT_BAD_INPUT: u8 = 254;
 pub const EXIT_INTERNAL: u8 = 255;
 
 #[derive(Debug, Parser)]
-#[command(name = "splitbrain", version, about = "A Jepsen-style consistency tester")]
+#[command(
+    name = "splitbrain",
+    version,
+    about = "A Jepsen-style consistency tester"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

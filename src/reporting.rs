@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use splitbrain_checker::linear::LinearizabilityResult;
 use splitbrain_checker::{History, Operations};
-use splitbrain_reports::{html, junit, results as rr, serve as report_serve, store as report_store};
+use splitbrain_reports::{
+    html, junit, results as rr, serve as report_serve, store as report_store,
+};
 use std::path::{Path, PathBuf};
 
 use crate::run::config::TestConfig;

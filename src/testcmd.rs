@@ -76,10 +76,19 @@ fn print_outcome(cfg: &TestConfig, outcome: &anyhow::Result<run::RunOutcome>) {
                 "{}: {}{}",
                 cfg.name,
                 o.verdict.to_string().to_uppercase(),
-                if o.results.partial { " (partial run)" } else { "" }
+                if o.results.partial {
+                    " (partial run)"
+                } else {
+                    ""
+                }
             );
             for c in &o.results.checkers {
-                println!("  {:<16} {:<8} {}", c.name, c.verdict.to_string(), c.summary);
+                println!(
+                    "  {:<16} {:<8} {}",
+                    c.name,
+                    c.verdict.to_string(),
+                    c.summary
+                );
             }
             for n in &o.results.notes {
                 println!("  note: {n}");

@@ -396,16 +396,28 @@ impl History {
                 Process::Nemesis => unreachable!("nemesis events are never paired"),
             };
             let (outcome, output, complete_index, complete_time, failed) = match comp {
-                Some(c) if c.kind == EventType::Ok => {
-                    (Outcome::Ok, c.value.clone(), Some(c.index), Some(c.time), false)
-                }
-                Some(c) if c.kind == EventType::Fail => {
-                    (Outcome::Info, c.value.clone(), Some(c.index), Some(c.time), true)
-                }
+                Some(c) if c.kind == EventType::Ok => (
+                    Outcome::Ok,
+                    c.value.clone(),
+                    Some(c.index),
+                    Some(c.time),
+                    false,
+                ),
+                Some(c) if c.kind == EventType::Fail => (
+                    Outcome::Info,
+                    c.value.clone(),
+                    Some(c.index),
+                    Some(c.time),
+                    true,
+                ),
                 // info, or never completed: returns at infinity
                 _ => (Outcome::Info, inv.value.clone(), None, None, false),
             };
-            let target = if failed { &mut out.failed } else { &mut out.ops };
+            let target = if failed {
+                &mut out.failed
+            } else {
+                &mut out.ops
+            };
             target.push(Operation {
                 id: target.len(),
                 process: p,

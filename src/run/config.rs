@@ -372,7 +372,10 @@ mod tests {
             bugs: vec!["nope".into()],
             ..Default::default()
         });
-        assert!(e.contains("skip-fsync") && e.contains("splitbrain bugs"), "{e}");
+        assert!(
+            e.contains("skip-fsync") && e.contains("splitbrain bugs"),
+            "{e}"
+        );
         let e = bad(TestArgs {
             nemesis: Some("partition,flood".into()),
             ..Default::default()

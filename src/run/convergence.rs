@@ -21,8 +21,14 @@ struct Seen {
 
 async fn observe(cluster: &BundledCluster, node: &str) -> Option<Seen> {
     let timeout = Duration::from_millis(500);
-    let status = cluster.admin(node, json!({"op": "status"}), timeout).await.ok()?;
-    let digest = cluster.admin(node, json!({"op": "digest"}), timeout).await.ok()?;
+    let status = cluster
+        .admin(node, json!({"op": "status"}), timeout)
+        .await
+        .ok()?;
+    let digest = cluster
+        .admin(node, json!({"op": "digest"}), timeout)
+        .await
+        .ok()?;
     Some(Seen {
         applied_index: digest["applied_index"].as_u64()?,
         digest: digest["digest"].as_str()?.to_string(),
@@ -129,7 +135,11 @@ fn agree(seen: &BTreeMap<String, Option<Seen>>) -> bool {
 /// For each committed index, how many nodes hold an entry with the majority term there
 /// (a node whose snapshot covers the index counts as holding it). Consecutive indexes
 /// with the same term and count are merged into ranges.
-async fn replica_counts(cluster: &BundledCluster, names: &[String], commit: u64) -> Vec<ReplicaCount> {
+async fn replica_counts(
+    cluster: &BundledCluster,
+    names: &[String],
+    commit: u64,
+) -> Vec<ReplicaCount> {
     let mut logs: Vec<(u64, BTreeMap<u64, u64>)> = Vec::new();
     for node in names {
         let Ok(v) = cluster

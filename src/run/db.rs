@@ -141,7 +141,10 @@ impl BundledCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        self.paused.lock().unwrap_or_else(|p| p.into_inner()).remove(node);
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
         Ok(())
     }
 
@@ -201,7 +204,9 @@ impl BundledCluster {
         }
         let deadline = std::time::Instant::now() + grace;
         while std::time::Instant::now() < deadline
-            && children.values_mut().any(|c| matches!(c.try_wait(), Ok(None)))
+            && children
+                .values_mut()
+                .any(|c| matches!(c.try_wait(), Ok(None)))
         {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -209,7 +214,10 @@ impl BundledCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        self.paused.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.paused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// One admin request; `op` is the request without its id.
@@ -240,7 +248,12 @@ impl BundledCluster {
     pub async fn leader(&self) -> Option<String> {
         let mut best: Option<(u64, String)> = None;
         for node in self.names() {
-            if self.paused.lock().unwrap_or_else(|p| p.into_inner()).contains(&node) {
+            if self
+                .paused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&node)
+            {
                 continue;
             }
             if let Ok(s) = self.status(&node).await {
@@ -289,7 +302,11 @@ impl BundledCluster {
                 return Ok(());
             }
             match self
-                .admin(node, json!({"op": "clock-reset"}), Duration::from_millis(500))
+                .admin(
+                    node,
+                    json!({"op": "clock-reset"}),
+                    Duration::from_millis(500),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),

@@ -121,7 +121,9 @@ pub async fn run_test(
         }
     }
     if let Some(e) = recorder.finish() {
-        notes.push(format!("writing history.jsonl failed: {e} (the in-memory history was checked)"));
+        notes.push(format!(
+            "writing history.jsonl failed: {e} (the in-memory history was checked)"
+        ));
     }
 
     // Analysis.
@@ -172,7 +174,12 @@ pub async fn run_test(
         results.convergence = Some(conv);
     }
     results.node_logs = (1..=cfg.nodes)
-        .flat_map(|i| [format!("nodes/n{i}/node.log"), format!("nodes/n{i}/stderr.log")])
+        .flat_map(|i| {
+            [
+                format!("nodes/n{i}/node.log"),
+                format!("nodes/n{i}/stderr.log"),
+            ]
+        })
         .filter(|p| run_dir.path.join(p).exists())
         .collect();
     results.partial = partial;
@@ -211,7 +218,10 @@ async fn run_phases(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<PhaseInfo> {
     let cluster = &env.cluster;
-    ui.line(&format!("starting {} nodes ({} network)", cfg.nodes, cfg.net));
+    ui.line(&format!(
+        "starting {} nodes ({} network)",
+        cfg.nodes, cfg.net
+    ));
     cluster.start_all()?;
     let leader = cluster.await_leader(Duration::from_secs(30)).await?;
     ui.line(&format!("leader elected: {leader}"));
@@ -359,7 +369,9 @@ async fn run_phases(
         if *interrupt.borrow() {
             break;
         }
-        let Some(addr) = cluster.client_addr(node) else { continue };
+        let Some(addr) = cluster.client_addr(node) else {
+            continue;
+        };
         let mut client = splitbrain_workloads::BundledClient::new(
             workload,
             addr.to_string(),
@@ -397,4 +409,3 @@ fn record_nemesis(recorder: &Recorder, f: &str, value: Value) {
 pub fn node_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
 }
-

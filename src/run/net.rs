@@ -111,14 +111,14 @@ impl Environment {
         let wrap: Option<CommandWrapper> = match &*net {
             Net::Netns(_) => {
                 let net = net.clone();
-                Some(Box::new(move |node: &str, cmd: std::process::Command| {
-                    match &*net {
+                Some(Box::new(
+                    move |node: &str, cmd: std::process::Command| match &*net {
                         Net::Netns(ns) => ns
                             .wrap_command(node, &cmd)
                             .map_err(|e| anyhow!("placing {node} in its namespace: {e}")),
                         Net::Proxy(_) => Ok(cmd),
-                    }
-                }))
+                    },
+                ))
             }
             Net::Proxy(_) => None,
         };

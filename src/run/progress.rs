@@ -38,10 +38,8 @@ impl Ui {
         let bar = if self.interactive && !self.quiet {
             let bar = ProgressBar::new((seconds * 1000.0) as u64);
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             Some(bar)
         } else {
@@ -108,13 +106,21 @@ struct SinkWriter;
 
 impl std::io::Write for SinkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match log_sink().lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        match log_sink()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             Some(f) => f.write(buf),
             None => Ok(buf.len()),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match log_sink().lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        match log_sink()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
             Some(f) => f.flush(),
             None => Ok(()),
         }

@@ -83,7 +83,11 @@ impl Recorder {
 
     /// Number of events so far.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .events
+            .len()
     }
 
     /// A copy of the history so far.
@@ -102,8 +106,8 @@ impl Recorder {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = inner.writer.take() {
             let mut buffered = w.into_inner();
-            let flushed = std::io::Write::flush(&mut buffered)
-                .and_then(|()| buffered.get_ref().sync_all());
+            let flushed =
+                std::io::Write::flush(&mut buffered).and_then(|()| buffered.get_ref().sync_all());
             if let Err(e) = flushed {
                 inner.write_error.get_or_insert(e.to_string());
             }

@@ -19,10 +19,10 @@ impl RunDir {
     /// and its `nodes/` folder.
     pub fn create(store: &Path, name: &str) -> anyhow::Result<RunDir> {
         let now = time::OffsetDateTime::now_utc();
-        let format = time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]"
-        );
-        let base = now.format(&format).context("formatting the run timestamp")?;
+        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]");
+        let base = now
+            .format(&format)
+            .context("formatting the run timestamp")?;
         let parent = store.join(name);
         std::fs::create_dir_all(&parent)
             .with_context(|| format!("creating the store folder {}", parent.display()))?;
@@ -40,12 +40,13 @@ impl RunDir {
                     return Ok(RunDir { path, stamp });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("creating {}", path.display()))
-                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
             }
         }
-        anyhow::bail!("could not find a free run folder under {}", parent.display())
+        anyhow::bail!(
+            "could not find a free run folder under {}",
+            parent.display()
+        )
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -76,8 +77,8 @@ pub fn update_latest(store: &Path, run: &Path) -> anyhow::Result<()> {
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(contents)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;

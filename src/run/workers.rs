@@ -46,11 +46,12 @@ pub async fn run_worker(
     counters: Arc<Counters>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut rng = ChaCha8Rng::seed_from_u64(setup.seed ^ (setup.thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        setup.seed ^ (setup.thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
     let mut process = setup.thread as u64;
-    let mut client =
-        BundledClient::new(setup.workload, setup.addr.to_string(), setup.op_timeout)
-            .with_redirects(2);
+    let mut client = BundledClient::new(setup.workload, setup.addr.to_string(), setup.op_timeout)
+        .with_redirects(2);
     let mean_wait = setup.concurrency as f64 / setup.rate;
     loop {
         if *stop.borrow() {

@@ -7,7 +7,11 @@ use crate::support::*;
 fn bad_flags_exit_254_and_say_why() {
     let out = run(&["test", "--workload", "bank"]);
     assert_eq!(code(&out), 254, "{}", text(&out));
-    assert!(text(&out).contains("register, kv, mutex, set"), "{}", text(&out));
+    assert!(
+        text(&out).contains("register, kv, mutex, set"),
+        "{}",
+        text(&out)
+    );
 
     let out = run(&["test", "--nodes", "2", "--nemesis", "partition"]);
     assert_eq!(code(&out), 254, "{}", text(&out));
@@ -27,7 +31,11 @@ fn bad_flags_exit_254_and_say_why() {
 
     let out = run(&["check", "/nonexistent/history.jsonl"]);
     assert_eq!(code(&out), 254, "{}", text(&out));
-    assert!(text(&out).contains("/nonexistent/history.jsonl"), "{}", text(&out));
+    assert!(
+        text(&out).contains("/nonexistent/history.jsonl"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -47,12 +55,18 @@ fn malformed_history_names_file_line_and_reason() {
     let out = run(&["check", file.to_str().unwrap()]);
     assert_eq!(code(&out), 254, "{}", text(&out));
     let t = text(&out);
-    assert!(t.contains("history.jsonl") && t.contains("line 2") && t.contains("okay"), "{t}");
+    assert!(
+        t.contains("history.jsonl") && t.contains("line 2") && t.contains("okay"),
+        "{t}"
+    );
 
     // A completion without an invocation is a pairing error with its line.
     std::fs::write(
         &file,
-        concat!(r#"{"index":0,"time":1,"process":3,"type":"ok","f":"read","value":1}"#, "\n"),
+        concat!(
+            r#"{"index":0,"time":1,"process":3,"type":"ok","f":"read","value":1}"#,
+            "\n"
+        ),
     )
     .unwrap();
     let out = run(&["check", file.to_str().unwrap()]);
@@ -71,20 +85,43 @@ fn check_porcupine_etcd_folder_matches_expected_verdicts() {
             .skip(1)
             .filter_map(|l| {
                 let cols: Vec<&str> = l.split('\t').collect();
-                (cols.len() == 5 && cols[0].starts_with("porcupine/etcd/"))
-                    .then(|| (cols[0].rsplit('/').next().unwrap().to_string(), cols[4].to_string()))
+                (cols.len() == 5 && cols[0].starts_with("porcupine/etcd/")).then(|| {
+                    (
+                        cols[0].rsplit('/').next().unwrap().to_string(),
+                        cols[4].to_string(),
+                    )
+                })
             })
             .collect();
     assert!(expected.len() > 20);
-    let out = run(&["check", fixtures.join("porcupine/etcd").to_str().unwrap(), "--json"]);
-    assert_eq!(code(&out), 1, "the folder holds invalid histories: {}", text(&out));
+    let out = run(&[
+        "check",
+        fixtures.join("porcupine/etcd").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        code(&out),
+        1,
+        "the folder holds invalid histories: {}",
+        text(&out)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     assert_eq!(json["verdict"], "invalid");
     let histories = json["histories"].as_array().unwrap();
     assert_eq!(histories.len(), expected.len());
     for h in histories {
-        let name = h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-        assert_eq!(h["verdict"].as_str(), Some(expected[&name].as_str()), "{name}");
+        let name = h["path"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            h["verdict"].as_str(),
+            Some(expected[&name].as_str()),
+            "{name}"
+        );
     }
 }
 

@@ -31,20 +31,42 @@ fn correct_cluster_is_valid_under_every_fault_with_the_proxy_network() {
     let store = TempDir::new("proxy");
     let out = test_run(
         store.path(),
-        &["--nemesis", "all", "--nemesis-interval", "1", "--time-limit", "8", "--seed", "11"],
+        &[
+            "--nemesis",
+            "all",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "8",
+            "--seed",
+            "11",
+        ],
     );
     assert_eq!(code(&out), 0, "{}", text(&out));
     let run = latest_run(store.path());
     let results = results(&run);
     assert_eq!(results["verdict"], "valid");
     assert_eq!(results["partial"], false);
-    for file in ["test.json", "history.jsonl", "report.html", "junit.xml", "summary.md"] {
+    for file in [
+        "test.json",
+        "history.jsonl",
+        "report.html",
+        "junit.xml",
+        "summary.md",
+    ] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
     let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
-    assert!(history.contains(r#""process":"nemesis""#), "faults are recorded");
+    assert!(
+        history.contains(r#""process":"nemesis""#),
+        "faults are recorded"
+    );
     assert!(history.contains(r#""type":"ok""#), "operations succeed");
-    assert!(text(&out).contains("reproduce: splitbrain test"), "{}", text(&out));
+    assert!(
+        text(&out).contains("reproduce: splitbrain test"),
+        "{}",
+        text(&out)
+    );
     assert_nothing_left(store.path());
 }
 
@@ -113,7 +135,11 @@ fn a_deliberate_bug_is_caught() {
             break;
         }
     }
-    assert_eq!(outcomes.last(), Some(&1), "lost writes never caught: exit codes {outcomes:?}");
+    assert_eq!(
+        outcomes.last(),
+        Some(&1),
+        "lost writes never caught: exit codes {outcomes:?}"
+    );
     assert_nothing_left(store.path());
 }
 
@@ -156,7 +182,10 @@ fn ctrl_c_heals_stops_nodes_and_keeps_the_partial_history() {
         if lines > 50 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the run never got going");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never got going"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     nix_sigint(child.id());
@@ -165,7 +194,10 @@ fn ctrl_c_heals_stops_nodes_and_keeps_the_partial_history() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "the harness did not stop after Ctrl-C");
+        assert!(
+            Instant::now() < deadline,
+            "the harness did not stop after Ctrl-C"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let out = child.wait_with_output().unwrap();
