@@ -17,7 +17,10 @@
 //! Semantics, as Jepsen/Knossos/Porcupine:
 //! - `register`: `read` (the value read is the completion's value), `write v`.
 //! - `cas-register`: also `cas [old new]`; a read of `null` means the register is absent
-//!   (still the initial `null`).
+//!   (still the initial `null`). Knossos' convention is kept too: in a register that can
+//!   never be `null` (its initial value is not `null` and nothing writes `null`), a read
+//!   of `null` observed nothing and constrains nothing
+//!   ([`ModelKind::null_reads_observe_nothing`]); Knossos' own histories rely on it.
 //! - `mutex`: `acquire` / `release`; acquiring a held lock or releasing a free one is
 //!   illegal. States are `"free"` and `"held"`.
 //! - `set`: `add v`; `read` returns the whole set as a list (compared as a set).
@@ -246,6 +249,25 @@ impl ModelKind {
                 }
             }
         }
+    }
+
+    /// True if, in one object with these operations, an `ok` read of `null` is Knossos'
+    /// "the read returned no value" rather than "the register is absent": the register
+    /// model, an initial value that is not `null`, and no write or cas that writes `null`
+    /// (so the register can never be absent). The checker then drops such reads.
+    pub fn null_reads_observe_nothing<'a>(
+        self,
+        initial: &Value,
+        mut ops: impl Iterator<Item = &'a ModelOp>,
+    ) -> bool {
+        matches!(self, ModelKind::Register | ModelKind::CasRegister)
+            && !initial.is_null()
+            && !ops.any(|op| {
+                matches!(
+                    op,
+                    ModelOp::Write(Value::Null) | ModelOp::Cas(_, Value::Null)
+                )
+            })
     }
 
     /// Applies `op` to `state` sequentially: the new state, or `None` when the operation

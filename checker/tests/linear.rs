@@ -288,6 +288,29 @@ fn cas_register_null_is_absent() {
 }
 
 #[test]
+fn null_read_of_a_never_null_register_observed_nothing() {
+    // Knossos: initial 0, nothing writes null, so `read nil` returned no value
+    let ops = Builder::default()
+        .op(0, "write", json!(3), json!(3))
+        .op(1, "read", Value::Null, Value::Null)
+        .op(1, "read", Value::Null, json!(3))
+        .ops();
+    let r = run(&ops, ModelKind::CasRegister, json!(0));
+    assert_eq!(r.verdict, Verdict::Valid);
+    assert_eq!(r.keys[0].operations, 3);
+    // but once null can be written, a null read means the register held null
+    let ops = Builder::default()
+        .op(0, "write", Value::Null, Value::Null)
+        .op(0, "write", json!(3), json!(3))
+        .op(1, "read", Value::Null, Value::Null)
+        .ops();
+    assert_eq!(
+        verdict(&ops, ModelKind::CasRegister, json!(0)),
+        Verdict::Invalid
+    );
+}
+
+#[test]
 fn mutex_cannot_be_held_twice() {
     let good = Builder::default()
         .op(0, "acquire", Value::Null, Value::Null)

@@ -4,7 +4,8 @@
 //! operation is a [`ModelError`], never a verdict), splits the history into independent
 //! partitions by key (P-compositionality; the multi-register is one partition since its
 //! registers are named inside transactions), drops reads that did not complete `ok`
-//! (they cannot change state), and decides each partition:
+//! (they cannot change state) and Knossos-style `null` reads that observed nothing
+//! ([`ModelKind::null_reads_observe_nothing`]), and decides each partition:
 //!
 //! 1. the unique-values fast path ([`unique`]), which decides many histories in O(n);
 //! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;
@@ -173,7 +174,8 @@ struct Job<'a> {
     key: Option<Key>,
     /// Every operation of the partition.
     all: Vec<&'a Operation>,
-    /// The operations searched: `all` without reads that did not complete ok.
+    /// The operations searched: `all` without reads that observed nothing (did not
+    /// complete ok, or returned Knossos' "no value" `null`).
     kept: Vec<&'a Operation>,
     parsed: Vec<ModelOp>,
 }
@@ -210,6 +212,8 @@ pub fn check(
     let mut jobs: Vec<Job<'_>> = by_key
         .into_iter()
         .map(|(key, indices)| {
+            let null_reads_unobserved =
+                model.null_reads_observe_nothing(&initial, indices.iter().map(|&i| &parsed[i]));
             let mut job = Job {
                 key,
                 all: Vec::with_capacity(indices.len()),
@@ -219,7 +223,9 @@ pub fn check(
             for i in indices {
                 let op = &ops.ops[i];
                 job.all.push(op);
-                if op.outcome == Outcome::Ok || !parsed[i].is_read_only() {
+                let observed = op.outcome == Outcome::Ok
+                    && !(null_reads_unobserved && parsed[i] == ModelOp::Read(Some(Value::Null)));
+                if observed || !parsed[i].is_read_only() {
                     job.kept.push(op);
                     job.parsed.push(parsed[i].clone());
                 }

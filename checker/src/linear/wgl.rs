@@ -396,3 +396,50 @@ impl Cache {
         self.table.shrink_to_fit(|&j| hashes[j as usize]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u64) -> (u64, Vec<u64>, u32) {
+        let bits = vec![i, i.rotate_left(7)];
+        (splitmix64(i), bits, (i % 5) as u32)
+    }
+
+    #[test]
+    fn cache_remembers_until_evicted_and_keeps_the_newer_half() {
+        let mut cache = Cache::new(2);
+        cache.max_entries = 1000;
+        for i in 0..1000 {
+            let (h, b, s) = key(i);
+            assert_eq!(cache.insert(h, &b, s), (true, false));
+        }
+        for i in 0..1000 {
+            let (h, b, s) = key(i);
+            assert_eq!(
+                cache.insert(h, &b, s),
+                (false, false),
+                "entry {i} forgotten"
+            );
+        }
+        // the next new entry halves the cache: 0..500 are forgotten, 500.. remembered
+        let (h, b, s) = key(5000);
+        assert_eq!(cache.insert(h, &b, s), (true, true));
+        assert_eq!(cache.len(), 501);
+        let (h, b, s) = key(999);
+        assert_eq!(cache.insert(h, &b, s), (false, false));
+        let (h, b, s) = key(3);
+        assert!(cache.insert(h, &b, s).0);
+        assert!(cache.bytes() <= 1000 * Cache::entry_bytes(2) + 4096 * 5);
+    }
+
+    #[test]
+    fn same_bits_different_state_are_different_configurations() {
+        let mut cache = Cache::new(1);
+        cache.max_entries = 10;
+        assert!(cache.insert(1, &[3], 0).0);
+        assert!(cache.insert(1, &[3], 1).0);
+        assert!(!cache.insert(1, &[3], 1).0);
+        assert!(cache.insert(1, &[4], 1).0);
+    }
+}
