@@ -44,9 +44,6 @@ pub struct BundledCluster {
 pub struct NodeStatus {
     pub role: String,
     pub term: u64,
-    pub leader: Option<u64>,
-    pub applied_index: u64,
-    pub commit_index: u64,
 }
 
 impl BundledCluster {
@@ -238,9 +235,6 @@ impl BundledCluster {
         Ok(NodeStatus {
             role: v["role"].as_str().unwrap_or("unknown").to_string(),
             term: v["term"].as_u64().unwrap_or(0),
-            leader: v["leader"].as_u64(),
-            applied_index: v["applied_index"].as_u64().unwrap_or(0),
-            commit_index: v["commit_index"].as_u64().unwrap_or(0),
         })
     }
 

@@ -81,15 +81,6 @@ impl Recorder {
         event
     }
 
-    /// Number of events so far.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .events
-            .len()
-    }
-
     /// A copy of the history so far.
     pub fn history(&self) -> History {
         History::new(

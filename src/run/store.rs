@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
-    /// The timestamp part of the path, e.g. `20261126T151500`.
-    pub stamp: String,
 }
 
 impl RunDir {
@@ -37,7 +35,7 @@ impl RunDir {
                 Ok(()) => {
                     std::fs::create_dir(path.join("nodes"))
                         .with_context(|| format!("creating {}/nodes", path.display()))?;
-                    return Ok(RunDir { path, stamp });
+                    return Ok(RunDir { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
