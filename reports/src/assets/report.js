@@ -11,7 +11,8 @@
   var GUTTER = 58, RIGHT = 10, AXIS = 24;
   var ops = data.ops, nLanes = data.lanes.length;
   var laneH = nLanes > 0 ? Math.max(3, Math.min(26, Math.floor(560 / nLanes))) : 18;
-  var end = Math.max(data.end_us, 1);
+  // A little room after the last event, so markers at the very end stay visible.
+  var end = Math.max(data.end_us, 1) * 1.015;
   var ends = new Float64Array(ops.length);
   var lanes = [], tails = [], i, j;
   for (i = 0; i < nLanes; i++) lanes.push([]);
@@ -20,6 +21,8 @@
     ends[i] = ops[i][2] < 0 ? end : ops[i][2];
     if (ops[i][3] === 2) tails.push(i);
   }
+  var stuckOps = [];
+  for (i = 0; i < ops.length; i++) if (data.stuck[ops[i][5]]) stuckOps.push(i);
   // Running maximum of end times per lane: lets us binary-search the first visible op.
   // (Bars in one lane do not overlap, so this is nearly their end times.)
   var maxEnd = lanes.map(function (l) {
@@ -101,6 +104,16 @@
       if (b < GUTTER || a > W) return;
       ctx.fillStyle = "rgba(207,34,46,0.13)"; ctx.fillRect(a, AXIS, Math.max(1.5, b - a), H - AXIS);
       ctx.fillStyle = "rgba(207,34,46,0.6)"; ctx.fillRect(a, AXIS, 1.5, H - AXIS);
+    });
+    // Operations that cannot be linearized: a marker that stays visible at any zoom.
+    stuckOps.forEach(function (k) {
+      var sx0 = xOf(ops[k][1]), sx1 = xOf(ends[k]), cx = (sx0 + sx1) / 2, sy = AXIS + ops[k][0] * laneH;
+      if (sx1 < GUTTER || sx0 > W) return;
+      ctx.strokeStyle = "#82071e"; ctx.lineWidth = 2;
+      ctx.strokeRect(Math.min(sx0, cx - 3) - 1, sy, Math.max(6, sx1 - sx0) + 2, laneH);
+      ctx.lineWidth = 1;
+      ctx.fillStyle = "#cf222e";
+      ctx.beginPath(); ctx.moveTo(cx - 6, sy - 8); ctx.lineTo(cx + 6, sy - 8); ctx.lineTo(cx, sy); ctx.closePath(); ctx.fill();
     });
     if (hover >= 0) {
       var h = ops[hover], hy = AXIS + h[0] * laneH;
