@@ -1,6 +1,8 @@
 //! Finding, naming and explaining the cycles of the dependency graph.
 //!
-//! Only strongly connected components (Tarjan, via petgraph) can hold cycles, so the
+//! Only strongly connected components (Tarjan's algorithm over the petgraph graph, written
+//! iteratively: petgraph 0.6's `tarjan_scc` recurses once per node on a path and
+//! overflows the stack on the long real-time chains of big histories) can hold cycles, so the
 //! search never leaves one. Within a component, each anomaly class is a constrained
 //! cycle, searched as "an edge of the class's special kind, closed by the shortest path
 //! back using only the kinds the class allows":
@@ -29,9 +31,8 @@ use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
 use super::order::{refs, t, Collector};
 use super::txn::{Parsed, NONE};
 use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
-use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::{EdgeFiltered, EdgeRef};
+use petgraph::visit::{EdgeFiltered, EdgeRef, IntoNeighbors, IntoNodeIdentifiers, NodeIndexable};
 
 /// An anomaly class: how its cycles are searched.
 struct Class {
@@ -111,7 +112,7 @@ pub(crate) fn search(
         ..GraphStats::default()
     };
     let mut local_of: Vec<u32> = vec![u32::MAX; deps.graph.node_count()];
-    let mut sccs = tarjan_scc(&deps.graph);
+    let mut sccs = tarjan(&deps.graph);
     sccs.retain(|c| c.len() > 1);
     for scc in &mut sccs {
         scc.sort_unstable();
@@ -232,7 +233,7 @@ impl Component {
         // Sub-components of the kinds this class may use.
         let filtered = EdgeFiltered::from_fn(&self.graph, |e| *e.weight() & all != 0);
         let mut sub = vec![u32::MAX; self.nodes.len()];
-        for (id, comp) in tarjan_scc(&filtered).iter().enumerate() {
+        for (id, comp) in tarjan(&filtered).iter().enumerate() {
             if comp.len() > 1 {
                 for n in comp {
                     sub[n.index()] = id as u32;
@@ -370,6 +371,70 @@ impl Component {
         }
         None
     }
+}
+
+/// Tarjan's strongly connected components, with an explicit stack instead of recursion.
+/// Components come out in reverse topological order, as petgraph's do.
+pub(crate) fn tarjan<G>(g: G) -> Vec<Vec<G::NodeId>>
+where
+    G: IntoNeighbors + IntoNodeIdentifiers + NodeIndexable,
+{
+    const UNVISITED: u32 = u32::MAX;
+    let n = g.node_bound();
+    let mut index = vec![UNVISITED; n];
+    let mut low = vec![0u32; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<G::NodeId> = Vec::new();
+    let mut calls: Vec<(G::NodeId, G::Neighbors)> = Vec::new();
+    let mut next_index = 0u32;
+    let mut out = Vec::new();
+    for root in g.node_identifiers() {
+        if index[g.to_index(root)] != UNVISITED {
+            continue;
+        }
+        let r = g.to_index(root);
+        index[r] = next_index;
+        low[r] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[r] = true;
+        calls.push((root, g.neighbors(root)));
+        while let Some((v, neighbors)) = calls.last_mut() {
+            let v = *v;
+            let vi = g.to_index(v);
+            if let Some(w) = neighbors.next() {
+                let wi = g.to_index(w);
+                if index[wi] == UNVISITED {
+                    index[wi] = next_index;
+                    low[wi] = next_index;
+                    next_index += 1;
+                    stack.push(w);
+                    on_stack[wi] = true;
+                    calls.push((w, g.neighbors(w)));
+                } else if on_stack[wi] {
+                    low[vi] = low[vi].min(index[wi]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some((parent, _)) = calls.last() {
+                let pi = g.to_index(*parent);
+                low[pi] = low[pi].min(low[vi]);
+            }
+            if low[vi] == index[vi] {
+                let mut component = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[g.to_index(w)] = false;
+                    component.push(w);
+                    if g.to_index(w) == vi {
+                        break;
+                    }
+                }
+                out.push(component);
+            }
+        }
+    }
+    out
 }
 
 /// The path from `start` to `target` as (node, kind of the edge leaving it).
@@ -541,6 +606,52 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iterative_tarjan_matches_petgraph() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..200u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let n = rng.gen_range(1..30);
+            let mut g: DiGraph<(), (), u32> = DiGraph::new();
+            for _ in 0..n {
+                g.add_node(());
+            }
+            for _ in 0..rng.gen_range(0..3 * n) {
+                let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
+                g.add_edge(NodeIndex::new(a), NodeIndex::new(b), ());
+            }
+            let normalise = |mut sccs: Vec<Vec<NodeIndex<u32>>>| {
+                for c in &mut sccs {
+                    c.sort_unstable();
+                }
+                sccs.sort_unstable();
+                sccs
+            };
+            let ours = normalise(tarjan(&g));
+            assert_eq!(
+                ours,
+                normalise(petgraph::algo::tarjan_scc(&g)),
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn iterative_tarjan_survives_a_long_chain() {
+        let mut g: DiGraph<(), (), u32> = DiGraph::new();
+        let n = 1_000_000;
+        for _ in 0..n {
+            g.add_node(());
+        }
+        for i in 1..n {
+            g.add_edge(NodeIndex::new(i - 1), NodeIndex::new(i), ());
+        }
+        g.add_edge(NodeIndex::new(n - 1), NodeIndex::new(0), ());
+        let sccs = tarjan(&g);
+        assert_eq!(sccs.len(), 1);
+        assert_eq!(sccs[0].len(), n);
+    }
 
     #[test]
     fn classify_names_every_class_and_variant() {
