@@ -886,3 +886,35 @@ fn anomalies_agree_with_brute_force() {
         "the faults produced only {invalid} invalid histories"
     );
 }
+
+#[test]
+fn a_tiny_search_budget_still_reports_every_cyclic_component() {
+    let o = ListAppendOptions {
+        stale_read_rate: 0.3,
+        txns: 400,
+        ..options(7)
+    };
+    let ops = gen::generate(&o).pair().unwrap();
+    let full = check_list_append(&ops).unwrap();
+    let starved = ElleOptions {
+        search_budget_per_class: 1,
+        ..ElleOptions::default()
+    };
+    let r = check_list_append_with(&ops, &starved).unwrap();
+    assert!(full.graph.cyclic_components > 0);
+    assert_eq!(r.graph.cyclic_components, full.graph.cyclic_components);
+    assert!(r.graph.truncated_components > 0);
+    assert!(!r.valid);
+    let cycles = r.anomalies.iter().filter(|a| !a.cycle.is_empty()).count();
+    let reported: usize = r
+        .anomaly_counts
+        .iter()
+        .filter(|(k, _)| k.starts_with('G') && !["G1a", "G1b"].contains(&k.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        cycles > 0 && reported >= r.graph.cyclic_components,
+        "{:?}",
+        r.anomaly_counts
+    );
+}
