@@ -391,12 +391,28 @@ mod tests {
     use super::*;
     use crate::testutil::{invalid_results, valid_results};
 
-    fn temp_dir(name: &str) -> PathBuf {
+    /// A fresh directory, removed when dropped (also when a test fails).
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn temp_dir(name: &str) -> TempDir {
         let dir =
             std::env::temp_dir().join(format!("splitbrain-reports-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        dir
+        TempDir(dir)
     }
 
     fn write_history(dir: &Path, history: &History) -> String {
@@ -427,12 +443,11 @@ mod tests {
         .unwrap();
         assert_eq!(back, r);
         // No temporary files are left behind.
-        let names: Vec<String> = fs::read_dir(&dir)
+        let names: Vec<String> = fs::read_dir(&dir.0)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -465,7 +480,6 @@ mod tests {
             "{:?}",
             out.missing
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -489,7 +503,6 @@ mod tests {
         write_history(&dir, &h);
         let out = rerender(&dir).unwrap();
         assert_eq!(out.results.verdict, Verdict::Unknown);
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -522,6 +535,5 @@ mod tests {
         assert_eq!(entries[1].faults, "partition, kill, clock");
         let page = fs::read_to_string(store.join(INDEX_HTML)).unwrap();
         assert!(page.contains("register/20261126T150000/report.html"));
-        fs::remove_dir_all(&store).unwrap();
     }
 }
