@@ -473,9 +473,11 @@ pub fn random_history(
                 let v = |rng: &mut ChaCha8Rng| json!(rng.gen_range(0..domain));
                 let letter = |rng: &mut ChaCha8Rng| json!(["a", "b", "c"][rng.gen_range(0..3)]);
                 let (f, input) = match sim {
+                    // Writes of `null` now and then exercise the model's null-read rule.
                     Sim::Register | Sim::CasRegister => match rng.gen_range(0..3) {
                         0 => ("read", Value::Null),
                         1 if sim == Sim::CasRegister => ("cas", json!([v(&mut rng), v(&mut rng)])),
+                        _ if rng.gen_bool(0.05) => ("write", Value::Null),
                         _ => ("write", v(&mut rng)),
                     },
                     Sim::Mutex => (
@@ -556,6 +558,7 @@ pub fn random_history(
                             }
                             micro
                         }
+                        (_, "read") if rng.gen_bool(0.15) => Value::Null,
                         (_, "read") => json!(rng.gen_range(0..domain)),
                         _ => inv.value.clone(),
                     }

@@ -44,6 +44,7 @@ pub fn oracle_check(ops: &Operations, model: &str, initial: &Value) -> Result<bo
         model,
         initial,
         ops: &all,
+        null_reads_observe_nothing: null_reads_observe_nothing(model, initial, &all),
     };
     Ok(search.extend(&mut placed, &State::new()))
 }
@@ -76,6 +77,36 @@ struct Search<'a> {
     model: OracleModel,
     initial: &'a Value,
     ops: &'a [&'a Operation],
+    /// Register keys whose `null` reads observed nothing (see
+    /// [`null_reads_observe_nothing`]).
+    null_reads_observe_nothing: BTreeMap<Option<Key>, bool>,
+}
+
+/// Knossos' convention, kept by the model: in a register that can never be `null` (its
+/// initial value is not `null` and no operation on that key writes `null`), a read that
+/// returned `null` returned no value, and constrains nothing. Elsewhere a `null` read
+/// means the register is absent. Computed per key, from the history's own operations.
+fn null_reads_observe_nothing(
+    model: OracleModel,
+    initial: &Value,
+    ops: &[&Operation],
+) -> BTreeMap<Option<Key>, bool> {
+    let mut out: BTreeMap<Option<Key>, bool> = BTreeMap::new();
+    if !matches!(model, OracleModel::Register | OracleModel::CasRegister) {
+        return out;
+    }
+    for op in ops {
+        let writes_null = match op.f.as_str() {
+            "write" => argument(op).is_null(),
+            "cas" => argument(op).get(1).is_some_and(Value::is_null),
+            _ => false,
+        };
+        let never_null = out.entry(op.key.clone()).or_insert(!initial.is_null());
+        if writes_null {
+            *never_null = false;
+        }
+    }
+    out
 }
 
 impl Search<'_> {
@@ -143,8 +174,14 @@ impl Search<'_> {
         let mut next = state.clone();
         match (self.model, op.f.as_str()) {
             (OracleModel::Register | OracleModel::CasRegister, "read") => {
-                if op.outcome == Outcome::Info {
-                    // An indeterminate read observed nothing.
+                let unobserved_null = op.output.is_null()
+                    && self
+                        .null_reads_observe_nothing
+                        .get(&op.key)
+                        .copied()
+                        .unwrap_or(false);
+                if op.outcome == Outcome::Info || unobserved_null {
+                    // An indeterminate read, or Knossos' "no value": observed nothing.
                     return Some(next);
                 }
                 register_read_allows(&cur, &op.output).then_some(next)
@@ -261,7 +298,9 @@ impl Search<'_> {
 }
 
 /// A register read returning `seen` is legal in state `cur` when they are equal; a read
-/// of `null` means the register is absent (still a `null` initial value).
+/// of `null` means the register is absent (still a `null` initial value), unless the
+/// register can never be `null` (then the read is dropped before this, see
+/// [`null_reads_observe_nothing`]).
 fn register_read_allows(cur: &Value, seen: &Value) -> bool {
     cur == seen
 }
@@ -468,6 +507,34 @@ mod tests {
         assert_eq!(
             oracle_check(&txn, "multi-register", &initial),
             Result::Ok(false)
+        );
+    }
+
+    #[test]
+    fn null_reads_observe_nothing_only_where_the_register_is_never_null() {
+        use EventType::*;
+        let reads_null = |writes: Value| {
+            ops(vec![
+                ev(0, Invoke, "write", writes.clone()),
+                ev(0, Ok, "write", writes),
+                ev(1, Invoke, "read", Value::Null),
+                ev(1, Ok, "read", Value::Null),
+            ])
+        };
+        // Initial 0, nothing writes null: the null read observed nothing.
+        assert_eq!(
+            oracle_check(&reads_null(json!(1)), "register", &json!(0)),
+            Result::Ok(true)
+        );
+        // Initial null: a null read means absent, and 1 was written before it.
+        assert_eq!(
+            oracle_check(&reads_null(json!(1)), "register", &Value::Null),
+            Result::Ok(false)
+        );
+        // Something writes null: null reads are real again (here, legal).
+        assert_eq!(
+            oracle_check(&reads_null(Value::Null), "register", &json!(0)),
+            Result::Ok(true)
         );
     }
 

@@ -2,4 +2,5 @@
 mod formats;
 mod oracle;
 mod linear;
+mod fixtures;
 mod elle;
