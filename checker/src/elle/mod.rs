@@ -10,13 +10,13 @@
 //! anomaly and rules out the consistency models that forbid it.
 //!
 //! Layout:
-//! - [`txn`]: turns `txn` operations into micro-operations, interning keys and values.
-//! - [`order`]: infers each key's version order from the longest read and reports the
+//! - `txn`: turns `txn` operations into micro-operations, interning keys and values.
+//! - `order`: infers each key's version order from the longest read and reports the
 //!   anomalies visible without a graph (incompatible orders, duplicate elements, garbage,
 //!   aborted and intermediate reads, internal inconsistency).
-//! - [`graph`]: the dependency graph on petgraph (ww, wr, rw, process and real-time
+//! - `graph`: the dependency graph on petgraph (ww, wr, rw, process and real-time
 //!   edges, each remembering why it exists).
-//! - [`cycles`]: strongly connected components, and within each the shortest cycle found
+//! - `cycles`: strongly connected components, and within each the shortest cycle found
 //!   for every anomaly class (G0, G1c, G-single, G2-item and their `-process` /
 //!   `-realtime` variants), under a work budget.
 //! - [`models`]: which consistency models each anomaly rules out.
