@@ -459,6 +459,42 @@ fn internal_inconsistency() {
 }
 
 #[test]
+fn future_read_of_its_own_later_append() {
+    let mut h = H::default();
+    h.txn(0, json!([["append", "x", 0]]))
+        .txn(1, json!([["r", "x", [0, 1]], ["append", "x", 1]]));
+    let r = h.check();
+    assert!(
+        r.anomaly_types.contains(&"future-read".to_string()),
+        "{:#?}",
+        r.anomalies
+    );
+    assert_eq!(r.strongest_model, None);
+    // Reading its own earlier append is fine.
+    let mut h = H::default();
+    h.txn(
+        0,
+        json!([["append", "x", 0], ["r", "x", [0]], ["append", "x", 1]]),
+    );
+    assert_clean(&h.check());
+}
+
+#[test]
+fn appends_no_read_saw_still_follow_earlier_reads() {
+    // Nobody read x after the appends, but an empty read that began after they
+    // completed must still have seen them.
+    for appends in [1, 2] {
+        let mut h = H::default();
+        for v in 0..appends {
+            h.txn(v, json!([["append", "x", v]]));
+        }
+        h.txn(5, json!([["r", "x", []]]));
+        let r = h.check();
+        assert_only(&r, &["G-single-realtime"]);
+    }
+}
+
+#[test]
 fn duplicate_elements() {
     let mut h = H::default();
     h.txn(0, json!([["append", "x", 1]]))

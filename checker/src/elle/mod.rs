@@ -13,7 +13,7 @@
 //! - `txn`: turns `txn` operations into micro-operations, interning keys and values.
 //! - `order`: infers each key's version order from the longest read and reports the
 //!   anomalies visible without a graph (incompatible orders, duplicate elements, garbage,
-//!   aborted and intermediate reads, internal inconsistency).
+//!   aborted and intermediate reads, internal inconsistency, future reads).
 //! - `graph`: the dependency graph on petgraph (ww, wr, rw, process and real-time
 //!   edges, each remembering why it exists).
 //! - `cycles`: strongly connected components, and within each the shortest cycle found

@@ -10,8 +10,8 @@
 //!
 //! Each anomaly rules out the weakest model that forbids it and everything above it
 //! (Adya's definitions, as Elle applies them):
-//! - `G0` (write cycles), and what no model allows (`garbage-read`, `duplicate-elements`,
-//!   `incompatible-order`): read-uncommitted and up;
+//! - `G0` (write cycles), and what no model allows (`garbage-read`, `future-read`,
+//!   `duplicate-elements`, `incompatible-order`): read-uncommitted and up;
 //! - `G1a`, `G1b`, `G1c`: read-committed and up;
 //! - `G-single`: snapshot-isolation and up; `G2-item`: serializable and up;
 //! - `internal`: snapshot-isolation and up. A transaction that does not see its own
@@ -49,8 +49,9 @@ pub const MODELS: [ConsistencyModel; 6] = [
 ];
 
 /// Every anomaly kind the checker reports, in the order results list them.
-pub const ANOMALY_KINDS: [&str; 18] = [
+pub const ANOMALY_KINDS: [&str; 19] = [
     "garbage-read",
+    "future-read",
     "duplicate-elements",
     "incompatible-order",
     "internal",
@@ -115,7 +116,7 @@ pub fn weakest_ruled_out(kind: &str) -> Option<ConsistencyModel> {
         return Some(StrongSessionSerializable);
     }
     match kind {
-        "garbage-read" | "duplicate-elements" | "incompatible-order" | "G0" => {
+        "garbage-read" | "future-read" | "duplicate-elements" | "incompatible-order" | "G0" => {
             Some(ReadUncommitted)
         }
         "G1a" | "G1b" | "G1c" => Some(ReadCommitted),

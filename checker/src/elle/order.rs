@@ -6,8 +6,9 @@
 //! order explains what was read (`incompatible-order`). The same pass over the reads
 //! finds what needs no order at all: a value read twice (`duplicate-elements`), a value
 //! nobody appended (`garbage-read`), a value only a failed transaction appended (`G1a`),
-//! a read ending in a transaction's non-final append to the key (`G1b`), and a
-//! transaction whose reads disagree with its own earlier reads and appends (`internal`).
+//! a read ending in a transaction's non-final append to the key (`G1b`), a transaction
+//! whose reads disagree with its own earlier reads and appends (`internal`), and one
+//! that read a value it appended only later (`future-read`).
 //!
 //! Each read costs time linear in its length (element ids are dense integers; a stamp
 //! array replaces a hash set for duplicate detection).
@@ -285,12 +286,40 @@ enum OwnView<'l> {
 /// A transaction must see its own appends, and its reads must agree with its own
 /// earlier reads.
 fn check_internal(parsed: &Parsed<'_>, found: &mut Collector) {
-    for txn in &parsed.txns {
+    for (node, txn) in parsed.txns.iter().enumerate() {
         if txn.status != Status::Ok || txn.mops.len() < 2 {
             continue;
         }
         let mut views: Vec<(u32, OwnView<'_>)> = Vec::new();
+        // Every element this transaction appended so far, for future reads.
+        let mut own: Vec<u32> = Vec::new();
         for mop in &txn.mops {
+            if let Mop::Read {
+                key,
+                list: Some(list),
+                ..
+            } = mop
+            {
+                let future = list
+                    .iter()
+                    .find(|&&e| parsed.appender[e as usize] == node as u32 && !own.contains(&e));
+                if let Some(&e) = future {
+                    found.add("future-read", || Anomaly {
+                        kind: "future-read".into(),
+                        cycle: Vec::new(),
+                        txns: vec![txn.txn_ref()],
+                        key: Some(parsed.key(*key).clone()),
+                        explanation: format!(
+                            "{} read key {} = {}, which contains {}, a value {} itself appended only later",
+                            t(txn.op.id), parsed.key(*key), show_list(parsed, list),
+                            parsed.value(e), t(txn.op.id)
+                        ),
+                    });
+                }
+            }
+            if let Mop::Append { elem, .. } = mop {
+                own.push(*elem);
+            }
             match mop {
                 Mop::Append { key, elem } => match views.iter_mut().find(|(k, _)| k == key) {
                     Some((_, OwnView::Known { appended, .. }))
