@@ -21,6 +21,8 @@
     ends[i] = ops[i][2] < 0 ? end : ops[i][2];
     if (ops[i][3] === 2) tails.push(i);
   }
+  var laneTail = lanes.map(function () { return Infinity; });
+  tails.forEach(function (k) { laneTail[ops[k][0]] = Math.min(laneTail[ops[k][0]], ends[k]); });
   var stuckOps = [];
   for (i = 0; i < ops.length; i++) if (data.stuck[ops[i][5]]) stuckOps.push(i);
   // Running maximum of end times per lane: lets us binary-search the first visible op.
@@ -73,11 +75,13 @@
     // Info tails: the operation may still take effect until the end of the history.
     ctx.fillStyle = "rgba(212,167,44,0.55)";
     var tailH = Math.max(1, Math.floor(barH / 4));
-    for (var n = 0; n < tails.length; n++) {
-      var ti = tails[n], tx = xOf(ends[ti]);
+    // One tail per lane, from its earliest info operation: they all run to the end.
+    for (var n = 0; n < nLanes; n++) {
+      if (laneTail[n] === Infinity) continue;
+      var tx = xOf(laneTail[n]);
       if (tx > W) continue;
       tx = Math.max(GUTTER, tx);
-      ctx.fillRect(tx, AXIS + ops[ti][0] * laneH + (laneH + barH) / 2 - tailH, W - tx, tailH);
+      ctx.fillRect(tx, AXIS + n * laneH + (laneH + barH) / 2 - tailH, W - tx, tailH);
     }
     for (var lane = 0; lane < nLanes; lane++) {
       var y = AXIS + lane * laneH + (laneH - barH) / 2, list = lanes[lane], lastPx = -1, lastC = -1;
