@@ -281,6 +281,53 @@ fn g2_item_write_skew() {
     assert_eq!(r.strongest_model.as_deref(), Some("snapshot-isolation"));
 }
 
+#[test]
+fn g_nonadjacent_long_fork() {
+    // T1's append to x and T3's append to y are seen in opposite orders by T0 and T2.
+    let mut h = H::default();
+    let txns = [
+        json!([["r", "x", []], ["r", "y", [1]]]),
+        json!([["append", "x", 1]]),
+        json!([["r", "x", [1]], ["r", "y", []]]),
+        json!([["append", "y", 1]]),
+    ];
+    for (p, t) in txns.iter().enumerate() {
+        h.invoke(p as u64, t.clone());
+    }
+    for (p, t) in txns.iter().enumerate() {
+        h.ok(p as u64, t.clone());
+    }
+    let r = h.check();
+    assert_only(&r, &["G-nonadjacent"]);
+    assert_eq!(
+        cycle(&r, "G-nonadjacent"),
+        steps(&[(0, "rw"), (1, "wr"), (2, "rw"), (3, "wr")])
+    );
+    assert_eq!(r.strongest_model.as_deref(), Some("read-committed"));
+}
+
+#[test]
+fn g_nonadjacent_process() {
+    // One after the other: T0 reads x empty and z = [1]; T1 (p1) appends x 1; T2 (p1)
+    // reads z empty; T3 appends z 1.
+    let mut h = H::default();
+    h.txn(0, json!([["r", "x", []], ["r", "z", [1]]]))
+        .txn(1, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "z", []]]))
+        .txn(2, json!([["append", "z", 1]]));
+    let r = h.check();
+    // With real time, shorter cycles exist too: T0 read z from T3, which began after
+    // T0 ended, and T2 missed T3's append across real time.
+    assert_only(
+        &r,
+        &["G-nonadjacent-process", "G1c-realtime", "G-single-realtime"],
+    );
+    assert_eq!(
+        cycle(&r, "G-nonadjacent-process"),
+        steps(&[(0, "rw"), (1, "process"), (2, "rw"), (3, "wr")])
+    );
+}
+
 /// Two transactions one after the other, on one process or on two.
 fn sequential(h: &mut H, same_process: bool, first: Value, second: Value) {
     h.txn(0, first)

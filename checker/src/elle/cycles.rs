@@ -12,6 +12,7 @@
 //! | G0       | ww           | ww                |                   |
 //! | G1c      | wr           | ww, wr            |                   |
 //! | G-single | rw           | ww, wr            |                   |
+//! | G-nonadjacent | rw      | ww, wr, rw        | an rw; no two rw in a row (cyclically) |
 //! | G2-item  | rw           | ww, wr, rw        | an rw             |
 //!
 //! then again with `process` edges allowed (and required: `G0-process`, ...), then with
@@ -39,28 +40,45 @@ struct Class {
     special: u8,
     path: u8,
     path_needs_rw: bool,
+    /// No two rw edges may follow each other (cyclically): G-nonadjacent.
+    nonadjacent: bool,
 }
 
-const CLASSES: [Class; 4] = [
+const CLASSES: [Class; 5] = [
+    // G0
     Class {
         special: WW,
         path: WW,
         path_needs_rw: false,
+        nonadjacent: false,
     },
+    // G1c
     Class {
         special: WR,
         path: WW | WR,
         path_needs_rw: false,
+        nonadjacent: false,
     },
+    // G-single
     Class {
         special: RW,
         path: WW | WR,
         path_needs_rw: false,
+        nonadjacent: false,
     },
+    // G-nonadjacent
     Class {
         special: RW,
         path: WW | WR | RW,
         path_needs_rw: true,
+        nonadjacent: true,
+    },
+    // G2-item
+    Class {
+        special: RW,
+        path: WW | WR | RW,
+        path_needs_rw: true,
+        nonadjacent: false,
     },
 ];
 
@@ -75,6 +93,10 @@ type Cycle = Vec<(u32, u8)>;
 const NEED_LEVEL: u8 = 1;
 const NEED_RW: u8 = 2;
 const ALL_MET: u8 = NEED_LEVEL | NEED_RW;
+/// Not a requirement: the edge into this state was rw (tracked for G-nonadjacent).
+const PREV_RW: u8 = 4;
+/// Search states per node.
+const STATES: u32 = 8;
 
 /// One component as a small graph with local node ids.
 struct Component {
@@ -173,14 +195,15 @@ impl Component {
     /// and whether any budget ran out.
     fn cycles(&self, budget_per_class: u64) -> (Vec<Cycle>, bool) {
         let mut search = Search {
-            stamp: vec![0; self.nodes.len() * 4],
-            parent: vec![0; self.nodes.len() * 4],
-            parent_kind: vec![0; self.nodes.len() * 4],
+            stamp: vec![0; self.nodes.len() * STATES as usize],
+            parent: vec![0; self.nodes.len() * STATES as usize],
+            parent_kind: vec![0; self.nodes.len() * STATES as usize],
             generation: 0,
         };
         let mut out = Vec::new();
         let mut truncated = false;
         let mut found_class = [false; CLASSES.len()];
+        let mut kinds: Vec<String> = Vec::new();
         for (extra, required) in LEVELS {
             for (ci, class) in CLASSES.iter().enumerate() {
                 if found_class[ci] {
@@ -194,7 +217,12 @@ impl Component {
                 truncated |= budget.exhausted;
                 if let Some(cycle) = cycle {
                     found_class[ci] = true;
-                    out.push(cycle);
+                    // The G2-item search may find the G-nonadjacent cycle again.
+                    let kind = classify(cycle.iter().map(|&(_, k)| k));
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                        out.push(cycle);
+                    }
                 }
             }
         }
@@ -211,6 +239,7 @@ impl Component {
                 special: WW | WR | RW | PROCESS | REALTIME,
                 path: WW | WR | RW | PROCESS | REALTIME,
                 path_needs_rw: false,
+                nonadjacent: false,
             };
             if let Some(cycle) = self.shortest(&any, 0, 0, &mut search, &mut budget) {
                 out.push(cycle);
@@ -268,12 +297,16 @@ impl Component {
                     if !class.path_needs_rw {
                         met |= NEED_RW;
                     }
+                    if class.nonadjacent {
+                        met |= PREV_RW;
+                    }
                     let path = self.path(
                         b,
                         a as u32,
                         allowed,
                         required,
                         class.path_needs_rw,
+                        class.nonadjacent,
                         met,
                         max_path,
                         &sub,
@@ -309,6 +342,7 @@ impl Component {
         allowed: u8,
         required: u8,
         needs_rw: bool,
+        nonadjacent: bool,
         met: u8,
         max_edges: u32,
         sub: &[u32],
@@ -317,9 +351,10 @@ impl Component {
     ) -> Option<Vec<(u32, u8)>> {
         search.generation += 1;
         let generation = search.generation;
-        let state = |node: u32, met: u8| node * 4 + met as u32;
+        let state = |node: u32, met: u8| node * STATES + met as u32;
         let start = state(from, met);
         search.stamp[start as usize] = generation;
+        // Arriving by an rw edge would put it next to the starting rw edge.
         let target = state(to, ALL_MET);
         if start == target {
             return Some(Vec::new());
@@ -331,7 +366,7 @@ impl Component {
         while !frontier.is_empty() && depth < max_edges {
             depth += 1;
             for &s in &frontier {
-                let (node, met) = (s / 4, (s % 4) as u8);
+                let (node, met) = (s / STATES, (s % STATES) as u8);
                 for &(to_node, kinds) in &self.adj[node as usize] {
                     if budget.left == 0 {
                         budget.exhausted = true;
@@ -345,7 +380,13 @@ impl Component {
                         if kinds & allowed & kind == 0 {
                             continue;
                         }
-                        let mut now = met;
+                        if nonadjacent && kind == RW && met & PREV_RW != 0 {
+                            continue;
+                        }
+                        let mut now = met & ALL_MET;
+                        if nonadjacent && kind == RW {
+                            now |= PREV_RW;
+                        }
                         if kind & required != 0 {
                             now |= NEED_LEVEL;
                         }
@@ -443,7 +484,7 @@ fn unwind(search: &Search, start: u32, target: u32) -> Vec<(u32, u8)> {
     let mut s = target;
     while s != start {
         let parent = search.parent[s as usize];
-        steps.push((parent / 4, search.parent_kind[s as usize]));
+        steps.push((parent / STATES, search.parent_kind[s as usize]));
         s = parent;
     }
     steps.reverse();
@@ -452,8 +493,11 @@ fn unwind(search: &Search, start: u32, target: u32) -> Vec<(u32, u8)> {
 
 /// The anomaly a cycle demonstrates, from the kinds of its edges.
 pub(crate) fn classify(kinds: impl IntoIterator<Item = u8>) -> String {
+    let kinds: Vec<u8> = kinds.into_iter().collect();
+    let rw_adjacent =
+        (0..kinds.len()).any(|i| kinds[i] == RW && kinds[(i + 1) % kinds.len()] == RW);
     let (mut rw, mut wr, mut process, mut realtime) = (0, false, false, false);
-    for k in kinds {
+    for &k in &kinds {
         match k {
             RW => rw += 1,
             WR => wr = true,
@@ -466,7 +510,8 @@ pub(crate) fn classify(kinds: impl IntoIterator<Item = u8>) -> String {
         (0, false) => "G0",
         (0, true) => "G1c",
         (1, _) => "G-single",
-        _ => "G2-item",
+        _ if rw_adjacent => "G2-item",
+        _ => "G-nonadjacent",
     };
     let suffix = if realtime {
         "-realtime"
@@ -487,6 +532,7 @@ fn meaning(kind: &str) -> &'static str {
         "G0" => "a cycle of write-write dependencies (dirty write): no order of these transactions explains the order of their appends",
         "G1c" => "a cycle of write-write and write-read dependencies (circular information flow): each transaction saw or overwrote the effects of the one before it",
         "G-single" => "a cycle with exactly one read-write anti-dependency (read skew): one transaction missed a write that, through the other dependencies, happened before it",
+        "G-nonadjacent" => "a cycle with two or more read-write anti-dependencies, no two of them adjacent (e.g. a long fork): transactions saw each other's effects in incompatible orders, which snapshot isolation forbids",
         _ => "a cycle with two or more read-write anti-dependencies (write skew / G2-item): each transaction missed a write of another",
     }
 }
@@ -660,6 +706,9 @@ mod tests {
         assert_eq!(classify([RW, WR]), "G-single");
         assert_eq!(classify([RW, RW]), "G2-item");
         assert_eq!(classify([RW, RW, WW]), "G2-item");
+        assert_eq!(classify([RW, WW, RW]), "G2-item");
+        assert_eq!(classify([RW, WR, RW, WR]), "G-nonadjacent");
+        assert_eq!(classify([RW, WR, RW, PROCESS]), "G-nonadjacent-process");
         assert_eq!(classify([WW, PROCESS]), "G0-process");
         assert_eq!(classify([RW, PROCESS, REALTIME]), "G-single-realtime");
         assert_eq!(classify([WR, REALTIME]), "G1c-realtime");

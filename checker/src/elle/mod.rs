@@ -17,7 +17,7 @@
 //! - `graph`: the dependency graph on petgraph (ww, wr, rw, process and real-time
 //!   edges, each remembering why it exists).
 //! - `cycles`: strongly connected components, and within each the shortest cycle found
-//!   for every anomaly class (G0, G1c, G-single, G2-item and their `-process` /
+//!   for every anomaly class (G0, G1c, G-single, G-nonadjacent, G2-item and their `-process` /
 //!   `-realtime` variants), under a work budget.
 //! - [`models`]: which consistency models each anomaly rules out.
 //! - [`gen`]: a seeded generator of list-append histories (valid by construction, with

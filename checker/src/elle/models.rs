@@ -13,7 +13,8 @@
 //! - `G0` (write cycles), and what no model allows (`garbage-read`, `future-read`,
 //!   `duplicate-elements`, `incompatible-order`): read-uncommitted and up;
 //! - `G1a`, `G1b`, `G1c`: read-committed and up;
-//! - `G-single`: snapshot-isolation and up; `G2-item`: serializable and up;
+//! - `G-single` and `G-nonadjacent` (two or more rw edges, none adjacent): snapshot
+//!   isolation and up; `G2-item` (rw edges that are adjacent): serializable and up;
 //! - `internal`: snapshot-isolation and up. A transaction that does not see its own
 //!   appends violates every model, but the same check also flags two reads of one key
 //!   that differ, which read-committed permits (non-repeatable reads); we err on the
@@ -49,7 +50,7 @@ pub const MODELS: [ConsistencyModel; 6] = [
 ];
 
 /// Every anomaly kind the checker reports, in the order results list them.
-pub const ANOMALY_KINDS: [&str; 19] = [
+pub const ANOMALY_KINDS: [&str; 22] = [
     "garbage-read",
     "future-read",
     "duplicate-elements",
@@ -60,14 +61,17 @@ pub const ANOMALY_KINDS: [&str; 19] = [
     "G1b",
     "G1c",
     "G-single",
+    "G-nonadjacent",
     "G2-item",
     "G0-process",
     "G1c-process",
     "G-single-process",
+    "G-nonadjacent-process",
     "G2-item-process",
     "G0-realtime",
     "G1c-realtime",
     "G-single-realtime",
+    "G-nonadjacent-realtime",
     "G2-item-realtime",
 ];
 
@@ -120,7 +124,7 @@ pub fn weakest_ruled_out(kind: &str) -> Option<ConsistencyModel> {
             Some(ReadUncommitted)
         }
         "G1a" | "G1b" | "G1c" => Some(ReadCommitted),
-        "internal" | "G-single" => Some(SnapshotIsolation),
+        "internal" | "G-single" | "G-nonadjacent" => Some(SnapshotIsolation),
         "G2-item" => Some(Serializable),
         _ => None,
     }
