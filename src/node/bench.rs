@@ -74,8 +74,14 @@ impl Conn {
         })
     }
 
-    /// One operation; Ok(true) when acknowledged.
-    async fn op(&mut self, write: bool, key: &str, value: u64) -> anyhow::Result<bool> {
+    /// One operation: `Ok(None)` when acknowledged, `Ok(Some(leader))` when refused
+    /// (with the leader's client address when the refusal was a not-leader hint).
+    async fn op(
+        &mut self,
+        write: bool,
+        key: &str,
+        value: u64,
+    ) -> anyhow::Result<Option<Option<String>>> {
         match self {
             Conn::Splitbrain(c) => {
                 let req = if write {
@@ -84,7 +90,15 @@ impl Conn {
                     json!({"op": "get", "key": key})
                 };
                 let reply = c.request(req).await?;
-                Ok(reply.get("ok").and_then(Value::as_bool) == Some(true))
+                if reply.get("ok").and_then(Value::as_bool) == Some(true) {
+                    return Ok(None);
+                }
+                Ok(Some(
+                    reply
+                        .get("leader")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                ))
             }
             Conn::Etcd(c) => {
                 let body = if write {
@@ -94,7 +108,7 @@ impl Conn {
                 };
                 let path = if write { "/v3/kv/put" } else { "/v3/kv/range" };
                 let (status, reply) = c.post(path, &body.to_string()).await?;
-                Ok(status == 200 && reply.get("error").is_none())
+                Ok((status != 200 || reply.get("error").is_some()).then_some(None))
             }
         }
     }
@@ -221,6 +235,7 @@ async fn drive(target: &Target, clients: usize, args: &BenchArgs) -> anyhow::Res
         let (keys, read_ratio) = (args.keys.max(1), args.read_ratio);
         tasks.push(tokio::spawn(async move {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut target = target;
             let mut conn = Conn::connect(&target).await?;
             let (mut writes, mut reads, mut errors) = (0u64, 0u64, 0u64);
             let mut latencies = Vec::new();
@@ -229,7 +244,7 @@ async fn drive(target: &Target, clients: usize, args: &BenchArgs) -> anyhow::Res
                 let key = format!("k{}", rng.gen_range(0..keys));
                 let started = Instant::now();
                 match conn.op(write, &key, rng.gen()).await {
-                    Ok(true) => {
+                    Ok(None) => {
                         latencies.push(started.elapsed());
                         if write {
                             writes += 1;
@@ -237,10 +252,25 @@ async fn drive(target: &Target, clients: usize, args: &BenchArgs) -> anyhow::Res
                             reads += 1;
                         }
                     }
-                    Ok(false) => errors += 1,
+                    Ok(Some(leader)) => {
+                        errors += 1;
+                        // Follow a new leader, as a real client would.
+                        match leader {
+                            Some(addr) if matches!(&target, Target::Splitbrain(old) if *old != addr) => {
+                                target = Target::Splitbrain(addr);
+                                if let Ok(c) = Conn::connect(&target).await {
+                                    conn = c;
+                                }
+                            }
+                            _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                        }
+                    }
                     Err(_) => {
                         errors += 1;
-                        conn = Conn::connect(&target).await?;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        if let Ok(c) = Conn::connect(&target).await {
+                            conn = c;
+                        }
                     }
                 }
             }
@@ -381,6 +411,18 @@ fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
         for &c in &args.clients {
             rows.push(drive(&target, c, args).await?);
         }
+        // Elections during the run (term 1 is the first leader's) explain refusals.
+        let mut terms = Vec::new();
+        for addr in &admin {
+            let status = crate::node::launch::admin_request(addr, json!({"op": "status"})).await;
+            terms.push(
+                status
+                    .ok()
+                    .and_then(|s| s.pointer("/value/term").and_then(Value::as_u64))
+                    .unwrap_or(0),
+            );
+        }
+        println!("final terms per node: {terms:?}");
         Ok::<_, anyhow::Error>(rows)
     })?;
     children.stop_all();
@@ -406,7 +448,7 @@ fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut c) = Conn::connect(&target).await {
-                if let Ok(true) = c.op(true, "warmup", 0).await {
+                if let Ok(None) = c.op(true, "warmup", 0).await {
                     break;
                 }
             }
