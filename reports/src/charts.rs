@@ -151,7 +151,11 @@ impl Frame {
             YScale::Linear { max } => {
                 let step = nice_step(max / 5.0);
                 let mut v = 0.0;
-                while v <= max + step * 1e-9 {
+                // At most a few dozen ticks, whatever rounding does to `step`.
+                for _ in 0..64 {
+                    if v > max + step * 1e-9 {
+                        break;
+                    }
                     self.y_tick(out, v, &fmt_num(v));
                     v += step;
                 }
@@ -165,7 +169,10 @@ impl Frame {
         // x ticks (seconds)
         let step = nice_step(self.x_max / 8.0);
         let mut t = 0.0;
-        while t <= self.x_max + step * 1e-9 {
+        for _ in 0..64 {
+            if t > self.x_max + step * 1e-9 {
+                break;
+            }
             let x = self.px(t);
             let _ = write!(
                 out,
@@ -263,9 +270,16 @@ fn stride<T: Clone>(items: &[T], max: usize) -> Vec<T> {
     items.iter().step_by(k).cloned().collect()
 }
 
+/// Shown instead of a chart when the history has no timestamps (EDN histories often
+/// carry none): everything would sit at time zero.
+const NO_TIMES: &str = r#"<p class="empty">The history carries no timestamps, so there is nothing to plot over time.</p>"#;
+
 /// Latency over time: one point per completed operation (coloured by outcome) and the
 /// p50 / p99 of each time bucket as lines; fault windows shaded.
 pub(crate) fn latency_svg(points: &[LatencyPoint], end_ns: u64, faults: &[FaultWindow]) -> String {
+    if end_ns == 0 && !points.is_empty() {
+        return NO_TIMES.to_string();
+    }
     let mut out = String::new();
     if points.is_empty() {
         out.push_str(r#"<p class="empty">No completed operations to plot.</p>"#);
@@ -367,6 +381,10 @@ pub(crate) fn throughput_svg(
     let mut out = String::new();
     if completions.is_empty() {
         out.push_str(r#"<p class="empty">No completed operations to plot.</p>"#);
+        return out;
+    }
+    if end_ns == 0 {
+        out.push_str(NO_TIMES);
         return out;
     }
     let buckets = 60u64;
@@ -677,6 +695,25 @@ mod tests {
             esc(r#"</script><b a="x">'&"#),
             "&lt;/script&gt;&lt;b a=&quot;x&quot;&gt;&#39;&amp;"
         );
+    }
+
+    /// EDN histories often have no `:time`: every operation sits at t = 0. This used to
+    /// send the throughput chart's tick loop into a spin that ate all memory.
+    #[test]
+    fn histories_without_timestamps_get_a_note_not_a_chart() {
+        let completions: Vec<Completion> = (0..200)
+            .map(|i| Completion {
+                t_ns: 0,
+                f: if i % 2 == 0 {
+                    "read".into()
+                } else {
+                    "write".into()
+                },
+                ok: true,
+            })
+            .collect();
+        let svg = throughput_svg(&completions, 0, &[]);
+        assert!(svg.contains("no timestamps"), "{svg}");
     }
 
     #[test]
