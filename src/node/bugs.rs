@@ -41,8 +41,8 @@ pub const BUGS: &[BugInfo] = &[
         name: "stale-reads",
         nemesis: "partition",
         workload: "register",
-        description: "a leader answers reads from its own state without confirming it is still leader, \
-                      so a deposed leader serves stale values",
+        description: "a leader answers reads from its own state without confirming it is still leader \
+                      and does not step down when cut off, so a leader isolated by a partition serves stale values",
     },
     BugInfo {
         name: "no-truncate",

@@ -196,7 +196,8 @@ pub struct CoreBugs {
     /// Accept AppendEntries without truncating conflicting entries.
     pub no_truncate: bool,
     /// `read_index` answers immediately on a leader without confirming leadership with
-    /// a heartbeat quorum.
+    /// a heartbeat quorum, and the leader skips check-quorum, so a leader cut off by a
+    /// partition keeps serving reads from its stale state until it hears a higher term.
     pub stale_reads: bool,
     /// Lease reads trust the local tick clock without the safety margin and without
     /// stepping down: the lease runs for the longest election timeout from the last

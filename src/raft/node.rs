@@ -148,7 +148,11 @@ impl RaftNode {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.config.election_ticks.0 {
                 self.election_elapsed = 0;
-                if !self.config.bugs.lease_trusts_clock && !self.check_quorum() {
+                // Both lease bugs model a leader that never learns it was deposed: it
+                // keeps its role while cut off (no check-quorum step-down).
+                let trusts_itself =
+                    self.config.bugs.lease_trusts_clock || self.config.bugs.stale_reads;
+                if !trusts_itself && !self.check_quorum() {
                     // Cut off from a quorum: stop accepting writes and serving reads.
                     self.become_follower(self.term, None);
                     return;
