@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
+use splitbrain_checker::elle::{self, ElleResult};
 use splitbrain_checker::formats::{self, Format};
 use splitbrain_checker::linear::{self, CheckOptions, LinearizabilityResult, Verdict};
 use splitbrain_checker::model::ModelKind;
@@ -49,6 +50,16 @@ pub struct CheckArgs {
     pub report: Option<PathBuf>,
 }
 
+/// The transactional (Elle-style) analysis is named like a model on the command line.
+const LIST_APPEND: &str = "list-append";
+
+/// Which analysis a history gets.
+#[derive(Debug, Clone, Copy)]
+enum Checker {
+    Linear(ModelKind),
+    ListAppend,
+}
+
 /// The outcome for one history file.
 #[derive(Debug, Serialize)]
 struct FileOutcome {
@@ -64,6 +75,9 @@ struct FileOutcome {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<LinearizabilityResult>,
+    /// The list-append analysis, for `--model list-append`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    list_append: Option<ElleResult>,
     #[serde(skip)]
     checked: Option<(History, Operations)>,
 }
@@ -88,13 +102,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
             }
         },
     };
-    let model = match &args.model {
+    let model = match args.model.as_deref() {
         None => None,
+        Some(LIST_APPEND) => Some(Checker::ListAppend),
         Some(name) => match name.parse::<ModelKind>() {
-            Ok(m) => Some(m),
+            Ok(m) => Some(Checker::Linear(m)),
             Err(_) => {
                 return bad_input(format!(
-                    "--model {name:?} is not a model; use one of {}",
+                    "--model {name:?} is not a model; use one of {}, {LIST_APPEND}",
                     ModelKind::NAMES.join(", ")
                 ))
             }
@@ -200,6 +215,7 @@ fn outcome_parts(o: &FileOutcome) -> crate::reporting::CheckReport<'_> {
         verdict: o.verdict.as_str(),
         error: o.error.as_deref(),
         result: o.result.as_ref(),
+        list_append: o.list_append.as_ref(),
         history: o.checked.as_ref().map(|(h, _)| h),
         ops: o.checked.as_ref().map(|(_, ops)| ops),
     }
@@ -213,7 +229,7 @@ fn bad_input(msg: String) -> anyhow::Result<i32> {
 fn check_file(
     path: &Path,
     format: Option<Format>,
-    model: Option<ModelKind>,
+    model: Option<Checker>,
     initial: Option<&Value>,
     opts: &CheckOptions,
 ) -> FileOutcome {
@@ -225,6 +241,7 @@ fn check_file(
         exit_code: EXIT_BAD_INPUT,
         error: None,
         result: None,
+        list_append: None,
         checked: None,
     };
     let (history, format) = match formats::read_path(path, format) {
@@ -235,11 +252,14 @@ fn check_file(
         }
     };
     outcome.format = Some(format.to_string());
-    let model = model.unwrap_or(match format {
+    let model = model.unwrap_or(Checker::Linear(match format {
         Format::PorcupineKv => ModelKind::KvAppend,
         _ => ModelKind::CasRegister,
+    }));
+    outcome.model = Some(match model {
+        Checker::Linear(m) => m.to_string(),
+        Checker::ListAppend => LIST_APPEND.to_string(),
     });
-    outcome.model = Some(model.to_string());
     let ops = match history.pair() {
         Ok(ops) => ops,
         Err(e) => {
@@ -247,13 +267,28 @@ fn check_file(
             return outcome;
         }
     };
-    match linear::check(&ops, model, initial, opts) {
-        Ok(result) => {
-            outcome.verdict = result.verdict.to_string();
-            outcome.exit_code = result.verdict.exit_code() as u8;
-            outcome.result = Some(result);
-        }
-        Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
+    match model {
+        Checker::Linear(model) => match linear::check(&ops, model, initial, opts) {
+            Ok(result) => {
+                outcome.verdict = result.verdict.to_string();
+                outcome.exit_code = result.verdict.exit_code() as u8;
+                outcome.result = Some(result);
+            }
+            Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
+        },
+        Checker::ListAppend => match elle::check_list_append(&ops) {
+            Ok(result) => {
+                let (verdict, code) = if result.valid {
+                    ("valid", 0)
+                } else {
+                    ("invalid", 1)
+                };
+                outcome.verdict = verdict.into();
+                outcome.exit_code = code;
+                outcome.list_append = Some(result);
+            }
+            Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
+        },
     }
     outcome.checked = Some((history, ops));
     outcome
@@ -424,6 +459,9 @@ fn print_detail(out: &mut impl Write, o: &FileOutcome) -> std::io::Result<()> {
         o.format.as_deref().unwrap_or("-"),
         o.model.as_deref().unwrap_or("-")
     )?;
+    if let Some(e) = &o.list_append {
+        return print_list_append(out, e);
+    }
     let Some(r) = &o.result else {
         return Ok(());
     };
@@ -527,6 +565,44 @@ fn print_witnesses(
                 writeln!(out, "    ... {} more", w.concurrent.len() - SHOWN)?;
             }
         }
+    }
+    Ok(())
+}
+
+fn print_list_append(out: &mut impl Write, e: &ElleResult) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "verdict: {}   ({} transactions, {:.1} ms)",
+        if e.valid { "VALID" } else { "INVALID" },
+        e.txns,
+        e.elapsed_ms
+    )?;
+    if !e.anomaly_types.is_empty() {
+        writeln!(out, "anomalies: {}", e.anomaly_types.join(", "))?;
+        writeln!(out, "ruled out: {}", e.not.join(", "))?;
+    }
+    writeln!(
+        out,
+        "strongest model still consistent: {}",
+        e.strongest_model.as_deref().unwrap_or("none")
+    )?;
+    const SHOWN: usize = 10;
+    for a in e.anomalies.iter().take(SHOWN) {
+        writeln!(out, "\n{}: {}", a.kind, a.explanation)?;
+        for step in &a.cycle {
+            writeln!(
+                out,
+                "  T{} -{}-> : {}",
+                step.txn, step.edge_to_next, step.reason
+            )?;
+        }
+    }
+    if e.anomalies.len() > SHOWN {
+        writeln!(
+            out,
+            "\n... {} more anomalies (--json lists all)",
+            e.anomalies.len() - SHOWN
+        )?;
     }
     Ok(())
 }

@@ -37,6 +37,7 @@ pub struct CheckReport<'a> {
     pub verdict: &'a str,
     pub error: Option<&'a str>,
     pub result: Option<&'a LinearizabilityResult>,
+    pub list_append: Option<&'a splitbrain_checker::elle::ElleResult>,
     pub history: Option<&'a History>,
     pub ops: Option<&'a Operations>,
 }
@@ -54,6 +55,9 @@ pub fn write_check_report(out: &Path, c: CheckReport<'_>) -> anyhow::Result<()> 
         let summary = rr::Linearizability::from(r);
         results.checkers.push(summary.checker_result());
         results.linearizability = Some(summary);
+    }
+    if let Some(e) = c.list_append {
+        results.checkers.push(crate::run::list_append_result(e));
     }
     if let Some(e) = c.error {
         results.notes.push(format!("could not check: {e}"));

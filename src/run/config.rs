@@ -13,7 +13,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestArgs {
-    /// Workload: register, kv, mutex, set (default kv).
+    /// Workload: register, kv, mutex, set, list-append (default kv).
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
     /// Faults: a comma-separated list of partition, kill, pause, clock; or all; or none
@@ -74,7 +74,7 @@ pub struct TestArgs {
 }
 
 /// Workloads the driver can run against the bundled cluster.
-pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set"];
+pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set", "list-append"];
 /// Fault kinds.
 pub const FAULTS: &[&str] = &["partition", "kill", "pause", "clock"];
 /// Read modes of the bundled cluster.
@@ -367,7 +367,7 @@ mod tests {
             workload: Some("bank".into()),
             ..Default::default()
         });
-        assert!(e.contains("register, kv, mutex, set"), "{e}");
+        assert!(e.contains("register, kv, mutex, set, list-append"), "{e}");
         let e = bad(TestArgs {
             bugs: vec!["nope".into()],
             ..Default::default()

@@ -108,9 +108,24 @@ impl BundledCluster {
         Ok(())
     }
 
+    /// Starts every node and makes sure none of them died at once (a port taken, a bad
+    /// data dir): such a node would silently turn a 5-node test into a 4-node one.
     pub fn start_all(&self) -> anyhow::Result<()> {
         for node in self.names() {
             self.start(&node)?;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for node in self.names() {
+            if !self.is_running(&node) {
+                let stderr = self
+                    .specs
+                    .get(&node)
+                    .map(|s| s.data_dir.with_file_name("stderr.log"))
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .and_then(|s| s.lines().last().map(str::to_string))
+                    .unwrap_or_default();
+                anyhow::bail!("node {node} exited right after starting: {stderr}");
+            }
         }
         Ok(())
     }

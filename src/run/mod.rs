@@ -129,38 +129,50 @@ pub async fn run_test(
     // Analysis.
     ui.line("checking");
     let history = recorder.history();
-    let model = model_for(&cfg.workload);
-    let (lin, ops) = match history.pair() {
-        Ok(ops) => {
+    let ops = match history.pair() {
+        Ok(ops) => Some(ops),
+        Err(e) => {
+            notes.push(format!("the history cannot be paired: {e}"));
+            None
+        }
+    };
+    let mut lin = None;
+    let mut list_append = None;
+    if let Some(ops) = &ops {
+        if cfg.workload == "list-append" {
+            match splitbrain_checker::elle::check_list_append(ops) {
+                Ok(r) => list_append = Some(r),
+                Err(e) => notes.push(format!("the list-append checker rejected the history: {e}")),
+            }
+        } else {
             let opts = CheckOptions {
                 time_limit: Some(Duration::from_secs(120)),
                 ..CheckOptions::default()
             };
-            match linear::check(&ops, model, None, &opts) {
-                Ok(r) => (Some(r), Some(ops)),
-                Err(e) => {
-                    notes.push(format!("the checker rejected the history: {e}"));
-                    (None, Some(ops))
-                }
+            match linear::check(ops, model_for(&cfg.workload), None, &opts) {
+                Ok(r) => lin = Some(r),
+                Err(e) => notes.push(format!("the checker rejected the history: {e}")),
             }
         }
-        Err(e) => {
-            notes.push(format!("the history cannot be paired: {e}"));
-            (None, None)
-        }
-    };
+    }
     let started_at = started_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let mut results = Results::new(&cfg.name, started_at, &history);
-    match &lin {
-        Some(r) => {
+    match (&lin, &list_append) {
+        (Some(r), _) => {
             let summary = rr::Linearizability::from(r);
             results.checkers.push(summary.checker_result());
             results.linearizability = Some(summary);
         }
-        None => results.checkers.push(CheckerResult {
-            name: "linearizability".into(),
+        (None, Some(e)) => results.checkers.push(list_append_result(e)),
+        (None, None) => results.checkers.push(CheckerResult {
+            name: if cfg.workload == "list-append" {
+                "list-append"
+            } else {
+                "linearizability"
+            }
+            .into(),
             verdict: rr::Verdict::Unknown,
             summary: "not checked (see notes)".into(),
         }),
@@ -200,6 +212,41 @@ pub async fn run_test(
         run_dir: run_dir.path,
         results,
     })
+}
+
+/// The list-append (Elle-style) analysis as a checker entry: the anomalies found and the
+/// strongest consistency model the history is still consistent with.
+pub fn list_append_result(e: &splitbrain_checker::elle::ElleResult) -> CheckerResult {
+    let summary = if e.valid {
+        format!(
+            "{} transactions, no anomalies; consistent with {}",
+            e.txns,
+            e.strongest_model
+                .as_deref()
+                .unwrap_or("every model checked")
+        )
+    } else {
+        let first = e
+            .anomalies
+            .first()
+            .map_or(String::new(), |a| format!("; first: {}", a.explanation));
+        format!(
+            "{} transactions; anomalies {} rule out {}; strongest model still consistent: {}{first}",
+            e.txns,
+            e.anomaly_types.join(", "),
+            e.not.join(", "),
+            e.strongest_model.as_deref().unwrap_or("none")
+        )
+    };
+    CheckerResult {
+        name: "list-append".into(),
+        verdict: if e.valid {
+            rr::Verdict::Valid
+        } else {
+            rr::Verdict::Invalid
+        },
+        summary,
+    }
 }
 
 /// What the phases learned that the analysis needs.

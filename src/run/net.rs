@@ -27,11 +27,31 @@ pub struct Environment {
     pub net: Arc<Net>,
 }
 
-/// Reserves a free loopback port. The listener is closed again before the node binds
-/// it; the window is tiny and a collision only fails set-up with a clear error.
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("reserving a loopback port")?;
-    Ok(l.local_addr()?)
+/// Reserves a free loopback port for a node to listen on, outside the kernel's
+/// ephemeral range: ports from that range are also handed out as the source ports of
+/// outgoing connections (clients, proxies), which could take a node's port between our
+/// check and the node's bind. The listener is closed again before the node binds it.
+fn free_port(rng: &mut impl rand::Rng) -> anyhow::Result<SocketAddr> {
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut parts = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    // The largest stretch of ports outside the ephemeral range, above the well-known ones.
+    let (from, to) = if low.saturating_sub(10_000) >= 65535 - high {
+        (10_000, low.saturating_sub(1))
+    } else {
+        (high.saturating_add(1), 65535)
+    };
+    for _ in 0..200 {
+        let port = rng.gen_range(from..=to.max(from));
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l.local_addr()?);
+        }
+    }
+    anyhow::bail!("no free loopback port between {from} and {to}")
 }
 
 impl Environment {
@@ -64,8 +84,20 @@ impl Environment {
                 Net::Netns(net)
             }
             _ => {
+                // Seeded from the run's seed xor the pid, so parallel runs differ.
+                let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(
+                    cfg.seed ^ u64::from(std::process::id()),
+                );
+                let mut taken = std::collections::BTreeSet::new();
                 for n in &names {
-                    listen.insert(n.clone(), (free_port()?, free_port()?, free_port()?));
+                    let mut three = Vec::new();
+                    while three.len() < 3 {
+                        let addr = free_port(&mut rng)?;
+                        if taken.insert(addr) {
+                            three.push(addr);
+                        }
+                    }
+                    listen.insert(n.clone(), (three[0], three[1], three[2]));
                 }
                 let real = listen.iter().map(|(n, l)| (n.clone(), l.0)).collect();
                 Net::Proxy(
@@ -103,7 +135,9 @@ impl Environment {
                     read_mode: cfg.read_mode.clone(),
                     bugs: cfg.bugs.clone(),
                     log_file: Some(node_dir.join("node.log")),
-                    tick_ms: 10,
+                    // 20 ms ticks: elections after 200–400 ms, which a busy 2-core
+                    // machine does not trigger spuriously.
+                    tick_ms: 20,
                     seed: cfg.seed.wrapping_add(id_of(n)),
                 },
             );
