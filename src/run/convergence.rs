@@ -107,16 +107,37 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
         }
         msg
     };
+    // Only a difference in state at the same applied index proves divergence; a node
+    // that is unreachable or still behind after the wait is a liveness problem, which
+    // leaves the check undecided rather than failed.
+    let verdict = if converged {
+        Verdict::Valid
+    } else if diverged(&seen) {
+        Verdict::Invalid
+    } else {
+        Verdict::Unknown
+    };
     Convergence {
-        verdict: if converged {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid
-        },
+        verdict,
         nodes,
         replicas_per_entry,
         explanation,
     }
+}
+
+/// Two reachable nodes report different digests at the same applied index.
+fn diverged(seen: &BTreeMap<String, Option<Seen>>) -> bool {
+    let mut at: BTreeMap<u64, &str> = BTreeMap::new();
+    for s in seen.values().flatten() {
+        match at.get(&s.applied_index) {
+            Some(d) if *d != s.digest => return true,
+            Some(_) => {}
+            None => {
+                at.insert(s.applied_index, &s.digest);
+            }
+        }
+    }
+    false
 }
 
 fn agree(seen: &BTreeMap<String, Option<Seen>>) -> bool {
@@ -191,4 +212,38 @@ async fn replica_counts(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(entries: &[(&str, Option<(u64, &str)>)]) -> BTreeMap<String, Option<Seen>> {
+        entries
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    s.map(|(applied_index, digest)| Seen {
+                        applied_index,
+                        digest: digest.to_string(),
+                        last_index: applied_index,
+                        commit_index: applied_index,
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_different_states_at_one_index_are_divergence() {
+        let same = seen(&[("n1", Some((5, "a"))), ("n2", Some((5, "a")))]);
+        assert!(agree(&same) && !diverged(&same));
+        let lagging = seen(&[("n1", Some((5, "a"))), ("n2", Some((3, "b")))]);
+        assert!(!agree(&lagging) && !diverged(&lagging));
+        let unreachable = seen(&[("n1", Some((5, "a"))), ("n2", None)]);
+        assert!(!agree(&unreachable) && !diverged(&unreachable));
+        let split = seen(&[("n1", Some((5, "a"))), ("n2", Some((5, "b"))), ("n3", None)]);
+        assert!(!agree(&split) && diverged(&split));
+    }
 }
