@@ -1,6 +1,6 @@
 //! Integration tests for splitbrain-checker.
-mod formats;
-mod oracle;
-mod linear;
-mod fixtures;
 mod elle;
+mod fixtures;
+mod formats;
+mod linear;
+mod oracle;
