@@ -329,21 +329,29 @@ impl From<&splitbrain_checker::history::Operation> for OpRecord {
     }
 }
 
+impl From<&OpRecord> for splitbrain_checker::history::Operation {
+    fn from(op: &OpRecord) -> Self {
+        splitbrain_checker::history::Operation {
+            id: op.id,
+            process: op.process,
+            f: op.f.clone(),
+            key: op.key.clone(),
+            input: op.input.clone(),
+            output: op.output.clone(),
+            outcome: op.outcome,
+            invoke_index: op.invoke_index,
+            complete_index: op.complete_index,
+            invoke_time: op.invoke_time,
+            complete_time: op.complete_time,
+            node: op.node.clone(),
+        }
+    }
+}
+
+/// Formatted exactly as the checker formats its operations (one definition of the text).
 impl fmt::Display for OpRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "p{} {}", self.process, self.f)?;
-        if let Some(k) = &self.key {
-            write!(f, " [{k}]")?;
-        }
-        match (&self.input, &self.output) {
-            (i, o) if i == o => write!(f, " {i}")?,
-            (Value::Null, o) => write!(f, " -> {o}")?,
-            (i, o) => write!(f, " {i} -> {o}")?,
-        }
-        if self.outcome == Outcome::Info {
-            f.write_str(" (info)")?;
-        }
-        Ok(())
+        fmt::Display::fmt(&splitbrain_checker::history::Operation::from(self), f)
     }
 }
 
