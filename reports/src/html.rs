@@ -496,27 +496,32 @@ impl<'a> Page<'a> {
         let Some(c) = &self.results.convergence else {
             return html! {};
         };
-        // The most common digest is the majority's; others are highlighted.
-        let mut digests: BTreeMap<&str, usize> = BTreeMap::new();
+        // The most common (digest, history) is the majority's; others are highlighted.
+        let mut digests: BTreeMap<(&str, Option<&str>), usize> = BTreeMap::new();
         for n in &c.nodes {
             if let Some(d) = &n.digest {
-                *digests.entry(d.as_str()).or_default() += 1;
+                *digests
+                    .entry((d.as_str(), n.history.as_deref()))
+                    .or_default() += 1;
             }
         }
         let majority = digests.iter().max_by_key(|(_, n)| **n).map(|(d, _)| *d);
+        let with_history = c.nodes.iter().any(|n| n.history.is_some());
         html! {
             section.card id="convergence" {
                 h2 { "Convergence " span class={"pill " (c.verdict.as_str())} { (c.verdict.as_str()) } }
                 @if !c.explanation.is_empty() { p { (c.explanation) } }
                 table {
-                    thead { tr { th { "node" } th { "reachable" } th.num { "applied index" } th.num { "last index" } th { "digest" } } }
+                    thead { tr { th { "node" } th { "reachable" } th.num { "applied index" } th.num { "last index" } th { "digest" } @if with_history { th { "applied history" } } } }
                     tbody {
                         @for n in &c.nodes {
-                            @let differs = n.digest.is_some() && n.digest.as_deref() != majority;
+                            @let differs = n.digest.is_some()
+                                && n.digest.as_deref().map(|d| (d, n.history.as_deref())) != majority;
                             tr.bad[!n.reachable || differs] {
                                 td { (n.name) } td { (if n.reachable { "yes" } else { "no" }) }
                                 td.num { (opt_num(n.applied_index)) } td.num { (opt_num(n.last_index)) }
                                 td { code { (n.digest.as_deref().unwrap_or("–")) } }
+                                @if with_history { td { code { (n.history.as_deref().unwrap_or("–")) } } }
                             }
                         }
                     }

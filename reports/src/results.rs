@@ -468,6 +468,10 @@ pub struct NodeState {
     pub applied_index: Option<u64>,
     /// Digest of the applied state machine; equal digests at equal indexes mean converged.
     pub digest: Option<String>,
+    /// Hash chain over every entry the node applied: equal data with different chains
+    /// means the replicas applied different entries and later writes hid it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
     pub last_index: Option<u64>,
     pub reachable: bool,
 }

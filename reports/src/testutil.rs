@@ -185,6 +185,7 @@ fn base_results(name: &str, history: &History) -> Results {
                 name: format!("n{i}"),
                 applied_index: Some(812),
                 digest: Some("9f2c4e01".into()),
+                history: None,
                 last_index: Some(812),
                 reachable: true,
             })

@@ -70,6 +70,13 @@ pub struct KvState {
     /// The keys and values; a BTreeMap so that serialization (snapshots, digest) is
     /// deterministic.
     pub data: BTreeMap<String, Value>,
+    /// A hash chain over every applied entry's (index, term, data), no-ops included.
+    /// Two replicas that applied different entries at some index keep different chains
+    /// forever, even after later writes make their data equal again — which is what a
+    /// diverged register looks like by the time the run heals. Travels in snapshots, so
+    /// a node that installs one continues the sender's chain.
+    #[serde(default)]
+    pub applied_chain: u64,
 }
 
 /// A digest of the state, comparable across replicas.
@@ -78,7 +85,19 @@ pub struct Digest {
     pub applied_index: u64,
     /// FNV-1a 64 over the canonical JSON of the sorted data, as 16 hex digits.
     pub digest: String,
+    /// The applied-entries hash chain ([`KvState::applied_chain`]), as 16 hex digits.
+    pub history: String,
     pub keys: usize,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 fn append_to(current: Option<&Value>, key: &str, value: Value) -> Result<Value, ApplyError> {
@@ -179,16 +198,21 @@ impl KvState {
         // serde_json maps are BTreeMaps (no preserve_order feature), so nested objects
         // serialize in sorted key order as well.
         let bytes = serde_json::to_vec(&self.data).unwrap_or_default();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
+        let hash = fnv1a(FNV_OFFSET, &bytes);
         Digest {
             applied_index: self.applied_index,
             digest: format!("{hash:016x}"),
+            history: format!("{:016x}", self.applied_chain),
             keys: self.data.len(),
         }
+    }
+
+    /// Extends the applied-entries chain with the entry at `index` of `term` carrying
+    /// `data`; called once per entry, in log order, whether or not it changes the data.
+    pub fn chain_applied(&mut self, index: u64, term: u64, data: &[u8]) {
+        let mut hash = fnv1a(self.applied_chain ^ FNV_OFFSET, &index.to_le_bytes());
+        hash = fnv1a(hash, &term.to_le_bytes());
+        self.applied_chain = fnv1a(hash, data);
     }
 
     /// Serializes the state for a snapshot.
@@ -290,5 +314,41 @@ mod tests {
         b.apply(3, &cmd(json!({"op":"put","key":"k2","value":3})))
             .ok();
         assert_ne!(a.digest().digest, b.digest().digest);
+    }
+
+    #[test]
+    fn applied_chain_remembers_a_difference_the_data_has_forgotten() {
+        let put = |v: i64| cmd(json!({"op":"put","key":"k","value":v}));
+        let run = |first: i64| {
+            let mut kv = KvState::default();
+            for (index, value) in [(1, first), (2, 9)] {
+                let c = put(value);
+                kv.chain_applied(index, 1, &serde_json::to_vec(&c).expect("encodes"));
+                kv.apply(index, &c).expect("put applies");
+            }
+            kv
+        };
+        let (a, b, a_again) = (run(1), run(2), run(1));
+        assert_eq!(
+            a.digest().digest,
+            b.digest().digest,
+            "same data after index 2"
+        );
+        assert_ne!(
+            a.digest().history,
+            b.digest().history,
+            "different entries at 1"
+        );
+        assert_eq!(a.digest(), a_again.digest());
+        let restored = KvState::from_snapshot_bytes(&a.to_snapshot_bytes()).expect("round trip");
+        assert_eq!(
+            restored.applied_chain, a.applied_chain,
+            "the chain travels in snapshots"
+        );
+        let old: KvState = serde_json::from_str(r#"{"applied_index":3,"data":{}}"#).expect("old");
+        assert_eq!(
+            old.applied_chain, 0,
+            "snapshots from before the chain still load"
+        );
     }
 }

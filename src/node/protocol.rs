@@ -39,7 +39,7 @@
 //! - `{"id":1,"op":"status"}` → `value`: `{"id","name","role","term","leader","commit_index",
 //!   "applied_index","last_index","snapshot_index","log_entries","read_mode","clock":{"offset_ms","rate"}}`
 //!   (`role` is `leader`, `follower`, `candidate` or `pre-candidate`; `leader` is the node id or null).
-//! - `{"id":2,"op":"digest"}` → `value`: `{"applied_index","digest":"<16 hex>","keys"}`.
+//! - `{"id":2,"op":"digest"}` → `value`: `{"applied_index","digest":"<16 hex>","history":"<16 hex>","keys"}` (`history`: a hash chain over every applied entry).
 //! - `{"id":3,"op":"log-terms"}` → `value`: `{"snapshot_index","snapshot_term","entries":[[index,term],...]}`
 //!   over ALL entries the node holds after its snapshot, committed or not.
 //! - `{"id":4,"op":"clock","offset_ms":I,"rate":F}` → sets the node's clock skew (both

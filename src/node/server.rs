@@ -19,7 +19,9 @@ use crate::node::kv::{ApplyError, Command, KvState};
 use crate::node::protocol::{parse_line, AdminOp, AdminRequest, ErrorKind, Reply, Request};
 use crate::node::transport::{shutdown_signalled, Inbound, ShutdownRx, Transport};
 use crate::node::wal::{Record, StoredSnapshot, Wal, WalEntry};
-use crate::raft::{self, Entry, HardState, Message, RaftNode, Ready, Restored, Role, Snapshot};
+use crate::raft::{
+    self, Entry, HardState, Message, NodeId, RaftNode, Ready, Restored, Role, Snapshot,
+};
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
@@ -154,6 +156,8 @@ struct Driver {
     /// Confirmed reads waiting for `applied >= index`, in order.
     reads_confirmed: VecDeque<(u64, PendingRead)>,
     next_read_ctx: u64,
+    /// (role, term, leader) last written to the node log, so each change is logged once.
+    logged_role: Option<(Role, u64, Option<NodeId>)>,
 }
 
 fn hard_state_bytes(hs: &HardState) -> Vec<u8> {
@@ -283,6 +287,7 @@ pub async fn run(
         reads_unconfirmed: BTreeMap::new(),
         reads_confirmed: VecDeque::new(),
         next_read_ctx: 1,
+        logged_role: None,
     };
     let result = driver.run(peer_rx, event_rx, shutdown).await;
     driver.fail_everything(ErrorKind::ShuttingDown, "the node is shutting down");
@@ -328,8 +333,29 @@ impl Driver {
                 let ready = self.core.ready();
                 self.handle_ready(ready).await?;
             }
+            self.log_role_change();
             self.maybe_snapshot().await?;
         }
+    }
+
+    /// Writes role, term and leader changes to the node log: the timeline a person
+    /// reads next to the history when a run fails.
+    fn log_role_change(&mut self) {
+        let status = self.core.status();
+        let now = (status.role, status.term, status.leader);
+        if self.logged_role == Some(now) {
+            return;
+        }
+        self.logged_role = Some(now);
+        tracing::info!(
+            role = ?status.role,
+            term = status.term,
+            leader = ?status.leader,
+            voted_for = ?status.voted_for,
+            last_index = status.last_index,
+            commit = status.commit,
+            "role changed"
+        );
     }
 
     fn leader_client_addr(&self) -> Option<String> {
@@ -599,6 +625,7 @@ impl Driver {
         if entry.index <= self.kv.applied_index {
             return;
         }
+        self.kv.chain_applied(entry.index, entry.term, &entry.data);
         let pending = self.writes.remove(&entry.index);
         let result = if entry.data.is_empty() {
             self.kv.applied_index = entry.index;

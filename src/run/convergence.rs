@@ -1,9 +1,13 @@
-//! The convergence check after healing: every node must report the same applied index
-//! and state digest, and we count how many replicas hold each committed log entry.
+//! The convergence check after healing: every node must report the same applied index,
+//! state digest and applied-history chain, and we count how many replicas hold each
+//! committed log entry.
 //!
 //! Linearizability of the client history cannot see a replica that silently diverged
 //! (say, one that lost acknowledged entries and was never read from); comparing the
-//! state machines' digests can.
+//! state machines can. The state digest alone forgets: a register that two replicas
+//! briefly disagreed on is equal again after the next write. The history chain hashes
+//! every applied entry in order, so a replica that ever applied a different entry at
+//! some index stays different.
 
 use serde_json::json;
 use splitbrain_reports::results::{Convergence, NodeState, ReplicaCount, Verdict};
@@ -15,6 +19,7 @@ use super::db::BundledCluster;
 struct Seen {
     applied_index: u64,
     digest: String,
+    history: String,
     last_index: u64,
     commit_index: u64,
 }
@@ -32,6 +37,7 @@ async fn observe(cluster: &BundledCluster, node: &str) -> Option<Seen> {
     Some(Seen {
         applied_index: digest["applied_index"].as_u64()?,
         digest: digest["digest"].as_str()?.to_string(),
+        history: digest["history"].as_str().unwrap_or_default().to_string(),
         last_index: status["last_index"].as_u64().unwrap_or(0),
         commit_index: status["commit_index"].as_u64().unwrap_or(0),
     })
@@ -59,6 +65,7 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
             name: name.clone(),
             applied_index: s.as_ref().map(|s| s.applied_index),
             digest: s.as_ref().map(|s| s.digest.clone()),
+            history: s.as_ref().map(|s| s.history.clone()),
             last_index: s.as_ref().map(|s| s.last_index),
             reachable: s.is_some(),
         })
@@ -84,24 +91,36 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
             .filter(|(_, s)| s.is_none())
             .map(|(n, _)| n.as_str())
             .collect();
-        let mut digests: BTreeMap<(u64, &str), Vec<&str>> = BTreeMap::new();
+        let mut digests: BTreeMap<(u64, &str, &str), Vec<&str>> = BTreeMap::new();
         for (n, s) in seen.iter() {
             if let Some(s) = s {
                 digests
-                    .entry((s.applied_index, s.digest.as_str()))
+                    .entry((s.applied_index, s.digest.as_str(), s.history.as_str()))
                     .or_default()
                     .push(n);
             }
         }
         let groups: Vec<String> = digests
             .iter()
-            .map(|((idx, d), ns)| format!("{} at index {idx} digest {d}", ns.join(",")))
+            .map(|((idx, d, h), ns)| {
+                format!("{} at index {idx} digest {d} history {h}", ns.join(","))
+            })
             .collect();
-        let mut msg = format!(
-            "nodes did not converge within {:.0} s: {}",
-            wait.as_secs_f64(),
-            groups.join("; ")
-        );
+        let mut msg = if diverged(&seen) {
+            format!("replicas applied different entries: {}", groups.join("; "))
+        } else {
+            format!(
+                "nodes did not converge within {:.0} s: {}",
+                wait.as_secs_f64(),
+                groups.join("; ")
+            )
+        };
+        if hidden_divergence(&seen) {
+            msg.push_str(
+                " (the data is equal at that index but the applied histories differ: \
+                 later writes hid the divergence)",
+            );
+        }
         if !unreachable.is_empty() {
             msg.push_str(&format!("; unreachable: {}", unreachable.join(",")));
         }
@@ -125,28 +144,41 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
     }
 }
 
-/// Two reachable nodes report different digests at the same applied index.
+/// Two reachable nodes report a different state or applied history at the same
+/// applied index.
 fn diverged(seen: &BTreeMap<String, Option<Seen>>) -> bool {
-    let mut at: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut at: BTreeMap<u64, (&str, &str)> = BTreeMap::new();
     for s in seen.values().flatten() {
+        let here = (s.digest.as_str(), s.history.as_str());
         match at.get(&s.applied_index) {
-            Some(d) if *d != s.digest => return true,
+            Some(first) if *first != here => return true,
             Some(_) => {}
             None => {
-                at.insert(s.applied_index, &s.digest);
+                at.insert(s.applied_index, here);
             }
         }
     }
     false
 }
 
+/// Some two nodes at the same applied index hold equal data but different histories.
+fn hidden_divergence(seen: &BTreeMap<String, Option<Seen>>) -> bool {
+    let nodes: Vec<&Seen> = seen.values().flatten().collect();
+    nodes.iter().enumerate().any(|(i, a)| {
+        nodes[i + 1..].iter().any(|b| {
+            a.applied_index == b.applied_index && a.digest == b.digest && a.history != b.history
+        })
+    })
+}
+
 fn agree(seen: &BTreeMap<String, Option<Seen>>) -> bool {
-    let mut first: Option<(u64, &str)> = None;
+    let mut first: Option<(u64, &str, &str)> = None;
     for s in seen.values() {
         let Some(s) = s else { return false };
+        let here = (s.applied_index, s.digest.as_str(), s.history.as_str());
         match first {
-            None => first = Some((s.applied_index, &s.digest)),
-            Some(f) if f == (s.applied_index, s.digest.as_str()) => {}
+            None => first = Some(here),
+            Some(f) if f == here => {}
             Some(_) => return false,
         }
     }
@@ -227,6 +259,7 @@ mod tests {
                     s.map(|(applied_index, digest)| Seen {
                         applied_index,
                         digest: digest.to_string(),
+                        history: format!("h-{digest}"),
                         last_index: applied_index,
                         commit_index: applied_index,
                     }),
@@ -245,5 +278,18 @@ mod tests {
         assert!(!agree(&unreachable) && !diverged(&unreachable));
         let split = seen(&[("n1", Some((5, "a"))), ("n2", Some((5, "b"))), ("n3", None)]);
         assert!(!agree(&split) && diverged(&split));
+    }
+
+    #[test]
+    fn equal_data_with_different_histories_is_divergence() {
+        let mut hidden = seen(&[("n1", Some((5, "a"))), ("n2", Some((5, "a")))]);
+        hidden
+            .get_mut("n2")
+            .and_then(Option::as_mut)
+            .expect("n2")
+            .history = "other".into();
+        assert!(!agree(&hidden) && diverged(&hidden) && hidden_divergence(&hidden));
+        let split = seen(&[("n1", Some((5, "a"))), ("n2", Some((5, "b")))]);
+        assert!(!hidden_divergence(&split));
     }
 }
