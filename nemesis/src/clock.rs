@@ -75,6 +75,18 @@ impl ClockFault {
         }
     }
 
+    /// The same fault on another node (a reset stays a reset).
+    pub fn on_node(&self, node: NodeName) -> ClockFault {
+        let mut fault = self.clone();
+        match &mut fault {
+            ClockFault::Bump { node: n, .. }
+            | ClockFault::Strobe { node: n, .. }
+            | ClockFault::Rate { node: n, .. } => *n = node,
+            ClockFault::Reset => {}
+        }
+        fault
+    }
+
     /// The history `value`: the fault's parameters, without the kind tag.
     pub fn value(&self) -> serde_json::Value {
         match self {

@@ -15,6 +15,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,7 @@ use crate::clock::ClockFault;
 use crate::error::NemesisError;
 use crate::grudge::{Grudge, NodeName, PartitionShape};
 use crate::net::NetBackend;
-use crate::schedule::{Action, Step};
+use crate::schedule::{Action, Step, LEADER};
 
 /// What the executor needs from the cluster; implemented by the test driver.
 ///
@@ -116,6 +117,8 @@ pub struct FaultState {
     paused: BTreeSet<NodeName>,
     /// Nodes whose clock was set away from real time.
     clocks: BTreeMap<NodeName, ClockSetting>,
+    /// The node a kill or pause of [`LEADER`] chose, which its restart or resume frees.
+    leader_target: Option<NodeName>,
 }
 
 impl FaultState {
@@ -307,6 +310,8 @@ async fn perform<C: ClusterControl, N: NetBackend>(
         error: None,
     };
     let mut errors: Vec<String> = Vec::new();
+    let resolved = resolve_leader(action, cluster, state, rng, &mut event.detail).await;
+    let action = resolved.as_ref().unwrap_or(action);
     match action {
         Action::StartPartition { shape, grudge } => {
             event.value = grudge.to_json();
@@ -382,6 +387,63 @@ async fn perform<C: ClusterControl, N: NetBackend>(
         event.error = Some(errors.join("; "));
     }
     event
+}
+
+/// Replaces the run-time target [`LEADER`] by a node: at a fault's start the current
+/// leader (a random node when none is known), at its stop the node the start chose.
+/// `None` when the action names no such target.
+async fn resolve_leader<C: ClusterControl>(
+    action: &Action,
+    cluster: &C,
+    state: &mut FaultState,
+    rng: &mut ChaCha8Rng,
+    detail: &mut Option<String>,
+) -> Option<Action> {
+    let names_leader = |nodes: &[NodeName]| nodes.iter().any(|n| n == LEADER);
+    let mut current_leader = async || match cluster.leader().await {
+        Some(leader) => {
+            *detail = Some(format!("leader {leader}"));
+            leader
+        }
+        None => {
+            let node = state
+                .nodes
+                .choose(rng)
+                .cloned()
+                .unwrap_or_else(|| LEADER.to_string());
+            *detail = Some(format!("no leader known, chose {node}"));
+            node
+        }
+    };
+    match action {
+        Action::Kill { nodes } if names_leader(nodes) => {
+            let leader = current_leader().await;
+            state.leader_target = Some(leader.clone());
+            Some(Action::Kill {
+                nodes: vec![leader],
+            })
+        }
+        Action::Pause { nodes } if names_leader(nodes) => {
+            let leader = current_leader().await;
+            state.leader_target = Some(leader.clone());
+            Some(Action::Pause {
+                nodes: vec![leader],
+            })
+        }
+        Action::Restart { nodes } if names_leader(nodes) => Some(Action::Restart {
+            nodes: state.leader_target.take().into_iter().collect(),
+        }),
+        Action::Resume { nodes } if names_leader(nodes) => Some(Action::Resume {
+            nodes: state.leader_target.take().into_iter().collect(),
+        }),
+        Action::Clock { fault } if fault.node().is_some_and(|n| n == LEADER) => {
+            let leader = current_leader().await;
+            Some(Action::Clock {
+                fault: fault.on_node(leader),
+            })
+        }
+        _ => None,
+    }
 }
 
 async fn start_partition<N: NetBackend>(
@@ -730,6 +792,70 @@ mod tests {
         );
         assert_eq!(events[2].detail.as_deref(), Some("isolate-one"));
         assert!(state.is_healed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_target_is_resolved_at_the_start_and_freed_at_the_stop() {
+        let mut cluster = FakeCluster::new();
+        cluster.leader = Some("n2".into());
+        let net = FakeNet::default();
+        let mut state = FaultState::new(nodes());
+        let mut events = Vec::new();
+        let leader = vec![LEADER.to_string()];
+        let plan = vec![
+            step(
+                10,
+                Action::Kill {
+                    nodes: leader.clone(),
+                },
+            ),
+            step(
+                20,
+                Action::Restart {
+                    nodes: leader.clone(),
+                },
+            ),
+            step(
+                30,
+                Action::Pause {
+                    nodes: leader.clone(),
+                },
+            ),
+            step(40, Action::Resume { nodes: leader }),
+            step(
+                50,
+                Action::Clock {
+                    fault: ClockFault::Rate {
+                        node: LEADER.to_string(),
+                        rate: 0.5,
+                    },
+                },
+            ),
+        ];
+        run(
+            &plan,
+            &cluster,
+            &net,
+            &mut state,
+            1,
+            |e| events.push(e),
+            std::future::pending(),
+        )
+        .await;
+        assert_eq!(
+            cluster.calls(),
+            vec![
+                "kill n2",
+                "restart n2",
+                "pause n2",
+                "resume n2",
+                "clock n2 0 0.5"
+            ]
+        );
+        assert_eq!(events[0].value, serde_json::json!(["n2"]));
+        assert_eq!(events[0].detail.as_deref(), Some("leader n2"));
+        assert_eq!(events[4].value["node"], "n2");
+        assert!(state.killed.is_empty() && state.paused.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,14 +1,20 @@
 //! The fault schedule: a seeded, pure plan of when each fault starts and stops.
 //!
-//! This is Jepsen's nemesis generator made into data: wait about `interval`, start a
-//! fault, hold it about `interval`, heal it, wait about `interval`, start the next. Every
-//! choice — fault kind, targets, grudge, clock values, jittered timings — is drawn from
-//! one seeded RNG, so the same seed gives the same schedule, and a schedule can be
-//! printed or stored before the run. Only the leader-isolating partition is left open
-//! (`Action::IsolateLeader`), since the leader is known only at run time.
+//! This is Jepsen's combined nemesis made into data. The fault kinds fall into three
+//! *lanes* — the network (partitions), the processes (kills and pauses) and the clocks —
+//! and each lane runs its own loop: wait about `interval`, start a fault, hold it about
+//! `interval`, heal it, wait about `interval`, start the next. The lanes run side by
+//! side, so faults of different lanes overlap (a partition while a node is killed, a
+//! skewed clock on an isolated leader): several Raft bugs only show under such
+//! combinations. Within a lane one fault is active at a time, so kills and pauses
+//! together never take more than `max_killed` nodes. Every start is followed by its stop
+//! no later than the end of the run, so a schedule always ends healed.
 //!
-//! One fault is active at a time, and every start is followed by its stop no later than
-//! the end of the run, so a schedule always ends healed.
+//! Every choice — fault kind, targets, grudge, clock values, jittered timings — is drawn
+//! from seeded RNGs (one stream per lane), so the same seed gives the same schedule, and
+//! a schedule can be printed or stored before the run. Only the leader is left open: the
+//! leader-isolating partition (`Action::IsolateLeader`) and the target [`LEADER`] of a
+//! kill, pause or clock fault are resolved by the executor at run time.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -21,6 +27,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::ClockFault;
+
+/// A target resolved at run time to the node that leads when the fault starts; its
+/// stop (restart, resume) applies to that same node.
+pub const LEADER: &str = "@leader";
+
 use crate::error::NemesisError;
 use crate::grudge::{Grudge, NodeName, PartitionShape};
 
@@ -201,7 +212,6 @@ impl Action {
 
 /// Plans the faults of a run lasting `duration`. Deterministic in `cfg`.
 pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut nodes = cfg.nodes.clone();
     nodes.sort();
     nodes.dedup();
@@ -210,21 +220,40 @@ pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
     if kinds.is_empty() || cfg.interval.is_zero() {
         return steps;
     }
-
-    // Let the cluster settle (elect a leader) before the first fault.
-    let mut at = jitter(cfg.interval, &mut rng);
-    while at < duration {
-        let hold = jitter(cfg.interval, &mut rng);
-        let stop_at = (at + hold).min(duration);
-        let kind = kinds[rng.gen_range(0..kinds.len())];
-        let (start, stop) = plan_fault(kind, cfg, &nodes, stop_at - at, &mut rng);
-        steps.push(Step { at, action: start });
-        steps.push(Step {
-            at: stop_at,
-            action: stop,
-        });
-        at = stop_at + jitter(cfg.interval, &mut rng);
+    let lanes: [&[FaultKind]; 3] = [
+        &[FaultKind::Partition],
+        &[FaultKind::Kill, FaultKind::Pause],
+        &[FaultKind::Clock],
+    ];
+    for (lane, lane_kinds) in lanes.into_iter().enumerate() {
+        let kinds: Vec<FaultKind> = kinds
+            .iter()
+            .copied()
+            .filter(|kind| lane_kinds.contains(kind))
+            .collect();
+        if kinds.is_empty() {
+            continue;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(lane as u64);
+        // Let the cluster settle (elect a leader) before the first fault.
+        let mut at = jitter(cfg.interval, &mut rng);
+        while at < duration {
+            let hold = jitter(cfg.interval, &mut rng);
+            let stop_at = (at + hold).min(duration);
+            let kind = kinds[rng.gen_range(0..kinds.len())];
+            let (start, stop) = plan_fault(kind, cfg, &nodes, stop_at - at, &mut rng);
+            steps.push(Step { at, action: start });
+            steps.push(Step {
+                at: stop_at,
+                action: stop,
+            });
+            at = stop_at + jitter(cfg.interval, &mut rng);
+        }
     }
+    // A stable sort: at equal times the network lane comes first, then processes, then
+    // clocks, and within a lane a stop before the next start.
+    steps.sort_by_key(|step| step.at);
     steps
 }
 
@@ -274,7 +303,7 @@ fn plan_fault(
             (start, Action::StopPartition)
         }
         FaultKind::Kill => {
-            let targets = pick_targets(nodes, cfg.max_killed, rng);
+            let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
             (
                 Action::Kill {
                     nodes: targets.clone(),
@@ -283,7 +312,7 @@ fn plan_fault(
             )
         }
         FaultKind::Pause => {
-            let targets = pick_targets(nodes, cfg.max_killed, rng);
+            let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
             (
                 Action::Pause {
                     nodes: targets.clone(),
@@ -292,7 +321,13 @@ fn plan_fault(
             )
         }
         FaultKind::Clock => {
-            let node = &nodes[rng.gen_range(0..nodes.len())];
+            // Half the time the leader's clock: its lease and heartbeats run on it.
+            let leader = LEADER.to_string();
+            let node = if rng.gen_bool(0.5) {
+                &leader
+            } else {
+                &nodes[rng.gen_range(0..nodes.len())]
+            };
             (
                 Action::Clock {
                     fault: ClockFault::random(node, hold, rng),
@@ -306,6 +341,16 @@ fn plan_fault(
 }
 
 /// Between 1 and `max` distinct nodes, sorted.
+/// A third of the time the leader alone (the node whose loss tests the most: elections,
+/// leases, uncommitted entries); otherwise random nodes.
+fn pick_targets_or_leader(nodes: &[NodeName], max: usize, rng: &mut ChaCha8Rng) -> Vec<NodeName> {
+    if rng.gen_bool(1.0 / 3.0) {
+        vec![LEADER.to_string()]
+    } else {
+        pick_targets(nodes, max, rng)
+    }
+}
+
 fn pick_targets(nodes: &[NodeName], max: usize, rng: &mut ChaCha8Rng) -> Vec<NodeName> {
     let count = rng.gen_range(1..=max.clamp(1, nodes.len()));
     let mut targets: Vec<NodeName> = nodes.choose_multiple(rng, count).cloned().collect();
@@ -353,33 +398,79 @@ mod tests {
         assert_ne!(a, schedule(&other, Duration::from_secs(120)));
     }
 
+    /// The lane an action belongs to: 0 network, 1 processes, 2 clocks.
+    fn lane(action: &Action) -> usize {
+        match action {
+            Action::StartPartition { .. } | Action::IsolateLeader | Action::StopPartition => 0,
+            Action::Kill { .. }
+            | Action::Restart { .. }
+            | Action::Pause { .. }
+            | Action::Resume { .. } => 1,
+            Action::Clock { .. } => 2,
+        }
+    }
+
     #[test]
-    fn starts_and_stops_alternate_in_time_order_and_end_healed_within_the_run() {
+    fn within_each_lane_starts_and_stops_alternate_and_end_healed_within_the_run() {
         for seed in 0..40 {
             let mut cfg = ScheduleConfig::new(nodes(5), seed);
             cfg.interval = Duration::from_secs(2);
             let run = Duration::from_secs(60);
             let steps = schedule(&cfg, run);
-            assert_eq!(steps.len() % 2, 0, "seed {seed}");
-            for pair in steps.chunks(2) {
-                let (start, stop) = (&pair[0], &pair[1]);
-                assert!(start.action.is_start(), "seed {seed}: {start:?}");
-                assert!(!stop.action.is_start(), "seed {seed}: {stop:?}");
-                assert!(start.at <= stop.at && stop.at <= run, "seed {seed}");
-                let healed = match (&start.action, &stop.action) {
-                    (Action::Kill { nodes: a }, Action::Restart { nodes: b })
-                    | (Action::Pause { nodes: a }, Action::Resume { nodes: b }) => a == b,
-                    (Action::StartPartition { .. }, Action::StopPartition)
-                    | (Action::IsolateLeader, Action::StopPartition) => true,
-                    (Action::Clock { .. }, Action::Clock { fault }) => *fault == ClockFault::Reset,
-                    _ => false,
-                };
-                assert!(healed, "seed {seed}: {start:?} not healed by {stop:?}");
-            }
             for window in steps.windows(2) {
-                assert!(window[0].at <= window[1].at, "seed {seed}");
+                assert!(
+                    window[0].at <= window[1].at,
+                    "seed {seed}: not in time order"
+                );
+            }
+            for l in 0..3 {
+                let lane_steps: Vec<&Step> =
+                    steps.iter().filter(|s| lane(&s.action) == l).collect();
+                assert!(!lane_steps.is_empty(), "seed {seed}: lane {l} is empty");
+                assert_eq!(lane_steps.len() % 2, 0, "seed {seed} lane {l}");
+                for pair in lane_steps.chunks(2) {
+                    let (start, stop) = (pair[0], pair[1]);
+                    assert!(start.action.is_start(), "seed {seed}: {start:?}");
+                    assert!(!stop.action.is_start(), "seed {seed}: {stop:?}");
+                    assert!(start.at <= stop.at && stop.at <= run, "seed {seed}");
+                    let healed = match (&start.action, &stop.action) {
+                        (Action::Kill { nodes: a }, Action::Restart { nodes: b })
+                        | (Action::Pause { nodes: a }, Action::Resume { nodes: b }) => a == b,
+                        (Action::StartPartition { .. }, Action::StopPartition)
+                        | (Action::IsolateLeader, Action::StopPartition) => true,
+                        (Action::Clock { .. }, Action::Clock { fault }) => {
+                            *fault == ClockFault::Reset
+                        }
+                        _ => false,
+                    };
+                    assert!(healed, "seed {seed}: {start:?} not healed by {stop:?}");
+                }
             }
         }
+    }
+
+    #[test]
+    fn lanes_overlap_and_the_leader_is_a_target() {
+        let mut cfg = ScheduleConfig::new(nodes(5), 3);
+        cfg.interval = Duration::from_secs(2);
+        let steps = schedule(&cfg, Duration::from_secs(300));
+        // Some kill starts while a partition is in force.
+        let mut partitioned = false;
+        let mut overlapped = false;
+        for step in &steps {
+            match &step.action {
+                Action::StartPartition { .. } | Action::IsolateLeader => partitioned = true,
+                Action::StopPartition => partitioned = false,
+                Action::Kill { .. } | Action::Pause { .. } if partitioned => overlapped = true,
+                _ => {}
+            }
+        }
+        assert!(overlapped, "no process fault during a partition in 300 s");
+        let leader = [LEADER.to_string()];
+        assert!(steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::Kill { nodes } if nodes[..] == leader)));
+        assert!(steps.iter().any(|s| matches!(&s.action, Action::Clock { fault } if fault.node().map(String::as_str) == Some(LEADER))));
     }
 
     #[test]
