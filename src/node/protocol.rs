@@ -39,7 +39,8 @@
 //! - `{"id":1,"op":"status"}` → `value`: `{"id","name","role","term","leader","commit_index",
 //!   "applied_index","last_index","snapshot_index","log_entries","read_mode","clock":{"offset_ms","rate"}}`
 //!   (`role` is `leader`, `follower`, `candidate` or `pre-candidate`; `leader` is the node id or null).
-//! - `{"id":2,"op":"digest"}` → `value`: `{"applied_index","digest":"<16 hex>","history":"<16 hex>","keys"}` (`history`: a hash chain over every applied entry).
+//! - `{"id":2,"op":"digest"}` → `value`: `{"applied_index","digest":"<16 hex>","history":"<16 hex>","keys"}` (`history`: a hash chain over every applied entry); with `"at":N` also
+//!   `"history_at":{"index":N,"history":"<16 hex>"}` (null when N is not among the last 100,000 applied indexes).
 //! - `{"id":3,"op":"log-terms"}` → `value`: `{"snapshot_index","snapshot_term","entries":[[index,term],...]}`
 //!   over ALL entries the node holds after its snapshot, committed or not.
 //! - `{"id":4,"op":"clock","offset_ms":I,"rate":F}` → sets the node's clock skew (both
@@ -71,7 +72,12 @@ pub struct AdminRequest {
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum AdminOp {
     Status,
-    Digest,
+    Digest {
+        /// Also report the applied-history chain as it was at this index, if the node
+        /// still remembers it (`history_at`, null otherwise).
+        #[serde(default)]
+        at: Option<u64>,
+    },
     LogTerms,
     Clock {
         #[serde(default)]

@@ -158,7 +158,14 @@ struct Driver {
     next_read_ctx: u64,
     /// (role, term, leader) last written to the node log, so each change is logged once.
     logged_role: Option<(Role, u64, Option<NodeId>)>,
+    /// The applied-history chain after each recently applied index (the newest
+    /// [`CHAIN_HISTORY`]), so the harness can compare replicas that stopped at different
+    /// indexes at the index they share.
+    chain_at: BTreeMap<u64, u64>,
 }
+
+/// How many applied indexes keep their history chain for `digest` requests with `at`.
+const CHAIN_HISTORY: usize = 100_000;
 
 fn hard_state_bytes(hs: &HardState) -> Vec<u8> {
     serde_json::to_vec(hs).unwrap_or_default()
@@ -288,7 +295,11 @@ pub async fn run(
         reads_confirmed: VecDeque::new(),
         next_read_ctx: 1,
         logged_role: None,
+        chain_at: BTreeMap::new(),
     };
+    driver
+        .chain_at
+        .insert(driver.kv.applied_index, driver.kv.applied_chain);
     let result = driver.run(peer_rx, event_rx, shutdown).await;
     driver.fail_everything(ErrorKind::ShuttingDown, "the node is shutting down");
     let _ = stop_tx.send(true);
@@ -390,6 +401,13 @@ impl Driver {
                     return;
                 }
                 ReadMode::Lease => {
+                    // Catch the core's clock up first: after a stall (SIGSTOP, a slow
+                    // fsync) requests queued meanwhile are handled before the loop
+                    // ticks, and a lease judged at the time the stall began would still
+                    // look valid although a new leader may have been elected since.
+                    for _ in 0..self.ticks.due() {
+                        self.core.tick();
+                    }
                     match self.core.lease_read() {
                         Ok(index) => {
                             let deadline_ms = self.deadline();
@@ -500,7 +518,17 @@ impl Driver {
                     "clock": self.clock.skew(),
                 }))
             }
-            AdminOp::Digest => serde_json::to_value(self.kv.digest()).map_err(|e| e.to_string()),
+            AdminOp::Digest { at } => {
+                let mut value =
+                    serde_json::to_value(self.kv.digest()).map_err(|e| e.to_string())?;
+                if let Some(at) = at {
+                    value["history_at"] = match self.chain_at.get(&at) {
+                        Some(chain) => json!({"index": at, "history": format!("{chain:016x}")}),
+                        None => Value::Null,
+                    };
+                }
+                Ok(value)
+            }
             AdminOp::LogTerms => {
                 let s = self.core.status();
                 let entries: Vec<[u64; 2]> = self
@@ -579,6 +607,9 @@ impl Driver {
                     self.kv.applied_index = s.index;
                     self.applied_term = s.term;
                     self.last_snapshot_index = s.index;
+                    // Chains before the snapshot are another history's now.
+                    self.chain_at.clear();
+                    self.chain_at.insert(s.index, self.kv.applied_chain);
                 }
                 Err(e) => {
                     return Err(anyhow!(
@@ -626,6 +657,10 @@ impl Driver {
             return;
         }
         self.kv.chain_applied(entry.index, entry.term, &entry.data);
+        self.chain_at.insert(entry.index, self.kv.applied_chain);
+        if self.chain_at.len() > CHAIN_HISTORY {
+            self.chain_at.pop_first();
+        }
         let pending = self.writes.remove(&entry.index);
         let result = if entry.data.is_empty() {
             self.kv.applied_index = entry.index;

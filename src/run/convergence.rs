@@ -59,6 +59,11 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let converged = agree(&seen);
+    let split_at_common = if converged || diverged(&seen) {
+        None
+    } else {
+        diverged_at_common_index(cluster, &seen).await
+    };
     let nodes: Vec<NodeState> = seen
         .iter()
         .map(|(name, s)| NodeState {
@@ -115,6 +120,12 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
                 groups.join("; ")
             )
         };
+        if let Some((index, groups)) = &split_at_common {
+            msg.push_str(&format!(
+                "; at index {index}, which every reachable node applied, their applied \
+                 histories already differ: {groups}"
+            ));
+        }
         if hidden_divergence(&seen) {
             msg.push_str(
                 " (the data is equal at that index but the applied histories differ: \
@@ -131,7 +142,7 @@ pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergenc
     // leaves the check undecided rather than failed.
     let verdict = if converged {
         Verdict::Valid
-    } else if diverged(&seen) {
+    } else if diverged(&seen) || split_at_common.is_some() {
         Verdict::Invalid
     } else {
         Verdict::Unknown
@@ -159,6 +170,43 @@ fn diverged(seen: &BTreeMap<String, Option<Seen>>) -> bool {
         }
     }
     false
+}
+
+/// Nodes that stopped at different indexes (one lagging, say because it can no longer
+/// accept the leader's entries) are compared at the highest index all reachable nodes
+/// applied: different history chains there prove they applied different entries.
+/// Returns that index and the groups of nodes per chain.
+async fn diverged_at_common_index(
+    cluster: &BundledCluster,
+    seen: &BTreeMap<String, Option<Seen>>,
+) -> Option<(u64, String)> {
+    let common = seen.values().flatten().map(|s| s.applied_index).min()?;
+    let mut chains: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (node, s) in seen {
+        if s.is_none() {
+            continue;
+        }
+        let Ok(v) = cluster
+            .admin(
+                node,
+                json!({"op": "digest", "at": common}),
+                Duration::from_millis(500),
+            )
+            .await
+        else {
+            continue;
+        };
+        if let Some(h) = v["history_at"]["history"].as_str() {
+            chains.entry(h.to_string()).or_default().push(node);
+        }
+    }
+    (chains.len() > 1).then(|| {
+        let groups: Vec<String> = chains
+            .iter()
+            .map(|(h, nodes)| format!("{} history {h}", nodes.join(",")))
+            .collect();
+        (common, groups.join("; "))
+    })
 }
 
 /// Some two nodes at the same applied index hold equal data but different histories.
