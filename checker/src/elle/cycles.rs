@@ -32,6 +32,7 @@ use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
 use super::order::{refs, t, Collector};
 use super::txn::{Parsed, NONE};
 use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
+use crate::history::Key;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef, IntoNeighbors, IntoNodeIdentifiers, NodeIndexable};
 
@@ -556,12 +557,14 @@ fn report(parsed: &Parsed<'_>, deps: &Deps, cycle: &[(u32, u8)], found: &mut Col
             .map(|(i, &(node, k))| {
                 let to = cycle[(i + 1) % cycle.len()].0;
                 let txn = &parsed.txns[node as usize];
+                let (reason, key) = reason(parsed, deps, node, to, k);
                 CycleStep {
                     txn: txn.op.id,
                     process: txn.op.process,
                     invoke_index: txn.op.invoke_index,
                     edge_to_next: kind_name(k).to_string(),
-                    reason: reason(parsed, deps, node, to, k),
+                    key,
+                    reason,
                 }
             })
             .collect();
@@ -586,8 +589,9 @@ fn report(parsed: &Parsed<'_>, deps: &Deps, cycle: &[(u32, u8)], found: &mut Col
     });
 }
 
-/// Why the edge `from -> to` of `kind` exists, in words.
-fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> String {
+/// Why the edge `from -> to` of `kind` exists, in words, and the key it is about (none
+/// for process and real-time edges).
+fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> (String, Option<Key>) {
     let (a, b) = (&parsed.txns[from as usize], &parsed.txns[to as usize]);
     let (ta, tb) = (t(a.op.id), t(b.op.id));
     let label = deps.label(from, to);
@@ -604,7 +608,8 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> Str
             parsed.value(elem).to_string()
         }
     };
-    match (kind, why) {
+    let key = why.map(|w| parsed.key(w.key).clone());
+    let text = match (kind, why) {
         (WW, Some(w)) if w.unobserved => format!(
             "{ta} appended {prev} to key {k}, the last version any read saw, and {tb} appended {v}, which no read saw, so later",
             prev = value_or(w.prev, "an earlier version"),
@@ -646,7 +651,8 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> Str
             i = b.op.invoke_index
         ),
         _ => format!("{ta} -{}-> {tb}", kind_name(kind)),
-    }
+    };
+    (text, key)
 }
 
 #[cfg(test)]

@@ -155,6 +155,10 @@ pub struct CycleStep {
     pub invoke_index: u64,
     /// `ww`, `wr`, `rw`, `process` or `realtime`.
     pub edge_to_next: String,
+    /// The key the edge is about (`ww`, `wr` and `rw` edges); absent for `process` and
+    /// `realtime` edges, which are about no key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
     /// Why the edge exists, e.g. "T1 read key 5 without 3; T2 appended 3, the next version".
     pub reason: String,
 }
