@@ -57,7 +57,7 @@ pub fn write_check_report(out: &Path, c: CheckReport<'_>) -> anyhow::Result<()> 
         results.linearizability = Some(summary);
     }
     if let Some(e) = c.list_append {
-        results.checkers.push(crate::run::list_append_result(e));
+        results.set_list_append(e, crate::run::list_append_result(e).summary);
     }
     if let Some(e) = c.error {
         results.notes.push(format!("could not check: {e}"));

@@ -6,7 +6,8 @@
 //! and makes no network request. Layout, top to bottom: verdict banner (and what could
 //! not be read), reproduction, timeline (canvas: one lane per process, zoom, pan, hover,
 //! click a stuck operation to jump to its witness), latency and throughput charts,
-//! witnesses drawn as Porcupine does, per-key results, per-`f` statistics, availability
+//! witnesses drawn as Porcupine does, transactional anomalies (each dependency cycle
+//! drawn by [`crate::cycles`] beside its explanation), per-key results, per-`f` statistics, availability
 //! per fault window, convergence, configuration, node logs and the raw history lines the
 //! witnesses point at (`#ev-<index>`).
 //!
@@ -16,7 +17,10 @@
 //! and iterates only ordered collections, so the same input gives the same bytes.
 
 use crate::charts::{self, Completion, LatencyPoint};
-use crate::results::{lenient_pairs, KeyResult, OpRecord, Results, Verdict, Witness};
+use crate::cycles;
+use crate::results::{
+    lenient_pairs, ElleAnomaly, KeyResult, ListAppend, OpRecord, Results, Verdict, Witness,
+};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
 use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
@@ -34,6 +38,8 @@ const WITNESS_OPS: usize = 60;
 const RAW_ALL_LIMIT: usize = 2000;
 /// Rows of the per-key table before it is cut.
 const KEY_ROWS: usize = 200;
+/// Transactional anomalies shown in full (drawing and edge list); the rest get one line.
+const ANOMALIES_SHOWN: usize = 60;
 
 /// What a report is rendered from.
 #[derive(Debug, Clone)]
@@ -158,6 +164,7 @@ impl<'a> Page<'a> {
                             a href="#timeline-section" { "timeline" }
                             a href="#charts" { "latency & throughput" }
                             @if !self.witnesses.is_empty() { a href="#witnesses" { "witnesses (" (self.witnesses.len()) ")" } }
+                            @if let Some(l) = &r.list_append { a href="#anomalies" { "anomalies (" (l.anomalies.len()) ")" } }
                             @if r.linearizability.is_some() { a href="#keys" { "keys" } }
                             a href="#stats" { "statistics" }
                             a href="#availability" { "availability" }
@@ -170,6 +177,7 @@ impl<'a> Page<'a> {
                         (self.timeline())
                         (self.charts())
                         (self.witness_section())
+                        (self.anomaly_section())
                         (self.keys_table())
                         (self.stats_table())
                         (self.availability_table())
@@ -397,6 +405,111 @@ impl<'a> Page<'a> {
         }
     }
 
+    /// The list-append analysis: what it concluded, then each anomaly with its cycle
+    /// drawn beside its explanation and the reason for every edge.
+    fn anomaly_section(&self) -> Markup {
+        let Some(l) = &self.results.list_append else {
+            return html! {};
+        };
+        html! {
+            section.card id="anomalies" {
+                h2 { "Transactional anomalies (list-append) " span class={"pill " (l.verdict().as_str())} { (l.verdict().as_str()) } }
+                p {
+                    (l.txns) " transactions analysed (" (l.failed_txns) " failed) in " (fmt_ms(l.elapsed_ms)) "; "
+                    "dependency graph of " (l.graph.nodes) " transactions and " (l.graph.edges) " edges, "
+                    (l.graph.cyclic_components) " cyclic component(s)."
+                    @if l.skipped_ops > 0 { " " (l.skipped_ops) " operations that are not transactions were ignored." }
+                }
+                dl.kv {
+                    dt { "checked model" } dd { (l.checked_model) }
+                    dt { "strongest model still consistent" } dd { (l.strongest_model.as_deref().unwrap_or("none (even read-uncommitted is ruled out)")) }
+                    @if !l.not.is_empty() { dt { "ruled out" } dd { (l.not.join(", ")) } }
+                }
+                @if l.graph.truncated_components > 0 {
+                    p.muted { (l.graph.truncated_components) " component(s) ran out of search budget: their cycles are real, but shorter ones may exist." }
+                }
+                @if l.anomalies.is_empty() {
+                    p.empty { "No anomalies: no dependency cycle, and every read is consistent with the inferred version orders." }
+                } @else {
+                    table.counts {
+                        thead { tr { th { "anomaly" } th.num { "found" } th.num { "shown" } } }
+                        tbody {
+                            @for kind in &l.anomaly_types {
+                                tr {
+                                    td { (kind) }
+                                    td.num { (l.anomaly_counts.get(kind).copied().unwrap_or(0)) }
+                                    td.num { (l.anomalies.iter().filter(|a| &a.kind == kind).count()) }
+                                }
+                            }
+                        }
+                    }
+                    p.muted {
+                        "Each cycle is drawn with its transactions (T = operation id, p = process) on a circle; an arrow "
+                        "T1 → T2 means T1 must precede T2: "
+                        @for (i, (kind, c)) in cycles::EDGE_KINDS.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            span style={"color:" (c) ";font-weight:600"} { (kind) }
+                        }
+                        " (ww: T2 appended after T1's append; wr: T2 read T1's append; rw: T1 read a version "
+                        "before T2's append; process: same process, later; realtime: T1 completed before T2 began). "
+                        "Hover an edge for its reason; click a transaction for its history lines."
+                    }
+                    @for (i, a) in l.anomalies.iter().enumerate().take(ANOMALIES_SHOWN) {
+                        (self.anomaly(&format!("anomaly-{i}"), a))
+                    }
+                    @if l.anomalies.len() > ANOMALIES_SHOWN {
+                        h3 { (l.anomalies.len() - ANOMALIES_SHOWN) " more" }
+                        ul {
+                            @for a in l.anomalies.iter().skip(ANOMALIES_SHOWN) { li { strong { (a.kind) } ": " (a.explanation) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn anomaly(&self, anchor: &str, a: &ElleAnomaly) -> Markup {
+        let svg = cycles::cycle_svg(&a.cycle, anchor);
+        html! {
+            div.anomaly id=(anchor) data-kind=(a.kind) {
+                h3 {
+                    (a.kind)
+                    @if let Some(k) = &a.key { " on key " (key_name(&Some(k.clone()))) }
+                    @if !a.cycle.is_empty() { " — a cycle of " (a.cycle.len()) " transactions" }
+                }
+                div.anomaly-row {
+                    @if !svg.is_empty() { div.cycle-draw { (PreEscaped(svg)) } }
+                    div.anomaly-text {
+                        p { (a.explanation) }
+                        @if !a.cycle.is_empty() {
+                            @if a.cycle.len() > cycles::MAX_DRAWN { p.muted { "Too long to draw; its edges:" } }
+                            ol.edges {
+                                @for (i, s) in a.cycle.iter().enumerate() {
+                                    @let next = &a.cycle[(i + 1) % a.cycle.len()];
+                                    li {
+                                        a href={"#ev-" (s.invoke_index)} { "T" (s.txn) }
+                                        " → "
+                                        span.edge-kind style={"color:" (edge_colour(&s.edge_to_next))} { (cycles::edge_label(s)) }
+                                        " → "
+                                        a href={"#ev-" (next.invoke_index)} { "T" (next.txn) }
+                                        ": " (s.reason)
+                                    }
+                                }
+                            }
+                        } @else if !a.txns.is_empty() {
+                            p { "Transactions: "
+                                @for (i, t) in a.txns.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    a href={"#ev-" (t.invoke_index)} { "T" (t.id) } " (p" (t.process) ", " (t.status) ")"
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn keys_table(&self) -> Markup {
         let Some(l) = &self.results.linearizability else {
             return html! {};
@@ -589,6 +702,17 @@ impl<'a> Page<'a> {
             add(&w.stuck);
             w.concurrent.iter().for_each(&mut add);
         }
+        let anomalies = self.results.list_append.iter().flat_map(anomaly_txns);
+        for (id, invoke_index) in anomalies {
+            set.insert(invoke_index);
+            // An `ok`/`info` transaction's completion too (a failed one's id indexes the
+            // failed list, so the invocation must match).
+            if let Some(op) = self.ops_by_id.get(&id) {
+                if op.invoke_index == invoke_index {
+                    set.extend(op.complete_index);
+                }
+            }
+        }
         set
     }
 
@@ -704,6 +828,23 @@ impl<'a> Page<'a> {
         let json = serde_json::to_string(&data).unwrap_or_else(|_| "{}".into());
         embed_json(&json)
     }
+}
+
+/// (transaction id, invocation index) of every transaction the shown anomalies name.
+fn anomaly_txns(l: &ListAppend) -> impl Iterator<Item = (usize, u64)> + '_ {
+    l.anomalies.iter().take(ANOMALIES_SHOWN).flat_map(|a| {
+        a.cycle
+            .iter()
+            .map(|s| (s.txn, s.invoke_index))
+            .chain(a.txns.iter().map(|t| (t.id, t.invoke_index)))
+    })
+}
+
+fn edge_colour(kind: &str) -> &'static str {
+    cycles::EDGE_KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or("inherit", |(_, c)| c)
 }
 
 /// Packs processes into timeline lanes like client threads: a process takes the lowest
@@ -847,7 +988,10 @@ fn is_safe_relative(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{invalid_results, invalid_results_with, valid_results};
+    use crate::testutil::{
+        invalid_results, invalid_results_with, list_append_results, list_append_results_with,
+        valid_results,
+    };
 
     #[test]
     fn rendering_is_deterministic() {
@@ -918,6 +1062,79 @@ mod tests {
             w.stuck.invoke_index
         )));
         assert!(page.contains("time budget of 1 s ran out"));
+    }
+
+    #[test]
+    fn anomaly_cycles_are_drawn_beside_their_explanations() {
+        let (r, h) = list_append_results();
+        let l = r.list_append.as_ref().expect("the list-append check ran");
+        assert!(!l.valid);
+        assert!(l.anomaly_types.contains(&"G-single".to_string()), "{l:?}");
+        assert!(l.anomaly_types.contains(&"G1c".to_string()), "{l:?}");
+        let page = render_report(&ReportInput::new(&r, &h));
+        assert!(page.contains("id=\"anomalies\""));
+        assert!(page.contains("href=\"#anomalies\""));
+        for (i, a) in l.anomalies.iter().enumerate() {
+            let anchor = format!("id=\"anomaly-{i}\" data-kind=\"{}\"", a.kind);
+            assert!(page.contains(&anchor), "{anchor} missing");
+            let explanation = maud::html! { (a.explanation) }.into_string();
+            assert!(
+                page.contains(&explanation),
+                "explanation of {} missing",
+                a.kind
+            );
+            for s in &a.cycle {
+                // Every transaction is a node linked to its raw history line, which is
+                // on the page, and every edge's reason is listed.
+                assert!(page.contains(&format!(">T{}</text>", s.txn)));
+                assert!(page.contains(&format!("id=\"ev-{}\"", s.invoke_index)));
+                let reason = maud::html! { (s.reason) }.into_string();
+                assert!(page.contains(&reason), "reason {reason} missing");
+            }
+        }
+        let g_single = l.anomalies.iter().find(|a| a.kind == "G-single").unwrap();
+        assert_eq!(g_single.cycle.len(), 2);
+        let kinds: BTreeSet<&str> = g_single
+            .cycle
+            .iter()
+            .map(|s| s.edge_to_next.as_str())
+            .collect();
+        assert_eq!(kinds, BTreeSet::from(["rw", "wr"]));
+        assert!(g_single.cycle.iter().all(|s| s.key.is_some()));
+        assert!(
+            page.contains(">rw y</text>") && page.contains(">wr x</text>"),
+            "edge labels name kind and key"
+        );
+        assert_eq!(
+            page.matches("class=\"cycle-svg\"").count(),
+            l.anomalies.iter().filter(|a| !a.cycle.is_empty()).count()
+        );
+        // A valid list-append run says so, with no drawings.
+        let (mut v, vh) = valid_results();
+        let mut valid = l.clone();
+        valid.valid = true;
+        valid.anomalies.clear();
+        valid.anomaly_types.clear();
+        v.list_append = Some(valid);
+        let page = render_report(&ReportInput::new(&v, &vh));
+        assert!(page.contains("No anomalies"));
+        assert!(!page.contains("class=\"cycle-svg\""));
+    }
+
+    #[test]
+    fn anomaly_text_cannot_break_out_and_survives_a_round_trip() {
+        let evil = "</text><script>alert(1)</script>";
+        let (r, h) = list_append_results_with(Some(evil));
+        let page = render_report(&ReportInput::new(&r, &h));
+        assert!(!page.contains("<script>alert(1)"));
+        assert_eq!(page.matches("<script").count(), 3);
+        let back: Results = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        // A results.json from before `list_append` existed still reads.
+        let mut old = serde_json::to_value(&r).unwrap();
+        old.as_object_mut().unwrap().remove("list_append");
+        let back: Results = serde_json::from_value(old).unwrap();
+        assert_eq!(back.list_append, None);
     }
 
     #[test]

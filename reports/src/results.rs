@@ -27,6 +27,7 @@
 //! | `config` | object | The full configuration (`test.json`). |
 //! | `checkers` | array of `{name, verdict, summary}` | One entry per checker that ran (`linearizability`, `convergence`, …); `summary` is one line of plain text. |
 //! | `linearizability` | object, optional | Details of the linearizability check, below. |
+//! | `list_append` | object, optional | Details of the list-append (Elle-style) check, below. Absent from files written before it existed; read as `null`. |
 //! | `convergence` | object, optional | Final replica states, below. |
 //! | `stats` | object | Statistics computed from the history, below. |
 //! | `notes` | array of strings | Anything a reader should know (faults that failed to heal, truncated history, …). |
@@ -45,6 +46,20 @@
 //! returned), invoke_time, complete_time, node (optional)}`; `id` indexes the run's paired
 //! operations and `*_index` are history event indexes (the `#ev-<index>` anchors of the
 //! report).
+//!
+//! `list_append`: `{valid, checked_model, anomalies, anomaly_types, anomaly_counts, not,
+//! strongest_model, txns, failed_txns, skipped_ops, graph, elapsed_ms}`, as
+//! `splitbrain check --model list-append --json` prints it. `anomalies` holds examples
+//! (at most 10 per kind) as `{kind, cycle, txns, key (optional), explanation}`: `cycle`
+//! (empty for anomalies that are not cycles, such as `G1a` or `internal`) is the cycle's
+//! transactions in order, each `{txn, process, invoke_index, edge_to_next, key
+//! (optional), reason}`, where `edge_to_next` (`ww`, `wr`, `rw`, `process`, `realtime`)
+//! leads to the next step's transaction (the last step's back to the first), `key` is
+//! the key the edge is about and `reason` says in words why the edge exists; `txns` are
+//! the transactions involved, `{id, process, invoke_index, status}`. `anomaly_counts`
+//! maps each kind to how many were found, `not` lists the consistency models ruled out,
+//! `graph` is `{nodes, edges, cyclic_components, largest_component,
+//! truncated_components}`.
 //!
 //! `convergence`: `{verdict, nodes, replicas_per_entry, explanation}`; `nodes` is
 //! `[{name, applied_index, digest, last_index, reachable}]`; `replicas_per_entry` is
@@ -69,7 +84,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use splitbrain_checker::history::{Event, EventType, History, Key, Outcome, Process};
-use splitbrain_checker::linear;
+use splitbrain_checker::{elle, linear};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -139,6 +154,10 @@ pub struct Results {
     pub config: Value,
     pub checkers: Vec<CheckerResult>,
     pub linearizability: Option<Linearizability>,
+    /// Added after schema version 1 was first written; `default` keeps older files
+    /// readable (an optional field, so the version did not change).
+    #[serde(default)]
+    pub list_append: Option<ListAppend>,
     pub convergence: Option<Convergence>,
     pub stats: Stats,
     pub notes: Vec<String>,
@@ -163,6 +182,7 @@ impl Results {
             config: Value::Object(Default::default()),
             checkers: Vec::new(),
             linearizability: None,
+            list_append: None,
             convergence: None,
             stats: compute_stats(history),
             notes: Vec::new(),
@@ -189,6 +209,21 @@ impl Results {
         self.checkers.retain(|c| c.name != "linearizability");
         self.checkers.insert(0, l.checker_result());
         self.linearizability = Some(l);
+        self.settle_verdict();
+    }
+
+    /// Records a list-append (Elle-style) check: its details, and its entry in
+    /// `checkers` (replacing an earlier one, summarised by `summary`); then settles the
+    /// verdict.
+    pub fn set_list_append(&mut self, result: &elle::ElleResult, summary: String) {
+        let l = ListAppend::from(result);
+        self.checkers.retain(|c| c.name != "list-append");
+        self.checkers.push(CheckerResult {
+            name: "list-append".into(),
+            verdict: l.verdict(),
+            summary,
+        });
+        self.list_append = Some(l);
         self.settle_verdict();
     }
 
@@ -233,6 +268,161 @@ pub struct Linearizability {
     pub keys: Vec<KeyResult>,
     pub elapsed_ms: f64,
     pub operations: usize,
+}
+
+/// The list-append (Elle-style) check, as stored (mirrors
+/// `checker::elle::ElleResult`). Fields that later versions may add or drop are
+/// `default`, so that reading never depends on the exact checker version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListAppend {
+    /// True when the history is consistent with `checked_model`.
+    pub valid: bool,
+    pub checked_model: String,
+    /// Examples of each anomaly kind, ordered by kind and then by where they were found.
+    #[serde(default)]
+    pub anomalies: Vec<ElleAnomaly>,
+    #[serde(default)]
+    pub anomaly_types: Vec<String>,
+    /// How many of each kind were found (more than the examples kept).
+    #[serde(default)]
+    pub anomaly_counts: BTreeMap<String, usize>,
+    /// The consistency models the anomalies rule out, weakest first.
+    #[serde(default)]
+    pub not: Vec<String>,
+    /// The strongest model the history is still consistent with; `None` if none is.
+    #[serde(default)]
+    pub strongest_model: Option<String>,
+    #[serde(default)]
+    pub txns: usize,
+    #[serde(default)]
+    pub failed_txns: usize,
+    #[serde(default)]
+    pub skipped_ops: usize,
+    #[serde(default)]
+    pub graph: ElleGraph,
+    #[serde(default)]
+    pub elapsed_ms: f64,
+}
+
+impl ListAppend {
+    pub fn verdict(&self) -> Verdict {
+        if self.valid {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        }
+    }
+}
+
+/// The size of the dependency graph and how its cycle search went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ElleGraph {
+    pub nodes: usize,
+    pub edges: usize,
+    pub cyclic_components: usize,
+    pub largest_component: usize,
+    /// Components whose search budget ran out: their cycles are real, but a shorter one
+    /// may exist.
+    pub truncated_components: usize,
+}
+
+/// One anomaly: its kind, its cycle (for cycle anomalies) and its explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElleAnomaly {
+    /// `G0`, `G1c`, `G-single-realtime`, `G1a`, `internal`, ...
+    pub kind: String,
+    /// The cycle, in order; empty for anomalies that are not cycles.
+    #[serde(default)]
+    pub cycle: Vec<ElleCycleStep>,
+    #[serde(default)]
+    pub txns: Vec<ElleTxnRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    pub explanation: String,
+}
+
+/// One transaction of a cycle and the dependency edge from it to the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElleCycleStep {
+    /// The transaction's operation id (`T<id>` in explanations).
+    pub txn: usize,
+    pub process: u64,
+    /// History event index of the transaction's invocation (`#ev-<index>`).
+    pub invoke_index: u64,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub edge_to_next: String,
+    /// The key the edge is about; absent for `process` and `realtime` edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    /// Why the edge exists, in words.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A transaction named by an anomaly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ElleTxnRef {
+    pub id: usize,
+    pub process: u64,
+    pub invoke_index: u64,
+    /// `ok`, `info` or `fail`.
+    pub status: String,
+}
+
+impl From<&elle::ElleResult> for ListAppend {
+    fn from(r: &elle::ElleResult) -> Self {
+        ListAppend {
+            valid: r.valid,
+            checked_model: r.checked_model.clone(),
+            anomalies: r
+                .anomalies
+                .iter()
+                .map(|a| ElleAnomaly {
+                    kind: a.kind.clone(),
+                    cycle: a
+                        .cycle
+                        .iter()
+                        .map(|s| ElleCycleStep {
+                            txn: s.txn,
+                            process: s.process,
+                            invoke_index: s.invoke_index,
+                            edge_to_next: s.edge_to_next.clone(),
+                            key: s.key.clone(),
+                            reason: s.reason.clone(),
+                        })
+                        .collect(),
+                    txns: a
+                        .txns
+                        .iter()
+                        .map(|t| ElleTxnRef {
+                            id: t.id,
+                            process: t.process,
+                            invoke_index: t.invoke_index,
+                            status: t.status.clone(),
+                        })
+                        .collect(),
+                    key: a.key.clone(),
+                    explanation: a.explanation.clone(),
+                })
+                .collect(),
+            anomaly_types: r.anomaly_types.clone(),
+            anomaly_counts: r.anomaly_counts.clone(),
+            not: r.not.clone(),
+            strongest_model: r.strongest_model.clone(),
+            txns: r.txns,
+            failed_txns: r.failed_txns,
+            skipped_ops: r.skipped_ops,
+            graph: ElleGraph {
+                nodes: r.graph.nodes,
+                edges: r.graph.edges,
+                cyclic_components: r.graph.cyclic_components,
+                largest_component: r.graph.largest_component,
+                truncated_components: r.graph.truncated_components,
+            },
+            elapsed_ms: r.elapsed_ms,
+        }
+    }
 }
 
 /// One independent key's check.

@@ -1,6 +1,8 @@
 //! Deterministic sample runs for this crate's tests and the browser test: a seeded
 //! register history with faults, and the same history with a stale read that makes one
-//! key non-linearizable, with the witness a checker would report.
+//! key non-linearizable, with the witness a checker would report; and a small
+//! list-append history with a G-single and a G1c cycle, checked by the Elle-style
+//! checker.
 //!
 //! Not part of the public API (hidden from the docs); it lives in the library only so
 //! the integration tests can share it.
@@ -340,4 +342,86 @@ pub fn attach_linearizability(r: &mut Results, history: &History) {
 /// [`invalid_results_with`] without hostile values.
 pub fn invalid_results() -> (Results, History) {
     invalid_results_with(None)
+}
+
+/// A list-append history of five transactions with two anomalies, and the list-append
+/// checker's result for it: T1 sees T0's append to `x` but not its append to `y`
+/// (G-single: T0's writes are not atomic to T1), and T2 and T3 each read the other's
+/// append (G1c). `hostile` goes into a key name.
+pub fn list_append_results_with(hostile: Option<&str>) -> (Results, History) {
+    let y = hostile.unwrap_or("y");
+    let txns: [(u64, Value, Value); 5] = [
+        (
+            0,
+            json!([["append", "x", 1], ["append", y, 1]]),
+            json!([["append", "x", 1], ["append", y, 1]]),
+        ),
+        (
+            1,
+            json!([["r", "x", null], ["r", y, null]]),
+            json!([["r", "x", [1]], ["r", y, null]]),
+        ),
+        (
+            2,
+            json!([["append", "z", 1], ["r", "w", null]]),
+            json!([["append", "z", 1], ["r", "w", [1]]]),
+        ),
+        (
+            3,
+            json!([["append", "w", 1], ["r", "z", null]]),
+            json!([["append", "w", 1], ["r", "z", [1]]]),
+        ),
+        (
+            4,
+            json!([["r", "x", null], ["r", y, null]]),
+            json!([["r", "x", [1]], ["r", y, [1]]]),
+        ),
+    ];
+    let mut events = Vec::new();
+    let mut push = |process: u64, kind: EventType, value: Value| {
+        let index = events.len() as u64;
+        events.push(Event {
+            index,
+            time: (index + 1) * 1_000_000,
+            process: Process::Client(process),
+            kind,
+            f: "txn".into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+            line: None,
+        });
+    };
+    // T0 and T1 overlap, as do T2 and T3; T4 runs last.
+    for pair in [[0, 1], [2, 3]] {
+        for &i in &pair {
+            push(txns[i].0, EventType::Invoke, txns[i].1.clone());
+        }
+        for &i in &pair {
+            push(txns[i].0, EventType::Ok, txns[i].2.clone());
+        }
+    }
+    push(txns[4].0, EventType::Invoke, txns[4].1.clone());
+    push(txns[4].0, EventType::Ok, txns[4].2.clone());
+    let history = History::new(events);
+    let mut r = base_results("list-append-anomalies", &history);
+    r.reproduce =
+        Some("splitbrain test --workload list-append --bug non-atomic-txn --seed 42".into());
+    r.config["workload"] = json!("list-append");
+    match history.pair() {
+        Ok(ops) => match splitbrain_checker::elle::check_list_append(&ops) {
+            Ok(result) => r.set_list_append(&result, "sample list-append check".into()),
+            Err(e) => r
+                .notes
+                .push(format!("the checker refused the history: {e}")),
+        },
+        Err(e) => r.notes.push(format!("could not pair the history: {e}")),
+    }
+    (r, history)
+}
+
+/// [`list_append_results_with`] without hostile values.
+pub fn list_append_results() -> (Results, History) {
+    list_append_results_with(None)
 }

@@ -8,7 +8,7 @@
 use splitbrain_reports::results::Results;
 use splitbrain_reports::store::{update_index, write_run_outputs, REPORT_HTML};
 use splitbrain_reports::testutil::{
-    attach_linearizability, invalid_results, register_history, valid_results,
+    attach_linearizability, invalid_results, list_append_results, register_history, valid_results,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -108,14 +108,17 @@ enum Sample {
     Invalid,
     /// 100,000 operations: the timeline must still load and draw.
     Large,
+    /// A list-append run with anomalies: their cycles must be drawn.
+    ListAppend,
 }
 
 /// Renders a run, loads it, checks the DOM after the scripts ran, takes screenshots.
 fn check_page(bin: &Path, name: &str, sample: Sample) {
-    let invalid = sample == Sample::Invalid;
+    let invalid = matches!(sample, Sample::Invalid | Sample::ListAppend);
     let (results, history) = match sample {
         Sample::Valid => valid_results(),
         Sample::Invalid => invalid_results(),
+        Sample::ListAppend => list_append_results(),
         Sample::Large => {
             let history = register_history(1, 100_000, 20);
             let mut r = Results::new("large", "2026-11-26T15:00:00Z", &history);
@@ -170,8 +173,13 @@ fn check_page(bin: &Path, name: &str, sample: Sample) {
     );
     assert_eq!(
         dom.contains("id=\"witnesses\""),
-        invalid,
+        sample == Sample::Invalid,
         "{name}: witness section presence"
+    );
+    assert_eq!(
+        dom.contains("class=\"cycle-svg\""),
+        sample == Sample::ListAppend,
+        "{name}: anomaly cycle drawings"
     );
     let draw_ms = dom
         .split("data-draw-ms=\"")
@@ -183,11 +191,13 @@ fn check_page(bin: &Path, name: &str, sample: Sample) {
         results.stats.operations,
         draw_ms.unwrap_or("?")
     );
-    if invalid {
+    if sample == Sample::Invalid {
         assert!(
             dom.contains("class=\"witness-svg\""),
             "{name}: no witness drawing"
         );
+    }
+    if invalid {
         assert!(dom.contains("data-verdict=\"invalid\""));
     } else {
         assert!(dom.contains("data-verdict=\"valid\""));
@@ -268,5 +278,6 @@ fn reports_load_in_a_real_browser() {
     check_page(&bin, "valid", Sample::Valid);
     check_page(&bin, "invalid", Sample::Invalid);
     check_page(&bin, "large", Sample::Large);
+    check_page(&bin, "list-append", Sample::ListAppend);
     check_index(&bin);
 }

@@ -165,7 +165,7 @@ pub async fn run_test(
             results.checkers.push(summary.checker_result());
             results.linearizability = Some(summary);
         }
-        (None, Some(e)) => results.checkers.push(list_append_result(e)),
+        (None, Some(e)) => results.set_list_append(e, list_append_result(e).summary),
         (None, None) => results.checkers.push(CheckerResult {
             name: if cfg.workload == "list-append" {
                 "list-append"
