@@ -9,7 +9,7 @@ pub struct BugInfo {
     pub name: &'static str,
     /// The `--nemesis` value of `splitbrain test` that exposes it.
     pub nemesis: &'static str,
-    /// The workload that exposes it (register, kv, mutex or set).
+    /// The workload that exposes it (register, kv, mutex, set or list-append).
     pub workload: &'static str,
     pub description: &'static str,
 }
@@ -58,6 +58,14 @@ pub const BUGS: &[BugInfo] = &[
         description: "with --read-mode lease, the leader trusts its own (skewable) clock for its lease \
                       without a safety margin, so an isolated leader (longer with a slow clock) serves reads after a new leader was elected",
     },
+    BugInfo {
+        name: "non-atomic-txn",
+        nemesis: "none",
+        workload: "list-append",
+        description: "the leader runs a multi-operation transaction that writes as a sequence of \
+                      one-operation transactions, each its own log entry, so other transactions \
+                      interleave between them and see it half done (G-single, G1c, G2); no fault needed",
+    },
 ];
 
 /// The valid names, comma-separated, for error messages.
@@ -74,6 +82,7 @@ pub struct BugSet {
     pub stale_reads: bool,
     pub no_truncate: bool,
     pub lease_trusts_clock: bool,
+    pub non_atomic_txn: bool,
 }
 
 /// An unknown `--bug` name.
@@ -96,6 +105,7 @@ impl BugSet {
                 "stale-reads" => &mut set.stale_reads,
                 "no-truncate" => &mut set.no_truncate,
                 "lease-trusts-clock" => &mut set.lease_trusts_clock,
+                "non-atomic-txn" => &mut set.non_atomic_txn,
                 _ => {
                     return Err(UnknownBug {
                         name: name.to_string(),
@@ -123,7 +133,7 @@ mod tests {
                 "{} must switch something on",
                 bug.name
             );
-            assert!(["register", "kv", "mutex", "set"].contains(&bug.workload));
+            assert!(["register", "kv", "mutex", "set", "list-append"].contains(&bug.workload));
         }
         let err = BugSet::parse(&["skip-fsync", "nope"]).expect_err("unknown");
         assert!(err.to_string().contains("nope") && err.to_string().contains("forget-vote"));

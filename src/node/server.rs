@@ -15,7 +15,7 @@
 
 use crate::node::bugs::BugSet;
 use crate::node::clock::{Clock, TickSource};
-use crate::node::kv::{ApplyError, Command, KvState};
+use crate::node::kv::{ApplyError, Command, KvState, MicroOp};
 use crate::node::protocol::{parse_line, AdminOp, AdminRequest, ErrorKind, Reply, Request};
 use crate::node::transport::{shutdown_signalled, Inbound, ShutdownRx, Transport};
 use crate::node::wal::{Record, StoredSnapshot, Wal, WalEntry};
@@ -162,6 +162,9 @@ struct Driver {
     /// [`CHAIN_HISTORY`]), so the harness can compare replicas that stopped at different
     /// indexes at the index they share.
     chain_at: BTreeMap<u64, u64>,
+    /// A way back into the driver's own request channel, for the `non-atomic-txn` bug's
+    /// tasks, which resubmit a transaction's micro-operations one by one.
+    requests: mpsc::Sender<Event>,
 }
 
 /// How many applied indexes keep their history chain for `digest` requests with `at`.
@@ -261,6 +264,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (peer_tx, peer_rx) = mpsc::channel::<(u64, Message)>(8192);
     let (event_tx, event_rx) = mpsc::channel::<Event>(8192);
+    let requests = event_tx.clone();
     let transport = Transport::start(cfg.id, &cfg.peers, stop_rx.clone());
     tokio::spawn(Inbound::<Message>::serve(
         listeners.peer,
@@ -296,6 +300,7 @@ pub async fn run(
         next_read_ctx: 1,
         logged_role: None,
         chain_at: BTreeMap::new(),
+        requests,
     };
     driver
         .chain_at
@@ -390,6 +395,19 @@ impl Driver {
     }
 
     fn handle_client(&mut self, id: u64, command: Command, reply: ReplyTx) {
+        if self.cfg.bugs.non_atomic_txn {
+            if let Command::Txn { ops } = &command {
+                if ops.len() > 1 && !command.is_read_only() {
+                    tokio::spawn(non_atomic_txn(
+                        self.requests.clone(),
+                        id,
+                        ops.clone(),
+                        reply,
+                    ));
+                    return;
+                }
+            }
+        }
         if command.is_read_only() {
             match self.cfg.read_mode {
                 ReadMode::Local => {
@@ -818,6 +836,56 @@ impl Driver {
 
 /// Accepts client connections; each gets a reader (lines → driver) and a writer
 /// (replies → socket) task.
+/// The `non-atomic-txn` bug: runs a transaction as a sequence of one-micro-op
+/// transactions, each submitted to the driver like a client request (so each write is
+/// its own log entry and each read its own read-index read) only after the previous one
+/// was answered. Other requests are handled in between, so other transactions interleave
+/// with this one and can observe it half applied: exactly what isolation forbids.
+///
+/// The reply is honest about what happened: a failure of the first micro-op is passed
+/// on unchanged (nothing was applied), a failure after that is an indefinite `timeout`,
+/// because part of the transaction has taken effect.
+async fn non_atomic_txn(requests: mpsc::Sender<Event>, id: u64, ops: Vec<MicroOp>, reply: ReplyTx) {
+    let mut done = Vec::with_capacity(ops.len());
+    for (i, op) in ops.into_iter().enumerate() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let event = Event::Client {
+            id,
+            command: Command::Txn { ops: vec![op] },
+            reply: tx,
+        };
+        // Both fail only when the driver has stopped (the node is shutting down).
+        let answer = match requests.send(event).await {
+            Ok(()) => rx.recv().await,
+            Err(_) => None,
+        };
+        // A one-micro-op transaction answers `[[f, key, value]]`.
+        let applied = answer.as_ref().filter(|r| r.ok).and_then(|r| {
+            r.value
+                .as_ref()
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .cloned()
+        });
+        match (applied, answer) {
+            (Some(result), _) => done.push(result),
+            (None, Some(r)) if i == 0 && !r.ok => {
+                let _ = reply.send(r);
+                return;
+            }
+            (None, _) => {
+                let _ = reply.send(Reply::error(
+                    Some(id),
+                    ErrorKind::Timeout,
+                    "outcome unknown: the transaction was applied only in part",
+                ));
+                return;
+            }
+        }
+    }
+    let _ = reply.send(Reply::ok(id, Value::Array(done)));
+}
+
 async fn serve_clients(
     listener: TcpListener,
     events: mpsc::Sender<Event>,
