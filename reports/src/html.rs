@@ -454,13 +454,14 @@ impl<'a> Page<'a> {
                         "before T2's append; process: same process, later; realtime: T1 completed before T2 began). "
                         "Hover an edge for its reason; click a transaction for its history lines."
                     }
-                    @for (i, a) in l.anomalies.iter().enumerate().take(ANOMALIES_SHOWN) {
-                        (self.anomaly(&format!("anomaly-{i}"), a))
+                    @let order = display_order(l);
+                    @for &i in order.iter().take(ANOMALIES_SHOWN) {
+                        (self.anomaly(&format!("anomaly-{i}"), &l.anomalies[i]))
                     }
-                    @if l.anomalies.len() > ANOMALIES_SHOWN {
-                        h3 { (l.anomalies.len() - ANOMALIES_SHOWN) " more" }
+                    @if order.len() > ANOMALIES_SHOWN {
+                        h3 { (order.len() - ANOMALIES_SHOWN) " more" }
                         ul {
-                            @for a in l.anomalies.iter().skip(ANOMALIES_SHOWN) { li { strong { (a.kind) } ": " (a.explanation) } }
+                            @for &i in order.iter().skip(ANOMALIES_SHOWN) { li { strong { (l.anomalies[i].kind) } ": " (l.anomalies[i].explanation) } }
                         }
                     }
                 }
@@ -830,14 +831,28 @@ impl<'a> Page<'a> {
     }
 }
 
+/// The order anomalies are shown in: cycles first (they are what a reader must follow
+/// by hand, and what the drawings are for), then the others, each in the checker's order.
+/// Anchors keep the checker's index (`anomaly-<i>`).
+fn display_order(l: &ListAppend) -> Vec<usize> {
+    let (mut cycles, others): (Vec<usize>, Vec<usize>) =
+        (0..l.anomalies.len()).partition(|&i| !l.anomalies[i].cycle.is_empty());
+    cycles.extend(others);
+    cycles
+}
+
 /// (transaction id, invocation index) of every transaction the shown anomalies name.
-fn anomaly_txns(l: &ListAppend) -> impl Iterator<Item = (usize, u64)> + '_ {
-    l.anomalies.iter().take(ANOMALIES_SHOWN).flat_map(|a| {
-        a.cycle
-            .iter()
-            .map(|s| (s.txn, s.invoke_index))
-            .chain(a.txns.iter().map(|t| (t.id, t.invoke_index)))
-    })
+fn anomaly_txns(l: &ListAppend) -> Vec<(usize, u64)> {
+    let order = display_order(l);
+    let shown = order.iter().take(ANOMALIES_SHOWN).map(|&i| &l.anomalies[i]);
+    shown
+        .flat_map(|a| {
+            a.cycle
+                .iter()
+                .map(|s| (s.txn, s.invoke_index))
+                .chain(a.txns.iter().map(|t| (t.id, t.invoke_index)))
+        })
+        .collect()
 }
 
 fn edge_colour(kind: &str) -> &'static str {
@@ -1109,6 +1124,22 @@ mod tests {
             page.matches("class=\"cycle-svg\"").count(),
             l.anomalies.iter().filter(|a| !a.cycle.is_empty()).count()
         );
+        // Cycles are shown before anomalies without one, whatever the checker's order.
+        let mut first = r.clone();
+        let la = first.list_append.as_mut().unwrap();
+        la.anomalies.insert(
+            0,
+            crate::results::ElleAnomaly {
+                kind: "internal".into(),
+                cycle: Vec::new(),
+                txns: la.anomalies[0].txns.clone(),
+                key: None,
+                explanation: "T9 read its own append wrong".into(),
+            },
+        );
+        let page = render_report(&ReportInput::new(&first, &h));
+        let at = |anchor: &str| page.find(&format!("id=\"{anchor}\"")).unwrap();
+        assert!(at("anomaly-1") < at("anomaly-0"));
         // A valid list-append run says so, with no drawings.
         let (mut v, vh) = valid_results();
         let mut valid = l.clone();

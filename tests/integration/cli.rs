@@ -152,3 +152,60 @@ fn check_writes_a_report_and_never_overwrites_foreign_files() {
     assert!(text(&out).contains("refusing"), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&report).unwrap(), "my notes");
 }
+
+/// `check --model list-append`: `--json` carries each anomaly's cycle as data (edge
+/// kinds and keys), and `--report` draws it.
+#[test]
+fn check_list_append_reports_cycles_as_data_and_drawings() {
+    let dir = TempDir::new("list-append");
+    let file = dir.path().join("history.jsonl");
+    // T0 appends to x and y; T1, concurrent, sees the append to x but not the one to y
+    // (G-single); T2 reads both afterwards.
+    let lines = [
+        r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"txn","value":[["append","x",1],["append","y",1]]}"#,
+        r#"{"index":1,"time":2,"process":1,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}"#,
+        r#"{"index":2,"time":3,"process":0,"type":"ok","f":"txn","value":[["append","x",1],["append","y",1]]}"#,
+        r#"{"index":3,"time":4,"process":1,"type":"ok","f":"txn","value":[["r","x",[1]],["r","y",null]]}"#,
+        r#"{"index":4,"time":5,"process":2,"type":"invoke","f":"txn","value":[["r","x",null],["r","y",null]]}"#,
+        r#"{"index":5,"time":6,"process":2,"type":"ok","f":"txn","value":[["r","x",[1]],["r","y",[1]]]}"#,
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let path = file.to_str().unwrap();
+    let out = run(&["check", path, "--model", "list-append", "--json"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let la = &json["histories"][0]["list_append"];
+    let g_single = la["anomalies"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["kind"] == "G-single"))
+        .unwrap_or_else(|| panic!("no G-single: {la}"));
+    let edges: Vec<(&str, &str)> = g_single["cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["edge_to_next"].as_str().unwrap(),
+                s["key"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(edges, vec![("wr", "x"), ("rw", "y")], "{g_single}");
+
+    let report = dir.path().join("report.html");
+    let out = run(&[
+        "check",
+        path,
+        "--model",
+        "list-append",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("id=\"anomalies\"") && html.contains("class=\"cycle-svg\""));
+    assert!(
+        html.contains(">rw y</text>"),
+        "edges are labelled with kind and key"
+    );
+}
