@@ -834,8 +834,6 @@ impl Driver {
     }
 }
 
-/// Accepts client connections; each gets a reader (lines → driver) and a writer
-/// (replies → socket) task.
 /// The `non-atomic-txn` bug: runs a transaction as a sequence of one-micro-op
 /// transactions, each submitted to the driver like a client request (so each write is
 /// its own log entry and each read its own read-index read) only after the previous one
@@ -886,6 +884,8 @@ async fn non_atomic_txn(requests: mpsc::Sender<Event>, id: u64, ops: Vec<MicroOp
     let _ = reply.send(Reply::ok(id, Value::Array(done)));
 }
 
+/// Accepts client connections; each gets a reader (lines → driver) and a writer
+/// (replies → socket) task.
 async fn serve_clients(
     listener: TcpListener,
     events: mpsc::Sender<Event>,
