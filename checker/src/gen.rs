@@ -313,12 +313,15 @@ impl Simulator {
             Sim::CasRegister if roll < 0.4 => ("read", Value::Null),
             Sim::CasRegister if roll < 0.7 => ("write", json!(self.value())),
             Sim::CasRegister => {
-                let written = self.written.get(&key).cloned().unwrap_or_default();
                 let expected = match self.opts.values {
                     Values::Small(n) => json!(self.rng.gen_range(0..n.max(1))),
                     Values::Unique if self.rng.gen_bool(0.6) => self.current(&key),
-                    Values::Unique => written
-                        .choose(&mut self.rng)
+                    // Borrowed, not cloned: the list grows with the history, and a copy
+                    // per cas made generating 1M operations quadratic.
+                    Values::Unique => self
+                        .written
+                        .get(&key)
+                        .and_then(|w| w.choose(&mut self.rng))
                         .cloned()
                         .unwrap_or_else(|| self.initial.clone()),
                 };
