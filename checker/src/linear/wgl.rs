@@ -15,6 +15,17 @@
 //! interned `u32`s, and the cache is an open-addressing table of indices into one flat
 //! arena of bitsets. Lifting and unlifting are O(1) (dancing links).
 //!
+//! Why cache entries are small: operations are numbered in invocation order, and the
+//! search linearizes them roughly in that order, so a linearized set is almost always
+//! "every operation below a *frontier* `f` (the first one not linearized), plus a few
+//! just above it". An entry stores `f` and only the bitset words from `f`'s word up to
+//! the word of the highest linearized operation, not all `n` bits: that window is a
+//! function of the set, so comparing (`f`, window) is exact set equality. With a full
+//! bitset per entry a 100 000-operation key cost 12.5 kB per entry and the search spent
+//! its time copying and faulting in gigabytes of them; windows are a word or two. Both
+//! `f` and the highest linearized operation are kept per stack frame, so push and pop
+//! restore them in O(1) (advancing `f` scans words, amortised small).
+//!
 //! Why memory is bounded: the cache only prunes repeated work — correctness never
 //! depends on it — so when it would outgrow its share of the memory budget the older half
 //! is evicted. Only if the fixed structures themselves (or the model's interned states)
@@ -78,6 +89,36 @@ struct Frame {
     node: u32,
     before: u32,
     after: u32,
+    /// The frontier and the highest linearized operation before this push.
+    frontier: u32,
+    highest: u32,
+}
+
+/// The first operation at or after `from` whose bit is clear (`n` if none).
+fn next_clear(bits: &[u64], from: u32, n: u32) -> u32 {
+    let mut word = (from / 64) as usize;
+    let mut w = bits.get(word).copied().unwrap_or(0) | ((1u64 << (from % 64)) - 1);
+    loop {
+        if w != u64::MAX {
+            let at = word as u32 * 64 + w.trailing_ones();
+            return at.min(n);
+        }
+        word += 1;
+        match bits.get(word) {
+            Some(&next) => w = next,
+            None => return n,
+        }
+    }
+}
+
+/// The words of the cache window of a linearized set (see the module doc): from the
+/// frontier's word to the highest linearized operation's word (at least one word).
+#[inline]
+fn window(bits: &[u64], frontier: u32, highest: u32, n: u32) -> &[u64] {
+    let last = n.saturating_sub(1);
+    let lo = (frontier.min(last) / 64) as usize;
+    let hi = (highest.max(frontier).min(last) / 64) as usize;
+    &bits[lo..=hi]
 }
 
 /// Searches for a linearization of `intervals[i]` ↦ `model.ops[i]`.
@@ -117,21 +158,26 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
     let mut remaining_ok = is_ok.iter().filter(|&&ok| ok).count();
     let zobrist: Vec<u64> = (0..n as u64).map(splitmix64).collect();
 
-    let fixed_bytes = nodes * (4 + 4 + 4 + 1 + 4) + n * (4 + 1 + 8 + 12 + 8) + words * 8;
-    let mut cache = Cache::new(words);
+    let fixed_bytes = nodes * (4 + 4 + 4 + 1 + 4) + n * (4 + 1 + 8 + 20 + 8) + words * 8;
+    let mut cache = Cache::new();
     let mut report = Report {
         outcome: Outcome::Valid,
         explored: 0,
         evictions: 0,
     };
-    let Some(entries) = cache_capacity(budget, fixed_bytes + model.bytes(), words) else {
+    let Some(cache_bytes) = cache_capacity(budget, fixed_bytes + model.bytes()) else {
         report.outcome = Outcome::Unknown(StopReason::Memory);
         return report;
     };
-    cache.max_entries = entries;
+    cache.max_bytes = cache_bytes;
 
     let mut bits = vec![0u64; words];
     let mut bits_hash = 0u64;
+    let n32 = n as u32;
+    // The first operation not linearized, and the highest linearized one (0 when none:
+    // the window then starts and ends at the frontier's word either way).
+    let mut frontier = 0u32;
+    let mut highest = 0u32;
     let mut state = model.initial;
     let mut stack: Vec<Frame> = Vec::with_capacity(n);
     let mut best: Vec<(u32, u32)> = Vec::with_capacity(n);
@@ -193,10 +239,10 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                 if used + cache.bytes() > budget.memory_bytes {
                     model.clear_memo();
                     let used = fixed_bytes + model.bytes();
-                    match cache_capacity(budget, used, words) {
-                        Some(entries) => {
-                            cache.max_entries = entries;
-                            while cache.len() > entries {
+                    match cache_capacity(budget, used) {
+                        Some(cache_bytes) => {
+                            cache.max_bytes = cache_bytes;
+                            while cache.len() > 0 && cache.used_bytes() > cache_bytes {
                                 cache.evict_older_half();
                                 report.evictions += 1;
                             }
@@ -215,14 +261,29 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                 let mask = 1u64 << (op % 64);
                 bits[word] |= mask;
                 let h = bits_hash ^ zobrist[op as usize];
-                let (inserted, evicted) = cache.insert(h ^ mix(after), &bits, after);
+                let new_frontier = if op == frontier {
+                    next_clear(&bits, op, n32)
+                } else {
+                    frontier
+                };
+                let new_highest = highest.max(op);
+                let (inserted, evicted) = cache.insert(
+                    h ^ mix(after),
+                    new_frontier,
+                    window(&bits, new_frontier, new_highest, n32),
+                    after,
+                );
                 report.evictions += u64::from(evicted);
                 if inserted {
                     stack.push(Frame {
                         node,
                         before: state,
                         after,
+                        frontier,
+                        highest,
                     });
+                    frontier = new_frontier;
+                    highest = new_highest;
                     state = after;
                     bits_hash = h;
                     lift(&mut next, &mut prev, node);
@@ -256,6 +317,8 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
             bits_hash ^= zobrist[op as usize];
             unlift(&mut next, &mut prev, frame.node);
             state = frame.before;
+            frontier = frame.frontier;
+            highest = frame.highest;
             if is_ok[op as usize] {
                 remaining_ok += 1;
             }
@@ -275,11 +338,13 @@ fn over_budget(budget: &Budget, explored: u64) -> Option<StopReason> {
     None
 }
 
-/// How many cache entries fit beside `used` bytes, or `None` if too few to search.
-fn cache_capacity(budget: &Budget, used: usize, words: usize) -> Option<usize> {
+/// How many bytes of cache entries fit beside `used` bytes, or `None` if too few to
+/// search. Half the free memory: the arrays grow by doubling, so their capacity may be
+/// up to twice what the entries use.
+fn cache_capacity(budget: &Budget, used: usize) -> Option<usize> {
     let free = budget.memory_bytes.checked_sub(used)?;
-    let entries = free / Cache::entry_bytes(words);
-    (entries >= MIN_CACHE_ENTRIES).then_some(entries)
+    let bytes = free / 2;
+    (bytes >= MIN_CACHE_ENTRIES * Cache::entry_bytes(1)).then_some(bytes)
 }
 
 fn splitmix64(seed: u64) -> u64 {
@@ -298,75 +363,89 @@ fn mix(state: u32) -> u64 {
         .rotate_left(29)
 }
 
-/// Lowe's cache: the set of (linearized bitset, state) configurations already explored.
-/// Entries live in insertion order in flat arrays; the table holds their indices.
+/// Lowe's cache: the set of (linearized set, state) configurations already explored.
+/// Entries live in insertion order in flat arrays, each set as (frontier, window of
+/// bitset words; see the module doc); the table holds their indices.
 struct Cache {
-    words: usize,
+    /// The window words of every entry, back to back.
     arena: Vec<u64>,
+    /// Where each entry's window starts in `arena` (it ends where the next one starts).
+    starts: Vec<u32>,
+    frontiers: Vec<u32>,
     states: Vec<u32>,
     hashes: Vec<u64>,
     table: HashTable<u32>,
-    max_entries: usize,
+    /// Most bytes the entries may use (see [`Cache::used_bytes`]).
+    max_bytes: usize,
 }
 
 impl Cache {
-    fn new(words: usize) -> Cache {
+    fn new() -> Cache {
         Cache {
-            words,
             arena: Vec::new(),
+            starts: Vec::new(),
+            frontiers: Vec::new(),
             states: Vec::new(),
             hashes: Vec::new(),
             table: HashTable::new(),
-            max_entries: MIN_CACHE_ENTRIES,
+            max_bytes: MIN_CACHE_ENTRIES * Cache::entry_bytes(1),
         }
     }
 
-    /// Bytes one entry may cost, counting the table's slack (load factor and doubling).
+    /// Bytes one entry with a window of `words` words costs, counting the table's slot.
     fn entry_bytes(words: usize) -> usize {
-        words * 8 + 4 + 8 + 12
+        words * 8 + 4 + 4 + 4 + 8 + 5
     }
 
     fn len(&self) -> usize {
         self.states.len()
     }
 
+    /// Bytes the entries use (not the arrays' spare capacity).
+    fn used_bytes(&self) -> usize {
+        self.arena.len() * 8 + self.len() * Cache::entry_bytes(0)
+    }
+
     fn bytes(&self) -> usize {
         self.arena.capacity() * 8
+            + self.starts.capacity() * 4
+            + self.frontiers.capacity() * 4
             + self.states.capacity() * 4
             + self.hashes.capacity() * 8
             + self.table.capacity() * 5
     }
 
+    fn window_of(&self, i: usize) -> &[u64] {
+        let start = self.starts[i] as usize;
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.arena.len(), |&e| e as usize);
+        &self.arena[start..end]
+    }
+
     /// Inserts the configuration; returns (was it new, was the cache halved first).
-    fn insert(&mut self, hash: u64, bits: &[u64], state: u32) -> (bool, bool) {
-        let words = self.words;
-        let (arena, states) = (&self.arena, &self.states);
+    fn insert(&mut self, hash: u64, frontier: u32, window: &[u64], state: u32) -> (bool, bool) {
         let seen = self.table.find(hash, |&i| {
             let i = i as usize;
-            states[i] == state && arena[i * words..(i + 1) * words] == *bits
+            self.states[i] == state && self.frontiers[i] == frontier && self.window_of(i) == window
         });
         if seen.is_some() {
             return (false, false);
         }
         let mut evicted = false;
-        if self.len() >= self.max_entries {
+        while self.len() > 0
+            && self.used_bytes() + Cache::entry_bytes(window.len()) > self.max_bytes
+        {
             self.evict_older_half();
             evicted = true;
         }
-        if self.states.len() == self.states.capacity() {
-            // Grow by doubling, but never past the budgeted number of entries.
-            let target = (self.states.capacity() * 2)
-                .max(1024)
-                .min(self.max_entries.max(1));
-            let extra = target.saturating_sub(self.states.len()).max(1);
-            self.states.reserve_exact(extra);
-            self.hashes.reserve_exact(extra);
-            self.arena.reserve_exact(extra * words);
-        }
         let index = self.states.len() as u32;
+        self.starts.push(self.arena.len() as u32);
+        self.arena.extend_from_slice(window);
+        self.frontiers.push(frontier);
         self.states.push(state);
         self.hashes.push(hash);
-        self.arena.extend_from_slice(bits);
         let hashes = &self.hashes;
         self.table
             .insert_unique(hash, index, |&i| hashes[i as usize]);
@@ -376,8 +455,18 @@ impl Cache {
     /// Forgets the older half of the entries (the search has most likely moved past
     /// them) and rebuilds the table over the rest.
     fn evict_older_half(&mut self) {
-        let keep_from = self.len() / 2;
-        self.arena.drain(..keep_from * self.words);
+        // Rounded up, so that a single entry is evicted too.
+        let keep_from = self.len().div_ceil(2);
+        let base = self
+            .starts
+            .get(keep_from)
+            .map_or(self.arena.len(), |&s| s as usize);
+        self.arena.drain(..base);
+        self.starts.drain(..keep_from);
+        for s in &mut self.starts {
+            *s -= base as u32;
+        }
+        self.frontiers.drain(..keep_from);
         self.states.drain(..keep_from);
         self.hashes.drain(..keep_from);
         self.table.clear();
@@ -390,6 +479,8 @@ impl Cache {
 
     fn shrink(&mut self) {
         self.arena.shrink_to_fit();
+        self.starts.shrink_to_fit();
+        self.frontiers.shrink_to_fit();
         self.states.shrink_to_fit();
         self.hashes.shrink_to_fit();
         let hashes = &self.hashes;
@@ -401,45 +492,77 @@ impl Cache {
 mod tests {
     use super::*;
 
-    fn key(i: u64) -> (u64, Vec<u64>, u32) {
+    fn key(i: u64) -> (u64, u32, Vec<u64>, u32) {
         let bits = vec![i, i.rotate_left(7)];
-        (splitmix64(i), bits, (i % 5) as u32)
+        (splitmix64(i), (i % 3) as u32, bits, (i % 5) as u32)
     }
 
     #[test]
     fn cache_remembers_until_evicted_and_keeps_the_newer_half() {
-        let mut cache = Cache::new(2);
-        cache.max_entries = 1000;
+        let mut cache = Cache::new();
+        cache.max_bytes = 1000 * Cache::entry_bytes(2);
         for i in 0..1000 {
-            let (h, b, s) = key(i);
-            assert_eq!(cache.insert(h, &b, s), (true, false));
+            let (h, f, b, s) = key(i);
+            assert_eq!(cache.insert(h, f, &b, s), (true, false));
         }
         for i in 0..1000 {
-            let (h, b, s) = key(i);
+            let (h, f, b, s) = key(i);
             assert_eq!(
-                cache.insert(h, &b, s),
+                cache.insert(h, f, &b, s),
                 (false, false),
                 "entry {i} forgotten"
             );
         }
         // the next new entry halves the cache: 0..500 are forgotten, 500.. remembered
-        let (h, b, s) = key(5000);
-        assert_eq!(cache.insert(h, &b, s), (true, true));
+        let (h, f, b, s) = key(5000);
+        assert_eq!(cache.insert(h, f, &b, s), (true, true));
         assert_eq!(cache.len(), 501);
-        let (h, b, s) = key(999);
-        assert_eq!(cache.insert(h, &b, s), (false, false));
-        let (h, b, s) = key(3);
-        assert!(cache.insert(h, &b, s).0);
-        assert!(cache.bytes() <= 1000 * Cache::entry_bytes(2) + 4096 * 5);
+        let (h, f, b, s) = key(999);
+        assert_eq!(cache.insert(h, f, &b, s), (false, false));
+        let (h, f, b, s) = key(3);
+        assert!(cache.insert(h, f, &b, s).0);
+        assert!(cache.used_bytes() <= cache.max_bytes);
     }
 
     #[test]
-    fn same_bits_different_state_are_different_configurations() {
-        let mut cache = Cache::new(1);
-        cache.max_entries = 10;
-        assert!(cache.insert(1, &[3], 0).0);
-        assert!(cache.insert(1, &[3], 1).0);
-        assert!(!cache.insert(1, &[3], 1).0);
-        assert!(cache.insert(1, &[4], 1).0);
+    fn state_frontier_and_window_all_distinguish_configurations() {
+        let mut cache = Cache::new();
+        cache.max_bytes = 10 * Cache::entry_bytes(2);
+        assert!(cache.insert(1, 0, &[3], 0).0);
+        assert!(cache.insert(1, 0, &[3], 1).0);
+        assert!(!cache.insert(1, 0, &[3], 1).0);
+        assert!(cache.insert(1, 0, &[4], 1).0);
+        assert!(cache.insert(1, 64, &[4], 1).0);
+        assert!(cache.insert(1, 64, &[4, 1], 1).0);
+        assert!(!cache.insert(1, 64, &[4, 1], 1).0);
+        // an entry too big for the budget still goes in, alone
+        cache.max_bytes = Cache::entry_bytes(1);
+        assert_eq!(cache.insert(2, 0, &[7, 7, 7], 0), (true, true));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn frontier_and_window_are_functions_of_the_set() {
+        let n = 200;
+        let mut bits = vec![0u64; 4];
+        let set = |bits: &mut Vec<u64>, i: u32| bits[(i / 64) as usize] |= 1 << (i % 64);
+        assert_eq!(next_clear(&bits, 0, n), 0);
+        for i in 0..70 {
+            set(&mut bits, i);
+        }
+        assert_eq!(next_clear(&bits, 0, n), 70);
+        assert_eq!(next_clear(&bits, 65, n), 70);
+        set(&mut bits, 150);
+        assert_eq!(window(&bits, 70, 150, n), &bits[1..=2]);
+        // nothing above the frontier: one word, the frontier's
+        assert_eq!(window(&bits, 70, 69, n), &bits[1..=1]);
+        for i in 70..n {
+            set(&mut bits, i);
+        }
+        assert_eq!(next_clear(&bits, 0, n), n);
+        assert_eq!(window(&bits, n, n - 1, n), &bits[3..=3]);
+        assert_eq!(next_clear(&[u64::MAX], 0, 64), 64);
+        assert_eq!(next_clear(&[0], 0, 0), 0);
+        assert_eq!(window(&[0], 0, 0, 0), &[0]);
     }
 }
