@@ -5,7 +5,9 @@
 //! partitions by key (P-compositionality; the multi-register is one partition since its
 //! registers are named inside transactions), drops reads that did not complete `ok`
 //! (they cannot change state) and Knossos-style `null` reads that observed nothing
-//! ([`ModelKind::null_reads_observe_nothing`]), and decides each partition:
+//! ([`ModelKind::null_reads_observe_nothing`]), reduces register partitions (`reduce`:
+//! indeterminate writes nobody observed are dropped, observed ones get a return), and
+//! decides each partition:
 //!
 //! 1. the unique-values fast path ([`unique`]), which decides many histories in O(n);
 //! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;
@@ -22,6 +24,7 @@
 
 mod compiled;
 mod precheck;
+mod reduce;
 pub mod unique;
 mod wgl;
 mod witness;
@@ -175,9 +178,12 @@ struct Job<'a> {
     /// Every operation of the partition.
     all: Vec<&'a Operation>,
     /// The operations searched: `all` without reads that observed nothing (did not
-    /// complete ok, or returned Knossos' "no value" `null`).
+    /// complete ok, or returned Knossos' "no value" `null`) and without the `info`
+    /// updates `reduce` dropped.
     kept: Vec<&'a Operation>,
     parsed: Vec<ModelOp>,
+    /// Per kept operation: the return `reduce` gave an `info` one, if any.
+    returns: Vec<Option<u64>>,
 }
 
 /// Checks `ops` for linearizability against `model`, starting from `initial` (or the
@@ -219,6 +225,7 @@ pub fn check(
                 all: Vec::with_capacity(indices.len()),
                 kept: Vec::with_capacity(indices.len()),
                 parsed: Vec::with_capacity(indices.len()),
+                returns: Vec::new(),
             };
             for i in indices {
                 let op = &ops.ops[i];
@@ -230,6 +237,19 @@ pub fn check(
                     job.parsed.push(parsed[i].clone());
                 }
             }
+            let r = reduce::reduce(model, &initial, &job.kept, &job.parsed);
+            if r.dropped > 0 {
+                let mut keep = r.keep.iter();
+                job.kept.retain(|_| keep.next() == Some(&true));
+                let mut keep = r.keep.iter();
+                job.parsed.retain(|_| keep.next() == Some(&true));
+            }
+            job.returns = r
+                .returns
+                .into_iter()
+                .zip(&r.keep)
+                .filter_map(|(ret, &k)| k.then_some(ret))
+                .collect();
             job
         })
         .collect();
@@ -400,10 +420,11 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
     let intervals: Vec<wgl::Interval> = job
         .kept
         .iter()
-        .map(|o| {
+        .zip(&job.returns)
+        .map(|(o, ret)| {
             (
                 o.invoke_index,
-                o.complete_index.filter(|_| o.outcome == Outcome::Ok),
+                ret.or(o.complete_index.filter(|_| o.outcome == Outcome::Ok)),
             )
         })
         .collect();

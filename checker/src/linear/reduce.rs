@@ -1,0 +1,256 @@
+//! Sound reductions of a register partition before it is decided: indeterminate
+//! (`info`) writes that cannot matter are dropped, and those that must have taken effect
+//! before a known point get that point as their return.
+//!
+//! An `info` operation returns at infinity: the search must keep it pending to the very
+//! end, may linearize it anywhere after its invocation, or never. A few hundred of them
+//! in a long history multiply the configurations the search can reach (each is in or out
+//! of the linearized set, independently) and keep its cache entries wide. Both
+//! reductions below preserve linearizability exactly (the reduced partition is
+//! linearizable iff the original is), so every decision procedure may run on the
+//! reduced partition, and they apply to the `register` and `cas-register` models only.
+//!
+//! **Dropping an unobserved `info` update.** Let W be an `info` write of `v`, or an
+//! `info` `cas [a v]`, such that no kept operation *observes* `v`: no `ok` read returned
+//! `v` and no kept cas expects `v`. Then the partition without W is linearizable iff it
+//! is with W:
+//! - a linearization without W is one with W (an `info` operation may never take
+//!   effect);
+//! - given a linearization L containing W, remove W. The operation right after W in L ran
+//!   in state `v`, so it observes nothing (a write, whose legality does not depend on the
+//!   state) or there is none; every other operation sees the same state as in L. Real-time
+//!   order only loses constraints. So L without W is legal.
+//!
+//! The argument holds for the partition as it stands at each step, so it applies
+//! repeatedly: dropping `info cas [a v]` removes one observer of `a`, which may leave an
+//! `info` write of `a` unobserved in turn (cas chains of indeterminate operations).
+//!
+//! **Bounding an observed `info` update.** Let W write `v` (write or cas), where `v` is
+//! not the initial value and W is the only kept operation that writes `v`. Every
+//! operation observing `v` then runs after W in any linearization (only W produces `v`),
+//! so W takes effect before the earliest completion `r` of an `ok` observer of `v` and
+//! must take effect at all. Giving W the return `r` (as if it had completed `ok` there)
+//! adds no constraint a linearization did not already satisfy: W's point is before that
+//! observer's point, which is before `r` and hence before anything invoked after `r`.
+//! W stops being pending to infinity, and the search treats it like any `ok` operation.
+//! If `r` falls before W's invocation, nothing is changed (the partition is invalid, and
+//! the pre-checks say why).
+
+use crate::history::{Operation, Outcome};
+use crate::model::{ModelKind, ModelOp};
+use hashbrown::HashMap;
+use serde_json::Value;
+
+/// The reduced partition, as positions into the operations given to [`reduce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reduction {
+    /// Which operations remain.
+    pub(crate) keep: Vec<bool>,
+    /// For each operation, the return an `info` one is given (`None`: unchanged).
+    pub(crate) returns: Vec<Option<u64>>,
+    /// How many `info` operations were dropped, and how many bounded.
+    pub(crate) dropped: usize,
+    pub(crate) bounded: usize,
+}
+
+/// Computes both reductions for one partition; `ops[i]` parses to `parsed[i]`, and every
+/// operation given is kept by the caller (reads that observed nothing already removed).
+pub(crate) fn reduce(
+    kind: ModelKind,
+    initial: &Value,
+    ops: &[&Operation],
+    parsed: &[ModelOp],
+) -> Reduction {
+    let n = ops.len();
+    let mut out = Reduction {
+        keep: vec![true; n],
+        returns: vec![None; n],
+        dropped: 0,
+        bounded: 0,
+    };
+    if !matches!(kind, ModelKind::Register | ModelKind::CasRegister) {
+        return out;
+    }
+    // Values by JSON text (equal exactly when the values are), as small ids.
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut id = |v: &Value| {
+        let next = ids.len() as u32;
+        *ids.entry(v.to_string()).or_insert(next)
+    };
+    let initial_id = id(initial);
+    // What each operation writes and observes.
+    let mut writes: Vec<Option<u32>> = vec![None; n];
+    let mut observes: Vec<Option<u32>> = vec![None; n];
+    for (i, (op, p)) in ops.iter().zip(parsed).enumerate() {
+        match p {
+            ModelOp::Read(Some(v)) if op.outcome == Outcome::Ok => observes[i] = Some(id(v)),
+            ModelOp::Write(v) => writes[i] = Some(id(v)),
+            ModelOp::Cas(a, b) => {
+                observes[i] = Some(id(a));
+                writes[i] = Some(id(b));
+            }
+            _ => {}
+        }
+    }
+    let values = ids.len();
+    let mut observers = vec![0u32; values];
+    for v in observes.iter().flatten() {
+        observers[*v as usize] += 1;
+    }
+    // Indeterminate updates of each value, to revisit when the value loses observers.
+    let mut info_writers: Vec<Vec<u32>> = vec![Vec::new(); values];
+    let mut work: Vec<u32> = Vec::new();
+    for i in 0..n {
+        if let (Some(v), Outcome::Info) = (writes[i], ops[i].outcome) {
+            info_writers[v as usize].push(i as u32);
+            work.push(i as u32);
+        }
+    }
+    while let Some(i) = work.pop() {
+        let i = i as usize;
+        let Some(v) = writes[i] else { continue };
+        if !out.keep[i] || observers[v as usize] > 0 {
+            continue;
+        }
+        out.keep[i] = false;
+        out.dropped += 1;
+        if let Some(a) = observes[i] {
+            observers[a as usize] -= 1;
+            if observers[a as usize] == 0 {
+                work.extend_from_slice(&info_writers[a as usize]);
+            }
+        }
+    }
+
+    // Bounding: the earliest completion of an `ok` observer of each value, and how many
+    // kept operations write it.
+    let mut earliest = vec![u64::MAX; values];
+    let mut writers = vec![0u32; values];
+    for i in (0..n).filter(|&i| out.keep[i]) {
+        if let (Some(v), Some(c)) = (observes[i], ops[i].complete_index) {
+            if ops[i].outcome == Outcome::Ok {
+                earliest[v as usize] = earliest[v as usize].min(c);
+            }
+        }
+        if let Some(v) = writes[i] {
+            writers[v as usize] += 1;
+        }
+    }
+    for i in (0..n).filter(|&i| out.keep[i] && ops[i].outcome == Outcome::Info) {
+        let Some(v) = writes[i] else { continue };
+        let r = earliest[v as usize];
+        if v != initial_id && writers[v as usize] == 1 && r != u64::MAX && r > ops[i].invoke_index {
+            out.returns[i] = Some(r);
+            out.bounded += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType, History, Process};
+    use serde_json::json;
+    use EventType::*;
+
+    fn ev(process: u64, kind: EventType, f: &str, value: Value) -> Event {
+        Event {
+            index: 0,
+            time: 0,
+            process: Process::Client(process),
+            kind,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            error: None,
+            line: None,
+        }
+    }
+
+    fn run(events: Vec<Event>) -> Reduction {
+        let mut events = events;
+        for (i, e) in events.iter_mut().enumerate() {
+            e.index = i as u64;
+        }
+        let ops = History::new(events).pair().unwrap();
+        let kept: Vec<&Operation> = ops
+            .ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Ok || o.f != "read")
+            .collect();
+        let parsed: Vec<ModelOp> = kept
+            .iter()
+            .map(|o| ModelKind::CasRegister.parse_op(o).unwrap())
+            .collect();
+        reduce(ModelKind::CasRegister, &json!(0), &kept, &parsed)
+    }
+
+    #[test]
+    fn unobserved_info_cas_chain_is_dropped_whole() {
+        // info write 1, info cas 1→2, info cas 2→3; nobody reads 1, 2 or 3
+        let r = run(vec![
+            ev(0, Invoke, "write", json!(1)),
+            ev(1, Invoke, "cas", json!([1, 2])),
+            ev(2, Invoke, "cas", json!([2, 3])),
+            ev(3, Invoke, "read", Value::Null),
+            ev(3, Ok, "read", json!(0)),
+            ev(0, Info, "write", json!(1)),
+            ev(1, Info, "cas", json!([1, 2])),
+            ev(2, Info, "cas", json!([2, 3])),
+        ]);
+        assert_eq!(r.keep, vec![false, false, false, true]);
+        assert_eq!(r.dropped, 3);
+    }
+
+    #[test]
+    fn observed_info_write_is_kept_and_bounded_by_its_first_reader() {
+        let r = run(vec![
+            ev(0, Invoke, "write", json!(1)),
+            ev(1, Invoke, "read", Value::Null),
+            ev(1, Ok, "read", json!(1)),
+            ev(1, Invoke, "cas", json!([1, 2])),
+            ev(1, Ok, "cas", json!([1, 2])),
+            ev(0, Info, "write", json!(1)),
+        ]);
+        assert_eq!(r.keep, vec![true, true, true]);
+        assert_eq!(r.returns, vec![Some(2), None, None]);
+        assert_eq!(r.bounded, 1);
+    }
+
+    #[test]
+    fn repeated_or_initial_values_are_not_bounded() {
+        // two writers of 1: the reader may have seen either
+        let r = run(vec![
+            ev(0, Invoke, "write", json!(1)),
+            ev(2, Invoke, "write", json!(1)),
+            ev(2, Ok, "write", json!(1)),
+            ev(1, Invoke, "read", Value::Null),
+            ev(1, Ok, "read", json!(1)),
+            ev(0, Info, "write", json!(1)),
+        ]);
+        assert_eq!(r.returns, vec![None, None, None]);
+        // the initial value needs no writer at all
+        let r = run(vec![
+            ev(0, Invoke, "write", json!(0)),
+            ev(1, Invoke, "read", Value::Null),
+            ev(1, Ok, "read", json!(0)),
+            ev(0, Info, "write", json!(0)),
+        ]);
+        assert_eq!(r.returns, vec![None, None]);
+        assert_eq!(r.keep, vec![true, true]);
+    }
+
+    #[test]
+    fn a_read_before_the_write_is_left_for_the_prechecks() {
+        let r = run(vec![
+            ev(1, Invoke, "read", Value::Null),
+            ev(1, Ok, "read", json!(1)),
+            ev(0, Invoke, "write", json!(1)),
+            ev(0, Info, "write", json!(1)),
+        ]);
+        assert_eq!(r.returns, vec![None, None]);
+        assert_eq!(r.keep, vec![true, true]);
+    }
+}
