@@ -190,16 +190,24 @@ fn set(initial: &Value, ops: &[&Operation], parsed: &[ModelOp]) -> Option<Refuta
 
 fn kv_append(initial: &Value, ops: &[&Operation], parsed: &[ModelOp]) -> Option<Refutation> {
     let initial = initial.as_str().unwrap_or_default();
-    // (invocation index, is put, text) of every update.
-    let updates: Vec<(u64, bool, &str)> = ops
-        .iter()
-        .zip(parsed)
-        .filter_map(|(op, p)| match p {
-            ModelOp::Put(s) => Some((op.invoke_index, true, s.as_str())),
-            ModelOp::Append(s) => Some((op.invoke_index, false, s.as_str())),
-            _ => None,
-        })
-        .collect();
+    // The earliest invocation of a put of each string and of an append of each string,
+    // and the lengths appends have: a get is explained by a put of exactly its string or
+    // an append of one of its suffixes, so only suffixes of those lengths need looking up
+    // (one scan of every update per get was quadratic in long histories).
+    let mut puts: HashMap<&str, u64> = HashMap::new();
+    let mut appends: HashMap<&str, u64> = HashMap::new();
+    for (op, p) in ops.iter().zip(parsed) {
+        let (map, text) = match p {
+            ModelOp::Put(s) => (&mut puts, s.as_str()),
+            ModelOp::Append(s) => (&mut appends, s.as_str()),
+            _ => continue,
+        };
+        let e = map.entry(text).or_insert(u64::MAX);
+        *e = (*e).min(op.invoke_index);
+    }
+    let mut lengths: Vec<usize> = appends.keys().map(|t| t.len()).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
     for (i, op) in ops.iter().enumerate() {
         let ModelOp::Get(Some(s)) = &parsed[i] else {
             continue;
@@ -209,9 +217,13 @@ fn kv_append(initial: &Value, ops: &[&Operation], parsed: &[ModelOp]) -> Option<
         }
         // The last update before this get produced a string equal to (put) or ending
         // with (append) its own text.
-        let explained = updates.iter().any(|&(at, put, text)| {
-            at < op.return_index() && if put { s == text } else { s.ends_with(text) }
-        });
+        let before = |at: Option<&u64>| at.is_some_and(|&at| at < op.return_index());
+        let explained = before(puts.get(s.as_str()))
+            || lengths
+                .iter()
+                .take_while(|&&len| len <= s.len())
+                .filter(|&&len| s.is_char_boundary(s.len() - len))
+                .any(|&len| before(appends.get(&s[s.len() - len..])));
         if !explained {
             return Some(Refutation {
                 op: i,
