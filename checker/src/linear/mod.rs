@@ -5,9 +5,9 @@
 //! partitions by key (P-compositionality; the multi-register is one partition since its
 //! registers are named inside transactions), drops reads that did not complete `ok`
 //! (they cannot change state) and Knossos-style `null` reads that observed nothing
-//! ([`ModelKind::null_reads_observe_nothing`]), reduces register partitions (`reduce`:
-//! indeterminate writes nobody observed are dropped, observed ones get a return), and
-//! decides each partition:
+//! ([`ModelKind::null_reads_observe_nothing`]), reduces register and kv-append
+//! partitions (`reduce`: indeterminate updates nobody observed are dropped, observed ones
+//! that alone wrote their value get a return), and decides each partition:
 //!
 //! 1. the unique-values fast path ([`unique`]), which decides many histories in O(n);
 //! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;

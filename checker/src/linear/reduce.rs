@@ -8,7 +8,8 @@
 //! of the linearized set, independently) and keep its cache entries wide. Both
 //! reductions below preserve linearizability exactly (the reduced partition is
 //! linearizable iff the original is), so every decision procedure may run on the
-//! reduced partition, and they apply to the `register` and `cas-register` models only.
+//! reduced partition. They apply to the `register` and `cas-register` models as below,
+//! and to `kv-append` under a precondition on its strings (see `kv_append`).
 //!
 //! **Dropping an unobserved `info` update.** Let W be an `info` write of `v`, or an
 //! `info` `cas [a v]`, such that no kept operation *observes* `v`: no `ok` read returned
@@ -68,8 +69,13 @@ pub(crate) fn reduce(
         dropped: 0,
         bounded: 0,
     };
-    if !matches!(kind, ModelKind::Register | ModelKind::CasRegister) {
-        return out;
+    match kind {
+        ModelKind::Register | ModelKind::CasRegister => {}
+        ModelKind::KvAppend => {
+            kv_append(initial, ops, parsed, &mut out);
+            return out;
+        }
+        _ => return out,
     }
     // Values by JSON text (equal exactly when the values are), as small ids.
     let mut ids: HashMap<String, u32> = HashMap::new();
@@ -145,6 +151,129 @@ pub(crate) fn reduce(
         }
     }
     out
+}
+
+/// The delimiters of framed tokens: every update argument (and a non-empty initial
+/// value) starts with `open`, ends with `close`, and has neither inside.
+struct Frame {
+    open: u8,
+    close: u8,
+}
+
+impl Frame {
+    /// The framing all of `texts` share, if they are all framed tokens of one framing
+    /// with ASCII delimiters (ASCII bytes never occur inside a multi-byte character).
+    fn of<'a>(mut texts: impl Iterator<Item = &'a str>) -> Option<Frame> {
+        let first = texts.next()?.as_bytes();
+        let frame = Frame {
+            open: *first.first()?,
+            close: *first.last()?,
+        };
+        let ok = frame.open.is_ascii() && frame.close.is_ascii() && frame.open != frame.close;
+        (ok && frame.is_token(first) && texts.all(|t| frame.is_token(t.as_bytes())))
+            .then_some(frame)
+    }
+
+    fn is_token(&self, t: &[u8]) -> bool {
+        t.len() >= 2
+            && t[0] == self.open
+            && t[t.len() - 1] == self.close
+            && !t[1..t.len() - 1]
+                .iter()
+                .any(|&b| b == self.open || b == self.close)
+    }
+
+    /// The tokens `s` is the concatenation of, or `None` if it is not one.
+    fn split<'a>(&self, s: &'a str) -> Option<Vec<&'a str>> {
+        let mut tokens = Vec::new();
+        let mut rest = s;
+        while !rest.is_empty() {
+            let end = rest.bytes().position(|b| b == self.close)? + 1;
+            let (token, tail) = rest.split_at(end);
+            if !self.is_token(token.as_bytes()) {
+                return None;
+            }
+            tokens.push(token);
+            rest = tail;
+        }
+        Some(tokens)
+    }
+}
+
+/// The same reductions for `kv-append`, where they need one more precondition: every
+/// update writes one *framed token* (see [`Frame`]; our workloads append `x17y`-style
+/// tokens), and every `ok` get returned a concatenation of such tokens.
+///
+/// Framing makes "the state contains `t`" mean "`t` is one of the state's tokens": an
+/// occurrence of `t` starts at an `open` byte, which only starts arguments, and ends at
+/// the first `close` after it, which ends that same argument. Then:
+/// - **dropping**: an `info` put or append of `t` that is a token of no `ok` get. After it
+///   takes effect, every state up to the next put contains `t` (appends only extend; a put
+///   of `t` starts the state with it), so no get can run in that span; the span ends at a
+///   put (which ignores the state) or at the end, and removing the update changes no
+///   observed state. Gets are the only operations that observe the state.
+/// - **bounding**: an `info` update that is the only one writing `t`, where `t` is not a
+///   token of the initial value: any state containing `t` comes after it, so it precedes
+///   every `ok` get containing `t`, and takes the earliest one's completion as return.
+///
+/// A get whose result is not a concatenation of tokens can never be linearized (no state
+/// has that form); rather than reason about it, nothing is reduced, and the pre-checks
+/// and the search report it.
+fn kv_append(initial: &Value, ops: &[&Operation], parsed: &[ModelOp], out: &mut Reduction) {
+    let initial = initial.as_str().unwrap_or_default();
+    fn argument(p: &ModelOp) -> Option<&str> {
+        match p {
+            ModelOp::Put(s) | ModelOp::Append(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+    let texts = parsed
+        .iter()
+        .filter_map(argument)
+        .chain((!initial.is_empty()).then_some(initial));
+    let Some(frame) = Frame::of(texts) else {
+        return;
+    };
+    let Some(initial_tokens) = frame.split(initial) else {
+        return;
+    };
+    // Per token: the earliest completion of an ok get containing it, and its writers.
+    let mut earliest: HashMap<&str, u64> = HashMap::new();
+    for (op, p) in ops.iter().zip(parsed) {
+        let (ModelOp::Get(Some(s)), Outcome::Ok) = (p, op.outcome) else {
+            continue;
+        };
+        let Some(tokens) = frame.split(s) else {
+            return;
+        };
+        let at = op.return_index();
+        for t in tokens {
+            let e = earliest.entry(t).or_insert(at);
+            *e = (*e).min(at);
+        }
+    }
+    let mut writers: HashMap<&str, u32> = HashMap::new();
+    for t in parsed.iter().filter_map(argument) {
+        *writers.entry(t).or_default() += 1;
+    }
+    for (i, (op, p)) in ops.iter().zip(parsed).enumerate() {
+        let (Some(t), Outcome::Info) = (argument(p), op.outcome) else {
+            continue;
+        };
+        match earliest.get(t) {
+            None => {
+                out.keep[i] = false;
+                out.dropped += 1;
+            }
+            Some(&r) => {
+                if writers.get(t) == Some(&1) && !initial_tokens.contains(&t) && r > op.invoke_index
+                {
+                    out.returns[i] = Some(r);
+                    out.bounded += 1;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +369,84 @@ mod tests {
         ]);
         assert_eq!(r.returns, vec![None, None]);
         assert_eq!(r.keep, vec![true, true]);
+    }
+
+    fn run_kv(events: Vec<Event>, initial: &str) -> Reduction {
+        let mut events = events;
+        for (i, e) in events.iter_mut().enumerate() {
+            e.index = i as u64;
+        }
+        let ops = History::new(events).pair().unwrap();
+        let kept: Vec<&Operation> = ops
+            .ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Ok || o.f != "get")
+            .collect();
+        let parsed: Vec<ModelOp> = kept
+            .iter()
+            .map(|o| ModelKind::KvAppend.parse_op(o).unwrap())
+            .collect();
+        reduce(ModelKind::KvAppend, &json!(initial), &kept, &parsed)
+    }
+
+    #[test]
+    fn kv_info_appends_are_dropped_or_bounded_by_their_tokens() {
+        let h = || {
+            vec![
+                ev(0, Invoke, "append", json!("x1y")),
+                ev(1, Invoke, "append", json!("x2y")),
+                ev(2, Invoke, "put", json!("x3y")),
+                ev(3, Invoke, "get", Value::Null),
+                ev(3, Ok, "get", json!("x0yx2y")),
+                ev(0, Info, "append", json!("x1y")),
+                ev(1, Info, "append", json!("x2y")),
+                ev(2, Info, "put", json!("x3y")),
+            ]
+        };
+        let r = run_kv(h(), "x0y");
+        assert_eq!(r.keep, vec![false, true, false, true]);
+        assert_eq!(r.returns, vec![None, Some(4), None, None]);
+        // 2 is not bounded when the initial value holds it too
+        let r = run_kv(h(), "x2y");
+        assert_eq!(r.keep, vec![false, true, false, true]);
+        assert_eq!(r.returns, vec![None; 4]);
+    }
+
+    #[test]
+    fn kv_without_framed_tokens_is_left_alone() {
+        // "x1" + "2y" spells the token "x12y": unframed arguments prove nothing
+        let r = run_kv(
+            vec![
+                ev(0, Invoke, "append", json!("x1")),
+                ev(1, Invoke, "append", json!("2y")),
+                ev(2, Invoke, "append", json!("x12y")),
+                ev(3, Invoke, "get", Value::Null),
+                ev(3, Ok, "get", json!("x12y")),
+                ev(0, Info, "append", json!("x1")),
+                ev(1, Info, "append", json!("2y")),
+                ev(2, Info, "append", json!("x12y")),
+            ],
+            "",
+        );
+        assert_eq!(r.keep, vec![true; 4]);
+        assert_eq!(r.returns, vec![None; 4]);
+        // a get that is not a concatenation of tokens: nothing is reduced
+        let r = run_kv(
+            vec![
+                ev(0, Invoke, "append", json!("x1y")),
+                ev(3, Invoke, "get", Value::Null),
+                ev(3, Ok, "get", json!("x1")),
+                ev(0, Info, "append", json!("x1y")),
+            ],
+            "",
+        );
+        assert_eq!(r.keep, vec![true; 2]);
+        let f = Frame::of(["x1y", "x22y"].into_iter()).unwrap();
+        assert_eq!(f.split("x1yx22y"), Some(vec!["x1y", "x22y"]));
+        assert_eq!(f.split(""), Some(vec![]));
+        assert_eq!(f.split("x1yx"), None);
+        assert!(Frame::of(["x1y", "xy1y"].into_iter()).is_none());
+        assert!(Frame::of(["a"].into_iter()).is_none());
     }
 
     #[test]
