@@ -455,3 +455,130 @@ fn unique_fast_path_agrees_with_search_on_medium_histories() {
     );
     assert!(invalid > 50, "only {invalid} invalid");
 }
+
+/// Makes one `ok` read (register) or get (kv-append) observe what an `info` update of
+/// the same key wrote: a read returns its value, a get gains its token at the end. The
+/// mutants the info reductions (drop unobserved, bound observed) are most likely to get
+/// wrong: the update is now observed, maybe before it was invoked. `None` if the history
+/// has no such pair.
+fn observe_an_info_update(h: &History, seed: u64) -> Option<History> {
+    let ops = h.pair().ok()?;
+    let info: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Info && o.f != "read" && o.f != "get")
+        .collect();
+    let reads: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && (o.f == "read" || o.f == "get"))
+        .collect();
+    let pairs: Vec<(&Operation, &Operation)> = reads
+        .iter()
+        .flat_map(|r| {
+            info.iter()
+                .filter(|u| u.key == r.key)
+                .map(move |u| (*r, *u))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let (read, update) = pairs[(seed as usize * 7919) % pairs.len()];
+    let written = match (update.f.as_str(), &update.input) {
+        ("cas", Value::Array(pair)) => pair.get(1).cloned()?,
+        (_, v) => v.clone(),
+    };
+    let observed = if read.f == "get" {
+        let mut s = read.output.as_str().unwrap_or_default().to_string();
+        if update.f == "put" {
+            s.clear();
+        }
+        s.push_str(written.as_str()?);
+        Value::String(s)
+    } else {
+        written
+    };
+    let mut out = h.clone();
+    let at = read.complete_index? as usize;
+    out.events[at].value = observed;
+    Some(out)
+}
+
+/// Drops the last token of one `ok` kv-append get (`x3y` tokens), or, on odd seeds,
+/// swaps its last two: a lost or reordered append.
+fn perturb_a_get(h: &History, seed: u64) -> Option<History> {
+    let gets: Vec<usize> = h
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == EventType::Ok && e.f == "get")
+        .filter(|(_, e)| {
+            e.value
+                .as_str()
+                .is_some_and(|s| s.matches('y').count() >= 2)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if gets.is_empty() {
+        return None;
+    }
+    let at = gets[(seed as usize * 31) % gets.len()];
+    let s = h.events[at].value.as_str()?;
+    let mut tokens: Vec<&str> = s.split_inclusive('y').collect();
+    if seed.is_multiple_of(2) {
+        tokens.pop();
+    } else {
+        let n = tokens.len();
+        tokens.swap(n - 1, n - 2);
+    }
+    let mut out = h.clone();
+    out.events[at].value = Value::String(tokens.concat());
+    Some(out)
+}
+
+#[test]
+fn info_reductions_agree_with_oracle_on_info_heavy_unique_histories() {
+    // Unique values and many indeterminate updates: the shape the reductions (drop info
+    // updates nobody observed, bound observed ones by their first observer) act on.
+    let (mut cases, mut invalid, mut dropped, mut bounded) = (0, 0, 0, 0);
+    for model in ["register", "cas-register", "kv-append"] {
+        let initial = gen::initial_value(model).unwrap();
+        let kind = ModelKind::from_str(model).unwrap();
+        for seed in 0..1000u64 {
+            let mut opts = GenOptions::new(model, seed);
+            opts.keys = (seed % 2) as usize;
+            opts.ops = 3 + (seed % 7) as usize;
+            opts.concurrency = 2 + (seed / 7 % 3) as usize;
+            opts.info_rate = [0.3, 0.5, 0.7][(seed / 3 % 3) as usize];
+            opts.values = Values::Unique;
+            let h = gen::generate(&opts).unwrap();
+            let mut histories = vec![h.clone()];
+            histories.extend(observe_an_info_update(&h, seed));
+            if model == "kv-append" {
+                histories.extend(perturb_a_get(&h, seed));
+            } else {
+                histories.extend(gen::mutate_read_value(&h, 0, seed));
+                histories.extend(gen::stale_read(&h, seed));
+            }
+            for (i, h) in histories.iter().enumerate() {
+                let what = format!("{model} info-heavy seed {seed} history {i}");
+                if !assert_agrees(h, model, &initial, &what) {
+                    invalid += 1;
+                }
+                let r = linear::check(&h.pair().unwrap(), kind, Some(&initial), &single_threaded())
+                    .unwrap();
+                dropped += r.keys.iter().map(|k| k.info_dropped).sum::<usize>();
+                bounded += r.keys.iter().map(|k| k.info_bounded).sum::<usize>();
+                cases += 1;
+            }
+        }
+    }
+    eprintln!("{cases} cases, {invalid} invalid, {dropped} info dropped, {bounded} bounded");
+    assert!(cases > 5000, "only {cases} cases");
+    assert!(invalid > 1000, "only {invalid} invalid");
+    assert!(
+        dropped > 500 && bounded > 500,
+        "reductions barely exercised: {dropped} dropped, {bounded} bounded"
+    );
+}

@@ -144,6 +144,10 @@ pub struct KeyResult {
     pub unknown_reason: Option<String>,
     /// Search steps taken (model steps attempted).
     pub explored: u64,
+    /// `info` updates set aside before deciding because nothing observed them, and
+    /// `info` updates given the return of their first observer (see `reduce`).
+    pub info_dropped: usize,
+    pub info_bounded: usize,
 }
 
 /// Why a partition is not linearizable, in the form a person (and the HTML report) needs.
@@ -184,6 +188,9 @@ struct Job<'a> {
     parsed: Vec<ModelOp>,
     /// Per kept operation: the return `reduce` gave an `info` one, if any.
     returns: Vec<Option<u64>>,
+    /// How many `info` updates `reduce` dropped and bounded.
+    info_dropped: usize,
+    info_bounded: usize,
 }
 
 /// Checks `ops` for linearizability against `model`, starting from `initial` (or the
@@ -226,6 +233,8 @@ pub fn check(
                 kept: Vec::with_capacity(indices.len()),
                 parsed: Vec::with_capacity(indices.len()),
                 returns: Vec::new(),
+                info_dropped: 0,
+                info_bounded: 0,
             };
             for i in indices {
                 let op = &ops.ops[i];
@@ -238,6 +247,8 @@ pub fn check(
                 }
             }
             let r = reduce::reduce(model, &initial, &job.kept, &job.parsed);
+            job.info_dropped = r.dropped;
+            job.info_bounded = r.bounded;
             if r.dropped > 0 {
                 let mut keep = r.keep.iter();
                 job.kept.retain(|_| keep.next() == Some(&true));
@@ -371,6 +382,8 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         witness: None,
         unknown_reason: None,
         explored: 0,
+        info_dropped: job.info_dropped,
+        info_bounded: job.info_bounded,
     };
     let part = Partition {
         kind: shared.model,
