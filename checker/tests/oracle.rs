@@ -542,6 +542,7 @@ fn info_reductions_agree_with_oracle_on_info_heavy_unique_histories() {
     // Unique values and many indeterminate updates: the shape the reductions (drop info
     // updates nobody observed, bound observed ones by their first observer) act on.
     let (mut cases, mut invalid, mut dropped, mut bounded) = (0, 0, 0, 0);
+    let mut append_order = 0;
     for model in ["register", "cas-register", "kv-append"] {
         let initial = gen::initial_value(model).unwrap();
         let kind = ModelKind::from_str(model).unwrap();
@@ -570,13 +571,18 @@ fn info_reductions_agree_with_oracle_on_info_heavy_unique_histories() {
                     .unwrap();
                 dropped += r.keys.iter().map(|k| k.info_dropped).sum::<usize>();
                 bounded += r.keys.iter().map(|k| k.info_bounded).sum::<usize>();
+                append_order += r.keys.iter().filter(|k| k.method == "append-order").count();
                 cases += 1;
             }
         }
     }
-    eprintln!("{cases} cases, {invalid} invalid, {dropped} info dropped, {bounded} bounded");
+    eprintln!("{cases} cases, {invalid} invalid, {dropped} info dropped, {bounded} bounded, {append_order} kv keys decided by append order");
     assert!(cases > 5000, "only {cases} cases");
     assert!(invalid > 1000, "only {invalid} invalid");
+    assert!(
+        append_order > 1000,
+        "append order decided only {append_order} kv keys"
+    );
     assert!(
         dropped > 500 && bounded > 500,
         "reductions barely exercised: {dropped} dropped, {bounded} bounded"

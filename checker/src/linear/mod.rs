@@ -9,7 +9,9 @@
 //! partitions (`reduce`: indeterminate updates nobody observed are dropped, observed ones
 //! that alone wrote their value get a return), and decides each partition:
 //!
-//! 1. the unique-values fast path ([`unique`]), which decides many histories in O(n);
+//! 1. the unique-values fast path ([`unique`]), which decides many register histories in
+//!    O(n log n), and for kv-append the append-order translation (`append`), which
+//!    checks a key whose appends write unique tokens as a cas-register of versions;
 //! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;
 //! 3. the Wing–Gong–Lowe search (`wgl`) with Lowe's cache, bounded in time and memory.
 //!
@@ -22,6 +24,7 @@
 //! partition that runs out is `unknown` with the reason; the overall verdict combines
 //! the partitions' (invalid beats unknown beats valid).
 
+mod append;
 mod compiled;
 mod precheck;
 mod reduce;
@@ -42,6 +45,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use unique::UniqueOutcome;
 use witness::Partition;
+
+/// Most steps the append-order translation's search may take per operation (plus a
+/// constant): a valid translated key takes a few per operation; past this the checker
+/// stops trusting the shortcut and searches the strings.
+const APPEND_ORDER_STEPS_PER_OP: u64 = 64;
 
 /// Most steps a witness search may take once the verdict is already known (from the fast
 /// path or a pre-check). A step bound rather than a time bound keeps the report the same
@@ -135,7 +143,8 @@ pub struct KeyResult {
     pub ok: usize,
     pub info: usize,
     pub elapsed_ms: f64,
-    /// What decided the verdict: `unique-values` (the fast path) or `search`.
+    /// What decided the verdict: `unique-values` (the fast path), `append-order` (the
+    /// kv-append translation) or `search`.
     pub method: String,
     /// Why the partition is invalid, when it is.
     pub witness: Option<Witness>,
@@ -391,6 +400,39 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         ops: &job.kept,
         parsed: &job.parsed,
     };
+    let intervals: Vec<wgl::Interval> = job
+        .kept
+        .iter()
+        .zip(&job.returns)
+        .map(|(o, ret)| {
+            (
+                o.invoke_index,
+                ret.or(o.complete_index.filter(|_| o.outcome == Outcome::Ok)),
+            )
+        })
+        .collect();
+    if shared.model == ModelKind::KvAppend {
+        // Only a "linearizable" from the translation is taken (see `append`); anything
+        // else falls through to the pre-checks and the search on strings.
+        if let Some(translated) = append::translate(shared.initial, &job.kept, &job.parsed) {
+            let mut model =
+                CompiledModel::compile(ModelKind::CasRegister, &Value::Null, &translated);
+            let budget = wgl::Budget {
+                deadline: shared.deadline_for(position),
+                memory_bytes: shared.memory_per_job,
+                max_steps: Some(
+                    APPEND_ORDER_STEPS_PER_OP * job.kept.len() as u64 + WITNESS_MAX_STEPS,
+                ),
+            };
+            let report = wgl::search(&mut model, &intervals, &budget);
+            result.explored = report.explored;
+            if matches!(report.outcome, wgl::Outcome::Valid) {
+                result.method = "append-order".into();
+                result.elapsed_ms = ms(started.elapsed());
+                return result;
+            }
+        }
+    }
     let refuted = match unique::check_unique(shared.model, shared.initial, &job.kept) {
         UniqueOutcome::Valid => {
             result.method = "unique-values".into();
@@ -430,24 +472,13 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
     });
 
     let mut model = CompiledModel::compile(shared.model, shared.initial, &job.parsed);
-    let intervals: Vec<wgl::Interval> = job
-        .kept
-        .iter()
-        .zip(&job.returns)
-        .map(|(o, ret)| {
-            (
-                o.invoke_index,
-                ret.or(o.complete_index.filter(|_| o.outcome == Outcome::Ok)),
-            )
-        })
-        .collect();
     let budget = wgl::Budget {
         deadline: shared.deadline_for(position),
         memory_bytes: shared.memory_per_job,
         max_steps: refuted.as_ref().map(|_| WITNESS_MAX_STEPS),
     };
     let report = wgl::search(&mut model, &intervals, &budget);
-    result.explored = report.explored;
+    result.explored += report.explored;
     match (report.outcome, refuted) {
         (wgl::Outcome::Valid, None) => {}
         (wgl::Outcome::Valid, Some(r)) => {

@@ -155,7 +155,7 @@ pub(crate) fn reduce(
 
 /// The delimiters of framed tokens: every update argument (and a non-empty initial
 /// value) starts with `open`, ends with `close`, and has neither inside.
-struct Frame {
+pub(crate) struct Frame {
     open: u8,
     close: u8,
 }
@@ -163,7 +163,7 @@ struct Frame {
 impl Frame {
     /// The framing all of `texts` share, if they are all framed tokens of one framing
     /// with ASCII delimiters (ASCII bytes never occur inside a multi-byte character).
-    fn of<'a>(mut texts: impl Iterator<Item = &'a str>) -> Option<Frame> {
+    pub(crate) fn of<'a>(mut texts: impl Iterator<Item = &'a str>) -> Option<Frame> {
         let first = texts.next()?.as_bytes();
         let frame = Frame {
             open: *first.first()?,
@@ -184,7 +184,7 @@ impl Frame {
     }
 
     /// The tokens `s` is the concatenation of, or `None` if it is not one.
-    fn split<'a>(&self, s: &'a str) -> Option<Vec<&'a str>> {
+    pub(crate) fn split<'a>(&self, s: &'a str) -> Option<Vec<&'a str>> {
         let mut tokens = Vec::new();
         let mut rest = s;
         while !rest.is_empty() {
