@@ -7,6 +7,8 @@
 //!   --ops N            one generated case with N operations instead of the standard matrix
 //!   --keys K  --concurrency C  --info RATE  --model NAME  --small-values N  --seed S
 //!   --repeat R         fixtures: best of R runs each (default 3)
+//!   --stale-read       make the last read that can be one return a value overwritten
+//!                      before it began (register / cas-register: never linearizable)
 //! ```
 //!
 //! Each generated case is written to `/tmp` as JSONL, then checked in a child process
@@ -14,11 +16,13 @@
 //! `/proc/self/status`) is that of reading, pairing and checking alone, not of
 //! generating. The file is removed afterwards.
 
-use splitbrain_checker::formats::{read_path, Format};
+use serde_json::Value;
+use splitbrain_checker::formats::{read_path, write_jsonl, Format};
 use splitbrain_checker::gen::{self, GenOptions, Values};
 use splitbrain_checker::linear::{self, CheckOptions, Verdict};
 use splitbrain_checker::model::ModelKind;
-use std::collections::BTreeMap;
+use splitbrain_checker::{EventType, History, Key, Process};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::str::FromStr;
@@ -52,6 +56,8 @@ struct Case {
     info_rate: f64,
     values: Values,
     seed: u64,
+    /// Break the history with one stale read (see [`stale_read`]).
+    stale: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -69,6 +75,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         info_rate: 0.02,
         values: Values::Unique,
         seed: 1,
+        stale: false,
     };
     let mut i = 0;
     let value = |i: usize| -> Result<&String, String> {
@@ -96,6 +103,11 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--small-values" => case.values = Values::Small(number(i)? as u32),
             "--seed" => case.seed = number(i)? as u64,
             "--repeat" => out.repeat = (number(i)? as usize).max(1),
+            "--stale-read" => {
+                case.stale = true;
+                i += 1;
+                continue;
+            }
             other => return Err(format!("unknown argument `{other}`")),
         }
         i += 2;
@@ -231,27 +243,30 @@ fn fixtures(args: &Args) -> Result<(), String> {
 }
 
 /// 100k and 1M operations over 10, 100 and 1000 keys, concurrency 10–50, 1–5% info,
-/// unique values; register (fast path) and cas-register (search).
+/// unique values; register (the unique-values fast path), cas-register and kv-append
+/// (info reductions, then the search).
 fn standard_matrix() -> Vec<Case> {
     let mut cases = Vec::new();
-    for model in ["register", "cas-register"] {
-        for (ops, keys, concurrency, info_rate) in [
-            (100_000, 10, 10, 0.01),
-            (100_000, 100, 20, 0.02),
-            (100_000, 1000, 50, 0.05),
-            (1_000_000, 10, 10, 0.01),
-            (1_000_000, 100, 30, 0.03),
-            (1_000_000, 1000, 50, 0.05),
-        ] {
-            cases.push(Case {
-                model: model.into(),
-                ops,
-                keys,
-                concurrency,
-                info_rate,
-                values: Values::Unique,
-                seed: 1,
-            });
+    for model in ["register", "cas-register", "kv-append"] {
+        for ops in [100_000, 1_000_000] {
+            for (keys, concurrency, info_rate) in [
+                (10, 10, 0.01),
+                (10, 50, 0.05),
+                (100, 30, 0.03),
+                (1000, 10, 0.01),
+                (1000, 50, 0.05),
+            ] {
+                cases.push(Case {
+                    model: model.into(),
+                    ops,
+                    keys,
+                    concurrency,
+                    info_rate,
+                    values: Values::Unique,
+                    seed: 1,
+                    stale: false,
+                });
+            }
         }
     }
     cases
@@ -286,7 +301,15 @@ fn generated(cases: &[Case]) -> Result<(), String> {
             let file =
                 std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            gen::write_jsonl(&opts, &mut out).map_err(|e| e.to_string())?;
+            if case.stale {
+                let mut history = gen::generate(&opts).map_err(|e| e.to_string())?;
+                if !stale_read(&mut history) {
+                    return Err("--stale-read: no read can be made stale".into());
+                }
+                write_jsonl(&mut out, &history).map_err(|e| e.to_string())?;
+            } else {
+                gen::write_jsonl(&opts, &mut out).map_err(|e| e.to_string())?;
+            }
             std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
         }
         let size_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
@@ -312,7 +335,8 @@ fn generated(cases: &[Case]) -> Result<(), String> {
             Values::Small(n) => format!("0..{n}"),
         };
         println!(
-            "{:<13} {:>9} {:>5} {:>4} {:>4.0}% {:>6} {:>8.1} {}",
+            "{}{:<13} {:>9} {:>5} {:>4} {:>4.0}% {:>6} {:>8.1} {}",
+            if case.stale { "(stale read) " } else { "" },
             case.model,
             case.ops,
             case.keys,
@@ -324,6 +348,55 @@ fn generated(cases: &[Case]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Makes the last `ok` read that can be stale return the value of its key's first `ok`
+/// write: one that completed before a second `ok` write of the key was invoked, which in
+/// turn completed before the read was invoked. With unique values no linearization can
+/// explain it. (`gen::stale_read` picks among all such triples and is too slow for
+/// millions of operations.) Returns whether a read was changed.
+fn stale_read(h: &mut History) -> bool {
+    #[derive(Default)]
+    struct KeyState {
+        first: Option<(Value, u64)>,
+        second_done: Option<u64>,
+    }
+    let mut open: HashMap<Process, usize> = HashMap::new();
+    let mut keys: HashMap<Option<Key>, KeyState> = HashMap::new();
+    let mut target: Option<(usize, Value)> = None;
+    for (pos, e) in h.events.iter().enumerate() {
+        if e.kind == EventType::Invoke {
+            open.insert(e.process, pos);
+            continue;
+        }
+        let Some(inv) = open.remove(&e.process) else {
+            continue;
+        };
+        if e.kind != EventType::Ok {
+            continue;
+        }
+        let invoked = h.events[inv].index;
+        let k = keys.entry(e.key.clone()).or_default();
+        match (e.f.as_str(), &k.first) {
+            ("write", None) => k.first = Some((e.value.clone(), e.index)),
+            ("write", Some((_, done))) if k.second_done.is_none() && invoked > *done => {
+                k.second_done = Some(e.index)
+            }
+            ("read", Some((value, _)))
+                if k.second_done.is_some_and(|t| invoked > t) && e.value != *value =>
+            {
+                target = Some((pos, value.clone()))
+            }
+            _ => {}
+        }
+    }
+    match target {
+        Some((pos, value)) => {
+            h.events[pos].value = value;
+            true
+        }
+        None => false,
+    }
 }
 
 /// Reads, pairs and checks one file; prints one line of timings, peak memory, verdict.
@@ -348,8 +421,10 @@ fn child(path: &Path, model: &str) -> Result<(), String> {
     }
     // Time spent deciding partitions (summed over keys; partitions run in parallel).
     let keys_ms: f64 = result.keys.iter().map(|k| k.elapsed_ms).sum();
+    let dropped: usize = result.keys.iter().map(|k| k.info_dropped).sum();
+    let bounded: usize = result.keys.iter().map(|k| k.info_bounded).sum();
     println!(
-        "{:>9.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>8.0}  {} {:?}",
+        "{:>9.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0} {:>8.0}  {} {:?} info dropped {dropped}, bounded {bounded}",
         ms(t0, t1),
         ms(t1, t2),
         ms(t2, t3),
