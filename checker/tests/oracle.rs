@@ -588,3 +588,93 @@ fn info_reductions_agree_with_oracle_on_info_heavy_unique_histories() {
         "reductions barely exercised: {dropped} dropped, {bounded} bounded"
     );
 }
+
+/// `h` with one more put, of a string that is not a framed token, invoked and completed
+/// after every other event: linearizable exactly when `h` is (nothing reads after it),
+/// but neither the kv-append reductions nor the append-order translation apply any
+/// more, so the checker searches the strings.
+fn force_string_search(h: &History) -> History {
+    let mut out = h.clone();
+    let next = out.events.len() as u64;
+    for (i, kind) in [EventType::Invoke, EventType::Ok].into_iter().enumerate() {
+        out.events.push(Event {
+            index: next + i as u64,
+            time: (next + i as u64) * 1_000,
+            process: Process::Client(1_000_000),
+            kind,
+            f: "put".into(),
+            key: None,
+            value: serde_json::json!("not a token"),
+            node: None,
+            error: None,
+            line: None,
+        });
+    }
+    out
+}
+
+#[test]
+fn append_order_agrees_with_string_search_on_medium_histories() {
+    let initial = gen::initial_value("kv-append").unwrap();
+    let budget = CheckOptions {
+        time_limit: Some(Duration::from_secs(1)),
+        threads: Some(1),
+        ..CheckOptions::default()
+    };
+    let (mut compared, mut by_append_order, mut undecided) = (0, 0, 0);
+    for seed in 0..60u64 {
+        let mut opts = GenOptions::new("kv-append", seed);
+        opts.keys = 0;
+        opts.ops = 60 + (seed % 4) as usize * 30;
+        opts.concurrency = 2 + (seed % 4) as usize;
+        opts.info_rate = [0.0, 0.03, 0.1][(seed % 3) as usize];
+        opts.values = Values::Unique;
+        let h = gen::generate(&opts).unwrap();
+        let mut histories = vec![h.clone()];
+        histories.extend(perturb_a_get(&h, seed));
+        histories.extend(perturb_a_get(&h, seed + 1));
+        histories.extend(observe_an_info_update(&h, seed));
+        for (i, h) in histories.iter().enumerate() {
+            let what = format!("medium kv-append seed {seed} history {i}");
+            let fast = linear::check(
+                &h.pair().unwrap(),
+                ModelKind::KvAppend,
+                Some(&initial),
+                &budget,
+            )
+            .unwrap();
+            if i == 0 {
+                assert_eq!(fast.keys[0].method, "append-order", "{what}");
+                assert_eq!(fast.verdict, Verdict::Valid, "{what}");
+            }
+            if fast.keys[0].method != "append-order" {
+                continue;
+            }
+            by_append_order += 1;
+            let slow = linear::check(
+                &force_string_search(h).pair().unwrap(),
+                ModelKind::KvAppend,
+                Some(&initial),
+                &budget,
+            )
+            .unwrap();
+            assert_eq!(slow.keys[0].method, "search", "{what}");
+            if slow.verdict == Verdict::Unknown {
+                undecided += 1;
+                continue;
+            }
+            assert_eq!(
+                slow.verdict,
+                Verdict::Valid,
+                "{what}: append order says valid\n{}",
+                dump(h)
+            );
+            compared += 1;
+        }
+    }
+    eprintln!("{compared} of {by_append_order} compared, {undecided} undecided by the search");
+    assert!(
+        compared > 80,
+        "only {compared} of {by_append_order} compared ({undecided} undecided by the search)"
+    );
+}
