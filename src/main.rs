@@ -50,6 +50,8 @@ enum Command {
     Serve(reporting::ServeArgs),
     /// Remove node processes and network namespaces a killed harness left behind.
     Clean(clean::CleanArgs),
+    /// Measure the test driver's own ceiling and its overhead per operation.
+    BenchDriver(run::bench::BenchDriverArgs),
     #[command(flatten)]
     Node(node::cli::NodeCommand),
 }
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Report(args) => reporting::report(args),
         Command::Serve(args) => reporting::serve(args),
         Command::Clean(args) => clean::run(args),
+        Command::BenchDriver(args) => run::bench::run(args),
         Command::Node(cmd) => node::cli::run(cmd),
     };
     match result {

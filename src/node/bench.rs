@@ -319,14 +319,18 @@ fn print_table(system: &str, rows: &[Measurement]) {
 }
 
 fn start_bundled(args: &BenchArgs, root: &Path) -> anyhow::Result<(Children, Vec<NodeSpec>)> {
-    let base = free_port_base((args.nodes * 3) as u16, args.seed)?;
-    let specs = NodeSpec::local_cluster(
-        args.nodes,
-        base,
-        &root.join("splitbrain"),
-        "read-index",
-        args.seed,
-    );
+    start_local_cluster(args.nodes, args.seed, root)
+}
+
+/// Starts `nodes` bundled nodes (read-index reads, fsync on) with data under `root`;
+/// they stop when the returned [`Children`] is dropped.
+pub(crate) fn start_local_cluster(
+    nodes: u64,
+    seed: u64,
+    root: &Path,
+) -> anyhow::Result<(Children, Vec<NodeSpec>)> {
+    let base = free_port_base((nodes * 3) as u16, seed)?;
+    let specs = NodeSpec::local_cluster(nodes, base, &root.join("splitbrain"), "read-index", seed);
     let exe = std::env::current_exe().context("locating the splitbrain executable")?;
     let mut children = Children {
         children: Vec::new(),

@@ -7,6 +7,7 @@
 //! network, kills every node and tears the network down, and the history recorded so far
 //! is kept, checked and reported as a partial run.
 
+pub mod bench;
 pub mod config;
 pub mod convergence;
 pub mod db;
@@ -24,7 +25,7 @@ use splitbrain_checker::{EventType, Process};
 use splitbrain_nemesis as nemesis;
 use splitbrain_reports::results::{self as rr, CheckerResult, Convergence, Results};
 use splitbrain_reports::store as report_store;
-use splitbrain_workloads::{Generator, WorkloadConfig, WorkloadKind};
+use splitbrain_workloads::{BundledClient, Generator, WorkloadConfig, WorkloadKind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -290,17 +291,21 @@ async fn run_phases(
         let addr = cluster
             .client_addr(&node)
             .context("a node without a client address")?;
+        let client = BundledClient::new(
+            workload,
+            addr.to_string(),
+            Duration::from_secs_f64(cfg.op_timeout),
+        )
+        .with_redirects(2);
         tasks.push(tokio::spawn(workers::run_worker(
             workers::WorkerSetup {
                 thread,
                 concurrency: cfg.concurrency,
                 node,
-                addr,
                 rate: cfg.rate,
-                op_timeout: Duration::from_secs_f64(cfg.op_timeout),
                 seed: cfg.seed,
-                workload,
             },
+            client,
             generator.clone(),
             recorder.clone(),
             counters.clone(),

@@ -10,8 +10,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use splitbrain_checker::{EventType, Process};
-use splitbrain_workloads::{BundledClient, Client, Generator, Op, WorkloadKind};
-use std::net::SocketAddr;
+use splitbrain_workloads::{Client, Generator, Op};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,17 +29,18 @@ pub struct Counters {
 pub struct WorkerSetup {
     pub thread: usize,
     pub concurrency: usize,
+    /// The node the worker's client is bound to (recorded with each invocation).
     pub node: String,
-    pub addr: SocketAddr,
+    /// Total operations per second over all workers.
     pub rate: f64,
-    pub op_timeout: Duration,
     pub seed: u64,
-    pub workload: WorkloadKind,
 }
 
 /// Runs one worker until the generator has nothing more for it or `stop` turns true.
-pub async fn run_worker(
+/// The worker only knows the system under test through `client`.
+pub async fn run_worker<C: Client>(
     setup: WorkerSetup,
+    mut client: C,
     generator: Arc<Mutex<Generator>>,
     recorder: Recorder,
     counters: Arc<Counters>,
@@ -50,17 +50,25 @@ pub async fn run_worker(
         setup.seed ^ (setup.thread as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     );
     let mut process = setup.thread as u64;
-    let mut client = BundledClient::new(setup.workload, setup.addr.to_string(), setup.op_timeout)
-        .with_redirects(2);
     let mean_wait = setup.concurrency as f64 / setup.rate;
     loop {
         if *stop.borrow() {
             return;
         }
-        let wait = Duration::from_secs_f64(rng.gen_range(0.0..(2.0 * mean_wait)));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+        let wait = if mean_wait > 0.0 {
+            Duration::from_secs_f64(rng.gen_range(0.0..(2.0 * mean_wait)))
+        } else {
+            Duration::ZERO
+        };
+        // tokio's timer has millisecond granularity: a shorter sleep would round up to
+        // a whole millisecond and cap each worker near 1,000 ops/s whatever the rate.
+        if wait >= Duration::from_millis(1) {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        } else {
+            tokio::task::yield_now().await;
         }
         if *stop.borrow() {
             return;
@@ -84,7 +92,7 @@ pub async fn run_worker(
 
 /// Invokes one operation and records both its events; returns how it ended.
 pub async fn perform(
-    client: &mut BundledClient,
+    client: &mut impl Client,
     recorder: &Recorder,
     process: u64,
     node: &str,
