@@ -289,7 +289,14 @@ fn plan_fault(
                 .copied()
                 .filter(|shape| shape.min_nodes() <= nodes.len())
                 .collect();
-            let shape = shapes[rng.gen_range(0..shapes.len())];
+            // A third of the time the leader's side is the one cut off, as for kills and
+            // pauses: a deposed leader that keeps serving is what partitions test most.
+            let shape = if shapes.contains(&PartitionShape::IsolateLeader) && rng.gen_bool(1.0 / 3.0)
+            {
+                PartitionShape::IsolateLeader
+            } else {
+                shapes[rng.gen_range(0..shapes.len())]
+            };
             let start = if shape == PartitionShape::IsolateLeader {
                 Action::IsolateLeader
             } else {

@@ -324,3 +324,49 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `test-all` repeats each combination `--test-count` times, prints a summary table with
+/// a line per run, writes one JUnit test case per run, and exits with the worst verdict.
+#[test]
+fn test_all_runs_every_combination_and_writes_one_junit_case_per_run() {
+    let _guard = cluster_lock();
+    let store = TempDir::new("test-all");
+    let out = run(&[
+        "test-all",
+        "--store",
+        store.path().to_str().unwrap(),
+        "--nodes",
+        "3",
+        "--rate",
+        "100",
+        "--concurrency",
+        "4",
+        "--recovery-time",
+        "1",
+        "--workload",
+        "register",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "1",
+        "--test-count",
+        "2",
+        "--time-limit",
+        "2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The summary table's rows: name, seed, verdict, run folder.
+    let store_path = store.path().display().to_string();
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("register-partition ") && l.contains(&store_path))
+        .collect();
+    assert_eq!(summary.len(), 2, "{stdout}");
+    assert!(summary.iter().all(|l| l.contains("valid")), "{stdout}");
+    let junit = std::fs::read_to_string(store.path().join("test-all-junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count(), 2, "{junit}");
+    assert!(!junit.contains("<failure"), "{junit}");
+    assert!(store.path().join("index.html").exists());
+    assert_nothing_left(store.path());
+}
