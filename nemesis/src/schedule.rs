@@ -291,12 +291,12 @@ fn plan_fault(
                 .collect();
             // A third of the time the leader's side is the one cut off, as for kills and
             // pauses: a deposed leader that keeps serving is what partitions test most.
-            let shape = if shapes.contains(&PartitionShape::IsolateLeader) && rng.gen_bool(1.0 / 3.0)
-            {
-                PartitionShape::IsolateLeader
-            } else {
-                shapes[rng.gen_range(0..shapes.len())]
-            };
+            let shape =
+                if shapes.contains(&PartitionShape::IsolateLeader) && rng.gen_bool(1.0 / 3.0) {
+                    PartitionShape::IsolateLeader
+                } else {
+                    shapes[rng.gen_range(0..shapes.len())]
+                };
             let start = if shape == PartitionShape::IsolateLeader {
                 Action::IsolateLeader
             } else {
