@@ -338,8 +338,16 @@ async fn run_phases(
                 faults,
                 cfg.seed,
                 move |ev: nemesis::NemesisEvent| {
+                    // The history keeps DESIGN.md's event shape (f and value); what the
+                    // executor resolved at run time (the shape, "leader n3") goes to
+                    // splitbrain.log and the progress line.
+                    let detail = ev.detail.as_deref().unwrap_or("");
+                    tracing::info!(f = %ev.f, value = %ev.value, detail, "nemesis");
                     let label = match ev.phase {
-                        nemesis::Phase::Start => format!("{} {}", ev.f, ev.value),
+                        nemesis::Phase::Start if detail.is_empty() => {
+                            format!("{} {}", ev.f, ev.value)
+                        }
+                        nemesis::Phase::Start => format!("{} {} ({detail})", ev.f, ev.value),
                         nemesis::Phase::Stop => "none".to_string(),
                     };
                     *fault_state.lock().unwrap_or_else(|p| p.into_inner()) = label;
