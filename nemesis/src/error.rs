@@ -96,6 +96,12 @@ pub enum NemesisError {
     NonLoopbackTarget { node: String, addr: SocketAddr },
 
     /// Healing or teardown tried everything and some steps still failed.
+    /// The backend cannot inject this kind of fault.
+    #[error("{what} is not possible with {backend}; use --net proxy")]
+    Unsupported {
+        what: &'static str,
+        backend: &'static str,
+    },
     #[error("{what} left {} problem(s): {}", problems.len(), problems.join("; "))]
     Incomplete {
         what: &'static str,

@@ -47,6 +47,9 @@ pub trait ClusterControl {
     fn resume(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// The node that currently leads, if any is known.
     fn leader(&self) -> impl Future<Output = Option<NodeName>> + Send;
+    /// The node's Raft role (`leader`, `follower`, `candidate`, `pre-candidate`) and
+    /// term as it reports them; scripted faults ([`crate::scenario`]) steer by them.
+    fn role(&self, node: &str) -> impl Future<Output = Result<(String, u64), Self::Error>> + Send;
     /// Make the node's clock read real time + `offset_ms`, advancing at `rate`.
     fn set_clock(
         &self,
@@ -108,15 +111,15 @@ impl Default for ClockSetting {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultState {
     /// Every node of the cluster.
-    nodes: Vec<NodeName>,
+    pub(crate) nodes: Vec<NodeName>,
     /// The grudge in force (possibly only attempted).
-    partition: Option<Grudge>,
+    pub(crate) partition: Option<Grudge>,
     /// Nodes killed (or being killed) and not yet restarted.
-    killed: BTreeSet<NodeName>,
+    pub(crate) killed: BTreeSet<NodeName>,
     /// Nodes paused (or being paused) and not yet resumed.
-    paused: BTreeSet<NodeName>,
+    pub(crate) paused: BTreeSet<NodeName>,
     /// Nodes whose clock was set away from real time.
-    clocks: BTreeMap<NodeName, ClockSetting>,
+    pub(crate) clocks: BTreeMap<NodeName, ClockSetting>,
     /// The node a kill or pause of [`LEADER`] chose, which its restart or resume frees.
     leader_target: Option<NodeName>,
 }
@@ -381,6 +384,44 @@ async fn perform<C: ClusterControl, N: NetBackend>(
         Action::Clock { fault } => {
             event.value = fault.value();
             clock_fault(fault, cluster, state, strobe, &mut event, &mut errors).await;
+        }
+        Action::StartSplitVote => {
+            // The rules stay until the stop; a partition in force is replaced by them.
+            state.partition = Some(Grudge::none());
+            match crate::scenario::split_vote(cluster, net, state, rng).await {
+                Ok((value, detail)) => {
+                    event.value = value;
+                    event.detail = Some(detail);
+                }
+                Err((value, error)) => {
+                    event.value = value;
+                    errors.push(error);
+                    // Undo at once: a half-done script must not linger until the stop.
+                    if let Err(error) = heal_all(cluster, net, state).await {
+                        errors.push(error.to_string());
+                    }
+                }
+            }
+        }
+        Action::StopSplitVote => {
+            match net.heal().await {
+                Ok(()) => state.partition = None,
+                Err(error) => errors.push(error.to_string()),
+            }
+            let frozen: Vec<NodeName> = state
+                .clocks
+                .iter()
+                .filter(|(_, c)| c.rate == crate::scenario::FROZEN_RATE)
+                .map(|(node, _)| node.clone())
+                .collect();
+            for node in frozen {
+                match cluster.reset_clock(&node).await {
+                    Ok(()) => {
+                        state.clocks.remove(&node);
+                    }
+                    Err(error) => errors.push(format!("unfreezing {node}: {error:#}")),
+                }
+            }
         }
     }
     if !errors.is_empty() {
@@ -677,6 +718,12 @@ mod tests {
         async fn leader(&self) -> Option<NodeName> {
             self.leader.clone()
         }
+        async fn role(&self, node: &str) -> Result<(String, u64), String> {
+            match &self.leader {
+                Some(leader) if leader == node => Ok(("leader".into(), 1)),
+                _ => Ok(("follower".into(), 1)),
+            }
+        }
         async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> Result<(), String> {
             self.call(format!("clock {node} {offset_ms} {rate}"), node)
         }
@@ -701,6 +748,16 @@ mod tests {
         }
         async fn heal(&self) -> Result<(), NemesisError> {
             self.log.lock().unwrap().push("heal".into());
+            Ok(())
+        }
+        async fn set_message_rules(
+            &self,
+            rules: &crate::net::messages::MessageRules,
+        ) -> Result<(), NemesisError> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("rules {}", rules.to_json()));
             Ok(())
         }
         async fn teardown(&self) -> Result<(), NemesisError> {

@@ -10,6 +10,8 @@
 //! - [`process`]: SIGKILL / SIGSTOP / SIGCONT by pid, idempotent.
 //! - [`clock`]: clock faults as data and a seeded generator of values that matter.
 //! - [`schedule`]: the seeded plan of fault starts and stops (Jepsen's nemesis generator).
+//! - [`scenario`]: scripted faults (a split vote with a restarted voter) built from
+//!   message rules, clock freezes and restarts.
 //! - [`executor`]: runs a plan against the driver's [`executor::ClusterControl`] and a
 //!   network backend, records [`executor::NemesisEvent`]s, and [`executor::heal_all`].
 //!
@@ -44,12 +46,14 @@ pub mod executor;
 pub mod grudge;
 pub mod net;
 pub mod process;
+pub mod scenario;
 pub mod schedule;
 
 pub use clock::ClockFault;
 pub use error::NemesisError;
 pub use executor::{heal_all, run, ClusterControl, FaultState, NemesisEvent, Phase, RunOutcome};
 pub use grudge::{Grudge, NodeName, PartitionShape};
+pub use net::messages::{FrameClassifier, MessageRules};
 pub use net::netns::{NetnsConfig, NetnsNet};
 pub use net::proxy::ProxyNet;
 pub use net::{Net, NetBackend};

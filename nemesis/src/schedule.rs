@@ -47,6 +47,10 @@ pub enum FaultKind {
     Pause,
     /// Clock bumps, strobes and rate changes.
     Clock,
+    /// A scripted split vote through message rules (see [`crate::scenario`]): two
+    /// candidates in one term, the voter they share restarted in between. Proxy network
+    /// only, an odd number of nodes; not part of `all`.
+    SplitVote,
 }
 
 impl FaultKind {
@@ -58,7 +62,16 @@ impl FaultKind {
         FaultKind::Clock,
     ];
 
-    const EXPECTED: &'static str = "partition, kill, pause, clock, all, none";
+    /// Every kind that has a name, including those `all` leaves out.
+    pub const NAMED: [FaultKind; 5] = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::SplitVote,
+    ];
+
+    const EXPECTED: &'static str = "partition, kill, pause, clock, split-vote, all, none";
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -67,6 +80,7 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::Pause => "pause",
             FaultKind::Clock => "clock",
+            FaultKind::SplitVote => "split-vote",
         }
     }
 
@@ -101,7 +115,7 @@ impl FromStr for FaultKind {
 
     /// One kind by name. `all` and `none` name sets: use [`FaultKind::parse_list`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        FaultKind::ALL
+        FaultKind::NAMED
             .into_iter()
             .find(|kind| kind.name() == s)
             .ok_or_else(|| NemesisError::Parse {
@@ -180,6 +194,10 @@ pub enum Action {
     Resume { nodes: Vec<NodeName> },
     /// A clock fault; `ClockFault::Reset` is the stop of every clock fault.
     Clock { fault: ClockFault },
+    /// Script a split vote (roles chosen at run time); see [`crate::scenario`].
+    StartSplitVote,
+    /// Lift the split vote's message rules (heals the network).
+    StopSplitVote,
 }
 
 impl Action {
@@ -193,6 +211,8 @@ impl Action {
             Action::Pause { .. } => "pause",
             Action::Resume { .. } => "resume",
             Action::Clock { fault } => fault.f(),
+            Action::StartSplitVote => "start-split-vote",
+            Action::StopSplitVote => "stop-split-vote",
         }
     }
 
@@ -201,6 +221,7 @@ impl Action {
         !matches!(
             self,
             Action::StopPartition
+                | Action::StopSplitVote
                 | Action::Restart { .. }
                 | Action::Resume { .. }
                 | Action::Clock {
@@ -221,7 +242,7 @@ pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
         return steps;
     }
     let lanes: [&[FaultKind]; 3] = [
-        &[FaultKind::Partition],
+        &[FaultKind::Partition, FaultKind::SplitVote],
         &[FaultKind::Kill, FaultKind::Pause],
         &[FaultKind::Clock],
     ];
@@ -269,6 +290,7 @@ fn usable_kinds(cfg: &ScheduleConfig, nodes: &[NodeName]) -> Vec<FaultKind> {
                 .any(|shape| shape.min_nodes() <= nodes.len()),
             FaultKind::Kill | FaultKind::Pause => cfg.max_killed > 0 && !nodes.is_empty(),
             FaultKind::Clock => !nodes.is_empty(),
+            FaultKind::SplitVote => nodes.len() >= 3 && !nodes.len().is_multiple_of(2),
         })
         .collect()
 }
@@ -309,6 +331,7 @@ fn plan_fault(
             };
             (start, Action::StopPartition)
         }
+        FaultKind::SplitVote => (Action::StartSplitVote, Action::StopSplitVote),
         FaultKind::Kill => {
             let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
             (
@@ -408,7 +431,11 @@ mod tests {
     /// The lane an action belongs to: 0 network, 1 processes, 2 clocks.
     fn lane(action: &Action) -> usize {
         match action {
-            Action::StartPartition { .. } | Action::IsolateLeader | Action::StopPartition => 0,
+            Action::StartPartition { .. }
+            | Action::IsolateLeader
+            | Action::StopPartition
+            | Action::StartSplitVote
+            | Action::StopSplitVote => 0,
             Action::Kill { .. }
             | Action::Restart { .. }
             | Action::Pause { .. }
@@ -444,7 +471,8 @@ mod tests {
                         (Action::Kill { nodes: a }, Action::Restart { nodes: b })
                         | (Action::Pause { nodes: a }, Action::Resume { nodes: b }) => a == b,
                         (Action::StartPartition { .. }, Action::StopPartition)
-                        | (Action::IsolateLeader, Action::StopPartition) => true,
+                        | (Action::IsolateLeader, Action::StopPartition)
+                        | (Action::StartSplitVote, Action::StopSplitVote) => true,
                         (Action::Clock { .. }, Action::Clock { fault }) => {
                             *fault == ClockFault::Reset
                         }

@@ -25,10 +25,11 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "forget-vote",
-        nemesis: "kill",
+        nemesis: "split-vote",
         workload: "register",
         description: "do not restore voted_for after a restart, so a node can vote twice in one term \
-                      and two leaders can be elected in the same term",
+                      and two leaders can be elected in the same term (the scripted split-vote \
+                      nemesis restarts the voter two candidates share)",
     },
     BugInfo {
         name: "commit-old-terms",

@@ -29,6 +29,21 @@ const PEER_QUEUE: usize = 4096;
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
+/// The kind of a peer frame's payload for the harness's message rules: the variant of
+/// a Raft message's body (`"AppendEntries"`, `"RequestVote"`, …); `None` for the
+/// greeting and anything that is not a message.
+pub fn frame_kind(payload: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Frame {
+        body: serde_json::Value,
+    }
+    match serde_json::from_slice::<Frame>(payload).ok()?.body {
+        serde_json::Value::Object(body) => body.keys().next().cloned(),
+        serde_json::Value::String(kind) => Some(kind),
+        _ => None,
+    }
+}
+
 /// The first frame on every peer connection.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Hello {
@@ -218,6 +233,22 @@ impl<M: DeserializeOwned + Send + 'static> Inbound<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frame_kind_names_the_raft_message_and_nothing_else() {
+        use crate::raft::{Message, MessageBody};
+        let msg = Message {
+            from: 1,
+            to: 2,
+            term: 3,
+            body: MessageBody::RequestVoteResponse { granted: true },
+        };
+        let payload = serde_json::to_vec(&msg).unwrap();
+        assert_eq!(frame_kind(&payload).as_deref(), Some("RequestVoteResponse"));
+        let hello = serde_json::to_vec(&Hello { from: 1 }).unwrap();
+        assert_eq!(frame_kind(&hello), None);
+        assert_eq!(frame_kind(b"\xff garbage"), None);
+    }
 
     #[tokio::test]
     async fn messages_flow_one_way_per_link_and_garbage_is_survived() {

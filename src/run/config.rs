@@ -77,6 +77,8 @@ pub struct TestArgs {
 pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set", "list-append"];
 /// Fault kinds.
 pub const FAULTS: &[&str] = &["partition", "kill", "pause", "clock"];
+/// Scripted faults: named explicitly, never part of `all` (nor of `test-all`'s product).
+pub const SCRIPTED_FAULTS: &[&str] = &["split-vote"];
 /// Read modes of the bundled cluster.
 pub const READ_MODES: &[&str] = &["read-index", "log", "lease", "local"];
 
@@ -166,11 +168,12 @@ pub fn parse_nemesis(spec: &str) -> Result<Vec<String>, ConfigError> {
         _ => {}
     }
     let mut kinds = Vec::new();
+    let known = || FAULTS.iter().chain(SCRIPTED_FAULTS);
     for part in spec.split(',').map(str::trim) {
-        if !FAULTS.contains(&part) {
+        if !known().any(|f| *f == part) {
             return err(format!(
                 "--nemesis: unknown fault {part:?}; use a comma-separated list of {}, or all, or none",
-                FAULTS.join(", ")
+                known().copied().collect::<Vec<_>>().join(", ")
             ));
         }
         if !kinds.iter().any(|k| k == part) {
@@ -178,7 +181,7 @@ pub fn parse_nemesis(spec: &str) -> Result<Vec<String>, ConfigError> {
         }
     }
     // Canonical order, so names and schedules do not depend on how the flag was typed.
-    kinds.sort_by_key(|k| FAULTS.iter().position(|f| f == k));
+    kinds.sort_by_key(|k| known().position(|f| f == k));
     Ok(kinds)
 }
 
@@ -211,6 +214,11 @@ impl TestConfig {
                 "--nodes {nodes} cannot be partitioned meaningfully; use --nodes 3 or more, or leave partition out of --nemesis"
             ));
         }
+        if nemesis.iter().any(|k| k == "split-vote") && (nodes < 3 || nodes.is_multiple_of(2)) {
+            return err(format!(
+                "--nemesis split-vote needs an odd number of nodes, at least 3 (got --nodes {nodes})"
+            ));
+        }
         let concurrency = args.concurrency.unwrap_or(10);
         if concurrency == 0 || concurrency > 1000 {
             return err(format!(
@@ -225,6 +233,11 @@ impl TestConfig {
             "netns" if !is_root => {
                 return err(
                     "--net netns needs root (network namespaces and iptables); run as root, or use --net proxy",
+                )
+            }
+            "netns" if nemesis.iter().any(|k| k == "split-vote") => {
+                return err(
+                    "--nemesis split-vote drops and holds single Raft messages, which only the proxy can do; use --net proxy",
                 )
             }
             "netns" => {}
@@ -396,6 +409,39 @@ mod tests {
             ..Default::default()
         });
         assert!(e.contains("--rate"), "{e}");
+    }
+
+    #[test]
+    fn split_vote_is_named_explicitly_needs_the_proxy_and_an_odd_cluster() {
+        let c = TestConfig::resolve(
+            TestArgs {
+                nemesis: Some("split-vote,partition".into()),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.nemesis, vec!["partition", "split-vote"]);
+        let all = TestConfig::resolve(TestArgs::default(), BUGS, false).unwrap();
+        assert!(!all.nemesis.iter().any(|k| k == "split-vote"));
+        let bad = |args: TestArgs| {
+            TestConfig::resolve(args, BUGS, true)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad(TestArgs {
+            nemesis: Some("split-vote".into()),
+            net: Some("netns".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("--net proxy"), "{e}");
+        let e = bad(TestArgs {
+            nemesis: Some("split-vote".into()),
+            nodes: Some(4),
+            ..Default::default()
+        });
+        assert!(e.contains("odd number"), "{e}");
     }
 
     #[test]

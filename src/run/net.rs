@@ -101,7 +101,7 @@ impl Environment {
                 }
                 let real = listen.iter().map(|(n, l)| (n.clone(), l.0)).collect();
                 Net::Proxy(
-                    nemesis::ProxyNet::start(real)
+                    nemesis::ProxyNet::start_with_frames(real, crate::node::transport::frame_kind)
                         .await
                         .context("starting the link proxies")?,
                 )
@@ -223,6 +223,11 @@ impl ClusterControl for BundledCluster {
 
     async fn leader(&self) -> Option<String> {
         BundledCluster::leader(self).await
+    }
+
+    async fn role(&self, node: &str) -> anyhow::Result<(String, u64)> {
+        let status = self.status(node).await?;
+        Ok((status.role, status.term))
     }
 
     async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 //! [`NetBackend::peer_addr`]. [`Net`] wraps either, so the driver can pick one at run
 //! time without trait objects.
 
+pub mod messages;
 pub mod netns;
 pub mod proxy;
 
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 
 use crate::error::NemesisError;
 use crate::grudge::Grudge;
+use messages::MessageRules;
 
 /// A network that can be partitioned according to a grudge, healed and torn down.
 ///
@@ -27,8 +29,15 @@ pub trait NetBackend {
     /// Cuts exactly the links the grudge names (and heals every other link).
     fn partition(&self, grudge: &Grudge) -> impl Future<Output = Result<(), NemesisError>> + Send;
 
-    /// Restores every link.
+    /// Restores every link: no partition and no message rule.
     fn heal(&self) -> impl Future<Output = Result<(), NemesisError>> + Send;
+
+    /// Drops or holds single messages by kind on some links (see [`messages`]),
+    /// replacing the previous rules. Backends that cannot see messages refuse.
+    fn set_message_rules(
+        &self,
+        rules: &MessageRules,
+    ) -> impl Future<Output = Result<(), NemesisError>> + Send;
 
     /// Removes everything the backend created (listeners, namespaces, bridges).
     fn teardown(&self) -> impl Future<Output = Result<(), NemesisError>> + Send;
@@ -62,6 +71,13 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => net.heal().await,
             Net::Netns(net) => net.heal().await,
+        }
+    }
+
+    async fn set_message_rules(&self, rules: &MessageRules) -> Result<(), NemesisError> {
+        match self {
+            Net::Proxy(net) => NetBackend::set_message_rules(net, rules).await,
+            Net::Netns(net) => net.set_message_rules(rules).await,
         }
     }
 

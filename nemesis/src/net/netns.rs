@@ -239,6 +239,22 @@ impl NetBackend for NetnsNet {
         self.apply(&Grudge::none()).await
     }
 
+    /// iptables sees packets, not messages: dropping one TCP segment only delays the
+    /// stream (TCP retransmits it), so single messages cannot be dropped here. An empty
+    /// rule set (nothing to do) is accepted.
+    async fn set_message_rules(
+        &self,
+        rules: &crate::net::messages::MessageRules,
+    ) -> Result<(), NemesisError> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        Err(NemesisError::Unsupported {
+            what: "dropping or holding single messages",
+            backend: "--net netns",
+        })
+    }
+
     async fn teardown(&self) -> Result<(), NemesisError> {
         let layout = self.layout.clone();
         let result = match tokio::task::spawn_blocking(move || layout.remove()).await {
