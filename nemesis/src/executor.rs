@@ -47,9 +47,9 @@ pub trait ClusterControl {
     fn resume(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// The node that currently leads, if any is known.
     fn leader(&self) -> impl Future<Output = Option<NodeName>> + Send;
-    /// The node's Raft role (`leader`, `follower`, `candidate`, `pre-candidate`) and
-    /// term as it reports them; scripted faults ([`crate::scenario`]) steer by them.
-    fn role(&self, node: &str) -> impl Future<Output = Result<(String, u64), Self::Error>> + Send;
+    /// The node's Raft state as it reports it; scripted faults ([`crate::scenario`])
+    /// steer by it.
+    fn raft_view(&self, node: &str) -> impl Future<Output = Result<RaftView, Self::Error>> + Send;
     /// Make the node's clock read real time + `offset_ms`, advancing at `rate`.
     fn set_clock(
         &self,
@@ -59,6 +59,16 @@ pub trait ClusterControl {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
     /// Put the node's clock back to real time.
     fn reset_clock(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A node's Raft state, as scripted faults need it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RaftView {
+    /// `leader`, `follower`, `candidate` or `pre-candidate`.
+    pub role: String,
+    pub term: u64,
+    pub commit_index: u64,
+    pub last_index: u64,
 }
 
 /// Whether an event starts a fault or stops (heals) one.
@@ -385,10 +395,15 @@ async fn perform<C: ClusterControl, N: NetBackend>(
             event.value = fault.value();
             clock_fault(fault, cluster, state, strobe, &mut event, &mut errors).await;
         }
-        Action::StartSplitVote => {
+        Action::StartSplitVote | Action::StartFigureEight => {
             // The rules stay until the stop; a partition in force is replaced by them.
             state.partition = Some(Grudge::none());
-            match crate::scenario::split_vote(cluster, net, state, rng).await {
+            let script = if matches!(action, Action::StartSplitVote) {
+                crate::scenario::split_vote(cluster, net, state, rng).await
+            } else {
+                crate::scenario::figure_eight(cluster, net, state, rng).await
+            };
+            match script {
                 Ok((value, detail)) => {
                     event.value = value;
                     event.detail = Some(detail);
@@ -403,7 +418,7 @@ async fn perform<C: ClusterControl, N: NetBackend>(
                 }
             }
         }
-        Action::StopSplitVote => {
+        Action::StopSplitVote | Action::StopFigureEight => {
             match net.heal().await {
                 Ok(()) => state.partition = None,
                 Err(error) => errors.push(error.to_string()),
@@ -718,11 +733,16 @@ mod tests {
         async fn leader(&self) -> Option<NodeName> {
             self.leader.clone()
         }
-        async fn role(&self, node: &str) -> Result<(String, u64), String> {
-            match &self.leader {
-                Some(leader) if leader == node => Ok(("leader".into(), 1)),
-                _ => Ok(("follower".into(), 1)),
-            }
+        async fn raft_view(&self, node: &str) -> Result<RaftView, String> {
+            let role = match &self.leader {
+                Some(leader) if leader == node => "leader",
+                _ => "follower",
+            };
+            Ok(RaftView {
+                role: role.into(),
+                term: 1,
+                ..RaftView::default()
+            })
         }
         async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> Result<(), String> {
             self.call(format!("clock {node} {offset_ms} {rate}"), node)
@@ -759,6 +779,18 @@ mod tests {
                 .unwrap()
                 .push(format!("rules {}", rules.to_json()));
             Ok(())
+        }
+        async fn release_held(
+            &self,
+            from: &str,
+            to: &str,
+            count: usize,
+        ) -> Result<usize, NemesisError> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("release {count} {from}->{to}"));
+            Ok(0)
         }
         async fn teardown(&self) -> Result<(), NemesisError> {
             Ok(())

@@ -51,7 +51,9 @@ pub mod schedule;
 
 pub use clock::ClockFault;
 pub use error::NemesisError;
-pub use executor::{heal_all, run, ClusterControl, FaultState, NemesisEvent, Phase, RunOutcome};
+pub use executor::{
+    heal_all, run, ClusterControl, FaultState, NemesisEvent, Phase, RaftView, RunOutcome,
+};
 pub use grudge::{Grudge, NodeName, PartitionShape};
 pub use net::messages::{FrameClassifier, MessageRules};
 pub use net::netns::{NetnsConfig, NetnsNet};

@@ -36,7 +36,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::executor::{ClockSetting, ClusterControl, FaultState};
+use crate::executor::{ClockSetting, ClusterControl, FaultState, RaftView};
 use crate::grudge::NodeName;
 use crate::net::messages::MessageRules;
 use crate::net::NetBackend;
@@ -133,7 +133,7 @@ pub async fn split_vote<C: ClusterControl, N: NetBackend>(
     let mut nodes = state.nodes.clone();
     nodes.sort();
     let Some((leader, t0)) = current_leader(cluster, &nodes).await else {
-        return Err((Value::Null, "no leader to depose".into()));
+        return Err((Value::Null, "no settled leader to depose".into()));
     };
     let roles = SplitVoteRoles::draw(&nodes, &leader, t0, rng).map_err(|e| (Value::Null, e))?;
     let value = roles.to_json();
@@ -181,6 +181,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
         .drop(&r.a, &r.b, &PRE_VOTE)
         .drop(&r.b, &r.a, &PRE_VOTE);
     set(rules.clone()).await?;
+    tracing::info!(roles = %r.to_json(), "split-vote: only A and B campaign; their requests are held");
     // Freeze each candidate the moment it is one, so that it stays one.
     let mut frozen = Vec::new();
     let deadline = Instant::now() + STEP_TIMEOUT;
@@ -189,7 +190,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
             if frozen.contains(&candidate) {
                 continue;
             }
-            match cluster.role(candidate).await {
+            match role(cluster, candidate).await {
                 Ok((role, term)) if role == "candidate" && term == t => {
                     freeze(cluster, state, candidate).await?;
                     frozen.push(candidate);
@@ -321,7 +322,7 @@ async fn wait_for_role<C: ClusterControl>(
 ) -> Result<(), String> {
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
-        let last = match cluster.role(node).await {
+        let last = match role(cluster, node).await {
             Ok((role, t)) if role == want && t == term => return Ok(()),
             Ok((role, t)) => format!("{role} of term {t}"),
             Err(e) => format!("no answer ({e:#})"),
@@ -335,19 +336,394 @@ async fn wait_for_role<C: ClusterControl>(
     }
 }
 
+async fn role<C: ClusterControl>(cluster: &C, node: &str) -> Result<(String, u64), String> {
+    cluster
+        .raft_view(node)
+        .await
+        .map(|v| (v.role, v.term))
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The leader and its term once the cluster is settled: one leader, every other node
+/// its follower in the same term (a script right after another fault waits for this).
 async fn current_leader<C: ClusterControl>(
     cluster: &C,
     nodes: &[NodeName],
 ) -> Option<(NodeName, u64)> {
-    let mut best: Option<(NodeName, u64)> = None;
-    for node in nodes {
-        if let Ok((role, term)) = cluster.role(node).await {
-            if role == "leader" && best.as_ref().is_none_or(|(_, t)| term > *t) {
-                best = Some((node.clone(), term));
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let mut leaders = Vec::new();
+        let mut terms = Vec::new();
+        for node in nodes {
+            match role(cluster, node).await {
+                Ok((role, term)) => {
+                    if role == "leader" {
+                        leaders.push((node.clone(), term));
+                    } else if role != "follower" {
+                        terms.push(u64::MAX);
+                    }
+                    terms.push(term);
+                }
+                Err(_) => terms.push(u64::MAX),
             }
         }
+        if let [(leader, term)] = leaders.as_slice() {
+            if terms.iter().all(|t| t == term) {
+                return Some((leader.clone(), *term));
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    best
+}
+
+/// Who plays which part in Figure 8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FigureEightRoles {
+    /// The leader whose old-term entries get committed by counting.
+    pub l: NodeName,
+    /// The one follower that receives them while `L` has no quorum.
+    pub h: NodeName,
+    /// The leader of the next term, whose entries take their place in the end.
+    pub s: NodeName,
+    /// Followers that receive `L`'s old entries one message at a time.
+    pub x: Vec<NodeName>,
+    /// Followers that never receive them.
+    pub y: Vec<NodeName>,
+    /// `L`'s term when the script started.
+    pub t0: u64,
+}
+
+impl FigureEightRoles {
+    /// Draws the parts for a cluster of `nodes` (odd, at least 5) led by `leader`.
+    pub fn draw(
+        nodes: &[NodeName],
+        leader: &str,
+        t0: u64,
+        rng: &mut impl Rng,
+    ) -> Result<Self, String> {
+        let n = nodes.len();
+        if n < 5 || n.is_multiple_of(2) {
+            return Err(format!(
+                "figure-8 needs an odd number of nodes, at least 5 (the cluster has {n})"
+            ));
+        }
+        let quorum = n / 2 + 1;
+        let mut others: Vec<NodeName> = nodes.iter().filter(|x| *x != leader).cloned().collect();
+        others.sort();
+        others.shuffle(rng);
+        let mut x = others[2..quorum].to_vec();
+        let mut y = others[quorum..].to_vec();
+        x.sort();
+        y.sort();
+        Ok(FigureEightRoles {
+            l: leader.to_string(),
+            h: others[0].clone(),
+            s: others[1].clone(),
+            x,
+            y,
+            t0,
+        })
+    }
+
+    fn all(&self) -> Vec<&NodeName> {
+        let mut all = vec![&self.l, &self.h, &self.s];
+        all.extend(&self.x);
+        all.extend(&self.y);
+        all
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "leader": self.l, "holder": self.h, "next_leader": self.s,
+            "stepped": self.x, "starved": self.y, "term": self.t0,
+        })
+    }
+}
+
+/// Entries per append message of the bundled node: a follower further behind than this
+/// receives old entries in a message without the new leader's own entry.
+const APPEND_BATCH: u64 = 64;
+
+/// Raft's Figure 8 (`--nemesis figure-8`), on a live cluster:
+///
+/// 1. The leader `L` (frozen, so it keeps leading without a quorum) appends its clients'
+///    writes; only `H` receives them. The others elect `S` in the next term; `S` is
+///    frozen too and its appends are dropped, so its own writes stay on `S` alone.
+///    This goes on until `L` is more than one append message ahead of the `X` nodes.
+/// 2. `L` is unfrozen, steps down and wins the term after `S`'s with `H`, `X` and `Y`.
+///    Its appends reach `H` freely, the `X` nodes one message at a time (held in the
+///    proxy), the `Y` nodes never; released one by one until `L`'s commit index moves.
+///    A correct leader commits only once its own first entry is on a majority; one that
+///    counts replicas of old entries commits them as soon as `L`, `H` and the `X` nodes
+///    hold them — while its own entry is on fewer than a majority.
+/// 3. `L` falls silent. `S`, whose last entry is of a later term than anything the `X`
+///    and `Y` nodes hold, wins the next term and overwrites the entries `L` called
+///    committed (and applied).
+pub async fn figure_eight<C: ClusterControl, N: NetBackend>(
+    cluster: &C,
+    net: &N,
+    state: &mut FaultState,
+    rng: &mut impl Rng,
+) -> Result<(Value, String), (Value, String)> {
+    let mut nodes = state.nodes.clone();
+    nodes.sort();
+    let Some((leader, t0)) = current_leader(cluster, &nodes).await else {
+        return Err((Value::Null, "no settled leader to start from".into()));
+    };
+    let roles = FigureEightRoles::draw(&nodes, &leader, t0, rng).map_err(|e| (Value::Null, e))?;
+    let value = roles.to_json();
+    match figure_eight_script(cluster, net, state, &roles).await {
+        Ok(detail) => Ok((value, detail)),
+        Err(error) => Err((value, error)),
+    }
+}
+
+async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
+    cluster: &C,
+    net: &N,
+    state: &mut FaultState,
+    r: &FigureEightRoles,
+) -> Result<String, String> {
+    let all = r.all();
+    let others =
+        |x: &NodeName| -> Vec<&NodeName> { all.iter().copied().filter(|y| *y != x).collect() };
+    let set = |rules: MessageRules| async move {
+        net.set_message_rules(&rules)
+            .await
+            .map_err(|e| format!("setting message rules: {e}"))
+    };
+
+    // 0. The X nodes fall behind while the others commit at full speed, until L is a
+    //    little less than a whole number of append messages ahead of them: then a few
+    //    more entries make a message boundary fall among them (see below).
+    let mut rules = MessageRules::new();
+    for x in &r.x {
+        rules.hold(&r.l, x, &APPENDS);
+    }
+    set(rules).await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut behind = 0;
+    for x in &r.x {
+        behind = behind.max(view(cluster, x).await?.last_index);
+    }
+    // Aim a few entries short of a boundary: L appends entries of its old term, with
+    // no quorum, slowly (its clients wait out their timeouts), and each one moves the
+    // boundary closer. Freezing L takes a moment, so a target overshot is tried again.
+    let deadline = Instant::now() + 2 * STEP_TIMEOUT;
+    let old_start = loop {
+        let ahead = view(cluster, &r.l).await?.last_index.saturating_sub(behind);
+        if ahead >= APPEND_BATCH
+            && (APPEND_BATCH - 3..=APPEND_BATCH - 2).contains(&(ahead % APPEND_BATCH))
+        {
+            // 1. L leads on without a quorum (frozen), its entries reach H only.
+            freeze(cluster, state, &r.l).await?;
+            let mut rules = MessageRules::new();
+            for z in others(&r.l) {
+                if *z != r.h {
+                    rules.drop(&r.l, z, &APPENDS);
+                }
+            }
+            set(rules).await?;
+            let start = view(cluster, &r.l).await?.last_index;
+            let ahead = start.saturating_sub(behind) % APPEND_BATCH;
+            if ahead >= APPEND_BATCH - 4 {
+                break start;
+            }
+            tracing::debug!(ahead, "figure-8: overshot the boundary, trying again");
+            let mut rules = MessageRules::new();
+            for x in &r.x {
+                rules.hold(&r.l, x, &APPENDS);
+            }
+            set(rules).await?;
+            unfreeze(cluster, state, &r.l).await?;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} did not get to just short of an append message ahead of {} (too few writes)",
+                r.l,
+                names(r.x.iter())
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+
+    // 1. (continued) S wins the next term.
+    let mut rules = MessageRules::new();
+    for z in others(&r.l) {
+        if *z != r.h {
+            rules.drop(&r.l, z, &APPENDS);
+        }
+    }
+    for z in others(&r.s) {
+        rules.drop(&r.s, z, &APPENDS);
+    }
+    for voter in all.iter().filter(|z| ***z != r.s) {
+        for z in others(voter) {
+            rules.drop(voter, z, &PRE_VOTE);
+        }
+    }
+    set(rules.clone()).await?;
+    tracing::info!(roles = %r.to_json(), "figure-8: L leads frozen, its entries reach H only");
+    let t_s = wait_for_leader_above(cluster, &r.s, r.t0).await?;
+    freeze(cluster, state, &r.s).await?;
+    tracing::info!(term = t_s, node = %r.s, "figure-8: S leads, frozen");
+    // The X nodes will receive L's entries from `behind + 1` on in messages of
+    // APPEND_BATCH; the last one also carries L's first entry of its next term. Wait
+    // until some of the entries L appends now (uncommitted, of its old term) fall into
+    // an earlier message: then they reach a majority without that first entry.
+    let deadline = Instant::now() + 3 * STEP_TIMEOUT;
+    loop {
+        let last = view(cluster, &r.l).await?.last_index;
+        let uncommitted = last.saturating_sub(old_start);
+        if uncommitted > 0 && last.saturating_sub(behind) % APPEND_BATCH < uncommitted {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{} took {uncommitted} writes without a quorum, too few to span an append message",
+                r.l
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::info!(
+        behind,
+        old_start,
+        "figure-8: L's uncommitted entries span an append message boundary"
+    );
+    // 2. L wins the term after S's; its appends reach the X nodes one at a time.
+    let mut rules = MessageRules::new();
+    for z in others(&r.l) {
+        if r.x.contains(z) {
+            rules.hold(&r.l, z, &APPENDS);
+        } else if *z != r.h {
+            rules.drop(&r.l, z, &APPENDS);
+        }
+    }
+    for z in others(&r.s) {
+        rules.drop(&r.s, z, &APPENDS);
+    }
+    for voter in all.iter().filter(|z| ***z != r.l) {
+        for z in others(voter) {
+            rules.drop(voter, z, &PRE_VOTE);
+        }
+    }
+    set(rules.clone()).await?;
+    unfreeze(cluster, state, &r.l).await?;
+    // Its last entry as a deposed leader: the new term's first entry follows it.
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let old_last = loop {
+        let l = view(cluster, &r.l).await?;
+        if l.role != "leader" {
+            break l.last_index;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{} did not step down", r.l));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let t_l = wait_for_leader_above(cluster, &r.l, t_s).await?;
+    tracing::info!(term = t_l, old_last, "figure-8: L leads again");
+    let first_new = old_last + 1;
+    let commit_before = view(cluster, &r.l).await?.commit_index;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let commit = 'release: loop {
+        for x in &r.x {
+            net.release_held(&r.l, x, 1)
+                .await
+                .map_err(|e| format!("releasing a message to {x}: {e}"))?;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let l = view(cluster, &r.l).await?;
+        if l.commit_index > commit_before {
+            break 'release l.commit_index;
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{}'s commit index stayed at {commit_before} while its appends reached {}",
+                r.l,
+                names(r.x.iter())
+            ));
+        }
+    };
+
+    tracing::info!(commit, "figure-8: L's commit index moved");
+    // 3. L falls silent; S, with the later last term, wins the next term.
+    let mut rules = MessageRules::new();
+    for z in others(&r.l) {
+        rules.drop(&r.l, z, &APPENDS);
+    }
+    for voter in all.iter().filter(|z| ***z != r.s) {
+        for z in others(voter) {
+            rules.drop(voter, z, &PRE_VOTE);
+        }
+    }
+    set(rules).await?;
+    unfreeze(cluster, state, &r.s).await?;
+    let s_won = wait_for_leader_above(cluster, &r.s, t_l).await;
+    let committed = if commit < first_new {
+        format!(
+            "{} (leading term {t_l}) committed up to index {commit}, entries of term {} or older, before its own first entry (index {first_new}) reached a majority",
+            r.l, r.t0
+        )
+    } else {
+        format!(
+            "{} (leading term {t_l}) committed up to index {commit}, including its own first entry (index {first_new})",
+            r.l
+        )
+    };
+    Ok(match s_won {
+        Ok(term) => format!(
+            "{committed}; then {} (last entry of term {t_s}) won term {term} and overwrote them",
+            r.s
+        ),
+        Err(_) => format!("{committed}; {} could not win a later term", r.s),
+    })
+}
+
+async fn view<C: ClusterControl>(cluster: &C, node: &str) -> Result<RaftView, String> {
+    cluster
+        .raft_view(node)
+        .await
+        .map_err(|e| format!("{node}: {e:#}"))
+}
+
+async fn unfreeze<C: ClusterControl>(
+    cluster: &C,
+    state: &mut FaultState,
+    node: &str,
+) -> Result<(), String> {
+    cluster
+        .reset_clock(node)
+        .await
+        .map_err(|e| format!("unfreezing {node}: {e:#}"))?;
+    state.clocks.remove(node);
+    Ok(())
+}
+
+/// Waits until `node` leads a term above `term`; returns that term.
+async fn wait_for_leader_above<C: ClusterControl>(
+    cluster: &C,
+    node: &str,
+    term: u64,
+) -> Result<u64, String> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let last = match role(cluster, node).await {
+            Ok((role, t)) if role == "leader" && t > term => return Ok(t),
+            Ok((role, t)) => format!("{role} of term {t}"),
+            Err(e) => format!("no answer ({e})"),
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{node} did not lead a term above {term} (last: {last})"
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 #[cfg(test)]
@@ -378,6 +754,25 @@ mod tests {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         assert!(SplitVoteRoles::draw(&nodes(4), "n1", 1, &mut rng).is_err());
+        for n in [5usize, 7, 9] {
+            let r = FigureEightRoles::draw(&nodes(n), "n3", 2, &mut rng).unwrap();
+            let quorum = n / 2 + 1;
+            assert_eq!(r.l, "n3");
+            assert_eq!(
+                2 + r.x.len(),
+                quorum,
+                "L, H and the X nodes hold the old entries"
+            );
+            assert!(
+                1 + r.x.len() + r.y.len() >= quorum,
+                "S can win with X and Y"
+            );
+            let mut all: Vec<&NodeName> = r.all();
+            all.sort();
+            all.dedup();
+            assert_eq!(all.len(), n);
+        }
+        assert!(FigureEightRoles::draw(&nodes(3), "n1", 1, &mut rng).is_err());
         assert!(SplitVoteRoles::draw(&nodes(1), "n1", 1, &mut rng).is_err());
     }
 }

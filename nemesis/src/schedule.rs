@@ -51,6 +51,10 @@ pub enum FaultKind {
     /// candidates in one term, the voter they share restarted in between. Proxy network
     /// only, an odd number of nodes; not part of `all`.
     SplitVote,
+    /// Raft's Figure 8, scripted (see [`crate::scenario::figure_eight`]): a leader's
+    /// old-term entries reach a majority before its own entry does, then a node with a
+    /// later last term wins. Proxy network, odd clusters of 5 or more; not part of `all`.
+    FigureEight,
 }
 
 impl FaultKind {
@@ -63,15 +67,16 @@ impl FaultKind {
     ];
 
     /// Every kind that has a name, including those `all` leaves out.
-    pub const NAMED: [FaultKind; 5] = [
+    pub const NAMED: [FaultKind; 6] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Clock,
         FaultKind::SplitVote,
+        FaultKind::FigureEight,
     ];
 
-    const EXPECTED: &'static str = "partition, kill, pause, clock, split-vote, all, none";
+    const EXPECTED: &'static str = "partition, kill, pause, clock, split-vote, figure-8, all, none";
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -81,6 +86,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Clock => "clock",
             FaultKind::SplitVote => "split-vote",
+            FaultKind::FigureEight => "figure-8",
         }
     }
 
@@ -198,6 +204,10 @@ pub enum Action {
     StartSplitVote,
     /// Lift the split vote's message rules (heals the network).
     StopSplitVote,
+    /// Script Figure 8 (roles chosen at run time); see [`crate::scenario::figure_eight`].
+    StartFigureEight,
+    /// Lift Figure 8's message rules (heals the network).
+    StopFigureEight,
 }
 
 impl Action {
@@ -213,6 +223,8 @@ impl Action {
             Action::Clock { fault } => fault.f(),
             Action::StartSplitVote => "start-split-vote",
             Action::StopSplitVote => "stop-split-vote",
+            Action::StartFigureEight => "start-figure-8",
+            Action::StopFigureEight => "stop-figure-8",
         }
     }
 
@@ -222,6 +234,7 @@ impl Action {
             self,
             Action::StopPartition
                 | Action::StopSplitVote
+                | Action::StopFigureEight
                 | Action::Restart { .. }
                 | Action::Resume { .. }
                 | Action::Clock {
@@ -242,7 +255,11 @@ pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
         return steps;
     }
     let lanes: [&[FaultKind]; 3] = [
-        &[FaultKind::Partition, FaultKind::SplitVote],
+        &[
+            FaultKind::Partition,
+            FaultKind::SplitVote,
+            FaultKind::FigureEight,
+        ],
         &[FaultKind::Kill, FaultKind::Pause],
         &[FaultKind::Clock],
     ];
@@ -291,6 +308,7 @@ fn usable_kinds(cfg: &ScheduleConfig, nodes: &[NodeName]) -> Vec<FaultKind> {
             FaultKind::Kill | FaultKind::Pause => cfg.max_killed > 0 && !nodes.is_empty(),
             FaultKind::Clock => !nodes.is_empty(),
             FaultKind::SplitVote => nodes.len() >= 3 && !nodes.len().is_multiple_of(2),
+            FaultKind::FigureEight => nodes.len() >= 5 && !nodes.len().is_multiple_of(2),
         })
         .collect()
 }
@@ -332,6 +350,7 @@ fn plan_fault(
             (start, Action::StopPartition)
         }
         FaultKind::SplitVote => (Action::StartSplitVote, Action::StopSplitVote),
+        FaultKind::FigureEight => (Action::StartFigureEight, Action::StopFigureEight),
         FaultKind::Kill => {
             let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
             (
@@ -435,7 +454,9 @@ mod tests {
             | Action::IsolateLeader
             | Action::StopPartition
             | Action::StartSplitVote
-            | Action::StopSplitVote => 0,
+            | Action::StopSplitVote
+            | Action::StartFigureEight
+            | Action::StopFigureEight => 0,
             Action::Kill { .. }
             | Action::Restart { .. }
             | Action::Pause { .. }
@@ -472,7 +493,8 @@ mod tests {
                         | (Action::Pause { nodes: a }, Action::Resume { nodes: b }) => a == b,
                         (Action::StartPartition { .. }, Action::StopPartition)
                         | (Action::IsolateLeader, Action::StopPartition)
-                        | (Action::StartSplitVote, Action::StopSplitVote) => true,
+                        | (Action::StartSplitVote, Action::StopSplitVote)
+                        | (Action::StartFigureEight, Action::StopFigureEight) => true,
                         (Action::Clock { .. }, Action::Clock { fault }) => {
                             *fault == ClockFault::Reset
                         }

@@ -33,7 +33,7 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "commit-old-terms",
-        nemesis: "partition,kill",
+        nemesis: "figure-8",
         workload: "register",
         description: "commit entries from earlier terms by counting replicas (violates Raft 5.4.2): \
                       a committed entry can later be overwritten",

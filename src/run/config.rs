@@ -78,7 +78,7 @@ pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set", "list-append"
 /// Fault kinds.
 pub const FAULTS: &[&str] = &["partition", "kill", "pause", "clock"];
 /// Scripted faults: named explicitly, never part of `all` (nor of `test-all`'s product).
-pub const SCRIPTED_FAULTS: &[&str] = &["split-vote"];
+pub const SCRIPTED_FAULTS: &[&str] = &["split-vote", "figure-8"];
 /// Read modes of the bundled cluster.
 pub const READ_MODES: &[&str] = &["read-index", "log", "lease", "local"];
 
@@ -219,6 +219,11 @@ impl TestConfig {
                 "--nemesis split-vote needs an odd number of nodes, at least 3 (got --nodes {nodes})"
             ));
         }
+        if nemesis.iter().any(|k| k == "figure-8") && (nodes < 5 || nodes.is_multiple_of(2)) {
+            return err(format!(
+                "--nemesis figure-8 needs an odd number of nodes, at least 5 (got --nodes {nodes})"
+            ));
+        }
         let concurrency = args.concurrency.unwrap_or(10);
         if concurrency == 0 || concurrency > 1000 {
             return err(format!(
@@ -235,9 +240,9 @@ impl TestConfig {
                     "--net netns needs root (network namespaces and iptables); run as root, or use --net proxy",
                 )
             }
-            "netns" if nemesis.iter().any(|k| k == "split-vote") => {
+            "netns" if nemesis.iter().any(|k| SCRIPTED_FAULTS.contains(&k.as_str())) => {
                 return err(
-                    "--nemesis split-vote drops and holds single Raft messages, which only the proxy can do; use --net proxy",
+                    "--nemesis split-vote and figure-8 drop and hold single Raft messages, which only the proxy can do; use --net proxy",
                 )
             }
             "netns" => {}
@@ -442,6 +447,18 @@ mod tests {
             ..Default::default()
         });
         assert!(e.contains("odd number"), "{e}");
+        let e = bad(TestArgs {
+            nemesis: Some("figure-8".into()),
+            nodes: Some(3),
+            ..Default::default()
+        });
+        assert!(e.contains("at least 5"), "{e}");
+        let e = bad(TestArgs {
+            nemesis: Some("figure-8".into()),
+            net: Some("netns".into()),
+            ..Default::default()
+        });
+        assert!(e.contains("--net proxy"), "{e}");
     }
 
     #[test]

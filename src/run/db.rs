@@ -44,6 +44,8 @@ pub struct BundledCluster {
 pub struct NodeStatus {
     pub role: String,
     pub term: u64,
+    pub commit_index: u64,
+    pub last_index: u64,
 }
 
 impl BundledCluster {
@@ -250,6 +252,8 @@ impl BundledCluster {
         Ok(NodeStatus {
             role: v["role"].as_str().unwrap_or("unknown").to_string(),
             term: v["term"].as_u64().unwrap_or(0),
+            commit_index: v["commit_index"].as_u64().unwrap_or(0),
+            last_index: v["last_index"].as_u64().unwrap_or(0),
         })
     }
 

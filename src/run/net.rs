@@ -225,9 +225,14 @@ impl ClusterControl for BundledCluster {
         BundledCluster::leader(self).await
     }
 
-    async fn role(&self, node: &str) -> anyhow::Result<(String, u64)> {
+    async fn raft_view(&self, node: &str) -> anyhow::Result<nemesis::RaftView> {
         let status = self.status(node).await?;
-        Ok((status.role, status.term))
+        Ok(nemesis::RaftView {
+            role: status.role,
+            term: status.term,
+            commit_index: status.commit_index,
+            last_index: status.last_index,
+        })
     }
 
     async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {

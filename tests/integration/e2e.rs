@@ -245,6 +245,60 @@ fn forget_vote_is_caught_by_a_scripted_split_vote_that_the_correct_cluster_survi
     assert_nothing_left(store.path());
 }
 
+/// `commit-old-terms` commits entries of an earlier term by counting replicas. The
+/// scripted `figure-8` nemesis builds Raft's Figure 8 on five real nodes: a new leader's
+/// old entries reach a majority before its own first entry does, and a node with a later
+/// last term then wins and overwrites them. The correct leader waits for its own entry
+/// and the run is valid; the buggy one has already applied the overwritten entries, so
+/// the replicas' applied histories differ. Every seeded trial went this way (3 of 3 each
+/// way), so one run each suffices.
+#[test]
+fn commit_old_terms_is_caught_by_a_scripted_figure_8_that_the_correct_cluster_survives() {
+    let _guard = cluster_lock();
+    let store = TempDir::new("figure-8");
+    let store_arg = store.path().to_str().unwrap().to_string();
+    let args = |bug: Option<&'static str>| {
+        let mut args = vec![
+            "test",
+            "--store",
+            &store_arg,
+            "--nodes",
+            "5",
+            "--recovery-time",
+            "1",
+            "--workload",
+            "register",
+            "--nemesis",
+            "figure-8",
+            "--nemesis-interval",
+            "4",
+            "--time-limit",
+            "14",
+            "--seed",
+            "1",
+        ];
+        if let Some(bug) = bug {
+            args.extend(["--bug", bug]);
+        }
+        run(&args)
+    };
+    let correct = args(None);
+    assert_eq!(code(&correct), 0, "{}", text(&correct));
+    let log = std::fs::read_to_string(latest_run(store.path()).join("splitbrain.log")).unwrap();
+    assert!(
+        log.contains("including its own first entry"),
+        "the script did not reach the commit: {log}"
+    );
+
+    let buggy = args(Some("commit-old-terms"));
+    assert_eq!(code(&buggy), 1, "{}", text(&buggy));
+    let run_dir = latest_run(store.path());
+    let log = std::fs::read_to_string(run_dir.join("splitbrain.log")).unwrap();
+    assert!(log.contains("before its own first entry"), "{log}");
+    assert_eq!(results(&run_dir)["convergence"]["verdict"], "invalid");
+    assert_nothing_left(store.path());
+}
+
 /// The list-append workload, checked Elle-style: the correct cluster's transactions are
 /// strict serializable, and `non-atomic-txn` (each micro-operation its own log entry) is
 /// caught as dependency cycles, drawn in the report. No fault is needed: the bug shows

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use crate::error::NemesisError;
 use crate::grudge::Grudge;
 use messages::MessageRules;
+use proxy::ProxyNet;
 
 /// A network that can be partitioned according to a grudge, healed and torn down.
 ///
@@ -38,6 +39,15 @@ pub trait NetBackend {
         &self,
         rules: &MessageRules,
     ) -> impl Future<Output = Result<(), NemesisError>> + Send;
+
+    /// Delivers the first `count` messages held on the link from→to (of any kind) and
+    /// keeps holding the rest; returns how many were released.
+    fn release_held(
+        &self,
+        from: &str,
+        to: &str,
+        count: usize,
+    ) -> impl Future<Output = Result<usize, NemesisError>> + Send;
 
     /// Removes everything the backend created (listeners, namespaces, bridges).
     fn teardown(&self) -> impl Future<Output = Result<(), NemesisError>> + Send;
@@ -78,6 +88,18 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => NetBackend::set_message_rules(net, rules).await,
             Net::Netns(net) => net.set_message_rules(rules).await,
+        }
+    }
+
+    async fn release_held(
+        &self,
+        from: &str,
+        to: &str,
+        count: usize,
+    ) -> Result<usize, NemesisError> {
+        match self {
+            Net::Proxy(net) => ProxyNet::release_held(net, from, to, count),
+            Net::Netns(net) => net.release_held(from, to, count).await,
         }
     }
 

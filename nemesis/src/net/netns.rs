@@ -255,6 +255,16 @@ impl NetBackend for NetnsNet {
         })
     }
 
+    /// Nothing is ever held here.
+    async fn release_held(
+        &self,
+        _from: &str,
+        _to: &str,
+        _count: usize,
+    ) -> Result<usize, NemesisError> {
+        Ok(0)
+    }
+
     async fn teardown(&self) -> Result<(), NemesisError> {
         let layout = self.layout.clone();
         let result = match tokio::task::spawn_blocking(move || layout.remove()).await {

@@ -55,6 +55,10 @@ struct LinkShared {
     greeting: Mutex<Option<Vec<u8>>>,
     /// Connections that have passed their greeting and can deliver frames.
     live: AtomicUsize,
+    /// Frames released one by one ([`ProxyNet::release_held`]) for a live connection to
+    /// deliver; `kick` wakes the connections.
+    forced: Mutex<Vec<u8>>,
+    kick: watch::Sender<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -153,6 +157,8 @@ impl ProxyNet {
                     held: Mutex::new(Vec::new()),
                     greeting: Mutex::new(None),
                     live: AtomicUsize::new(0),
+                    forced: Mutex::new(Vec::new()),
+                    kick: watch::channel(0).0,
                 });
                 tasks.spawn(serve_link(listener, shared.clone(), classify));
                 links.insert((from.clone(), to.clone()), Link { listen, shared });
@@ -224,6 +230,32 @@ impl ProxyNet {
         Ok(())
     }
 
+    /// Delivers the first `count` frames held on the link from→to, whatever their kind,
+    /// and keeps holding the rest; returns how many it released.
+    pub fn release_held(&self, from: &str, to: &str, count: usize) -> Result<usize, NemesisError> {
+        self.real_addr(from)?;
+        self.real_addr(to)?;
+        let Some(link) = self.links.get(&(from.to_string(), to.to_string())) else {
+            return Ok(0);
+        };
+        let shared = &link.shared;
+        let (released, frames): (usize, Vec<u8>) = {
+            let mut held = lock(&shared.held);
+            let n = count.min(held.len());
+            (n, held.drain(..n).flat_map(|(_, frame)| frame).collect())
+        };
+        if released == 0 {
+            return Ok(0);
+        }
+        if shared.live.load(Ordering::SeqCst) > 0 {
+            lock(&shared.forced).extend_from_slice(&frames);
+            shared.kick.send_modify(|k| *k += 1);
+        } else if let Some(greeting) = lock(&shared.greeting).clone() {
+            lock(&self.tasks).spawn(deliver(shared.target, greeting, frames));
+        }
+        Ok(released)
+    }
+
     fn unknown(&self, node: &str) -> NemesisError {
         NemesisError::UnknownNode {
             node: node.to_string(),
@@ -282,6 +314,15 @@ impl NetBackend for ProxyNet {
 
     async fn set_message_rules(&self, rules: &MessageRules) -> Result<(), NemesisError> {
         ProxyNet::set_message_rules(self, rules)
+    }
+
+    async fn release_held(
+        &self,
+        from: &str,
+        to: &str,
+        count: usize,
+    ) -> Result<usize, NemesisError> {
+        ProxyNet::release_held(self, from, to, count)
     }
 
     async fn teardown(&self) -> Result<(), NemesisError> {
@@ -384,6 +425,7 @@ async fn forward_frames(inbound: TcpStream, link: Arc<LinkShared>, classify: Fra
     let (mut in_read, mut in_write) = inbound.into_split();
     let (mut out_read, mut out_write) = outbound.into_split();
     let mut rule_rx = link.rule.subscribe();
+    let mut kick_rx = link.kick.subscribe();
     let mut pending = Vec::with_capacity(64 << 10);
     let mut chunk = vec![0u8; 64 << 10];
     let mut back = vec![0u8; 4 << 10];
@@ -422,6 +464,11 @@ async fn forward_frames(inbound: TcpStream, link: Arc<LinkShared>, classify: Fra
                     return;
                 }
             }
+            kicked = kick_rx.changed() => {
+                if kicked.is_err() {
+                    return;
+                }
+            }
             // The receiver never writes on a peer link; pass anything through anyway.
             read = out_read.read(&mut back) => match read {
                 Ok(0) | Err(_) => return,
@@ -436,6 +483,7 @@ async fn forward_frames(inbound: TcpStream, link: Arc<LinkShared>, classify: Fra
             () = async { let _ = cut.wait_for(|is_cut| *is_cut).await; } => return,
         }
         if live.is_some() {
+            out.extend(std::mem::take(&mut *lock(&link.forced)));
             let rule = rule_rx.borrow_and_update().clone();
             out.extend(link.take_released(&rule));
         }
@@ -726,12 +774,19 @@ mod tests {
         );
         assert_eq!(net.held("n1", "n2"), 0);
 
-        // Healing drops held frames; a plain proxy refuses message rules.
+        // One held frame at a time, on the live connection, whatever the rules say.
         let mut sender = connect(net.peer_addr("n1", "n2").unwrap()).await;
         net.set_message_rules(&rules).unwrap();
         sender.write_all(&framed("hello")).await.unwrap();
         sender.write_all(&framed("vote:6")).await.unwrap();
-        eventually("the held vote", || net.held("n1", "n2") == 1).await;
+        sender.write_all(&framed("vote:7")).await.unwrap();
+        eventually("the held votes", || net.held("n1", "n2") == 2).await;
+        assert_eq!(net.release_held("n1", "n2", 1).unwrap(), 1);
+        eventually("one released vote", || lock(&got).len() == 7).await;
+        assert_eq!(lock(&got)[5..], ["hello", "vote:6"]);
+        assert_eq!(net.held("n1", "n2"), 1);
+
+        // Healing drops held frames; a plain proxy refuses message rules.
         net.heal().await.unwrap();
         assert_eq!(net.held("n1", "n2"), 0);
         let plain = ProxyNet::start(BTreeMap::from([("n1".to_string(), n2_addr)]))
