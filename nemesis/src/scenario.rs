@@ -1,12 +1,17 @@
-//! Scripted faults: message rules, clock freezes and a restart, in an order that drives
+//! Scripted faults: message rules, clock freezes and restarts, in an order that drives
 //! a Raft cluster into one precise situation that random faults practically never reach.
+//! Two scripts: [`split_vote`] (`--nemesis split-vote`) and [`figure_eight`]
+//! (`--nemesis figure-8`). Each steers by the nodes' own view of their role, term and
+//! log ([`ClusterControl::raft_view`]), gives up with an error after a few seconds at any
+//! step that does not happen, and describes what happened in its event; the checkers
+//! (convergence's history chains, linearizability) decide whether it mattered.
 //!
-//! **Split vote with a restarted voter** (`--nemesis split-vote`). Raft's election safety
-//! rests on a voter remembering its vote across a crash. With pre-vote on, a second vote
-//! in a term can only go to a candidate that passed pre-vote before the first winner's
-//! vote requests reached a majority, so a forgetful voter is exposed only if it restarts
-//! between two candidates' requests of one split vote — a window of microseconds. The
-//! script holds the window open:
+//! **Split vote with a restarted voter.** Raft's election safety rests on a voter
+//! remembering its vote across a crash. With pre-vote on, a second vote in a term can
+//! only go to a candidate that passed pre-vote before the first winner's vote requests
+//! reached a majority, so a forgetful voter is exposed only if it restarts between two
+//! candidates' requests of one split vote — a window of microseconds. The script holds
+//! the window open:
 //!
 //! 1. The leader `B` of term `T0` loses its followers (its appends are dropped) and
 //!    steps down. Only `A` and `B` may ask for pre-votes; their vote requests are held.
@@ -23,11 +28,10 @@
 //!
 //! `B`'s clock is then unfrozen; `A`'s stays frozen and the rules stay until the fault's
 //! stop, so both sides take client writes (a frozen leader never notices it lost its
-//! quorum). The event says what happened; the
-//! checkers (convergence's history chains, linearizability) decide whether it mattered.
+//! quorum).
 //!
 //! The message kinds are the bundled node's Raft messages; the network backend must be
-//! able to drop and hold single messages (the proxy).
+//! able to drop, hold and release single messages (the proxy).
 
 use std::time::Duration;
 
