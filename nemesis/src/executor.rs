@@ -71,6 +71,12 @@ pub struct RaftView {
     pub last_index: u64,
 }
 
+/// The clock rate of `slow-leader`: twice the real time per lease tick. A lease with the
+/// margin Raft's lease reads need stays shorter than the election that replaces its
+/// leader (elections here take about 300 ms); one timed to the election timeout without
+/// a margin does not.
+pub const SLOW_LEADER_RATE: f64 = 0.5;
+
 /// Whether an event starts a fault or stops (heals) one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -418,7 +424,33 @@ async fn perform<C: ClusterControl, N: NetBackend>(
                 }
             }
         }
-        Action::StopSplitVote | Action::StopFigureEight => {
+        Action::StartSlowLeader => match cluster.leader().await {
+            Some(leader) => {
+                let nodes = state.nodes.clone();
+                match Grudge::for_shape(PartitionShape::IsolateLeader, &nodes, Some(&leader), rng) {
+                    Ok(grudge) => {
+                        event.value = grudge.to_json();
+                        event.detail = Some(format!(
+                            "leader {leader}: clock at {SLOW_LEADER_RATE}× speed, cut off from its peers"
+                        ));
+                        state.clocks.insert(
+                            leader.clone(),
+                            ClockSetting {
+                                offset_ms: 0,
+                                rate: SLOW_LEADER_RATE,
+                            },
+                        );
+                        if let Err(error) = cluster.set_clock(&leader, 0, SLOW_LEADER_RATE).await {
+                            errors.push(format!("{leader}: {error:#}"));
+                        }
+                        start_partition(net, state, &grudge, &mut errors).await;
+                    }
+                    Err(error) => errors.push(error.to_string()),
+                }
+            }
+            None => errors.push("no leader to slow down".into()),
+        },
+        Action::StopSplitVote | Action::StopFigureEight | Action::StopSlowLeader => {
             match net.heal().await {
                 Ok(()) => state.partition = None,
                 Err(error) => errors.push(error.to_string()),
@@ -426,7 +458,9 @@ async fn perform<C: ClusterControl, N: NetBackend>(
             let frozen: Vec<NodeName> = state
                 .clocks
                 .iter()
-                .filter(|(_, c)| c.rate == crate::scenario::FROZEN_RATE)
+                .filter(|(_, c)| {
+                    c.rate == crate::scenario::FROZEN_RATE || c.rate == SLOW_LEADER_RATE
+                })
                 .map(|(node, _)| node.clone())
                 .collect();
             for node in frozen {

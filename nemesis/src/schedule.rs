@@ -55,6 +55,10 @@ pub enum FaultKind {
     /// old-term entries reach a majority before its own entry does, then a node with a
     /// later last term wins. Proxy network, odd clusters of 5 or more; not part of `all`.
     FigureEight,
+    /// The leader's clock at half speed while it is cut off from every peer (not from
+    /// clients): a lease timed by that clock outlasts the next election unless it keeps
+    /// a margin. Not part of `all`.
+    SlowLeader,
 }
 
 impl FaultKind {
@@ -67,16 +71,18 @@ impl FaultKind {
     ];
 
     /// Every kind that has a name, including those `all` leaves out.
-    pub const NAMED: [FaultKind; 6] = [
+    pub const NAMED: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
         FaultKind::Clock,
         FaultKind::SplitVote,
         FaultKind::FigureEight,
+        FaultKind::SlowLeader,
     ];
 
-    const EXPECTED: &'static str = "partition, kill, pause, clock, split-vote, figure-8, all, none";
+    const EXPECTED: &'static str =
+        "partition, kill, pause, clock, split-vote, figure-8, slow-leader, all, none";
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -87,6 +93,7 @@ impl FaultKind {
             FaultKind::Clock => "clock",
             FaultKind::SplitVote => "split-vote",
             FaultKind::FigureEight => "figure-8",
+            FaultKind::SlowLeader => "slow-leader",
         }
     }
 
@@ -208,6 +215,10 @@ pub enum Action {
     StartFigureEight,
     /// Lift Figure 8's message rules (heals the network).
     StopFigureEight,
+    /// Slow the current leader's clock and isolate it.
+    StartSlowLeader,
+    /// Heal the network and give the slowed clock back its real time.
+    StopSlowLeader,
 }
 
 impl Action {
@@ -225,6 +236,8 @@ impl Action {
             Action::StopSplitVote => "stop-split-vote",
             Action::StartFigureEight => "start-figure-8",
             Action::StopFigureEight => "stop-figure-8",
+            Action::StartSlowLeader => "start-slow-leader",
+            Action::StopSlowLeader => "stop-slow-leader",
         }
     }
 
@@ -235,6 +248,7 @@ impl Action {
             Action::StopPartition
                 | Action::StopSplitVote
                 | Action::StopFigureEight
+                | Action::StopSlowLeader
                 | Action::Restart { .. }
                 | Action::Resume { .. }
                 | Action::Clock {
@@ -259,6 +273,7 @@ pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
             FaultKind::Partition,
             FaultKind::SplitVote,
             FaultKind::FigureEight,
+            FaultKind::SlowLeader,
         ],
         &[FaultKind::Kill, FaultKind::Pause],
         &[FaultKind::Clock],
@@ -309,6 +324,7 @@ fn usable_kinds(cfg: &ScheduleConfig, nodes: &[NodeName]) -> Vec<FaultKind> {
             FaultKind::Clock => !nodes.is_empty(),
             FaultKind::SplitVote => nodes.len() >= 3 && !nodes.len().is_multiple_of(2),
             FaultKind::FigureEight => nodes.len() >= 5 && !nodes.len().is_multiple_of(2),
+            FaultKind::SlowLeader => nodes.len() >= 3,
         })
         .collect()
 }
@@ -351,6 +367,7 @@ fn plan_fault(
         }
         FaultKind::SplitVote => (Action::StartSplitVote, Action::StopSplitVote),
         FaultKind::FigureEight => (Action::StartFigureEight, Action::StopFigureEight),
+        FaultKind::SlowLeader => (Action::StartSlowLeader, Action::StopSlowLeader),
         FaultKind::Kill => {
             let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
             (
@@ -456,7 +473,9 @@ mod tests {
             | Action::StartSplitVote
             | Action::StopSplitVote
             | Action::StartFigureEight
-            | Action::StopFigureEight => 0,
+            | Action::StopFigureEight
+            | Action::StartSlowLeader
+            | Action::StopSlowLeader => 0,
             Action::Kill { .. }
             | Action::Restart { .. }
             | Action::Pause { .. }
@@ -494,7 +513,8 @@ mod tests {
                         (Action::StartPartition { .. }, Action::StopPartition)
                         | (Action::IsolateLeader, Action::StopPartition)
                         | (Action::StartSplitVote, Action::StopSplitVote)
-                        | (Action::StartFigureEight, Action::StopFigureEight) => true,
+                        | (Action::StartFigureEight, Action::StopFigureEight)
+                        | (Action::StartSlowLeader, Action::StopSlowLeader) => true,
                         (Action::Clock { .. }, Action::Clock { fault }) => {
                             *fault == ClockFault::Reset
                         }

@@ -78,7 +78,9 @@ pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set", "list-append"
 /// Fault kinds.
 pub const FAULTS: &[&str] = &["partition", "kill", "pause", "clock"];
 /// Scripted faults: named explicitly, never part of `all` (nor of `test-all`'s product).
-pub const SCRIPTED_FAULTS: &[&str] = &["split-vote", "figure-8"];
+pub const SCRIPTED_FAULTS: &[&str] = &["split-vote", "figure-8", "slow-leader"];
+/// Scripted faults that drop or hold single messages: the proxy network only.
+const MESSAGE_FAULTS: &[&str] = &["split-vote", "figure-8"];
 /// Read modes of the bundled cluster.
 pub const READ_MODES: &[&str] = &["read-index", "log", "lease", "local"];
 
@@ -240,7 +242,7 @@ impl TestConfig {
                     "--net netns needs root (network namespaces and iptables); run as root, or use --net proxy",
                 )
             }
-            "netns" if nemesis.iter().any(|k| SCRIPTED_FAULTS.contains(&k.as_str())) => {
+            "netns" if nemesis.iter().any(|k| MESSAGE_FAULTS.contains(&k.as_str())) => {
                 return err(
                     "--nemesis split-vote and figure-8 drop and hold single Raft messages, which only the proxy can do; use --net proxy",
                 )
