@@ -138,6 +138,9 @@ pub struct FaultState {
     pub(crate) clocks: BTreeMap<NodeName, ClockSetting>,
     /// The node a kill or pause of [`LEADER`] chose, which its restart or resume frees.
     leader_target: Option<NodeName>,
+    /// Nodes whose clock a scripted fault set (frozen or slowed): its stop resets them,
+    /// and only them (the clock lane's own faults are left to the clock lane).
+    pub(crate) scripted_clocks: BTreeSet<NodeName>,
 }
 
 impl FaultState {
@@ -433,15 +436,10 @@ async fn perform<C: ClusterControl, N: NetBackend>(
                         event.detail = Some(format!(
                             "leader {leader}: clock at {SLOW_LEADER_RATE}× speed, cut off from its peers"
                         ));
-                        state.clocks.insert(
-                            leader.clone(),
-                            ClockSetting {
-                                offset_ms: 0,
-                                rate: SLOW_LEADER_RATE,
-                            },
-                        );
-                        if let Err(error) = cluster.set_clock(&leader, 0, SLOW_LEADER_RATE).await {
-                            errors.push(format!("{leader}: {error:#}"));
+                        if let Err(error) =
+                            script_clock(cluster, state, &leader, SLOW_LEADER_RATE).await
+                        {
+                            errors.push(error);
                         }
                         start_partition(net, state, &grudge, &mut errors).await;
                     }
@@ -455,20 +453,9 @@ async fn perform<C: ClusterControl, N: NetBackend>(
                 Ok(()) => state.partition = None,
                 Err(error) => errors.push(error.to_string()),
             }
-            let frozen: Vec<NodeName> = state
-                .clocks
-                .iter()
-                .filter(|(_, c)| {
-                    c.rate == crate::scenario::FROZEN_RATE || c.rate == SLOW_LEADER_RATE
-                })
-                .map(|(node, _)| node.clone())
-                .collect();
-            for node in frozen {
-                match cluster.reset_clock(&node).await {
-                    Ok(()) => {
-                        state.clocks.remove(&node);
-                    }
-                    Err(error) => errors.push(format!("unfreezing {node}: {error:#}")),
+            for node in state.scripted_clocks.clone() {
+                if let Err(error) = unscript_clock(cluster, state, &node).await {
+                    errors.push(error);
                 }
             }
         }
@@ -534,6 +521,39 @@ async fn resolve_leader<C: ClusterControl>(
         }
         _ => None,
     }
+}
+
+/// Sets a node's clock rate for a scripted fault (from its current reading on),
+/// recording it so that the fault's stop, or [`heal_all`], puts it back.
+pub(crate) async fn script_clock<C: ClusterControl>(
+    cluster: &C,
+    state: &mut FaultState,
+    node: &str,
+    rate: f64,
+) -> Result<(), String> {
+    state
+        .clocks
+        .insert(node.to_string(), ClockSetting { offset_ms: 0, rate });
+    state.scripted_clocks.insert(node.to_string());
+    cluster
+        .set_clock(node, 0, rate)
+        .await
+        .map_err(|e| format!("setting the clock of {node} to {rate}x: {e:#}"))
+}
+
+/// Puts a clock set by [`script_clock`] back to real time.
+pub(crate) async fn unscript_clock<C: ClusterControl>(
+    cluster: &C,
+    state: &mut FaultState,
+    node: &str,
+) -> Result<(), String> {
+    cluster
+        .reset_clock(node)
+        .await
+        .map_err(|e| format!("resetting the clock of {node}: {e:#}"))?;
+    state.clocks.remove(node);
+    state.scripted_clocks.remove(node);
+    Ok(())
 }
 
 async fn start_partition<N: NetBackend>(
@@ -690,6 +710,9 @@ where
             Err(error) => problems.push(format!("resetting the clock of {node}: {error:#}")),
         }
     }
+    state
+        .scripted_clocks
+        .retain(|node| state.clocks.contains_key(node));
     if problems.is_empty() {
         Ok(())
     } else {
@@ -844,6 +867,50 @@ mod tests {
 
     fn names(list: &[&str]) -> Vec<NodeName> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_leader_stop_resets_only_the_clock_it_set() {
+        let mut cluster = FakeCluster::new();
+        cluster.leader = Some("n2".into());
+        let net = FakeNet::default();
+        let mut state = FaultState::new(nodes());
+        let plan = vec![
+            // The clock lane's own fault on n1, at the same rate slow-leader uses.
+            step(
+                10,
+                Action::Clock {
+                    fault: ClockFault::Rate {
+                        node: "n1".into(),
+                        rate: SLOW_LEADER_RATE,
+                    },
+                },
+            ),
+            step(20, Action::StartSlowLeader),
+            step(30, Action::StopSlowLeader),
+        ];
+        let outcome = run(
+            &plan,
+            &cluster,
+            &net,
+            &mut state,
+            1,
+            |_| {},
+            std::future::pending(),
+        )
+        .await;
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        assert_eq!(
+            cluster.calls(),
+            vec!["clock n1 0 0.5", "clock n2 0 0.5", "reset n2"]
+        );
+        assert!(state.clocks().contains_key("n1") && !state.clocks().contains_key("n2"));
+        assert!(net
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("partition")));
     }
 
     #[tokio::test(start_paused = true)]

@@ -40,7 +40,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::executor::{ClockSetting, ClusterControl, FaultState, RaftView};
+use crate::executor::{script_clock, unscript_clock, ClusterControl, FaultState, RaftView};
 use crate::grudge::NodeName;
 use crate::net::messages::MessageRules;
 use crate::net::NetBackend;
@@ -81,21 +81,9 @@ impl SplitVoteRoles {
         t0: u64,
         rng: &mut impl Rng,
     ) -> Result<Self, String> {
-        let n = nodes.len();
-        if n < 3 || n.is_multiple_of(2) {
-            return Err(format!(
-                "split-vote needs an odd number of nodes, at least 3 (the cluster has {n})"
-            ));
-        }
-        let quorum = n / 2 + 1;
-        let mut others: Vec<NodeName> = nodes.iter().filter(|x| *x != leader).cloned().collect();
-        others.sort();
-        others.shuffle(rng);
-        let a_side = others[2..quorum].to_vec();
-        let mut b_side = others[quorum..].to_vec();
-        b_side.sort();
-        let mut a_side = a_side;
-        a_side.sort();
+        let (others, quorum) = parts("split-vote", 3, nodes, leader, rng)?;
+        let a_side = sorted(&others[2..quorum]);
+        let b_side = sorted(&others[quorum..]);
         Ok(SplitVoteRoles {
             a: others[0].clone(),
             b: leader.to_string(),
@@ -134,17 +122,9 @@ pub async fn split_vote<C: ClusterControl, N: NetBackend>(
     state: &mut FaultState,
     rng: &mut impl Rng,
 ) -> Result<(Value, String), (Value, String)> {
-    let mut nodes = state.nodes.clone();
-    nodes.sort();
-    let Some((leader, t0)) = current_leader(cluster, &nodes).await else {
-        return Err((Value::Null, "no settled leader to depose".into()));
-    };
+    let (nodes, leader, t0) = settled_leader(cluster, state).await?;
     let roles = SplitVoteRoles::draw(&nodes, &leader, t0, rng).map_err(|e| (Value::Null, e))?;
-    let value = roles.to_json();
-    match script(cluster, net, state, &roles).await {
-        Ok(detail) => Ok((value, detail)),
-        Err(error) => Err((value, error)),
-    }
+    with_value(roles.to_json(), script(cluster, net, state, &roles).await)
 }
 
 async fn script<C: ClusterControl, N: NetBackend>(
@@ -155,26 +135,19 @@ async fn script<C: ClusterControl, N: NetBackend>(
 ) -> Result<String, String> {
     let t = r.term();
     let all = r.all();
-    let others =
-        |x: &NodeName| -> Vec<&NodeName> { all.iter().copied().filter(|y| *y != x).collect() };
-    let set = |rules: MessageRules| async move {
-        net.set_message_rules(&rules)
-            .await
-            .map_err(|e| format!("setting message rules: {e}"))
-    };
 
     // 1. B loses its followers; only A and B campaign; their vote requests are held.
     let mut rules = MessageRules::new();
-    for x in others(&r.b) {
+    for x in others(&all, &r.b) {
         rules.drop(&r.b, x, &APPENDS);
     }
     for x in std::iter::once(&r.v).chain(&r.a_side).chain(&r.b_side) {
-        for y in others(x) {
+        for y in others(&all, x) {
             rules.drop(x, y, &PRE_VOTE);
         }
     }
     for candidate in [&r.a, &r.b] {
-        for x in others(candidate) {
+        for x in others(&all, candidate) {
             rules.hold(candidate, x, &VOTE);
         }
     }
@@ -184,7 +157,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
     rules
         .drop(&r.a, &r.b, &PRE_VOTE)
         .drop(&r.b, &r.a, &PRE_VOTE);
-    set(rules.clone()).await?;
+    set(net, &rules).await?;
     tracing::info!(roles = %r.to_json(), "split-vote: only A and B campaign; their requests are held");
     // Freeze each candidate the moment it is one, so that it stays one.
     let mut frozen = Vec::new();
@@ -199,10 +172,10 @@ async fn script<C: ClusterControl, N: NetBackend>(
                     freeze(cluster, state, candidate).await?;
                     frozen.push(candidate);
                     // No second campaign from it (it is frozen, but be sure).
-                    for x in others(candidate) {
+                    for x in others(&all, candidate) {
                         rules.drop(candidate, x, &PRE_VOTE);
                     }
-                    set(rules.clone()).await?;
+                    set(net, &rules).await?;
                 }
                 Ok((_, term)) if term > t => {
                     return Err(format!(
@@ -222,7 +195,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
     }
 
     // 2. A's requests reach V and A's side; A's appends do not reach V (nor B's side).
-    for x in others(&r.a) {
+    for x in others(&all, &r.a) {
         if *x == r.v || r.a_side.contains(x) {
             release(&mut rules, &r.a, x, &VOTE);
         } else {
@@ -232,7 +205,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
             rules.drop(&r.a, x, &APPENDS);
         }
     }
-    set(rules.clone()).await?;
+    set(net, &rules).await?;
     wait_for_role(cluster, &r.a, "leader", t).await?;
 
     // 3. V restarts (forgetting nothing, if correct) and sits out one election timeout.
@@ -251,7 +224,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
     wait_for_role(cluster, &r.v, "pre-candidate", t).await?;
 
     // 4. B's requests reach V and B's side; B's appends reach them too once it leads.
-    for x in others(&r.b) {
+    for x in others(&all, &r.b) {
         if *x == r.v || r.b_side.contains(x) {
             release(&mut rules, &r.b, x, &VOTE);
             release(&mut rules, &r.b, x, &APPENDS);
@@ -259,16 +232,12 @@ async fn script<C: ClusterControl, N: NetBackend>(
             rules.drop(&r.b, x, &VOTE);
         }
     }
-    set(rules.clone()).await?;
+    set(net, &rules).await?;
     let second = wait_for_role(cluster, &r.b, "leader", t).await;
     // B runs on; A stays frozen until the fault's stop: a leader whose timers stand
     // still never notices it lost its quorum, and keeps appending its clients' writes —
     // the entries that, with two leaders in one term, pass for B's.
-    cluster
-        .reset_clock(&r.b)
-        .await
-        .map_err(|e| format!("unfreezing {}: {e:#}", r.b))?;
-    state.clocks.remove(&r.b);
+    unfreeze(cluster, state, &r.b).await?;
     Ok(match second {
         Ok(()) => format!(
             "two leaders in term {t}: {} (votes of {}) and {} (votes of {}); {} voted twice after its restart",
@@ -283,6 +252,68 @@ async fn script<C: ClusterControl, N: NetBackend>(
             r.a, r.v, r.b
         ),
     })
+}
+
+/// The nodes other than `leader`, shuffled, and the quorum, for a script that needs an
+/// odd cluster of at least `min` nodes.
+fn parts(
+    script: &str,
+    min: usize,
+    nodes: &[NodeName],
+    leader: &str,
+    rng: &mut impl Rng,
+) -> Result<(Vec<NodeName>, usize), String> {
+    let n = nodes.len();
+    if n < min || n.is_multiple_of(2) {
+        return Err(format!(
+            "{script} needs an odd number of nodes, at least {min} (the cluster has {n})"
+        ));
+    }
+    let mut others: Vec<NodeName> = nodes.iter().filter(|x| *x != leader).cloned().collect();
+    others.sort();
+    others.shuffle(rng);
+    Ok((others, n / 2 + 1))
+}
+
+fn sorted(nodes: &[NodeName]) -> Vec<NodeName> {
+    let mut nodes = nodes.to_vec();
+    nodes.sort();
+    nodes
+}
+
+/// Every node of `all` but `x`.
+fn others<'a>(all: &[&'a NodeName], x: &str) -> Vec<&'a NodeName> {
+    all.iter().copied().filter(|y| *y != x).collect()
+}
+
+async fn set<N: NetBackend>(net: &N, rules: &MessageRules) -> Result<(), String> {
+    net.set_message_rules(rules)
+        .await
+        .map_err(|e| format!("setting message rules: {e}"))
+}
+
+/// The cluster's nodes (sorted), its settled leader and that leader's term.
+async fn settled_leader<C: ClusterControl>(
+    cluster: &C,
+    state: &FaultState,
+) -> Result<(Vec<NodeName>, NodeName, u64), (Value, String)> {
+    let mut nodes = state.nodes.clone();
+    nodes.sort();
+    match current_leader(cluster, &nodes).await {
+        Some((leader, term)) => Ok((nodes, leader, term)),
+        None => Err((Value::Null, "no settled leader to start from".into())),
+    }
+}
+
+/// A script's outcome with the roles it drew, as the event's value either way.
+fn with_value(
+    value: Value,
+    outcome: Result<String, String>,
+) -> Result<(Value, String), (Value, String)> {
+    match outcome {
+        Ok(detail) => Ok((value, detail)),
+        Err(error) => Err((value, error)),
+    }
 }
 
 /// Stops holding (and dropping) `kinds` on from→to: held messages are delivered.
@@ -305,17 +336,7 @@ async fn freeze<C: ClusterControl>(
     state: &mut FaultState,
     node: &str,
 ) -> Result<(), String> {
-    state.clocks.insert(
-        node.to_string(),
-        ClockSetting {
-            offset_ms: 0,
-            rate: FROZEN_RATE,
-        },
-    );
-    cluster
-        .set_clock(node, 0, FROZEN_RATE)
-        .await
-        .map_err(|e| format!("freezing the clock of {node}: {e:#}"))
+    script_clock(cluster, state, node, FROZEN_RATE).await
 }
 
 async fn wait_for_role<C: ClusterControl>(
@@ -408,20 +429,9 @@ impl FigureEightRoles {
         t0: u64,
         rng: &mut impl Rng,
     ) -> Result<Self, String> {
-        let n = nodes.len();
-        if n < 5 || n.is_multiple_of(2) {
-            return Err(format!(
-                "figure-8 needs an odd number of nodes, at least 5 (the cluster has {n})"
-            ));
-        }
-        let quorum = n / 2 + 1;
-        let mut others: Vec<NodeName> = nodes.iter().filter(|x| *x != leader).cloned().collect();
-        others.sort();
-        others.shuffle(rng);
-        let mut x = others[2..quorum].to_vec();
-        let mut y = others[quorum..].to_vec();
-        x.sort();
-        y.sort();
+        let (others, quorum) = parts("figure-8", 5, nodes, leader, rng)?;
+        let x = sorted(&others[2..quorum]);
+        let y = sorted(&others[quorum..]);
         Ok(FigureEightRoles {
             l: leader.to_string(),
             h: others[0].clone(),
@@ -472,17 +482,12 @@ pub async fn figure_eight<C: ClusterControl, N: NetBackend>(
     state: &mut FaultState,
     rng: &mut impl Rng,
 ) -> Result<(Value, String), (Value, String)> {
-    let mut nodes = state.nodes.clone();
-    nodes.sort();
-    let Some((leader, t0)) = current_leader(cluster, &nodes).await else {
-        return Err((Value::Null, "no settled leader to start from".into()));
-    };
+    let (nodes, leader, t0) = settled_leader(cluster, state).await?;
     let roles = FigureEightRoles::draw(&nodes, &leader, t0, rng).map_err(|e| (Value::Null, e))?;
-    let value = roles.to_json();
-    match figure_eight_script(cluster, net, state, &roles).await {
-        Ok(detail) => Ok((value, detail)),
-        Err(error) => Err((value, error)),
-    }
+    with_value(
+        roles.to_json(),
+        figure_eight_script(cluster, net, state, &roles).await,
+    )
 }
 
 async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
@@ -492,13 +497,6 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
     r: &FigureEightRoles,
 ) -> Result<String, String> {
     let all = r.all();
-    let others =
-        |x: &NodeName| -> Vec<&NodeName> { all.iter().copied().filter(|y| *y != x).collect() };
-    let set = |rules: MessageRules| async move {
-        net.set_message_rules(&rules)
-            .await
-            .map_err(|e| format!("setting message rules: {e}"))
-    };
 
     // 0. The X nodes fall behind while the others commit at full speed, until L is a
     //    little less than a whole number of append messages ahead of them: then a few
@@ -507,7 +505,7 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
     for x in &r.x {
         rules.hold(&r.l, x, &APPENDS);
     }
-    set(rules).await?;
+    set(net, &rules).await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut behind = 0;
     for x in &r.x {
@@ -525,12 +523,12 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
             // 1. L leads on without a quorum (frozen), its entries reach H only.
             freeze(cluster, state, &r.l).await?;
             let mut rules = MessageRules::new();
-            for z in others(&r.l) {
+            for z in others(&all, &r.l) {
                 if *z != r.h {
                     rules.drop(&r.l, z, &APPENDS);
                 }
             }
-            set(rules).await?;
+            set(net, &rules).await?;
             let start = view(cluster, &r.l).await?.last_index;
             let ahead = start.saturating_sub(behind) % APPEND_BATCH;
             if ahead >= APPEND_BATCH - 4 {
@@ -541,7 +539,7 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
             for x in &r.x {
                 rules.hold(&r.l, x, &APPENDS);
             }
-            set(rules).await?;
+            set(net, &rules).await?;
             unfreeze(cluster, state, &r.l).await?;
         }
         if Instant::now() >= deadline {
@@ -556,20 +554,20 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
 
     // 1. (continued) S wins the next term.
     let mut rules = MessageRules::new();
-    for z in others(&r.l) {
+    for z in others(&all, &r.l) {
         if *z != r.h {
             rules.drop(&r.l, z, &APPENDS);
         }
     }
-    for z in others(&r.s) {
+    for z in others(&all, &r.s) {
         rules.drop(&r.s, z, &APPENDS);
     }
     for voter in all.iter().filter(|z| ***z != r.s) {
-        for z in others(voter) {
+        for z in others(&all, voter) {
             rules.drop(voter, z, &PRE_VOTE);
         }
     }
-    set(rules.clone()).await?;
+    set(net, &rules).await?;
     tracing::info!(roles = %r.to_json(), "figure-8: L leads frozen, its entries reach H only");
     let t_s = wait_for_leader_above(cluster, &r.s, r.t0).await?;
     freeze(cluster, state, &r.s).await?;
@@ -600,22 +598,22 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
     );
     // 2. L wins the term after S's; its appends reach the X nodes one at a time.
     let mut rules = MessageRules::new();
-    for z in others(&r.l) {
+    for z in others(&all, &r.l) {
         if r.x.contains(z) {
             rules.hold(&r.l, z, &APPENDS);
         } else if *z != r.h {
             rules.drop(&r.l, z, &APPENDS);
         }
     }
-    for z in others(&r.s) {
+    for z in others(&all, &r.s) {
         rules.drop(&r.s, z, &APPENDS);
     }
     for voter in all.iter().filter(|z| ***z != r.l) {
-        for z in others(voter) {
+        for z in others(&all, voter) {
             rules.drop(voter, z, &PRE_VOTE);
         }
     }
-    set(rules.clone()).await?;
+    set(net, &rules).await?;
     unfreeze(cluster, state, &r.l).await?;
     // Its last entry as a deposed leader: the new term's first entry follows it.
     let deadline = Instant::now() + STEP_TIMEOUT;
@@ -657,15 +655,15 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
     tracing::info!(commit, "figure-8: L's commit index moved");
     // 3. L falls silent; S, with the later last term, wins the next term.
     let mut rules = MessageRules::new();
-    for z in others(&r.l) {
+    for z in others(&all, &r.l) {
         rules.drop(&r.l, z, &APPENDS);
     }
     for voter in all.iter().filter(|z| ***z != r.s) {
-        for z in others(voter) {
+        for z in others(&all, voter) {
             rules.drop(voter, z, &PRE_VOTE);
         }
     }
-    set(rules).await?;
+    set(net, &rules).await?;
     unfreeze(cluster, state, &r.s).await?;
     let s_won = wait_for_leader_above(cluster, &r.s, t_l).await;
     let committed = if commit < first_new {
@@ -700,12 +698,7 @@ async fn unfreeze<C: ClusterControl>(
     state: &mut FaultState,
     node: &str,
 ) -> Result<(), String> {
-    cluster
-        .reset_clock(node)
-        .await
-        .map_err(|e| format!("unfreezing {node}: {e:#}"))?;
-    state.clocks.remove(node);
-    Ok(())
+    unscript_clock(cluster, state, node).await
 }
 
 /// Waits until `node` leads a term above `term`; returns that term.
