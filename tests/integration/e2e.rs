@@ -209,39 +209,31 @@ fn stale_reads_of_a_deposed_leader_are_caught_with_a_witness() {
 fn forget_vote_is_caught_by_a_scripted_split_vote_that_the_correct_cluster_survives() {
     let _guard = cluster_lock();
     let store = TempDir::new("split-vote");
-    let args = |bug: Option<&'static str>| {
-        let mut args = vec![
-            "--workload",
-            "register",
+    let (correct, buggy) = correct_then_buggy(
+        store.path(),
+        &[
+            "--nodes",
+            "3",
+            "--rate",
+            "100",
+            "--concurrency",
+            "6",
             "--nemesis",
             "split-vote",
             "--nemesis-interval",
             "2",
             "--time-limit",
             "8",
-            "--seed",
-            "1",
-        ];
-        if let Some(bug) = bug {
-            args.extend(["--bug", bug]);
-        }
-        args
-    };
-    let correct = test_run(store.path(), &args(None));
-    assert_eq!(code(&correct), 0, "{}", text(&correct));
-    let run = latest_run(store.path());
-    let log = std::fs::read_to_string(run.join("splitbrain.log")).unwrap();
+        ],
+        "forget-vote",
+    );
     assert!(
-        log.contains("refused"),
+        log(&correct).contains("refused"),
         "the script did not reach the second request"
     );
-
-    let buggy = test_run(store.path(), &args(Some("forget-vote")));
-    assert_eq!(code(&buggy), 1, "{}", text(&buggy));
-    let run = latest_run(store.path());
-    let log = std::fs::read_to_string(run.join("splitbrain.log")).unwrap();
-    assert!(log.contains("two leaders in term"), "{log}");
-    assert_eq!(results(&run)["convergence"]["verdict"], "invalid");
+    let buggy_log = log(&buggy);
+    assert!(buggy_log.contains("two leaders in term"), "{buggy_log}");
+    assert_eq!(results(&buggy)["convergence"]["verdict"], "invalid");
     assert_nothing_left(store.path());
 }
 
@@ -256,46 +248,31 @@ fn forget_vote_is_caught_by_a_scripted_split_vote_that_the_correct_cluster_survi
 fn commit_old_terms_is_caught_by_a_scripted_figure_8_that_the_correct_cluster_survives() {
     let _guard = cluster_lock();
     let store = TempDir::new("figure-8");
-    let store_arg = store.path().to_str().unwrap().to_string();
-    let args = |bug: Option<&'static str>| {
-        let mut args = vec![
-            "test",
-            "--store",
-            &store_arg,
+    let (correct, buggy) = correct_then_buggy(
+        store.path(),
+        &[
             "--nodes",
             "5",
-            "--recovery-time",
-            "1",
-            "--workload",
-            "register",
             "--nemesis",
             "figure-8",
             "--nemesis-interval",
             "4",
             "--time-limit",
             "14",
-            "--seed",
-            "1",
-        ];
-        if let Some(bug) = bug {
-            args.extend(["--bug", bug]);
-        }
-        run(&args)
-    };
-    let correct = args(None);
-    assert_eq!(code(&correct), 0, "{}", text(&correct));
-    let log = std::fs::read_to_string(latest_run(store.path()).join("splitbrain.log")).unwrap();
-    assert!(
-        log.contains("including its own first entry"),
-        "the script did not reach the commit: {log}"
+        ],
+        "commit-old-terms",
     );
-
-    let buggy = args(Some("commit-old-terms"));
-    assert_eq!(code(&buggy), 1, "{}", text(&buggy));
-    let run_dir = latest_run(store.path());
-    let log = std::fs::read_to_string(run_dir.join("splitbrain.log")).unwrap();
-    assert!(log.contains("before its own first entry"), "{log}");
-    assert_eq!(results(&run_dir)["convergence"]["verdict"], "invalid");
+    let correct_log = log(&correct);
+    assert!(
+        correct_log.contains("including its own first entry"),
+        "the script did not reach the commit: {correct_log}"
+    );
+    let buggy_log = log(&buggy);
+    assert!(
+        buggy_log.contains("before its own first entry"),
+        "{buggy_log}"
+    );
+    assert_eq!(results(&buggy)["convergence"]["verdict"], "invalid");
     assert_nothing_left(store.path());
 }
 
@@ -310,46 +287,65 @@ fn commit_old_terms_is_caught_by_a_scripted_figure_8_that_the_correct_cluster_su
 fn lease_trusts_clock_is_caught_with_a_slow_isolated_leader_that_the_correct_lease_survives() {
     let _guard = cluster_lock();
     let store = TempDir::new("slow-leader");
-    let store_arg = store.path().to_str().unwrap().to_string();
-    let args = |bug: Option<&'static str>| {
-        let mut args = vec![
-            "test",
-            "--store",
-            &store_arg,
+    let (_, buggy) = correct_then_buggy(
+        store.path(),
+        &[
             "--nodes",
             "5",
-            "--recovery-time",
-            "1",
             "--read-mode",
             "lease",
             "--op-timeout",
             "0.25",
-            "--workload",
-            "register",
             "--nemesis",
             "slow-leader",
             "--nemesis-interval",
             "2",
             "--time-limit",
             "12",
-            "--seed",
-            "1",
-        ];
-        if let Some(bug) = bug {
-            args.extend(["--bug", bug]);
-        }
-        run(&args)
-    };
-    let correct = args(None);
-    assert_eq!(code(&correct), 0, "{}", text(&correct));
-    let buggy = args(Some("lease-trusts-clock"));
-    assert_eq!(code(&buggy), 1, "{}", text(&buggy));
-    let results = results(&latest_run(store.path()));
+        ],
+        "lease-trusts-clock",
+    );
+    let results = results(&buggy);
     assert_eq!(
         results["linearizability"]["verdict"], "invalid",
         "{results}"
     );
     assert_nothing_left(store.path());
+}
+
+/// Runs `splitbrain test` (register workload, seed 1) with `args` on the correct cluster,
+/// which must be valid, then with `--bug BUG`, which must be invalid; returns the two
+/// run folders.
+fn correct_then_buggy(
+    store: &std::path::Path,
+    args: &[&str],
+    bug: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let store_arg = store.to_str().unwrap();
+    let mut base = vec![
+        "test",
+        "--store",
+        store_arg,
+        "--recovery-time",
+        "1",
+        "--workload",
+        "register",
+        "--seed",
+        "1",
+    ];
+    base.extend_from_slice(args);
+    let correct = run(&base);
+    assert_eq!(code(&correct), 0, "{}", text(&correct));
+    let correct_run = latest_run(store);
+    base.extend(["--bug", bug]);
+    let buggy = run(&base);
+    assert_eq!(code(&buggy), 1, "{}", text(&buggy));
+    (correct_run, latest_run(store))
+}
+
+/// The run's `splitbrain.log` (where the nemesis says what its scripts did).
+fn log(run: &std::path::Path) -> String {
+    std::fs::read_to_string(run.join("splitbrain.log")).unwrap()
 }
 
 /// The list-append workload, checked Elle-style: the correct cluster's transactions are
