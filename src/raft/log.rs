@@ -215,16 +215,19 @@ impl RaftLog {
         {
             let drop = (snapshot.index - self.snapshot_index) as usize;
             self.entries.drain(..drop);
+            self.unstable_from = self.unstable_from.max(snapshot.index + 1);
         } else {
-            // Everything on disk after the snapshot is stale.
+            // Everything on disk after the snapshot is stale: it will be truncated, so
+            // whatever is appended after the snapshot (possibly before the next Ready,
+            // in the same batch) must be handed out for persisting again from there.
             self.entries.clear();
             let from = snapshot.index + 1;
             self.pending_truncate = Some(self.pending_truncate.map_or(from, |t| t.min(from)));
+            self.unstable_from = from;
         }
         self.snapshot_index = snapshot.index;
         self.snapshot_term = snapshot.term;
         self.snapshot = Some(snapshot);
-        self.unstable_from = self.unstable_from.max(self.snapshot_index + 1);
         self.commit = self.commit.max(self.snapshot_index);
         self.applied = self.applied.max(self.snapshot_index);
     }
@@ -255,5 +258,80 @@ impl RaftLog {
     /// (index, term) of every entry held, snapshot excluded.
     pub(crate) fn terms(&self) -> Vec<(u64, u64)> {
         self.entries.iter().map(|e| (e.index, e.term)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64, term: u64) -> Entry {
+        Entry {
+            term,
+            index,
+            data: format!("{index}@{term}").into_bytes(),
+        }
+    }
+
+    fn persisted_log(last: u64, term: u64) -> RaftLog {
+        let mut log = RaftLog::restore(None, Vec::new(), 0);
+        log.extend((1..=last).map(|i| entry(i, term)));
+        let (_, handed_out) = log.take_unstable();
+        assert_eq!(handed_out.len() as u64, last);
+        log
+    }
+
+    fn snapshot(index: u64, term: u64) -> Snapshot {
+        Snapshot {
+            index,
+            term,
+            data: Vec::new(),
+        }
+    }
+
+    /// A follower with a longer, conflicting persisted log installs a leader's snapshot
+    /// and, in the same batch (before the next Ready), receives the entries after it:
+    /// the Ready must truncate the stale tail and persist every new entry, or the WAL
+    /// has a gap the next start refuses ("log gap").
+    #[test]
+    fn entries_appended_after_a_conflicting_snapshot_in_one_batch_are_persisted() {
+        let mut log = persisted_log(10, 1);
+        log.install(snapshot(5, 2));
+        log.extend([entry(6, 2), entry(7, 2)]);
+        let (truncate, entries) = log.take_unstable();
+        assert_eq!(truncate, Some(6));
+        let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+        assert_eq!(
+            indexes,
+            vec![6, 7],
+            "every entry after the snapshot is persisted"
+        );
+        assert!(!log.has_unstable());
+    }
+
+    /// The same batch when the snapshot agrees with the log: the persisted entries after
+    /// it stay persisted and only the new ones are handed out.
+    #[test]
+    fn entries_after_a_matching_snapshot_stay_persisted() {
+        let mut log = persisted_log(10, 1);
+        log.install(snapshot(5, 1));
+        log.extend([entry(11, 1)]);
+        let (truncate, entries) = log.take_unstable();
+        assert_eq!(truncate, None);
+        let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, vec![11]);
+        assert_eq!(log.last_index(), 11);
+    }
+
+    /// A snapshot beyond the end of the log discards it and starts after the snapshot.
+    #[test]
+    fn a_snapshot_past_the_log_end_restarts_persistence_after_it() {
+        let mut log = persisted_log(3, 1);
+        log.install(snapshot(8, 2));
+        log.extend([entry(9, 2)]);
+        let (truncate, entries) = log.take_unstable();
+        assert_eq!(truncate, Some(9));
+        let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, vec![9]);
     }
 }
