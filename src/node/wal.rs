@@ -3,7 +3,10 @@
 //!
 //! Layout of `DATA_DIR`:
 //! - `wal/<seq:016>.wal`: segments, each a sequence of records
-//!   `[len: u32 LE][crc32(payload): u32 LE][payload: len bytes]`. A payload is a tag byte
+//!   `[len: u32 LE][crc32(len): u32 LE][crc32(len ++ payload): u32 LE][payload: len bytes]`.
+//!   The length has a checksum of its own so that a damaged length is recognised as
+//!   damage, not taken for a record cut short by a crash (which would silently drop
+//!   every record after it); the record checksum covers the length too. A payload is a tag byte
 //!   and a body: a hard state (opaque bytes), an entry (index, term, opaque bytes) or a
 //!   truncation marker (every entry at or after `from` is void). A later entry with an
 //!   index already present replaces it and everything after it. Every new segment
@@ -16,16 +19,21 @@
 //! commit) and acknowledges nothing before it returns.
 //!
 //! Recovery after kill -9 ([`Wal::open`]): a short or checksum-failing record at the
-//! very END of the last segment is a torn write, truncated away with a warning. Any bad
-//! record followed by more data, or in an older segment, is corruption of data that was
-//! already acknowledged: opening fails with an error naming the file and offset, instead
-//! of silently dropping it.
+//! very END of the last segment is a torn write, truncated away with a warning: a header
+//! cut short, a zero-filled tail, a record whose (verified) length runs past the end of
+//! the file, or a payload whose checksum fails and that ends exactly at the end of the
+//! file. Anything else — a length whose own checksum fails, any bad record followed by
+//! more data, damage in an older segment — is corruption of data that was already
+//! acknowledged: opening fails with an error naming the file and offset, instead of
+//! silently dropping it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// `[len][crc32(len)][crc32(len ++ payload)]`, each a u32.
+const HEADER_BYTES: usize = 12;
 const TAG_HARD_STATE: u8 = 1;
 const TAG_ENTRY: u8 = 2;
 const TAG_TRUNCATE: u8 = 3;
@@ -77,7 +85,7 @@ pub enum Record {
 impl Record {
     fn encode_into(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&[0u8; 8]);
+        out.extend_from_slice(&[0u8; HEADER_BYTES]);
         match self {
             Record::HardState(bytes) => {
                 out.push(TAG_HARD_STATE);
@@ -94,10 +102,12 @@ impl Record {
                 out.extend_from_slice(&from.to_le_bytes());
             }
         }
-        let payload_len = (out.len() - start - 8) as u32;
-        let crc = crc32fast::hash(&out[start + 8..]);
-        out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        let len_bytes = ((out.len() - start - HEADER_BYTES) as u32).to_le_bytes();
+        let len_crc = crc32fast::hash(&len_bytes);
+        let crc = record_crc(len_bytes, &out[start + HEADER_BYTES..]);
+        out[start..start + 4].copy_from_slice(&len_bytes);
+        out[start + 4..start + 8].copy_from_slice(&len_crc.to_le_bytes());
+        out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
     }
 
     fn decode(payload: &[u8]) -> Result<Record, String> {
@@ -167,6 +177,14 @@ pub struct Wal {
     last_flush: Instant,
 }
 
+/// The record checksum: over the length field and the payload.
+fn record_crc(len_bytes: [u8; 4], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_bytes);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
 fn segment_path(wal_dir: &Path, seq: u64) -> PathBuf {
     wal_dir.join(format!("{seq:016}.wal"))
 }
@@ -188,15 +206,26 @@ fn parse_segment(bytes: &[u8]) -> (Vec<Record>, Option<(u64, String, bool)>) {
         if rest.iter().all(|&b| b == 0) {
             return (records, Some((at as u64, "zero-filled tail".into(), true)));
         }
-        if rest.len() < 8 {
+        if rest.len() < HEADER_BYTES {
             return (
                 records,
                 Some((at as u64, "short record header".into(), true)),
             );
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if rest.len() - 8 < len {
+        let u32_at =
+            |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]);
+        let len_bytes = [rest[0], rest[1], rest[2], rest[3]];
+        if crc32fast::hash(&len_bytes) != u32_at(4) {
+            // A crash leaves a prefix of what was written; a whole header with a wrong
+            // length checksum is damage, wherever it is.
+            return (
+                records,
+                Some((at as u64, "record length fails its checksum".into(), false)),
+            );
+        }
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let crc = u32_at(8);
+        if rest.len() - HEADER_BYTES < len {
             return (
                 records,
                 Some((
@@ -206,9 +235,9 @@ fn parse_segment(bytes: &[u8]) -> (Vec<Record>, Option<(u64, String, bool)>) {
                 )),
             );
         }
-        let payload = &rest[8..8 + len];
-        let end_of_file = 8 + len == rest.len();
-        if crc32fast::hash(payload) != crc {
+        let payload = &rest[HEADER_BYTES..HEADER_BYTES + len];
+        let end_of_file = HEADER_BYTES + len == rest.len();
+        if record_crc(len_bytes, payload) != crc {
             return (
                 records,
                 Some((at as u64, "checksum mismatch".into(), end_of_file)),
@@ -218,7 +247,7 @@ fn parse_segment(bytes: &[u8]) -> (Vec<Record>, Option<(u64, String, bool)>) {
             Ok(r) => records.push(r),
             Err(reason) => return (records, Some((at as u64, reason, end_of_file))),
         }
-        at += 8 + len;
+        at += HEADER_BYTES + len;
     }
     (records, None)
 }
@@ -595,7 +624,7 @@ pub(crate) mod tests {
         assert_eq!(rec.repairs.len(), 1, "{:?}", rec.repairs);
         assert_eq!(
             fs::metadata(&seg).expect("meta").len(),
-            2 * 29,
+            2 * 33,
             "cut at the torn record"
         );
     }
@@ -610,13 +639,13 @@ pub(crate) mod tests {
         }
         let seg = only_segment(&dir.0);
         let mut bytes = fs::read(&seg).expect("read");
-        // Records are 8 + 1 + 16 + 4 = 29 bytes; flip a payload byte of the second.
-        bytes[29 + 20] ^= 0xff;
+        // Records are 12 + 1 + 16 + 4 = 33 bytes; flip a payload byte of the second.
+        bytes[33 + 24] ^= 0xff;
         fs::write(&seg, &bytes).expect("write");
         let err = Wal::open(&dir.0, false).expect_err("must refuse");
         let msg = err.to_string();
         assert!(
-            msg.contains("offset 29") && msg.contains(&seg.display().to_string()),
+            msg.contains("offset 33") && msg.contains(&seg.display().to_string()),
             "{msg}"
         );
         // The same damage at the very end is a torn tail instead.
@@ -628,10 +657,60 @@ pub(crate) mod tests {
         }
         let seg2 = only_segment(&dir2.0);
         let mut bytes = fs::read(&seg2).expect("read");
-        bytes[29 + 20] ^= 0xff;
+        bytes[33 + 24] ^= 0xff;
         fs::write(&seg2, &bytes).expect("write");
         let (_w, rec) = Wal::open(&dir2.0, false).expect("torn last record");
         assert_eq!(indexes(&rec), vec![(1, 1)]);
+    }
+
+    /// A damaged length field in the last segment is corruption, not a torn tail: with
+    /// the length outside the checksum, a length pointing past the end of the file
+    /// looked like a record cut short, and every valid record after it was dropped.
+    #[test]
+    fn a_damaged_length_is_refused_not_taken_for_a_torn_tail() {
+        for (name, damage) in [("longer", 0x40u8), ("shorter", 0x01u8)] {
+            let dir = TempDir::new(&format!("wal-len-{name}"));
+            {
+                let (mut wal, _) = Wal::open(&dir.0, false).expect("open");
+                wal.append(&[entry(1, 1), entry(2, 1), entry(3, 1)]);
+                wal.sync().expect("sync");
+            }
+            let seg = only_segment(&dir.0);
+            let mut bytes = fs::read(&seg).expect("read");
+            // The second record's length: 0x40 in its low byte makes it run past the end
+            // of the file; 0x01 makes it one byte off (shorter).
+            bytes[33] ^= damage;
+            fs::write(&seg, &bytes).expect("write");
+            let err = Wal::open(&dir.0, false).expect_err("a damaged length must refuse to start");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("offset 33") && msg.contains("length"),
+                "{name}: {msg}"
+            );
+            assert_eq!(
+                fs::read(&seg).expect("read"),
+                bytes,
+                "{name}: nothing truncated"
+            );
+        }
+    }
+
+    /// A record whose checksum fails while its payload runs exactly to the end of the
+    /// file is a torn write; the same record with valid data after it is corruption.
+    #[test]
+    fn a_damaged_checksum_field_is_torn_only_at_the_end() {
+        let dir = TempDir::new("wal-crc");
+        {
+            let (mut wal, _) = Wal::open(&dir.0, false).expect("open");
+            wal.append(&[entry(1, 1), entry(2, 1), entry(3, 1)]);
+            wal.sync().expect("sync");
+        }
+        let seg = only_segment(&dir.0);
+        let mut bytes = fs::read(&seg).expect("read");
+        bytes[33 + 8] ^= 0xff;
+        fs::write(&seg, &bytes).expect("write");
+        let err = Wal::open(&dir.0, false).expect_err("refuse");
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
     }
 
     #[test]
