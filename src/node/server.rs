@@ -1,8 +1,9 @@
 //! The node runtime: wires the sans-IO consensus core ([`crate::raft`]) to the world.
 //!
 //! One task (the driver, [`Driver::run`]) owns the core, the write-ahead log and the
-//! KV state machine, and handles events one batch at a time: it drains every pending
-//! peer message, client request and due tick into the core, then handles each
+//! KV state machine, and handles events one batch at a time: it feeds the core the
+//! ticks that fell due, then every pending peer message (in that order, see
+//! [`RaftNode::advance`]) and client request, then handles each
 //! [`Ready`] completely (persist + fsync, send, apply) before taking new events, as the
 //! core's contract requires. While an fsync runs, new requests queue up in the
 //! channels, so the next Ready carries all of them and one fsync covers them all:
@@ -319,30 +320,37 @@ impl Driver {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         tokio::pin!(shutdown);
+        let mut inbox: Vec<Message> = Vec::new();
         loop {
             let wait = self.ticks.real_wait();
+            let mut first_event = None;
             tokio::select! {
                 biased;
                 _ = &mut shutdown => return Ok(()),
-                Some((_, msg)) = peer_rx.recv() => self.core.step(msg),
-                Some(event) = event_rx.recv() => self.handle_event(event),
+                Some((_, msg)) = peer_rx.recv() => inbox.push(msg),
+                Some(event) = event_rx.recv() => first_event = Some(event),
                 _ = tokio::time::sleep(wait) => {}
             }
+            // Time first: the ticks that fell due before this batch was read go in
+            // before its messages (see `RaftNode::advance`: after a stall, handling a
+            // buffered heartbeat before the stall's ticks breaks the lease promise).
+            let due = self.ticks.due();
             // Take everything already queued, so one Ready (one fsync) covers it all.
-            for _ in 0..4096 {
+            while inbox.len() < 4096 {
                 match peer_rx.try_recv() {
-                    Ok((_, msg)) => self.core.step(msg),
+                    Ok((_, msg)) => inbox.push(msg),
                     Err(_) => break,
                 }
+            }
+            self.core.advance(due, inbox.drain(..));
+            if let Some(event) = first_event {
+                self.handle_event(event);
             }
             for _ in 0..4096 {
                 match event_rx.try_recv() {
                     Ok(event) => self.handle_event(event),
                     Err(_) => break,
                 }
-            }
-            for _ in 0..self.ticks.due() {
-                self.core.tick();
             }
             self.expire_requests();
             while self.core.has_ready() {

@@ -175,6 +175,28 @@ impl RaftNode {
         }
     }
 
+    /// Feeds one batch of input gathered since the last Ready: first the `due_ticks`
+    /// that fell due before the batch was read, then the `messages` in arrival order.
+    ///
+    /// The order is a safety matter for leases. A follower promises a leader to refuse
+    /// votes for an election minimum after it *acknowledges* a round, and it
+    /// acknowledges when it handles the message. A node that was stalled (SIGSTOP, a
+    /// long fsync) and handled the leader's buffered heartbeat before the stall's ticks
+    /// would count the whole stall against its promise: it could vote for a rival at
+    /// once, while the lease it just extended still runs. Ticks first means time passed
+    /// before a message is never charged to the time after it. (A message read after
+    /// the due ticks were counted may have arrived a moment earlier than that: it is
+    /// treated as heard later than it was, the safe direction for a follower, and a
+    /// leader's lease is counted from when it sent a round, never from acknowledgements.)
+    pub fn advance(&mut self, due_ticks: u64, messages: impl IntoIterator<Item = Message>) {
+        for _ in 0..due_ticks {
+            self.tick();
+        }
+        for msg in messages {
+            self.step(msg);
+        }
+    }
+
     /// Handles one message from a peer. Messages not addressed to this node or from
     /// unknown peers are ignored.
     pub fn step(&mut self, msg: Message) {

@@ -466,6 +466,120 @@ fn lease_read_needs_a_recent_quorum_acknowledgement() {
     );
 }
 
+/// How a node that was stalled feeds the core what piled up meanwhile.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum StallReplay {
+    /// [`RaftNode::advance`]: the stall's ticks, then the buffered messages.
+    TicksFirst,
+    /// What the server did before: the buffered messages, then the stall's ticks.
+    MessagesFirst,
+}
+
+/// How the stalled-follower schedule ended.
+#[derive(Debug, PartialEq)]
+enum StallOutcome {
+    /// n1 held no lease after n2 resumed (nothing to break).
+    NoLease,
+    /// n1 held a lease, and n3 could not win an election within it.
+    RivalLost,
+    /// n3 led `term` and committed a write while n1's lease would still serve a read at
+    /// `lease_index`, before that write: a stale read.
+    StaleRead { term: u64, lease_index: u64 },
+}
+
+/// Runs the stalled-follower schedule:
+///
+/// 3 nodes, lease reads. n1 leads and is cut off from n3; n2 is stalled (SIGSTOP) for
+/// an election minimum while n1's heartbeats pile up for it; just before n2 resumes,
+/// the link n1→n2 fails too. n2 handles the buffered heartbeats (acknowledging n1's
+/// newest round, which gives n1 a fresh lease) and the stall's ticks, in `replay`
+/// order. Then n3's election timer fires. With no tick of anybody's clock since n2
+/// resumed, n1 still holds its lease: if n2 votes n3 in and n3 commits a write, n1's
+/// lease read misses it.
+fn stalled_follower_lease(replay: StallReplay) -> StallOutcome {
+    const STALL: u64 = 12;
+    let mut c = healthy_three(true);
+    let cut_1_3 = |m: &Message| [m.from, m.to] == [1, 3] || [m.from, m.to] == [3, 1];
+    for _ in 0..STALL {
+        c.tick(1, 1);
+        c.tick(3, 1);
+        // n1↔n3 is cut, n3's requests to n2 are lost; n1's heartbeats to n2 wait in
+        // n2's socket buffer (the outbox).
+        c.outbox
+            .retain(|m| !cut_1_3(m) && !(m.from == 3 && m.to == 2));
+    }
+    assert_eq!(
+        c.role(1),
+        Role::Leader,
+        "n1 must still lead when n2 resumes"
+    );
+    let buffered: Vec<Message> = c.outbox.iter().filter(|m| m.to == 2).cloned().collect();
+    assert!(!buffered.is_empty(), "heartbeats piled up for n2");
+    c.outbox.retain(|m| m.to != 2);
+    match replay {
+        StallReplay::TicksFirst => c.node_mut(2).advance(STALL, buffered),
+        StallReplay::MessagesFirst => {
+            for msg in buffered {
+                c.node_mut(2).step(msg);
+            }
+            for _ in 0..STALL {
+                c.node_mut(2).tick();
+            }
+        }
+    }
+    c.flush(2);
+    // n2's acknowledgements reach n1; from now on nothing of n1's reaches anybody.
+    c.deliver(|m| m.from == 2 && m.to == 1);
+    c.outbox.retain(|m| m.from != 1);
+    let Ok(lease_index) = c.node_mut(1).lease_read() else {
+        return StallOutcome::NoLease;
+    };
+    // n3's election timer fires; n2 and n3 talk freely.
+    c.node_mut(3).force_campaign();
+    c.flush(3);
+    c.deliver_within(&[2, 3]);
+    if c.role(3) != Role::Leader {
+        return StallOutcome::RivalLost;
+    }
+    c.node_mut(3)
+        .propose(b"written under n3".to_vec())
+        .expect("n3 leads");
+    c.flush(3);
+    c.deliver_within(&[2, 3]);
+    let n3 = c.node(3).status();
+    let written = c.datas(3).iter().any(|(_, _, d)| d == b"written under n3");
+    let n1_lease = c.node_mut(1).lease_read();
+    match n1_lease {
+        Ok(index) if written && index < n3.commit => StallOutcome::StaleRead {
+            term: n3.term,
+            lease_index: lease_index.max(index),
+        },
+        _ => StallOutcome::RivalLost,
+    }
+}
+
+/// Raft lease safety across a follower's stall: a stalled follower counts the stall's
+/// ticks before the heartbeat it finds buffered, so it keeps its promise not to vote for
+/// an election minimum after acknowledging, and the leader's lease never outlives it.
+#[test]
+fn stalled_follower_replays_its_ticks_before_buffered_messages() {
+    assert_eq!(
+        stalled_follower_lease(StallReplay::TicksFirst),
+        StallOutcome::RivalLost
+    );
+}
+
+/// The same schedule with the messages handled first (the server's order before the
+/// fix) lets n3 win and commit within n1's lease: the scenario can fail.
+#[test]
+fn stalled_follower_handling_messages_first_allows_a_stale_lease_read() {
+    let outcome = stalled_follower_lease(StallReplay::MessagesFirst);
+    assert!(
+        matches!(outcome, StallOutcome::StaleRead { .. }),
+        "expected a stale lease read, got {outcome:?}"
+    );
+}
+
 #[test]
 fn restart_replays_committed_entries_from_the_snapshot() {
     let mut c = healthy_three(true);
