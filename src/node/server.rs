@@ -1048,6 +1048,8 @@ mod tests {
         admin: Vec<String>,
         stops: Vec<oneshot::Sender<()>>,
         tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+        /// Each node's clock, shared with it (clock faults without the admin API).
+        clocks: Vec<Clock>,
     }
 
     impl TestCluster {
@@ -1075,6 +1077,7 @@ mod tests {
                 admin: addrs.iter().map(|a| a.2.to_string()).collect(),
                 stops: Vec::new(),
                 tasks: Vec::new(),
+                clocks: Vec::new(),
                 _dir: dir,
             };
             for (i, l) in listeners.into_iter().enumerate() {
@@ -1099,9 +1102,11 @@ mod tests {
                 };
                 let (tx, rx) = oneshot::channel::<()>();
                 cluster.stops.push(tx);
+                let clock = Clock::new();
+                cluster.clocks.push(clock.clone());
                 cluster
                     .tasks
-                    .push(tokio::spawn(run(cfg, l, Clock::new(), async move {
+                    .push(tokio::spawn(run(cfg, l, clock, async move {
                         let _ = rx.await;
                     })));
             }
@@ -1112,6 +1117,26 @@ mod tests {
             crate::node::launch::wait_for_leader(&self.admin, Duration::from_secs(10))
                 .await
                 .expect("a leader")
+        }
+
+        /// Stops one node (its task ends; `stop` later skips it).
+        fn stop_node(&mut self, i: usize) {
+            let (dummy, _) = oneshot::channel();
+            let _ = std::mem::replace(&mut self.stops[i], dummy).send(());
+        }
+
+        /// Role and term of each running node (`None` where it does not answer).
+        async fn roles(&self) -> Vec<Option<(String, u64)>> {
+            let mut out = Vec::new();
+            for addr in &self.admin {
+                let reply = crate::node::launch::admin_request(addr, json!({"op": "status"})).await;
+                out.push(reply.ok().and_then(|r| {
+                    let role = r.pointer("/value/role")?.as_str()?.to_string();
+                    let term = r.pointer("/value/term")?.as_u64()?;
+                    Some((role, term))
+                }));
+            }
+            out
         }
 
         async fn stop(self) {
@@ -1125,6 +1150,64 @@ mod tests {
                 r.expect("node task").expect("node ran without error");
             }
         }
+    }
+
+    /// Election time under clock faults: a measurement, not a check (it asserts nothing
+    /// about timing). `cargo test --release -p splitbrain --bin splitbrain
+    /// node::server::tests::measure_elections_under_clock_faults -- --ignored --nocapture`
+    ///
+    /// - *backward*: both followers' clocks jump back 2 s, then the leader stops; how
+    ///   long until one of them leads?
+    /// - *forward*: the leader's clock jumps forward 1 s; is it still the leader of the
+    ///   same term 1 s later?
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn measure_elections_under_clock_faults() {
+        let trials = 5;
+        let mut backward = Vec::new();
+        let mut forward_kept = 0;
+        for _ in 0..trials {
+            let mut c = TestCluster::start(3, ReadMode::ReadIndex).await;
+            let leader = c.leader().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for (i, clock) in c.clocks.iter().enumerate() {
+                if i != leader {
+                    clock.set(-2000, 1.0).expect("skew");
+                }
+            }
+            c.stop_node(leader);
+            let start = std::time::Instant::now();
+            let elected = loop {
+                let roles = c.roles().await;
+                if roles.iter().enumerate().any(|(i, r)| {
+                    i != leader && r.as_ref().is_some_and(|(role, _)| role == "leader")
+                }) {
+                    break Some(start.elapsed());
+                }
+                if start.elapsed() > Duration::from_secs(10) {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            backward.push(elected);
+            c.stop().await;
+
+            let c = TestCluster::start(3, ReadMode::ReadIndex).await;
+            let leader = c.leader().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let term = c.roles().await[leader].clone().map(|(_, t)| t);
+            c.clocks[leader].set(1000, 1.0).expect("skew");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let after = c.roles().await[leader].clone();
+            if after.is_some_and(|(role, t)| role == "leader" && Some(t) == term) {
+                forward_kept += 1;
+            }
+            c.stop().await;
+        }
+        eprintln!("backward 2 s on both followers, leader stopped: new leader after {backward:?}");
+        eprintln!(
+            "forward 1 s on the leader: still leading the same term in {forward_kept} of {trials}"
+        );
     }
 
     async fn send_raw(addr: &str, line: &str) -> Value {
