@@ -9,16 +9,12 @@ use crate::run::config::{self, TestArgs, TestConfig};
 use crate::run::{self, progress::Ui};
 use crate::EXIT_BAD_INPUT;
 
-fn known_bugs() -> Vec<&'static str> {
-    crate::node::bugs::BUGS.iter().map(|b| b.name).collect()
-}
-
 fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
 fn resolve(args: TestArgs) -> Result<TestConfig, i32> {
-    TestConfig::resolve(args, &known_bugs(), is_root()).map_err(|e| {
+    TestConfig::resolve(args, crate::node::bugs::BUGS, is_root()).map_err(|e| {
         eprintln!("error: {e}");
         i32::from(EXIT_BAD_INPUT)
     })

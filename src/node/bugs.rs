@@ -1,9 +1,11 @@
 //! The registry of deliberate bugs of the bundled node, used to validate the harness:
-//! each must be caught under the nemesis (fault) named here. All are off by default and
-//! switched on one by one with `splitbrain node --bug NAME`.
+//! each must be caught under the nemesis (fault) and workload named here, with the
+//! settings it names (applied by `splitbrain test --bug`, so that the command line
+//! `splitbrain bugs` prints is all it takes). All are off by default and switched on one
+//! by one with `splitbrain node --bug NAME`.
 
 /// One deliberate bug.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BugInfo {
     /// The `--bug` value.
     pub name: &'static str,
@@ -11,7 +13,41 @@ pub struct BugInfo {
     pub nemesis: &'static str,
     /// The workload that exposes it (register, kv, mutex, set or list-append).
     pub workload: &'static str,
+    /// The read mode the bug lives in (`splitbrain test --bug` sets it, and refuses
+    /// another one): a bug of the lease path tests nothing under read-index.
+    pub read_mode: Option<&'static str>,
+    /// The longest operation timeout (seconds) under which the bug shows: `test --bug`
+    /// uses it unless told a shorter one, and refuses a longer one.
+    pub max_op_timeout: Option<f64>,
     pub description: &'static str,
+}
+
+impl BugInfo {
+    /// The settings `splitbrain test --bug` applies besides nemesis and workload, as
+    /// command-line flags.
+    pub fn settings(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(mode) = self.read_mode {
+            flags.push(format!("--read-mode {mode}"));
+        }
+        if let Some(timeout) = self.max_op_timeout {
+            flags.push(format!("--op-timeout {timeout}"));
+        }
+        flags
+    }
+
+    /// The whole command line that exposes the bug.
+    pub fn command(&self) -> String {
+        let mut cmd = format!(
+            "splitbrain test --bug {} --nemesis {} --workload {}",
+            self.name, self.nemesis, self.workload
+        );
+        for flag in self.settings() {
+            cmd.push(' ');
+            cmd.push_str(&flag);
+        }
+        cmd
+    }
 }
 
 /// Every deliberate bug, in a stable order.
@@ -20,6 +56,8 @@ pub const BUGS: &[BugInfo] = &[
         name: "skip-fsync",
         nemesis: "kill",
         workload: "register",
+        read_mode: None,
+        max_op_timeout: None,
         description: "acknowledge writes before they are durable: the WAL keeps records in memory \
                       for up to 2 s and never fsyncs, so killing every node at once loses acknowledged writes",
     },
@@ -27,6 +65,8 @@ pub const BUGS: &[BugInfo] = &[
         name: "forget-vote",
         nemesis: "split-vote",
         workload: "register",
+        read_mode: None,
+        max_op_timeout: None,
         description: "do not restore voted_for after a restart, so a node can vote twice in one term \
                       and two leaders can be elected in the same term (the scripted split-vote \
                       nemesis restarts the voter two candidates share)",
@@ -35,6 +75,8 @@ pub const BUGS: &[BugInfo] = &[
         name: "commit-old-terms",
         nemesis: "figure-8",
         workload: "register",
+        read_mode: None,
+        max_op_timeout: None,
         description: "commit entries from earlier terms by counting replicas (violates Raft 5.4.2): \
                       a committed entry can later be overwritten",
     },
@@ -42,6 +84,8 @@ pub const BUGS: &[BugInfo] = &[
         name: "stale-reads",
         nemesis: "partition",
         workload: "register",
+        read_mode: None,
+        max_op_timeout: None,
         description: "a leader answers reads from its own state without confirming it is still leader \
                       and does not step down when cut off, so a leader isolated by a partition serves stale values",
     },
@@ -49,6 +93,8 @@ pub const BUGS: &[BugInfo] = &[
         name: "no-truncate",
         nemesis: "partition",
         workload: "register",
+        read_mode: None,
+        max_op_timeout: None,
         description: "followers do not truncate conflicting log suffixes when appending, so replicas \
                       diverge after a leader change",
     },
@@ -56,15 +102,19 @@ pub const BUGS: &[BugInfo] = &[
         name: "lease-trusts-clock",
         nemesis: "slow-leader",
         workload: "register",
-        description: "with --read-mode lease, the leader times its lease by its own clock up to the \
+        read_mode: Some("lease"),
+        max_op_timeout: Some(0.25),
+        description: "in lease read mode, the leader times its lease by its own clock up to the \
                       election timeout, without a safety margin, so an isolated leader with a slow clock \
-                      serves reads after a new leader was elected (run with --read-mode lease \
-                      --op-timeout 0.25, so that writers stuck at the old leader move on in time)",
+                      serves reads after a new leader was elected (short operation timeouts, so that \
+                      writers stuck at the old leader move on to the new one in time)",
     },
     BugInfo {
         name: "non-atomic-txn",
         nemesis: "none",
         workload: "list-append",
+        read_mode: None,
+        max_op_timeout: None,
         description: "the leader runs a multi-operation transaction that writes as a sequence of \
                       one-operation transactions, each its own log entry, so other transactions \
                       interleave between them and see it half done (G-single, G1c, G2); no fault needed",

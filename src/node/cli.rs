@@ -23,8 +23,9 @@ pub enum NodeCommand {
     Node(NodeArgs),
     /// Start a local cluster of bundled nodes as child processes, until Ctrl-C.
     Cluster(ClusterArgs),
-    /// List the deliberate bugs: name, nemesis that exposes it, workload, description.
-    Bugs,
+    /// List the deliberate bugs: name, nemesis that exposes it, workload, the whole
+    /// command line that exposes it, and what it breaks (tab-separated, or `--json`).
+    Bugs(BugsArgs),
     /// Measure throughput and latency of a fresh local cluster (and optionally etcd).
     BenchCluster(BenchArgs),
 }
@@ -97,13 +98,43 @@ pub struct ClusterArgs {
     pub bugs: Vec<String>,
 }
 
+/// Flags of `splitbrain bugs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BugsArgs {
+    /// Print a JSON array instead of tab-separated lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn run(cmd: NodeCommand) -> anyhow::Result<i32> {
     match cmd {
-        NodeCommand::Bugs => {
+        NodeCommand::Bugs(args) => {
+            if args.json {
+                let list: Vec<serde_json::Value> = bugs::BUGS
+                    .iter()
+                    .map(|b| {
+                        serde_json::json!({
+                            "name": b.name,
+                            "nemesis": b.nemesis,
+                            "workload": b.workload,
+                            "read_mode": b.read_mode,
+                            "op_timeout": b.max_op_timeout,
+                            "command": b.command(),
+                            "description": b.description,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(0);
+            }
             for b in bugs::BUGS {
                 println!(
-                    "{}\t{}\t{}\t{}",
-                    b.name, b.nemesis, b.workload, b.description
+                    "{}\t{}\t{}\t{}\t{}",
+                    b.name,
+                    b.nemesis,
+                    b.workload,
+                    b.command(),
+                    b.description
                 );
             }
             Ok(0)

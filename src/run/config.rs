@@ -8,6 +8,13 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use crate::node::bugs::BugInfo;
+use splitbrain_nemesis::TargetSpec;
+
+fn all_fault_targets() -> Vec<TargetSpec> {
+    TargetSpec::ALL.to_vec()
+}
+
 /// Flags of `splitbrain test` (and `test-all`). Every field is optional here so that a
 /// `--config` file can supply it; [`TestConfig::resolve`] applies defaults.
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
@@ -23,6 +30,10 @@ pub struct TestArgs {
     /// Mean seconds between fault changes (default 5).
     #[arg(long, value_name = "SECS")]
     pub nemesis_interval: Option<f64>,
+    /// Which nodes a kill or pause takes, drawn per fault from this comma-separated
+    /// list of one, minority, majority, all, primaries (default all five, as Jepsen).
+    #[arg(long, value_name = "T,T,…")]
+    pub fault_targets: Option<String>,
     /// Number of nodes in the cluster (default 5).
     #[arg(long, value_name = "N")]
     pub nodes: Option<usize>,
@@ -93,6 +104,9 @@ pub struct TestConfig {
     /// Fault kinds in canonical order; empty = no faults.
     pub nemesis: Vec<String>,
     pub nemesis_interval: f64,
+    /// Which nodes kills and pauses take (Jepsen's node specs).
+    #[serde(default = "all_fault_targets")]
+    pub fault_targets: Vec<TargetSpec>,
     pub nodes: usize,
     pub concurrency: usize,
     pub rate: f64,
@@ -135,6 +149,7 @@ impl TestArgs {
             workload: self.workload.or(file.workload),
             nemesis: self.nemesis.or(file.nemesis),
             nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
+            fault_targets: self.fault_targets.or(file.fault_targets),
             nodes: self.nodes.or(file.nodes),
             concurrency: self.concurrency.or(file.concurrency),
             rate: self.rate.or(file.rate),
@@ -188,14 +203,54 @@ pub fn parse_nemesis(spec: &str) -> Result<Vec<String>, ConfigError> {
 }
 
 impl TestConfig {
-    /// Applies defaults and validates. `known_bugs` is the bundled cluster's bug list;
-    /// `is_root` decides whether `--net netns` is possible.
+    /// Applies defaults and validates. `known_bugs` is the bundled cluster's bug list,
+    /// whose settings (read mode, operation timeout) a `--bug` applies unless the flag
+    /// is given, and refuses when it contradicts them; `is_root` decides whether
+    /// `--net netns` is possible.
     pub fn resolve(
         args: TestArgs,
-        known_bugs: &[&str],
+        known_bugs: &[BugInfo],
         is_root: bool,
     ) -> Result<TestConfig, ConfigError> {
-        let args = args.merged()?;
+        let mut args = args.merged()?;
+        let mut chosen = Vec::new();
+        for name in &args.bugs {
+            match known_bugs.iter().find(|b| b.name == name) {
+                Some(bug) => chosen.push(bug),
+                None => {
+                    return err(format!(
+                        "--bug {name:?} is not a bug of the bundled cluster; `splitbrain bugs` lists them: {}",
+                        known_bugs.iter().map(|b| b.name).collect::<Vec<_>>().join(", ")
+                    ))
+                }
+            }
+        }
+        for bug in &chosen {
+            if let Some(mode) = bug.read_mode {
+                match args.read_mode.as_deref() {
+                    None => args.read_mode = Some(mode.to_string()),
+                    Some(given) if given == mode => {}
+                    Some(given) => {
+                        return err(format!(
+                            "--bug {} lives in the {mode} read path and tests nothing under --read-mode {given}; drop --read-mode or use --read-mode {mode}",
+                            bug.name
+                        ))
+                    }
+                }
+            }
+            if let Some(max) = bug.max_op_timeout {
+                match args.op_timeout {
+                    None => args.op_timeout = Some(max),
+                    Some(given) if given <= max => {}
+                    Some(given) => {
+                        return err(format!(
+                            "--bug {} shows only with operations that give up within {max} s (clients stuck at a deposed leader must move on in time); got --op-timeout {given}: drop it or use --op-timeout {max}",
+                            bug.name
+                        ))
+                    }
+                }
+            }
+        }
         let workload = args.workload.unwrap_or_else(|| "kv".into());
         if !WORKLOADS.contains(&workload.as_str()) {
             return err(format!(
@@ -205,6 +260,11 @@ impl TestConfig {
         }
         let nemesis = parse_nemesis(args.nemesis.as_deref().unwrap_or("all"))?;
         let nemesis_interval = positive("nemesis-interval", args.nemesis_interval.unwrap_or(5.0))?;
+        let fault_targets = match args.fault_targets.as_deref() {
+            None => all_fault_targets(),
+            Some(list) => TargetSpec::parse_list(list)
+                .map_err(|e| ConfigError(format!("--fault-targets: {e}")))?,
+        };
         let nodes = args.nodes.unwrap_or(5);
         if !(1..=9).contains(&nodes) {
             return err(format!(
@@ -258,14 +318,6 @@ impl TestConfig {
             ));
         }
         let mut bugs = args.bugs;
-        for bug in &bugs {
-            if !known_bugs.contains(&bug.as_str()) {
-                return err(format!(
-                    "--bug {bug:?} is not a bug of the bundled cluster; `splitbrain bugs` lists them: {}",
-                    known_bugs.join(", ")
-                ));
-            }
-        }
         bugs.sort();
         bugs.dedup();
         let test_count = args.test_count.unwrap_or(1);
@@ -301,6 +353,7 @@ impl TestConfig {
             workload,
             nemesis,
             nemesis_interval,
+            fault_targets,
             nodes,
             concurrency,
             rate,
@@ -340,6 +393,10 @@ impl TestConfig {
         if self.recovery_time != 3.0 {
             cmd.push_str(&format!(" --recovery-time {}", self.recovery_time));
         }
+        if self.fault_targets != all_fault_targets() {
+            let names: Vec<&str> = self.fault_targets.iter().map(|t| t.name()).collect();
+            cmd.push_str(&format!(" --fault-targets {}", names.join(",")));
+        }
         cmd
     }
 }
@@ -364,7 +421,42 @@ fn default_name(workload: &str, nemesis: &[String], bugs: &[String]) -> String {
 mod tests {
     use super::*;
 
-    const BUGS: &[&str] = &["skip-fsync", "stale-reads"];
+    use crate::node::bugs::BUGS;
+
+    #[test]
+    fn a_bug_applies_its_settings_and_refuses_contradicting_flags() {
+        let lease = |read_mode: Option<&str>, op_timeout: Option<f64>| {
+            TestConfig::resolve(
+                TestArgs {
+                    bugs: vec!["lease-trusts-clock".into()],
+                    read_mode: read_mode.map(str::to_string),
+                    op_timeout,
+                    ..Default::default()
+                },
+                BUGS,
+                false,
+            )
+        };
+        let c = lease(None, None).unwrap();
+        assert_eq!((c.read_mode.as_str(), c.op_timeout), ("lease", 0.25));
+        let c = lease(Some("lease"), Some(0.1)).unwrap();
+        assert_eq!(c.op_timeout, 0.1, "a shorter timeout is kept");
+        let e = lease(Some("read-index"), None).unwrap_err().to_string();
+        assert!(e.contains("--read-mode lease"), "{e}");
+        let e = lease(None, Some(1.0)).unwrap_err().to_string();
+        assert!(e.contains("--op-timeout 0.25"), "{e}");
+        // Bugs without settings leave the defaults alone.
+        let c = TestConfig::resolve(
+            TestArgs {
+                bugs: vec!["stale-reads".into()],
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap();
+        assert_eq!((c.read_mode.as_str(), c.op_timeout), ("read-index", 1.0));
+    }
 
     #[test]
     fn defaults_are_meaningful() {
@@ -416,6 +508,26 @@ mod tests {
             ..Default::default()
         });
         assert!(e.contains("--rate"), "{e}");
+        let e = bad(TestArgs {
+            fault_targets: Some("one,half".into()),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("--fault-targets") && e.contains("\"half\"") && e.contains("primaries"),
+            "{e}"
+        );
+        let c = TestConfig::resolve(
+            TestArgs {
+                fault_targets: Some("minority,primaries".into()),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap();
+        assert!(c
+            .reproduce_command()
+            .ends_with("--fault-targets minority,primaries"));
     }
 
     #[test]

@@ -21,6 +21,16 @@ fn bad_flags_exit_254_and_say_why() {
     assert_eq!(code(&out), 254, "{}", text(&out));
     assert!(text(&out).contains("skip-fsync"), "{}", text(&out));
 
+    let out = run(&[
+        "test",
+        "--bug",
+        "lease-trusts-clock",
+        "--read-mode",
+        "read-index",
+    ]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("--read-mode lease"), "{}", text(&out));
+
     let out = run(&["test", "--rate", "fast"]);
     assert_eq!(code(&out), 254, "{}", text(&out));
     assert!(text(&out).contains("--rate"), "{}", text(&out));
@@ -207,5 +217,41 @@ fn check_list_append_reports_cycles_as_data_and_drawings() {
     assert!(
         html.contains(">rw y</text>"),
         "edges are labelled with kind and key"
+    );
+}
+
+/// `splitbrain bugs` names, for every bug, the whole command line that exposes it, and
+/// that command line resolves to the settings the bug needs.
+#[test]
+fn bugs_print_their_whole_command_line_as_text_and_json() {
+    let out = run(&["bugs", "--json"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let list: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("splitbrain bugs --json prints JSON");
+    let list = list.as_array().expect("an array");
+    assert!(list.len() >= 7);
+    for bug in list {
+        let name = bug["name"].as_str().expect("name");
+        let command = bug["command"].as_str().expect("command");
+        assert!(
+            command.starts_with(&format!("splitbrain test --bug {name} --nemesis ")),
+            "{command}"
+        );
+        assert!(command.contains(&format!("--workload {}", bug["workload"].as_str().unwrap())));
+    }
+    let lease = list
+        .iter()
+        .find(|b| b["name"] == "lease-trusts-clock")
+        .expect("lease-trusts-clock is listed");
+    assert_eq!(lease["read_mode"], "lease");
+    let out = run(&["bugs"]);
+    let t = text(&out);
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("lease-trusts-clock\t"))
+        .expect("a line per bug");
+    assert!(
+        line.contains("--read-mode lease --op-timeout 0.25"),
+        "{line}"
     );
 }
