@@ -59,4 +59,4 @@ pub use net::messages::{FrameClassifier, MessageRules};
 pub use net::netns::{NetnsConfig, NetnsNet};
 pub use net::proxy::ProxyNet;
 pub use net::{Net, NetBackend};
-pub use schedule::{schedule, Action, FaultKind, ScheduleConfig, Step};
+pub use schedule::{schedule, Action, FaultKind, ScheduleConfig, Step, TargetSpec};

@@ -6,8 +6,9 @@
 //! `interval`, heal it, wait about `interval`, start the next. The lanes run side by
 //! side, so faults of different lanes overlap (a partition while a node is killed, a
 //! skewed clock on an isolated leader): several Raft bugs only show under such
-//! combinations. Within a lane one fault is active at a time, so kills and pauses
-//! together never take more than `max_killed` nodes. Every start is followed by its stop
+//! combinations. Within a lane one fault is active at a time; which nodes a kill or
+//! pause takes is drawn from the configured [`TargetSpec`]s (Jepsen's node specs: one
+//! node, a minority, a majority, all, the primary). Every start is followed by its stop
 //! no later than the end of the run, so a schedule always ends healed.
 //!
 //! Every choice — fault kind, targets, grudge, clock values, jittered timings — is drawn
@@ -152,25 +153,123 @@ pub struct ScheduleConfig {
     pub interval: Duration,
     /// The cluster's nodes.
     pub nodes: Vec<NodeName>,
-    /// At most this many nodes are killed or paused at once (default: a minority, so a
-    /// correct cluster stays available).
-    pub max_killed: usize,
+    /// Which nodes a kill or pause takes: each fault draws one spec uniformly.
+    pub targets: Vec<TargetSpec>,
     /// The seed of every random choice.
     pub seed: u64,
 }
 
 impl ScheduleConfig {
-    /// Every fault kind and shape, a 5 s interval and at most a minority down at once.
+    /// Every fault kind and shape, a 5 s interval, kills and pauses of every target
+    /// spec.
     pub fn new(nodes: Vec<NodeName>, seed: u64) -> Self {
-        let max_killed = nodes.len().saturating_sub(1) / 2;
         ScheduleConfig {
             kinds: FaultKind::ALL.into_iter().collect(),
             shapes: PartitionShape::ALL.to_vec(),
             interval: Duration::from_secs(5),
             nodes,
-            max_killed,
+            targets: TargetSpec::ALL.to_vec(),
             seed,
         }
+    }
+}
+
+/// Which nodes a kill or pause takes, as Jepsen's node specs. A correct cluster stays
+/// available under `one` and `minority`; `majority` and `all` take its quorum away
+/// (what exposes lost fsyncs: every copy of an acknowledged write dies at once), and
+/// `primaries` hits the leader, resolved when the fault starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetSpec {
+    /// One random node.
+    One,
+    /// A random minority: as many nodes as can fail with a quorum left ((n-1)/2).
+    Minority,
+    /// A random majority (n/2 + 1).
+    Majority,
+    /// Every node.
+    All,
+    /// The leader.
+    Primaries,
+}
+
+impl TargetSpec {
+    pub const ALL: [TargetSpec; 5] = [
+        TargetSpec::One,
+        TargetSpec::Minority,
+        TargetSpec::Majority,
+        TargetSpec::All,
+        TargetSpec::Primaries,
+    ];
+    const EXPECTED: &'static str = "one, minority, majority, all, primaries";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetSpec::One => "one",
+            TargetSpec::Minority => "minority",
+            TargetSpec::Majority => "majority",
+            TargetSpec::All => "all",
+            TargetSpec::Primaries => "primaries",
+        }
+    }
+
+    /// Parses a comma-separated list such as `one,primaries`; order is kept, duplicates
+    /// dropped, and the list must not be empty.
+    pub fn parse_list(list: &str) -> Result<Vec<TargetSpec>, NemesisError> {
+        let mut specs = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let spec: TargetSpec = item.parse()?;
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+        if specs.is_empty() {
+            return Err(NemesisError::Parse {
+                what: "fault target",
+                got: list.to_string(),
+                expected: TargetSpec::EXPECTED,
+            });
+        }
+        Ok(specs)
+    }
+
+    /// The nodes this spec takes on `nodes`, drawn with `rng` (sorted); `[LEADER]` for
+    /// `primaries`. Empty when the spec takes nobody here (a minority of one node).
+    fn pick(self, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Vec<NodeName> {
+        let count = match self {
+            TargetSpec::Primaries => return vec![LEADER.to_string()],
+            TargetSpec::One => 1,
+            TargetSpec::Minority => nodes.len().saturating_sub(1) / 2,
+            TargetSpec::Majority => nodes.len() / 2 + 1,
+            TargetSpec::All => nodes.len(),
+        };
+        let mut targets: Vec<NodeName> = nodes
+            .choose_multiple(rng, count.min(nodes.len()))
+            .cloned()
+            .collect();
+        targets.sort();
+        targets
+    }
+}
+
+impl fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TargetSpec {
+    type Err = NemesisError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TargetSpec::ALL
+            .into_iter()
+            .find(|spec| spec.name() == s)
+            .ok_or_else(|| NemesisError::Parse {
+                what: "fault target",
+                got: s.to_string(),
+                expected: TargetSpec::EXPECTED,
+            })
     }
 }
 
@@ -320,7 +419,7 @@ fn usable_kinds(cfg: &ScheduleConfig, nodes: &[NodeName]) -> Vec<FaultKind> {
                 .shapes
                 .iter()
                 .any(|shape| shape.min_nodes() <= nodes.len()),
-            FaultKind::Kill | FaultKind::Pause => cfg.max_killed > 0 && !nodes.is_empty(),
+            FaultKind::Kill | FaultKind::Pause => !nodes.is_empty() && !cfg.targets.is_empty(),
             FaultKind::Clock => !nodes.is_empty(),
             FaultKind::SplitVote => nodes.len() >= 3 && !nodes.len().is_multiple_of(2),
             FaultKind::FigureEight => nodes.len() >= 5 && !nodes.len().is_multiple_of(2),
@@ -369,7 +468,7 @@ fn plan_fault(
         FaultKind::FigureEight => (Action::StartFigureEight, Action::StopFigureEight),
         FaultKind::SlowLeader => (Action::StartSlowLeader, Action::StopSlowLeader),
         FaultKind::Kill => {
-            let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
+            let targets = pick_targets(cfg, nodes, rng);
             (
                 Action::Kill {
                     nodes: targets.clone(),
@@ -378,7 +477,7 @@ fn plan_fault(
             )
         }
         FaultKind::Pause => {
-            let targets = pick_targets_or_leader(nodes, cfg.max_killed, rng);
+            let targets = pick_targets(cfg, nodes, rng);
             (
                 Action::Pause {
                     nodes: targets.clone(),
@@ -406,22 +505,17 @@ fn plan_fault(
     }
 }
 
-/// Between 1 and `max` distinct nodes, sorted.
-/// A third of the time the leader alone (the node whose loss tests the most: elections,
-/// leases, uncommitted entries); otherwise random nodes.
-fn pick_targets_or_leader(nodes: &[NodeName], max: usize, rng: &mut ChaCha8Rng) -> Vec<NodeName> {
-    if rng.gen_bool(1.0 / 3.0) {
-        vec![LEADER.to_string()]
+/// The nodes of one kill or pause: a spec drawn uniformly from the configured ones,
+/// then its nodes. A spec that takes nobody on this cluster (a minority of one or two
+/// nodes) falls back to one node, so every drawn fault does something.
+fn pick_targets(cfg: &ScheduleConfig, nodes: &[NodeName], rng: &mut ChaCha8Rng) -> Vec<NodeName> {
+    let spec = cfg.targets[rng.gen_range(0..cfg.targets.len())];
+    let targets = spec.pick(nodes, rng);
+    if targets.is_empty() {
+        TargetSpec::One.pick(nodes, rng)
     } else {
-        pick_targets(nodes, max, rng)
+        targets
     }
-}
-
-fn pick_targets(nodes: &[NodeName], max: usize, rng: &mut ChaCha8Rng) -> Vec<NodeName> {
-    let count = rng.gen_range(1..=max.clamp(1, nodes.len()));
-    let mut targets: Vec<NodeName> = nodes.choose_multiple(rng, count).cloned().collect();
-    targets.sort();
-    targets
 }
 
 /// A duration drawn uniformly between half and one and a half of `mean`, in whole ms.
@@ -551,16 +645,42 @@ mod tests {
     }
 
     #[test]
-    fn kills_and_pauses_never_exceed_max_killed() {
-        for seed in 0..40 {
-            let cfg = ScheduleConfig::new(nodes(5), seed);
-            assert_eq!(cfg.max_killed, 2);
-            for step in schedule(&cfg, Duration::from_secs(200)) {
-                if let Action::Kill { nodes } | Action::Pause { nodes } = &step.action {
-                    assert!((1..=2).contains(&nodes.len()), "seed {seed}: {nodes:?}");
+    fn kills_and_pauses_take_exactly_what_their_targets_say() {
+        let sizes = |targets: &str| -> BTreeSet<usize> {
+            let mut seen = BTreeSet::new();
+            for seed in 0..40 {
+                let mut cfg = ScheduleConfig::new(nodes(5), seed);
+                cfg.kinds = FaultKind::parse_list("kill,pause").unwrap();
+                cfg.targets = TargetSpec::parse_list(targets).unwrap();
+                for step in schedule(&cfg, Duration::from_secs(100)) {
+                    if let Action::Kill { nodes } | Action::Pause { nodes } = &step.action {
+                        if nodes[..] != [LEADER.to_string()] {
+                            seen.insert(nodes.len());
+                        }
+                    }
                 }
             }
-        }
+            seen
+        };
+        assert_eq!(sizes("one"), BTreeSet::from([1]));
+        assert_eq!(sizes("minority"), BTreeSet::from([2]));
+        assert_eq!(sizes("majority"), BTreeSet::from([3]));
+        assert_eq!(sizes("all"), BTreeSet::from([5]));
+        assert_eq!(sizes("primaries"), BTreeSet::new(), "only the leader");
+        assert_eq!(
+            sizes("one,minority,majority,all"),
+            BTreeSet::from([1, 2, 3, 5])
+        );
+        let e = TargetSpec::parse_list("one,some").unwrap_err().to_string();
+        assert!(e.contains("some") && e.contains("minority"), "{e}");
+        assert!(TargetSpec::parse_list("").is_err());
+        // A minority of a 2-node cluster is nobody: one node instead.
+        let mut cfg = ScheduleConfig::new(nodes(2), 3);
+        cfg.kinds = FaultKind::parse_list("kill").unwrap();
+        cfg.targets = vec![TargetSpec::Minority];
+        assert!(schedule(&cfg, Duration::from_secs(60))
+            .iter()
+            .all(|s| !matches!(&s.action, Action::Kill { nodes } if nodes.len() != 1)));
     }
 
     #[test]
@@ -595,10 +715,16 @@ mod tests {
         let mut cfg = ScheduleConfig::new(nodes(3), 1);
         cfg.kinds = FaultKind::parse_list("none").unwrap();
         assert!(schedule(&cfg, Duration::from_secs(60)).is_empty());
-        // One node: nothing to partition and no minority to kill.
+        // One node: nothing to partition; killing it (with its disk) is still a test.
         let mut single = ScheduleConfig::new(nodes(1), 1);
-        single.kinds = FaultKind::parse_list("partition,kill,pause").unwrap();
+        single.kinds = FaultKind::parse_list("partition").unwrap();
         assert!(schedule(&single, Duration::from_secs(60)).is_empty());
+        single.kinds = FaultKind::parse_list("partition,kill").unwrap();
+        let steps = schedule(&single, Duration::from_secs(60));
+        assert!(!steps.is_empty());
+        assert!(steps
+            .iter()
+            .all(|s| matches!(s.action, Action::Kill { .. } | Action::Restart { .. })));
     }
 
     #[test]

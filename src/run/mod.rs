@@ -318,9 +318,7 @@ async fn run_phases(
     let mut schedule_cfg = nemesis::ScheduleConfig::new(names.clone(), cfg.seed);
     schedule_cfg.kinds = kinds;
     schedule_cfg.interval = Duration::from_secs_f64(cfg.nemesis_interval);
-    // Kills may take down every node at once (as Jepsen's kill-all): that is what
-    // exposes lost fsyncs. Pauses use the same bound.
-    schedule_cfg.max_killed = cfg.nodes;
+    schedule_cfg.targets = cfg.fault_targets.clone();
     let schedule = nemesis::schedule(&schedule_cfg, Duration::from_secs_f64(cfg.time_limit));
     tracing::info!(steps = schedule.len(), "nemesis schedule");
     let fault_state = Arc::new(Mutex::new(String::from("none")));
