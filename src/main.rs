@@ -4,7 +4,7 @@
 //!   [`clean`]).
 //! - `check`: offline linearizability checking of recorded histories ([`check`]).
 //! - `report`, `serve`: re-render a stored run, browse the store ([`reporting`]).
-//! - `node`, `cluster`, `bugs`, `bench-cluster`: the bundled Raft KV ([`node`], [`raft`]).
+//! - `node`, `cluster`, `bugs`, `bench-cluster`: the bundled Raft KV ([`node`], on the `splitbrain-raft` core).
 //!
 //! Exit codes (as Jepsen): 0 valid, 1 invalid, 2 unknown, 254 bad arguments or input,
 //! 255 internal error.
@@ -12,7 +12,6 @@
 mod check;
 mod clean;
 mod node;
-mod raft;
 mod reporting;
 mod run;
 mod testcmd;

@@ -1,5 +1,5 @@
 //! The bundled Raft KV node: everything that wires the sans-IO consensus core
-//! ([`crate::raft`]) to disks, sockets and time.
+//! ([`splitbrain_raft`]) to disks, sockets and time.
 //!
 //! # Layout
 //! - [`server`]: the driver task that owns the core, the WAL and the state machine, and

@@ -1,4 +1,4 @@
-//! The node runtime: wires the sans-IO consensus core ([`crate::raft`]) to the world.
+//! The node runtime: wires the sans-IO consensus core ([`splitbrain_raft`]) to the world.
 //!
 //! One task (the driver, [`Driver::run`]) owns the core, the write-ahead log and the
 //! KV state machine, and handles events one batch at a time: it feeds the core the
@@ -20,11 +20,11 @@ use crate::node::kv::{ApplyError, Command, KvState, MicroOp};
 use crate::node::protocol::{parse_line, AdminOp, AdminRequest, ErrorKind, Reply, Request};
 use crate::node::transport::{shutdown_signalled, Inbound, ShutdownRx, Transport};
 use crate::node::wal::{Record, StoredSnapshot, Wal, WalEntry};
-use crate::raft::{
-    self, Entry, HardState, Message, NodeId, RaftNode, Ready, Restored, Role, Snapshot,
-};
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
+use splitbrain_raft::{
+    self as raft, Entry, HardState, Message, NodeId, RaftNode, Ready, Restored, Role, Snapshot,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn frame_kind_names_the_raft_message_and_nothing_else() {
-        use crate::raft::{Message, MessageBody};
+        use splitbrain_raft::{Message, MessageBody};
         let msg = Message {
             from: 1,
             to: 2,

@@ -1170,27 +1170,13 @@ fn assert_holds(property: Property) {
         assert!(
             failures.is_empty(),
             "{property:?} violated in {} of {} {feeding:?} seeds (replay one with \
-             SPLITBRAIN_SIM_BATCHED={batched} SPLITBRAIN_SIM_SEED=<seed> cargo test -p splitbrain \
-             --bin splitbrain raft::sim::replay_one_seed -- --ignored):\n{}",
+             SPLITBRAIN_SIM_BATCHED={batched} SPLITBRAIN_SIM_SEED=<seed> cargo test -p splitbrain-raft \
+             sim::replay_one_seed -- --ignored):\n{}",
             failures.len(),
             suite.seeds,
             failures.join("\n")
         );
     }
-}
-
-/// Runs seeds with `bugs` on until a violation appears; returns it with its seed.
-fn find_violation(
-    bugs: CoreBugs,
-    max_seeds: u64,
-    tune: impl Fn(&mut SimParams),
-) -> Option<Violation> {
-    (0..max_seeds).find_map(|seed| {
-        let mut params = SimParams::for_seed(seed);
-        params.bugs = bugs;
-        tune(&mut params);
-        run_seed(seed, params).err()
-    })
 }
 
 #[test]
@@ -1267,8 +1253,8 @@ fn the_batched_suite_exercises_stalls_snapshots_and_reads() {
     );
 }
 
-/// Thousands of seeds: `SPLITBRAIN_SIM_SEEDS=5000 cargo test -p splitbrain --bin
-/// splitbrain raft -- --ignored`; `SPLITBRAIN_SIM_BATCHED=1` feeds them in batches.
+/// Thousands of seeds: `SPLITBRAIN_SIM_SEEDS=5000 cargo test -p splitbrain-raft --
+/// --ignored`; `SPLITBRAIN_SIM_BATCHED=1` feeds them in batches.
 #[test]
 #[ignore]
 fn many_seeds_hold_every_property() {
@@ -1287,15 +1273,15 @@ fn many_seeds_hold_every_property() {
     assert!(
         failures.is_empty(),
         "{} of {seeds} seeds failed (replay one with SPLITBRAIN_SIM_SEED=<seed> cargo test -p \
-         splitbrain --bin splitbrain raft::sim::replay_one_seed -- --ignored):\n{}",
+         splitbrain-raft sim::replay_one_seed -- --ignored):\n{}",
         failures.len(),
         failures.join("\n")
     );
 }
 
 /// Batched feeding with snapshot churn (see [`SimParams::snapshot_churn_for_seed`]):
-/// `SPLITBRAIN_SIM_SEEDS=10000 cargo test -p splitbrain --bin splitbrain
-/// raft::sim::snapshot_churn -- --ignored`.
+/// `SPLITBRAIN_SIM_SEEDS=10000 cargo test -p splitbrain-raft sim::snapshot_churn --
+/// --ignored`.
 #[test]
 #[ignore]
 fn snapshot_churn_holds_every_property() {
@@ -1315,8 +1301,8 @@ fn snapshot_churn_holds_every_property() {
     );
 }
 
-/// Replays one seed: `SPLITBRAIN_SIM_SEED=<seed> cargo test -p splitbrain --bin
-/// splitbrain raft::sim::replay_one_seed -- --ignored --nocapture`.
+/// Replays one seed: `SPLITBRAIN_SIM_SEED=<seed> cargo test -p splitbrain-raft
+/// sim::replay_one_seed -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn replay_one_seed() {

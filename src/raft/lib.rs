@@ -1,4 +1,4 @@
-//! The sans-IO Raft consensus core of the bundled KV server.
+//! The sans-IO Raft consensus core of the bundled KV server (`splitbrain-raft`).
 //!
 //! This module owns the consensus logic only: leader election (randomized timeouts,
 //! pre-vote, check-quorum), log replication with fast conflict backtracking, the commit
@@ -10,6 +10,27 @@
 //! deterministic simulation (`sim.rs`) run thousands of seeded schedules of drops,
 //! reorders, partitions and crashes in seconds, and what keeps `src/node/` (TCP, the
 //! write-ahead log, the KV state machine) a thin runtime around it.
+//!
+//! # Example
+//! A one-node cluster elects itself and commits a proposal; a real node persists each
+//! [`Ready`] before sending its messages and applying its entries.
+//! ```
+//! use splitbrain_raft::{Config, RaftNode, Restored, Role};
+//!
+//! let mut node = RaftNode::new(Config::new(1, vec![1], 7), Restored::default());
+//! while node.status().role != Role::Leader {
+//!     node.tick();
+//! }
+//! let (index, _term) = node.propose(b"put x 1".to_vec()).expect("the leader takes writes");
+//! let mut applied = Vec::new();
+//! while node.has_ready() {
+//!     let ready = node.ready();
+//!     // 1. persist ready.entries and ready.hard_state (fsync), 2. send ready.messages,
+//!     // 3. apply:
+//!     applied.extend(ready.committed);
+//! }
+//! assert!(applied.iter().any(|e| e.index == index && e.data == b"put x 1"));
+//! ```
 //!
 //! # Layout
 //! - `message.rs`: the wire and disk types ([`Entry`], [`HardState`], [`Snapshot`],
@@ -70,7 +91,6 @@
 //! - [`Status`] also has `id`, `voted_for` and `last_term`; [`Ready::is_empty`] exists.
 //! - [`RaftNode::lease_read`] fails with `leader_hint: Some(own id)` when this node leads
 //!   but holds no valid lease (fall back to `read_index`).
-//! - `#![allow(dead_code, unused_imports)]` below: the binary does not use every item.
 //!
 //! # Conventions
 //! - Proposals with empty `data` are indistinguishable from the leader's no-op: the
@@ -78,9 +98,6 @@
 //! - Ticks are the core's only clock. Election timeouts, heartbeats and the leader lease
 //!   are counted in ticks; the node decides how long a tick is (and the nemesis may
 //!   skew that clock).
-
-// Until `src/node/` uses every part of the API, the binary sees unused items.
-#![allow(dead_code, unused_imports)]
 
 mod log;
 mod message;
