@@ -6,8 +6,9 @@
 //!
 //! This is the documented benchmark for the node's speed; tests never assert speed.
 
-use crate::node::cli::{spawn_node, Children};
-use crate::node::launch::{wait_for_leader, LineClient, NodeSpec};
+use crate::node::launch::{
+    free_port_base, port_rng, spawn_node, wait_for_leader, Children, LineClient, NodeSpec,
+};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rand::{Rng, SeedableRng};
@@ -211,21 +212,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Finds `count` consecutive free loopback ports (best effort: they are free when
-/// checked, and the nodes bind them right after).
-pub(crate) fn free_port_base(count: u16, seed: u64) -> anyhow::Result<u16> {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ u64::from(std::process::id()));
-    for _ in 0..100 {
-        let base: u16 = rng.gen_range(20_000..(60_000 - count));
-        let all_free =
-            (0..count).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
-        if all_free {
-            return Ok(base);
-        }
-    }
-    bail!("could not find {count} consecutive free ports on 127.0.0.1")
-}
-
 async fn drive(target: &Target, clients: usize, args: &BenchArgs) -> anyhow::Result<Measurement> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut tasks = Vec::with_capacity(clients);
@@ -329,7 +315,7 @@ pub(crate) fn start_local_cluster(
     seed: u64,
     root: &Path,
 ) -> anyhow::Result<(Children, Vec<NodeSpec>)> {
-    let base = free_port_base((nodes * 3) as u16, seed)?;
+    let base = free_port_base((nodes * 3) as u16, &mut port_rng(seed))?;
     let specs = NodeSpec::local_cluster(nodes, base, &root.join("splitbrain"), "read-index", seed);
     let exe = std::env::current_exe().context("locating the splitbrain executable")?;
     let mut children = Children {
@@ -344,7 +330,7 @@ pub(crate) fn start_local_cluster(
 }
 
 fn start_etcd(root: &Path, seed: u64) -> anyhow::Result<(Children, Vec<String>)> {
-    let base = free_port_base(6, seed.wrapping_add(7))?;
+    let base = free_port_base(6, &mut port_rng(seed.wrapping_add(7)))?;
     let peer = |i: u16| format!("http://127.0.0.1:{}", base + 2 * i);
     let client = |i: u16| format!("127.0.0.1:{}", base + 2 * i + 1);
     let initial: Vec<String> = (0..3).map(|i| format!("e{i}={}", peer(i))).collect();
@@ -391,7 +377,7 @@ fn start_etcd(root: &Path, seed: u64) -> anyhow::Result<(Children, Vec<String>)>
 pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     if args.nodes == 0 || args.clients.is_empty() || !(0.0..=1.0).contains(&args.read_ratio) {
         eprintln!("error: need --nodes >= 1, at least one client count and 0 <= --read-ratio <= 1");
-        return Ok(crate::node::cli::EXIT_BAD_ARGS);
+        return Ok(i32::from(crate::EXIT_BAD_INPUT));
     }
     let root: PathBuf =
         std::env::temp_dir().join(format!("splitbrain-bench-{}", std::process::id()));
@@ -422,7 +408,7 @@ fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
             terms.push(
                 status
                     .ok()
-                    .and_then(|s| s.pointer("/value/term").and_then(Value::as_u64))
+                    .and_then(|s| s.get("term").and_then(Value::as_u64))
                     .unwrap_or(0),
             );
         }

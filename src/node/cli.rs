@@ -5,17 +5,13 @@
 use crate::node::bench::{self, BenchArgs};
 use crate::node::bugs::{self, BugSet};
 use crate::node::clock::Clock;
-use crate::node::launch::{wait_for_leader, NodeSpec};
+use crate::node::launch::{spawn_node, wait_for_leader, Children, NodeSpec};
 use crate::node::server::{self, Listeners, NodeConfig, ReadMode};
 use anyhow::{anyhow, Context};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::Duration;
-
-/// Exit code for bad arguments (as Jepsen).
-pub const EXIT_BAD_ARGS: i32 = 254;
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
@@ -213,7 +209,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<i32> {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(EXIT_BAD_ARGS);
+            return Ok(i32::from(crate::EXIT_BAD_INPUT));
         }
     };
     let (peers, mut client_addrs) = match (
@@ -223,7 +219,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<i32> {
         (Ok(p), Ok(c)) => (p, c),
         (Err(e), _) | (_, Err(e)) => {
             eprintln!("error: {e}");
-            return Ok(EXIT_BAD_ARGS);
+            return Ok(i32::from(crate::EXIT_BAD_INPUT));
         }
     };
     if peers.contains_key(&args.id) || args.id == 0 {
@@ -231,7 +227,7 @@ fn run_node(args: NodeArgs) -> anyhow::Result<i32> {
             "error: --id {} must be non-zero and must not appear among --peer",
             args.id
         );
-        return Ok(EXIT_BAD_ARGS);
+        return Ok(i32::from(crate::EXIT_BAD_INPUT));
     }
     client_addrs.insert(args.id, args.client_listen.clone());
     init_logging(args.log_file.as_ref())?;
@@ -274,72 +270,14 @@ fn run_node(args: NodeArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Child processes that are stopped (SIGTERM, then SIGKILL after a grace period) when
-/// this guard is dropped, so that no exit path of `cluster` leaves orphans behind.
-pub struct Children {
-    pub children: Vec<Child>,
-    pub grace: Duration,
-}
-
-impl Children {
-    pub fn stop_all(&mut self) {
-        use nix::sys::signal::{kill, Signal};
-        use nix::unistd::Pid;
-        for child in &mut self.children {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-        }
-        let deadline = std::time::Instant::now() + self.grace;
-        for child in &mut self.children {
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if std::time::Instant::now() >= deadline => {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        self.stop_all();
-    }
-}
-
-/// Spawns `spec`'s node, asking the kernel to SIGKILL it should this process die
-/// without cleaning up (call from a thread that lives as long as the process).
-pub fn spawn_node(spec: &NodeSpec, exe: &std::path::Path) -> anyhow::Result<Child> {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = spec.command(exe);
-    cmd.stdin(std::process::Stdio::null());
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
-    // which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    cmd.spawn()
-        .with_context(|| format!("starting node {} ({})", spec.name, exe.display()))
-}
-
 fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
     if args.nodes == 0 || args.nodes > 99 {
         eprintln!("error: --nodes must be between 1 and 99");
-        return Ok(EXIT_BAD_ARGS);
+        return Ok(i32::from(crate::EXIT_BAD_INPUT));
     }
     if let Err(e) = BugSet::parse(&args.bugs) {
         eprintln!("error: {e}");
-        return Ok(EXIT_BAD_ARGS);
+        return Ok(i32::from(crate::EXIT_BAD_INPUT));
     }
     let data_root = match args.data_dir {
         Some(d) => d,

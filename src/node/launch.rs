@@ -1,11 +1,16 @@
 //! Starting bundled nodes as child processes, and talking to them: shared by
 //! `splitbrain cluster`, `splitbrain bench-cluster` and the test harness, so that every
-//! launcher passes exactly the same flags.
+//! launcher passes exactly the same flags, ties its children to its own life the same
+//! way ([`spawn_tied`]), picks ports the same way ([`free_port_base`]) and speaks the
+//! admin protocol through one function ([`admin_request`]).
 
 use anyhow::{anyhow, bail, Context};
+use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -175,14 +180,32 @@ impl LineClient {
     }
 }
 
-/// One admin request on a fresh connection, with a timeout; returns the reply object.
+/// One admin request on a fresh connection, within 5 s: the reply's `value` when the
+/// node answered `ok`, its error otherwise.
 pub async fn admin_request(addr: &str, request: Value) -> anyhow::Result<Value> {
-    tokio::time::timeout(Duration::from_secs(5), async {
+    admin_request_within(addr, request, Duration::from_secs(5)).await
+}
+
+/// [`admin_request`] with a chosen timeout.
+pub async fn admin_request_within(
+    addr: &str,
+    request: Value,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let reply = tokio::time::timeout(timeout, async {
         let mut c = LineClient::connect(addr).await?;
         c.request(request).await
     })
     .await
-    .map_err(|_| anyhow!("admin request to {addr} timed out"))?
+    .map_err(|_| anyhow!("admin request to {addr} timed out"))??;
+    if reply.get("ok") == Some(&Value::Bool(true)) {
+        Ok(reply.get("value").cloned().unwrap_or(Value::Null))
+    } else {
+        Err(anyhow!(
+            "admin request to {addr} failed: {}",
+            reply.get("error").cloned().unwrap_or(Value::Null)
+        ))
+    }
 }
 
 /// Polls the admin ports until one node reports itself leader; returns its index in
@@ -191,8 +214,8 @@ pub async fn wait_for_leader(admin_addrs: &[String], timeout: Duration) -> anyho
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         for (i, addr) in admin_addrs.iter().enumerate() {
-            if let Ok(reply) = admin_request(addr, serde_json::json!({"op": "status"})).await {
-                if reply.pointer("/value/role").and_then(Value::as_str) == Some("leader") {
+            if let Ok(status) = admin_request(addr, serde_json::json!({"op": "status"})).await {
+                if status.get("role").and_then(Value::as_str) == Some("leader") {
                     return Ok(i);
                 }
             }
@@ -202,4 +225,118 @@ pub async fn wait_for_leader(admin_addrs: &[String], timeout: Duration) -> anyho
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Child processes that are stopped (SIGTERM, then SIGKILL after a grace period) when
+/// this guard is dropped, so that no exit path of `cluster` leaves orphans behind.
+pub struct Children {
+    pub children: Vec<Child>,
+    pub grace: Duration,
+}
+
+impl Children {
+    pub fn stop_all(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        for child in &mut self.children {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            }
+        }
+        let deadline = std::time::Instant::now() + self.grace;
+        for child in &mut self.children {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if std::time::Instant::now() >= deadline => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Spawns `spec`'s node, asking the kernel to SIGKILL it should this process die
+/// without cleaning up (call from a thread that lives as long as the process).
+pub fn spawn_node(spec: &NodeSpec, exe: &std::path::Path) -> anyhow::Result<Child> {
+    let mut cmd = spec.command(exe);
+    cmd.stdin(std::process::Stdio::null());
+    spawn_tied(cmd).with_context(|| format!("starting node {} ({})", spec.name, exe.display()))
+}
+
+/// Spawns `cmd` with `PR_SET_PDEATHSIG` = SIGKILL: the kernel kills the child when the
+/// thread that spawned it exits, so no node outlives a harness that was itself killed
+/// (call from a thread that lives as long as the process).
+pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
+    // which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    cmd.spawn()
+}
+
+/// The ports a node may listen on without racing the kernel: the largest stretch
+/// outside the ephemeral range (`ip_local_port_range`), above the well-known ports.
+/// Ephemeral ports are also handed out as source ports of outgoing connections (clients,
+/// proxies), which could take a node's port between our check and the node's bind.
+pub fn listen_port_range() -> (u16, u16) {
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut parts = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    if low.saturating_sub(10_000) >= 65535 - high {
+        (10_000, low.saturating_sub(1))
+    } else {
+        (high.saturating_add(1), 65535)
+    }
+}
+
+/// `count` consecutive loopback ports in [`listen_port_range`] that are free right now
+/// (best effort: the listeners are closed again before the nodes bind them).
+pub fn free_port_base(count: u16, rng: &mut impl Rng) -> anyhow::Result<u16> {
+    let (from, to) = listen_port_range();
+    let last_base = to.saturating_sub(count.saturating_sub(1)).max(from);
+    for _ in 0..200 {
+        let base = rng.gen_range(from..=last_base);
+        let all_free = (0..count).all(|k| {
+            base.checked_add(k)
+                .is_some_and(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        });
+        if all_free {
+            return Ok(base);
+        }
+    }
+    bail!("no {count} consecutive free loopback ports between {from} and {to}")
+}
+
+/// One free loopback port in [`listen_port_range`].
+pub fn free_port(rng: &mut impl Rng) -> anyhow::Result<std::net::SocketAddr> {
+    let port = free_port_base(1, rng)?;
+    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The random source of port picks: seeded from `seed` xor the pid, so that runs with
+/// one seed repeat their ports while parallel runs (tests) differ.
+pub fn port_rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+    <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(
+        seed ^ u64::from(std::process::id()),
+    )
 }

@@ -1131,8 +1131,8 @@ mod tests {
             for addr in &self.admin {
                 let reply = crate::node::launch::admin_request(addr, json!({"op": "status"})).await;
                 out.push(reply.ok().and_then(|r| {
-                    let role = r.pointer("/value/role")?.as_str()?.to_string();
-                    let term = r.pointer("/value/term")?.as_u64()?;
+                    let role = r.get("role")?.as_str()?.to_string();
+                    let term = r.get("term")?.as_u64()?;
                     Some((role, term))
                 }));
             }
@@ -1323,15 +1323,13 @@ mod tests {
         // Every replica converges to the same digest.
         let want = admin_request(&cluster.admin[leader], json!({"op":"digest"}))
             .await
-            .expect("digest")["value"]
-            .clone();
+            .expect("digest");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for admin in &cluster.admin {
             loop {
                 let got = admin_request(admin, json!({"op":"digest"}))
                     .await
-                    .expect("digest")["value"]
-                    .clone();
+                    .expect("digest");
                 if got == want {
                     break;
                 }
@@ -1347,10 +1345,8 @@ mod tests {
             .expect("log-terms");
         // More than `snapshot_every` (20) entries were applied: the log was compacted.
         assert!(
-            terms["value"]["snapshot_index"]
-                .as_u64()
-                .is_some_and(|i| i >= 20)
-                && terms["value"]["entries"].is_array(),
+            terms["snapshot_index"].as_u64().is_some_and(|i| i >= 20)
+                && terms["entries"].is_array(),
             "{terms}"
         );
         let clock = admin_request(
@@ -1359,7 +1355,7 @@ mod tests {
         )
         .await
         .expect("clock");
-        assert_eq!(clock["value"], json!({"offset_ms":5,"rate":2.0}));
+        assert_eq!(clock, json!({"offset_ms":5,"rate":2.0}));
         cluster.stop().await;
     }
 
@@ -1409,22 +1405,20 @@ mod tests {
     }
 
     async fn digest_of(admin: &str) -> Option<Value> {
-        admin_request(admin, json!({"op":"digest"}))
-            .await
-            .ok()
-            .map(|r| r["value"].clone())
+        admin_request(admin, json!({"op":"digest"})).await.ok()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_node_with_a_torn_wal_tail_restarts_and_catches_up() {
         let dir = TempDir::new("kill");
-        let base = crate::node::bench::free_port_base(9, 7).expect("free ports");
+        let base = crate::node::launch::free_port_base(9, &mut crate::node::launch::port_rng(7))
+            .expect("free ports");
         let mut specs =
             crate::node::launch::NodeSpec::local_cluster(3, base, &dir.0, "read-index", 7);
         for s in &mut specs {
             s.tick_ms = 10;
         }
-        let mut children = crate::node::cli::Children {
+        let mut children = crate::node::launch::Children {
             children: Vec::new(),
             grace: Duration::from_secs(5),
         };

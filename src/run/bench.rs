@@ -248,12 +248,12 @@ pub fn run(args: BenchDriverArgs) -> anyhow::Result<i32> {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: --workload: {e}");
-            return Ok(crate::node::cli::EXIT_BAD_ARGS);
+            return Ok(i32::from(crate::EXIT_BAD_INPUT));
         }
     };
     if args.clients.is_empty() || args.clients.contains(&0) || args.seconds == 0 {
         eprintln!("error: need at least one client count, none of them 0, and --seconds >= 1");
-        return Ok(crate::node::cli::EXIT_BAD_ARGS);
+        return Ok(i32::from(crate::EXIT_BAD_INPUT));
     }
     let root = std::env::temp_dir().join(format!("splitbrain-bench-driver-{}", std::process::id()));
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;

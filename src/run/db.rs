@@ -4,22 +4,21 @@
 //!
 //! The driver sees the system under test only through this type and the workload's
 //! client, so another system (etcd) needs another implementation of the same surface,
-//! not changes to the driver. Node processes are started with `PR_SET_PDEATHSIG`, so
-//! they die with the harness even when it is SIGKILLed, and are killed on drop.
+//! not changes to the driver. Node processes are started by the node launcher
+//! ([`crate::node::launch::spawn_tied`]), so they die with the harness even when it is
+//! SIGKILLed, and are killed on drop.
 
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
+use splitbrain_nemesis::RaftView;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
-use crate::node::launch::NodeSpec;
+use crate::node::launch::{admin_request_within, spawn_tied, NodeSpec};
 
 /// How to place a node process in the network: as is (proxy backend), or inside its
 /// network namespace.
@@ -37,15 +36,6 @@ pub struct BundledCluster {
     wrap: Option<CommandWrapper>,
     children: Mutex<BTreeMap<String, Child>>,
     paused: Mutex<BTreeSet<String>>,
-}
-
-/// A node's view of itself, from its admin API.
-#[derive(Debug, Clone)]
-pub struct NodeStatus {
-    pub role: String,
-    pub term: u64,
-    pub commit_index: u64,
-    pub last_index: u64,
 }
 
 impl BundledCluster {
@@ -96,15 +86,7 @@ impl BundledCluster {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr));
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd
-            .spawn()
+        let child = spawn_tied(cmd)
             .with_context(|| format!("starting node {node} ({})", self.exe.display()))?;
         self.lock_children().insert(node.to_string(), child);
         Ok(())
@@ -240,16 +222,17 @@ impl BundledCluster {
             .admin_addrs
             .get(node)
             .ok_or_else(|| anyhow!("no node named {node}"))?;
-        tokio::time::timeout(timeout, admin_request(addr, op))
+        admin_request_within(&addr.to_string(), op, timeout)
             .await
-            .map_err(|_| anyhow!("admin request to {node} timed out"))?
+            .with_context(|| format!("node {node}"))
     }
 
-    pub async fn status(&self, node: &str) -> anyhow::Result<NodeStatus> {
+    /// The node's Raft state, from its admin API.
+    pub async fn status(&self, node: &str) -> anyhow::Result<RaftView> {
         let v = self
             .admin(node, json!({"op": "status"}), Duration::from_millis(500))
             .await?;
-        Ok(NodeStatus {
+        Ok(RaftView {
             role: v["role"].as_str().unwrap_or("unknown").to_string(),
             term: v["term"].as_u64().unwrap_or(0),
             commit_index: v["commit_index"].as_u64().unwrap_or(0),
@@ -338,27 +321,5 @@ impl Drop for BundledCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-}
-
-/// Sends one admin request (JSON line) and reads its reply's `value`.
-pub async fn admin_request(addr: SocketAddr, mut op: Value) -> anyhow::Result<Value> {
-    op["id"] = json!(1);
-    let stream = TcpStream::connect(addr).await?;
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_string(&op)?;
-    line.push('\n');
-    write.write_all(line.as_bytes()).await?;
-    let mut reply = String::new();
-    BufReader::new(read).read_line(&mut reply).await?;
-    let v: Value = serde_json::from_str(reply.trim())
-        .with_context(|| format!("admin reply from {addr} is not JSON: {reply:?}"))?;
-    if v["ok"] == json!(true) {
-        Ok(v["value"].clone())
-    } else {
-        Err(anyhow!(
-            "admin request to {addr} failed: {}",
-            v.get("error").cloned().unwrap_or(Value::Null)
-        ))
     }
 }

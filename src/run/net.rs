@@ -27,33 +27,6 @@ pub struct Environment {
     pub net: Arc<Net>,
 }
 
-/// Reserves a free loopback port for a node to listen on, outside the kernel's
-/// ephemeral range: ports from that range are also handed out as the source ports of
-/// outgoing connections (clients, proxies), which could take a node's port between our
-/// check and the node's bind. The listener is closed again before the node binds it.
-fn free_port(rng: &mut impl rand::Rng) -> anyhow::Result<SocketAddr> {
-    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            let mut parts = s.split_whitespace().map(|p| p.parse::<u16>().ok());
-            Some((parts.next()??, parts.next()??))
-        })
-        .unwrap_or((32768, 60999));
-    // The largest stretch of ports outside the ephemeral range, above the well-known ones.
-    let (from, to) = if low.saturating_sub(10_000) >= 65535 - high {
-        (10_000, low.saturating_sub(1))
-    } else {
-        (high.saturating_add(1), 65535)
-    };
-    for _ in 0..200 {
-        let port = rng.gen_range(from..=to.max(from));
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return Ok(l.local_addr()?);
-        }
-    }
-    anyhow::bail!("no free loopback port between {from} and {to}")
-}
-
 impl Environment {
     pub async fn setup(cfg: &TestConfig, run_dir: &RunDir) -> anyhow::Result<Environment> {
         let names = super::node_names(cfg.nodes);
@@ -84,15 +57,12 @@ impl Environment {
                 Net::Netns(net)
             }
             _ => {
-                // Seeded from the run's seed xor the pid, so parallel runs differ.
-                let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(
-                    cfg.seed ^ u64::from(std::process::id()),
-                );
+                let mut rng = crate::node::launch::port_rng(cfg.seed);
                 let mut taken = std::collections::BTreeSet::new();
                 for n in &names {
                     let mut three = Vec::new();
                     while three.len() < 3 {
-                        let addr = free_port(&mut rng)?;
+                        let addr = crate::node::launch::free_port(&mut rng)?;
                         if taken.insert(addr) {
                             three.push(addr);
                         }
@@ -226,13 +196,7 @@ impl ClusterControl for BundledCluster {
     }
 
     async fn raft_view(&self, node: &str) -> anyhow::Result<nemesis::RaftView> {
-        let status = self.status(node).await?;
-        Ok(nemesis::RaftView {
-            role: status.role,
-            term: status.term,
-            commit_index: status.commit_index,
-            last_index: status.last_index,
-        })
+        self.status(node).await
     }
 
     async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {
