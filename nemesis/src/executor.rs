@@ -10,8 +10,7 @@
 //! error, the future being dropped), [`heal_all`] still knows what might need undoing;
 //! every undo is idempotent, so undoing a fault that never happened is harmless.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -22,60 +21,11 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::clock::ClockFault;
+use crate::control::{start_partition, unscript_clock, ClockSetting, ClusterControl, FaultState};
 use crate::error::NemesisError;
 use crate::grudge::{Grudge, NodeName, PartitionShape};
 use crate::net::NetBackend;
 use crate::schedule::{Action, Step, LEADER};
-
-/// What the executor needs from the cluster; implemented by the test driver.
-///
-/// Every method must be idempotent: restarting a running node, resuming one that is not
-/// paused, or resetting a clock that is not skewed succeeds without effect. `heal_all`
-/// relies on it. A (re)started node must start with a real-time clock: clocks of killed
-/// nodes are not reset (there is no process to ask).
-pub trait ClusterControl {
-    /// The driver's error; only its `Display` (alternate form, `{:#}`) is kept.
-    type Error: fmt::Display + Send;
-
-    /// SIGKILL the node's process.
-    fn kill(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// Start the node again on its data directory.
-    fn restart(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// SIGSTOP the node's process.
-    fn pause(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// SIGCONT the node's process.
-    fn resume(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// The node that currently leads, if any is known.
-    fn leader(&self) -> impl Future<Output = Option<NodeName>> + Send;
-    /// The node's Raft state as it reports it; scripted faults ([`crate::scenario`])
-    /// steer by it.
-    fn raft_view(&self, node: &str) -> impl Future<Output = Result<RaftView, Self::Error>> + Send;
-    /// Make the node's clock read real time + `offset_ms`, advancing at `rate`.
-    fn set_clock(
-        &self,
-        node: &str,
-        offset_ms: i64,
-        rate: f64,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
-    /// Put the node's clock back to real time.
-    fn reset_clock(&self, node: &str) -> impl Future<Output = Result<(), Self::Error>> + Send;
-}
-
-/// A node's Raft state, as scripted faults need it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RaftView {
-    /// `leader`, `follower`, `candidate` or `pre-candidate`.
-    pub role: String,
-    pub term: u64,
-    pub commit_index: u64,
-    pub last_index: u64,
-}
-
-/// The clock rate of `slow-leader`: twice the real time per lease tick. A lease with the
-/// margin Raft's lease reads need stays shorter than the election that replaces its
-/// leader (elections here take about 300 ms); one timed to the election timeout without
-/// a margin does not.
-pub const SLOW_LEADER_RATE: f64 = 0.5;
 
 /// Whether an event starts a fault or stops (heals) one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,86 +53,6 @@ pub struct NemesisEvent {
     /// Why the action failed, or only partly succeeded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// A node's clock as the executor last set it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClockSetting {
-    /// Milliseconds ahead of real time (negative: behind).
-    pub offset_ms: i64,
-    /// Speed relative to real time.
-    pub rate: f64,
-}
-
-impl Default for ClockSetting {
-    fn default() -> Self {
-        ClockSetting {
-            offset_ms: 0,
-            rate: 1.0,
-        }
-    }
-}
-
-/// What may currently be faulted: everything `heal_all` has to undo.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FaultState {
-    /// Every node of the cluster.
-    pub(crate) nodes: Vec<NodeName>,
-    /// The grudge in force (possibly only attempted).
-    pub(crate) partition: Option<Grudge>,
-    /// Nodes killed (or being killed) and not yet restarted.
-    pub(crate) killed: BTreeSet<NodeName>,
-    /// Nodes paused (or being paused) and not yet resumed.
-    pub(crate) paused: BTreeSet<NodeName>,
-    /// Nodes whose clock was set away from real time.
-    pub(crate) clocks: BTreeMap<NodeName, ClockSetting>,
-    /// The node a kill or pause of [`LEADER`] chose, which its restart or resume frees.
-    leader_target: Option<NodeName>,
-    /// Nodes whose clock a scripted fault set (frozen or slowed): its stop resets them,
-    /// and only them (the clock lane's own faults are left to the clock lane).
-    pub(crate) scripted_clocks: BTreeSet<NodeName>,
-}
-
-impl FaultState {
-    /// Nothing faulted yet, on a cluster of these nodes.
-    pub fn new(nodes: Vec<NodeName>) -> Self {
-        FaultState {
-            nodes,
-            ..FaultState::default()
-        }
-    }
-
-    /// True when nothing is (or might be) faulted.
-    pub fn is_healed(&self) -> bool {
-        self.partition.is_none()
-            && self.killed.is_empty()
-            && self.paused.is_empty()
-            && self.clocks.is_empty()
-    }
-
-    /// The grudge in force, if any.
-    pub fn partition(&self) -> Option<&Grudge> {
-        self.partition.as_ref()
-    }
-
-    /// Nodes that are (or may be) down.
-    pub fn killed(&self) -> &BTreeSet<NodeName> {
-        &self.killed
-    }
-
-    /// Nodes that are (or may be) paused.
-    pub fn paused(&self) -> &BTreeSet<NodeName> {
-        &self.paused
-    }
-
-    /// Nodes whose clocks are (or may be) skewed, with their settings.
-    pub fn clocks(&self) -> &BTreeMap<NodeName, ClockSetting> {
-        &self.clocks
-    }
-
-    fn clock(&self, node: &str) -> ClockSetting {
-        self.clocks.get(node).copied().unwrap_or_default()
-    }
 }
 
 /// How a run ended.
@@ -427,27 +297,13 @@ async fn perform<C: ClusterControl, N: NetBackend>(
                 }
             }
         }
-        Action::StartSlowLeader => match cluster.leader().await {
-            Some(leader) => {
-                let nodes = state.nodes.clone();
-                match Grudge::for_shape(PartitionShape::IsolateLeader, &nodes, Some(&leader), rng) {
-                    Ok(grudge) => {
-                        event.value = grudge.to_json();
-                        event.detail = Some(format!(
-                            "leader {leader}: clock at {SLOW_LEADER_RATE}× speed, cut off from its peers"
-                        ));
-                        if let Err(error) =
-                            script_clock(cluster, state, &leader, SLOW_LEADER_RATE).await
-                        {
-                            errors.push(error);
-                        }
-                        start_partition(net, state, &grudge, &mut errors).await;
-                    }
-                    Err(error) => errors.push(error.to_string()),
-                }
-            }
-            None => errors.push("no leader to slow down".into()),
-        },
+        Action::StartSlowLeader => {
+            let (value, detail, script_errors) =
+                crate::scenario::slow_leader(cluster, net, state, rng).await;
+            event.value = value;
+            event.detail = detail;
+            errors.extend(script_errors);
+        }
         Action::StopSplitVote | Action::StopFigureEight | Action::StopSlowLeader => {
             match net.heal().await {
                 Ok(()) => state.partition = None,
@@ -520,51 +376,6 @@ async fn resolve_leader<C: ClusterControl>(
             })
         }
         _ => None,
-    }
-}
-
-/// Sets a node's clock rate for a scripted fault (from its current reading on),
-/// recording it so that the fault's stop, or [`heal_all`], puts it back.
-pub(crate) async fn script_clock<C: ClusterControl>(
-    cluster: &C,
-    state: &mut FaultState,
-    node: &str,
-    rate: f64,
-) -> Result<(), String> {
-    state
-        .clocks
-        .insert(node.to_string(), ClockSetting { offset_ms: 0, rate });
-    state.scripted_clocks.insert(node.to_string());
-    cluster
-        .set_clock(node, 0, rate)
-        .await
-        .map_err(|e| format!("setting the clock of {node} to {rate}x: {e:#}"))
-}
-
-/// Puts a clock set by [`script_clock`] back to real time.
-pub(crate) async fn unscript_clock<C: ClusterControl>(
-    cluster: &C,
-    state: &mut FaultState,
-    node: &str,
-) -> Result<(), String> {
-    cluster
-        .reset_clock(node)
-        .await
-        .map_err(|e| format!("resetting the clock of {node}: {e:#}"))?;
-    state.clocks.remove(node);
-    state.scripted_clocks.remove(node);
-    Ok(())
-}
-
-async fn start_partition<N: NetBackend>(
-    net: &N,
-    state: &mut FaultState,
-    grudge: &Grudge,
-    errors: &mut Vec<String>,
-) {
-    state.partition = Some(grudge.clone());
-    if let Err(error) = net.partition(grudge).await {
-        errors.push(error.to_string());
     }
 }
 
@@ -726,6 +537,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::RaftView;
+    use crate::scenario::SLOW_LEADER_RATE;
     use crate::schedule::{schedule, ScheduleConfig};
     use std::sync::Mutex;
 

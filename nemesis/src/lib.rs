@@ -10,10 +10,14 @@
 //! - [`process`]: SIGKILL / SIGSTOP / SIGCONT by pid, idempotent.
 //! - [`clock`]: clock faults as data and a seeded generator of values that matter.
 //! - [`schedule`]: the seeded plan of fault starts and stops (Jepsen's nemesis generator).
-//! - [`scenario`]: scripted faults (a split vote with a restarted voter) built from
-//!   message rules, clock freezes and restarts.
-//! - [`executor`]: runs a plan against the driver's [`executor::ClusterControl`] and a
-//!   network backend, records [`executor::NemesisEvent`]s, and [`executor::heal_all`].
+//! - [`control`]: the driver's [`control::ClusterControl`], the [`control::FaultState`]
+//!   every fault is recorded in before it is attempted, and the primitive actions shared
+//!   by the executor and the scripts.
+//! - [`scenario`]: scripted faults (a split vote with a restarted voter, Figure 8, a slow
+//!   isolated leader) built from message rules, clock freezes and restarts.
+//! - [`executor`]: runs a plan against the driver's cluster and a network backend,
+//!   dispatching scripted steps to [`scenario`], records [`executor::NemesisEvent`]s, and
+//!   [`executor::heal_all`].
 //!
 //! # Example
 //! ```no_run
@@ -32,7 +36,7 @@
 //! let net = ProxyNet::start(real).await?;
 //! // ... start each node, telling node `a` to dial `net.peer_addr(a, b)?` for peer `b` ...
 //! let plan = schedule(&ScheduleConfig::new(nodes.clone(), 42), Duration::from_secs(60));
-//! let mut state = executor::FaultState::new(nodes);
+//! let mut state = splitbrain_nemesis::FaultState::new(nodes);
 //! let outcome = executor::run(&plan, cluster, &net, &mut state, 42,
 //!     |event| println!("{event:?}"), async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! executor::heal_all(cluster, &net, &mut state).await?;
@@ -41,6 +45,7 @@
 //! ```
 
 pub mod clock;
+pub mod control;
 pub mod error;
 pub mod executor;
 pub mod grudge;
@@ -50,13 +55,13 @@ pub mod scenario;
 pub mod schedule;
 
 pub use clock::ClockFault;
+pub use control::{ClusterControl, FaultState, RaftView};
 pub use error::NemesisError;
-pub use executor::{
-    heal_all, run, ClusterControl, FaultState, NemesisEvent, Phase, RaftView, RunOutcome,
-};
+pub use executor::{heal_all, run, NemesisEvent, Phase, RunOutcome};
 pub use grudge::{Grudge, NodeName, PartitionShape};
 pub use net::messages::{FrameClassifier, MessageRules};
 pub use net::netns::{NetnsConfig, NetnsNet};
 pub use net::proxy::ProxyNet;
 pub use net::{Net, NetBackend};
+pub use scenario::SLOW_LEADER_RATE;
 pub use schedule::{schedule, Action, FaultKind, ScheduleConfig, Step, TargetSpec};

@@ -1,7 +1,8 @@
 //! Scripted faults: message rules, clock freezes and restarts, in an order that drives
 //! a Raft cluster into one precise situation that random faults practically never reach.
-//! Two scripts: [`split_vote`] (`--nemesis split-vote`) and [`figure_eight`]
-//! (`--nemesis figure-8`). Each steers by the nodes' own view of their role, term and
+//! Three scripts: [`split_vote`] (`--nemesis split-vote`), [`figure_eight`]
+//! (`--nemesis figure-8`) and [`slow_leader`] (`--nemesis slow-leader`, the simplest:
+//! the leader's clock slowed while it is cut off from its peers). Each steers by the nodes' own view of their role, term and
 //! log ([`ClusterControl::raft_view`]), gives up with an error after a few seconds at any
 //! step that does not happen, and describes what happened in its event; the checkers
 //! (convergence's history chains, linearizability) decide whether it mattered.
@@ -40,8 +41,10 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::executor::{script_clock, unscript_clock, ClusterControl, FaultState, RaftView};
-use crate::grudge::NodeName;
+use crate::control::{
+    script_clock, start_partition, unscript_clock, ClusterControl, FaultState, RaftView,
+};
+use crate::grudge::{Grudge, NodeName, PartitionShape};
 use crate::net::messages::MessageRules;
 use crate::net::NetBackend;
 
@@ -49,6 +52,45 @@ use crate::net::NetBackend;
 /// (a 10 ms tick takes 10 s).
 pub const FROZEN_RATE: f64 = 0.001;
 /// How long each step may take before the script gives up.
+/// The clock rate of `slow-leader`: twice the real time per lease tick. A lease with the
+/// margin Raft's lease reads need stays shorter than the election that replaces its
+/// leader (elections here take about 300 ms); one timed to the election timeout without
+/// a margin does not.
+pub const SLOW_LEADER_RATE: f64 = 0.5;
+
+/// Slows the current leader's clock to [`SLOW_LEADER_RATE`] and cuts it off from its
+/// peers (not from clients) until the fault's stop. Returns the event's value (the
+/// grudge), its detail, and what failed; a half-done start is undone by the stop like
+/// a whole one (the clock and the grudge are recorded before they are attempted).
+pub async fn slow_leader<C: ClusterControl, N: NetBackend>(
+    cluster: &C,
+    net: &N,
+    state: &mut FaultState,
+    rng: &mut impl Rng,
+) -> (Value, Option<String>, Vec<String>) {
+    let mut errors = Vec::new();
+    let Some(leader) = cluster.leader().await else {
+        errors.push("no leader to slow down".to_string());
+        return (Value::Null, None, errors);
+    };
+    let nodes = state.nodes.clone();
+    let grudge = match Grudge::for_shape(PartitionShape::IsolateLeader, &nodes, Some(&leader), rng)
+    {
+        Ok(grudge) => grudge,
+        Err(error) => {
+            errors.push(error.to_string());
+            return (Value::Null, None, errors);
+        }
+    };
+    let detail =
+        format!("leader {leader}: clock at {SLOW_LEADER_RATE}× speed, cut off from its peers");
+    if let Err(error) = script_clock(cluster, state, &leader, SLOW_LEADER_RATE).await {
+        errors.push(error);
+    }
+    start_partition(net, state, &grudge, &mut errors).await;
+    (grudge.to_json(), Some(detail), errors)
+}
+
 const STEP_TIMEOUT: Duration = Duration::from_secs(4);
 const POLL: Duration = Duration::from_millis(5);
 
