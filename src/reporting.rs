@@ -96,7 +96,12 @@ pub fn report(args: ReportArgs) -> anyhow::Result<i32> {
     }
     let outcome = report_store::rerender(&args.run_dir)
         .with_context(|| format!("re-rendering {}", args.run_dir.display()))?;
-    println!("{}", args.run_dir.join("report.html").display());
+    println!(
+        "{}",
+        args.run_dir
+            .join(splitbrain_reports::store::REPORT_HTML)
+            .display()
+    );
     for note in &outcome.missing {
         println!("note: {note}");
     }
@@ -136,5 +141,8 @@ pub fn write_test_all_junit(
         .collect();
     let xml = junit::junit_for_runs(&results)?;
     std::fs::create_dir_all(store)?;
-    crate::run::store::write_atomic(&store.join("test-all-junit.xml"), xml.as_bytes())
+    crate::run::store::write_atomic(
+        &store.join(splitbrain_reports::store::TEST_ALL_JUNIT_XML),
+        xml.as_bytes(),
+    )
 }

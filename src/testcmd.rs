@@ -67,7 +67,7 @@ async fn run_configs(
 fn print_outcome(cfg: &TestConfig, outcome: &anyhow::Result<run::RunOutcome>) {
     match outcome {
         Ok(o) => {
-            let report = o.run_dir.join("report.html");
+            let report = o.run_dir.join(splitbrain_reports::store::REPORT_HTML);
             println!(
                 "{}: {}{}",
                 cfg.name,

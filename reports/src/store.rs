@@ -28,6 +28,11 @@ pub const JUNIT_XML: &str = "junit.xml";
 pub const SUMMARY_MD: &str = "summary.md";
 pub const HISTORY_JSONL: &str = "history.jsonl";
 pub const INDEX_HTML: &str = "index.html";
+/// The harness's own files in a run directory (written by the driver, never here).
+pub const TEST_JSON: &str = "test.json";
+pub const SPLITBRAIN_LOG: &str = "splitbrain.log";
+/// `test-all`'s JUnit file, in the store itself.
+pub const TEST_ALL_JUNIT_XML: &str = "test-all-junit.xml";
 
 /// The only files this module ever writes; anything else in a run directory belongs to
 /// the user or the harness.
@@ -208,6 +213,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
             ),
         ));
     }
+    replace_file(path, bytes).map_err(|e| ReportError::io(path, e))
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same directory,
+/// fsync, rename; a reader sees the old file or the new one, never half of one. No
+/// ownership check: for the harness's own files ([`TEST_JSON`], [`TEST_ALL_JUNIT_XML`]);
+/// report files go through [`write_atomic`].
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
@@ -216,9 +230,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         f.sync_all()?;
         fs::rename(&tmp, path)
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
-        ReportError::io(path, e)
     })
 }
 

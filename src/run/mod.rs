@@ -59,9 +59,9 @@ pub async fn run_test(
     let started_at = time::OffsetDateTime::now_utc();
     let started = Instant::now();
     let run_dir = store::RunDir::create(&cfg.store, &cfg.name)?;
-    let _log = progress::log_to(&run_dir.file("splitbrain.log"))?;
+    let _log = progress::log_to(&run_dir.file(report_store::SPLITBRAIN_LOG))?;
     store::write_atomic(
-        &run_dir.file("test.json"),
+        &run_dir.file(report_store::TEST_JSON),
         serde_json::to_string_pretty(cfg)?.as_bytes(),
     )?;
     ui.line(&format!(
@@ -72,7 +72,7 @@ pub async fn run_test(
     ));
     tracing::info!(config = ?cfg, "starting run");
 
-    let recorder = Recorder::create(&run_dir.file("history.jsonl"), started)
+    let recorder = Recorder::create(&run_dir.file(report_store::HISTORY_JSONL), started)
         .context("creating history.jsonl")?;
     let mut notes = Vec::new();
     let mut partial = false;

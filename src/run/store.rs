@@ -71,16 +71,11 @@ pub fn update_latest(store: &Path, run: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `contents` to `path` atomically (temporary file, fsync, rename).
+/// Writes one of the harness's own files atomically (see
+/// [`splitbrain_reports::store::replace_file`]).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    splitbrain_reports::store::replace_file(path, contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
