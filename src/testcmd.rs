@@ -8,6 +8,8 @@ use tokio::sync::watch;
 use crate::run::config::{self, TestArgs, TestConfig};
 use crate::run::{self, progress::Ui};
 use crate::EXIT_BAD_INPUT;
+use splitbrain_nemesis::FaultKind;
+use splitbrain_workloads::WorkloadKind;
 
 fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
@@ -147,36 +149,30 @@ pub fn test_all(args: TestArgs) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let workloads: Vec<String> = match &args.workload {
-        Some(w) => vec![w.clone()],
-        None => config::WORKLOADS.iter().map(|s| s.to_string()).collect(),
+    let workloads: Vec<WorkloadKind> = match &args.workload {
+        Some(_) => vec![base.workload],
+        None => WorkloadKind::ALL.to_vec(),
     };
-    let nemeses: Vec<Vec<String>> = match &args.nemesis {
+    // Each fault alone, then all of them together.
+    let nemeses: Vec<Vec<FaultKind>> = match &args.nemesis {
         Some(_) => vec![base.nemesis.clone()],
-        None => config::FAULTS
+        None => FaultKind::ALL
             .iter()
-            .map(|f| vec![f.to_string()])
-            .chain(std::iter::once(
-                config::FAULTS.iter().map(|s| s.to_string()).collect(),
-            ))
+            .map(|f| vec![*f])
+            .chain(std::iter::once(FaultKind::ALL.to_vec()))
             .collect(),
     };
     let mut configs = Vec::new();
-    for w in &workloads {
+    for &w in &workloads {
         for n in &nemeses {
             let name = if args.name.is_some() {
-                format!("{}-{w}-{}", base.name, n.join("+"))
+                format!("{}-{w}-{}", base.name, config::fault_names(n, "+"))
             } else {
-                let mut name = format!("{w}-{}", n.join("+"));
-                for b in &base.bugs {
-                    name.push_str("-bug-");
-                    name.push_str(b);
-                }
-                name
+                config::default_name(w, n, &base.bugs)
             };
             configs.extend(repeated(TestConfig {
                 name,
-                workload: w.clone(),
+                workload: w,
                 nemesis: n.clone(),
                 ..base.clone()
             }));

@@ -55,6 +55,7 @@ pub enum FaultKind {
     /// Raft's Figure 8, scripted (see [`crate::scenario::figure_eight`]): a leader's
     /// old-term entries reach a majority before its own entry does, then a node with a
     /// later last term wins. Proxy network, odd clusters of 5 or more; not part of `all`.
+    #[serde(rename = "figure-8")]
     FigureEight,
     /// The leader's clock at half speed while it is cut off from every peer (not from
     /// clients): a lease timed by that clock outlasts the next election unless it keeps

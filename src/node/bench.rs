@@ -316,7 +316,13 @@ pub(crate) fn start_local_cluster(
     root: &Path,
 ) -> anyhow::Result<(Children, Vec<NodeSpec>)> {
     let base = free_port_base((nodes * 3) as u16, &mut port_rng(seed))?;
-    let specs = NodeSpec::local_cluster(nodes, base, &root.join("splitbrain"), "read-index", seed);
+    let specs = NodeSpec::local_cluster(
+        nodes,
+        base,
+        &root.join("splitbrain"),
+        crate::node::server::ReadMode::ReadIndex,
+        seed,
+    );
     let exe = std::env::current_exe().context("locating the splitbrain executable")?;
     let mut children = Children {
         children: Vec::new(),

@@ -160,13 +160,6 @@ pub fn parse_id_addrs(flag: &str, values: &[String]) -> Result<BTreeMap<u64, Str
     Ok(map)
 }
 
-fn read_mode_name(mode: ReadMode) -> String {
-    serde_json::to_value(mode)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn init_logging(log_file: Option<&PathBuf>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -258,10 +251,11 @@ fn run_node(args: NodeArgs) -> anyhow::Result<i32> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listeners = Listeners::bind(&args.peer_listen, &args.client_listen, &args.admin_listen).await?;
+        let listeners =
+            Listeners::bind(&args.peer_listen, &args.client_listen, &args.admin_listen).await?;
         let (peer, client, admin) = listeners.addrs()?;
         tracing::info!(%peer, %client, %admin, "listening");
-        tracing::info!(id = cfg.id, name = %cfg.name, seed, read_mode = %read_mode_name(cfg.read_mode),
+        tracing::info!(id = cfg.id, name = %cfg.name, seed, read_mode = cfg.read_mode.name(),
             bugs = ?args.bugs, "node starting");
         server::run(cfg, listeners, Clock::new(), termination()).await?;
         tracing::info!("node stopped");
@@ -288,13 +282,8 @@ fn run_cluster(args: ClusterArgs) -> anyhow::Result<i32> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut specs = NodeSpec::local_cluster(
-        args.nodes,
-        args.base_port,
-        &data_root,
-        &read_mode_name(args.read_mode),
-        seed,
-    );
+    let mut specs =
+        NodeSpec::local_cluster(args.nodes, args.base_port, &data_root, args.read_mode, seed);
     for spec in &mut specs {
         spec.bugs = args.bugs.clone();
     }
@@ -361,7 +350,7 @@ mod tests {
             cmd: NodeCommand,
         }
         let dir = std::env::temp_dir();
-        let mut specs = NodeSpec::local_cluster(3, 9000, &dir, "lease", 7);
+        let mut specs = NodeSpec::local_cluster(3, 9000, &dir, ReadMode::Lease, 7);
         specs[1].bugs = vec!["forget-vote".into()];
         let top =
             Top::try_parse_from(std::iter::once("splitbrain".to_string()).chain(specs[1].args()))

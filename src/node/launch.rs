@@ -4,6 +4,7 @@
 //! way ([`spawn_tied`]), picks ports the same way ([`free_port_base`]) and speaks the
 //! admin protocol through one function ([`admin_request`]).
 
+use crate::node::server::ReadMode;
 use anyhow::{anyhow, bail, Context};
 use rand::Rng;
 use serde_json::Value;
@@ -34,8 +35,7 @@ pub struct NodeSpec {
     /// Peer id → that peer's client address, returned in not-leader replies.
     pub client_addrs: BTreeMap<u64, String>,
     pub data_dir: PathBuf,
-    /// `read-index`, `log`, `lease` or `local`.
-    pub read_mode: String,
+    pub read_mode: ReadMode,
     /// Deliberate bugs (`splitbrain bugs` lists them).
     pub bugs: Vec<String>,
     /// Where the node writes its log (stderr when None).
@@ -52,7 +52,7 @@ impl NodeSpec {
         n: u64,
         base_port: u16,
         data_root: &Path,
-        read_mode: &str,
+        read_mode: ReadMode,
         seed: u64,
     ) -> Vec<NodeSpec> {
         let port = |i: u64, k: u64| format!("127.0.0.1:{}", u64::from(base_port) + (i - 1) * 3 + k);
@@ -72,7 +72,7 @@ impl NodeSpec {
                     .map(|j| (j, port(j, 1)))
                     .collect(),
                 data_dir: data_root.join(format!("n{i}")),
-                read_mode: read_mode.to_string(),
+                read_mode,
                 bugs: Vec::new(),
                 log_file: Some(data_root.join(format!("n{i}.log"))),
                 tick_ms: 10,
@@ -98,7 +98,7 @@ impl NodeSpec {
             "--data-dir".into(),
             self.data_dir.display().to_string(),
             "--read-mode".into(),
-            self.read_mode.clone(),
+            self.read_mode.name().to_string(),
             "--tick-ms".into(),
             self.tick_ms.to_string(),
             "--seed".into(),

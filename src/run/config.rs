@@ -1,15 +1,21 @@
 //! The configuration of one test run: CLI flags, an optional `--config` TOML file, and
 //! the validation that rejects contradictory settings before anything starts.
 //!
-//! The resolved [`TestConfig`] is written to `test.json` in the run directory; it holds
-//! everything (including the seed) needed to rerun the same schedule.
+//! Flags arrive as strings ([`TestArgs`]) and are parsed once, here, into the typed
+//! [`TestConfig`] (workload, faults, network backend and read mode are enums): the run
+//! never parses a setting again, and a configuration that fails validation cannot be
+//! represented. The resolved configuration is written to `test.json` in the run
+//! directory (each enum as its command-line name); it holds everything (including the
+//! seed) needed to rerun the same schedule.
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use crate::node::bugs::BugInfo;
-use splitbrain_nemesis::TargetSpec;
+use crate::node::server::ReadMode;
+use splitbrain_nemesis::{FaultKind, TargetSpec};
+use splitbrain_workloads::WorkloadKind;
 
 fn all_fault_targets() -> Vec<TargetSpec> {
     TargetSpec::ALL.to_vec()
@@ -84,25 +90,42 @@ pub struct TestArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Workloads the driver can run against the bundled cluster.
-pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set", "list-append"];
-/// Fault kinds.
-pub const FAULTS: &[&str] = &["partition", "kill", "pause", "clock"];
-/// Scripted faults: named explicitly, never part of `all` (nor of `test-all`'s product).
-pub const SCRIPTED_FAULTS: &[&str] = &["split-vote", "figure-8", "slow-leader"];
 /// Scripted faults that drop or hold single messages: the proxy network only.
-const MESSAGE_FAULTS: &[&str] = &["split-vote", "figure-8"];
-/// Read modes of the bundled cluster.
-pub const READ_MODES: &[&str] = &["read-index", "log", "lease", "local"];
+const MESSAGE_FAULTS: [FaultKind; 2] = [FaultKind::SplitVote, FaultKind::FigureEight];
+
+/// How the nodes are networked, and so how partitions are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetKind {
+    /// A userspace TCP proxy per directed link (any user).
+    Proxy,
+    /// A network namespace per node, partitions as iptables rules (root).
+    Netns,
+}
+
+impl NetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NetKind::Proxy => "proxy",
+            NetKind::Netns => "netns",
+        }
+    }
+}
+
+impl std::fmt::Display for NetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A fully resolved, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TestConfig {
     pub name: String,
-    pub workload: String,
+    pub workload: WorkloadKind,
     /// Fault kinds in canonical order; empty = no faults.
-    pub nemesis: Vec<String>,
+    pub nemesis: Vec<FaultKind>,
     pub nemesis_interval: f64,
     /// Which nodes kills and pauses take (Jepsen's node specs).
     #[serde(default = "all_fault_targets")]
@@ -112,8 +135,8 @@ pub struct TestConfig {
     pub rate: f64,
     pub time_limit: f64,
     pub seed: u64,
-    pub net: String,
-    pub read_mode: String,
+    pub net: NetKind,
+    pub read_mode: ReadMode,
     pub bugs: Vec<String>,
     pub store: PathBuf,
     pub test_count: usize,
@@ -176,30 +199,23 @@ fn positive(name: &str, v: f64) -> Result<f64, ConfigError> {
     }
 }
 
-/// Parses `--nemesis`: `all`, `none`, or a comma-separated list of fault kinds.
-pub fn parse_nemesis(spec: &str) -> Result<Vec<String>, ConfigError> {
-    let spec = spec.trim();
-    match spec {
-        "all" => return Ok(FAULTS.iter().map(|s| s.to_string()).collect()),
-        "none" | "" => return Ok(Vec::new()),
-        _ => {}
+/// Parses `--nemesis`: `all`, `none`, or a comma-separated list of fault kinds, into
+/// the canonical order (so names and schedules do not depend on how the flag was typed).
+pub fn parse_nemesis(spec: &str) -> Result<Vec<FaultKind>, ConfigError> {
+    let kinds = FaultKind::parse_list(spec).map_err(|e| {
+        ConfigError(format!(
+            "--nemesis: {e}; use a comma-separated list of fault kinds, or all, or none"
+        ))
+    })?;
+    Ok(kinds.into_iter().collect())
+}
+
+/// The names of `kinds`, joined by `sep` (`none` for no faults).
+pub fn fault_names(kinds: &[FaultKind], sep: &str) -> String {
+    if kinds.is_empty() {
+        return "none".to_string();
     }
-    let mut kinds = Vec::new();
-    let known = || FAULTS.iter().chain(SCRIPTED_FAULTS);
-    for part in spec.split(',').map(str::trim) {
-        if !known().any(|f| *f == part) {
-            return err(format!(
-                "--nemesis: unknown fault {part:?}; use a comma-separated list of {}, or all, or none",
-                known().copied().collect::<Vec<_>>().join(", ")
-            ));
-        }
-        if !kinds.iter().any(|k| k == part) {
-            kinds.push(part.to_string());
-        }
-    }
-    // Canonical order, so names and schedules do not depend on how the flag was typed.
-    kinds.sort_by_key(|k| known().position(|f| f == k));
-    Ok(kinds)
+    kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(sep)
 }
 
 impl TestConfig {
@@ -251,13 +267,15 @@ impl TestConfig {
                 }
             }
         }
-        let workload = args.workload.unwrap_or_else(|| "kv".into());
-        if !WORKLOADS.contains(&workload.as_str()) {
-            return err(format!(
-                "--workload {workload:?} is not a workload; use one of {}",
-                WORKLOADS.join(", ")
-            ));
-        }
+        let workload = match args.workload.as_deref() {
+            None => WorkloadKind::Kv,
+            Some(name) => name.parse().map_err(|_| {
+                ConfigError(format!(
+                    "--workload {name:?} is not a workload; use one of {}",
+                    WorkloadKind::NAMES.join(", ")
+                ))
+            })?,
+        };
         let nemesis = parse_nemesis(args.nemesis.as_deref().unwrap_or("all"))?;
         let nemesis_interval = positive("nemesis-interval", args.nemesis_interval.unwrap_or(5.0))?;
         let fault_targets = match args.fault_targets.as_deref() {
@@ -271,17 +289,17 @@ impl TestConfig {
                 "--nodes {nodes}: the bundled cluster runs 1 to 9 nodes (3 or 5 are typical)"
             ));
         }
-        if nodes < 3 && nemesis.iter().any(|k| k == "partition") {
+        if nodes < 3 && nemesis.contains(&FaultKind::Partition) {
             return err(format!(
                 "--nodes {nodes} cannot be partitioned meaningfully; use --nodes 3 or more, or leave partition out of --nemesis"
             ));
         }
-        if nemesis.iter().any(|k| k == "split-vote") && (nodes < 3 || nodes.is_multiple_of(2)) {
+        if nemesis.contains(&FaultKind::SplitVote) && (nodes < 3 || nodes.is_multiple_of(2)) {
             return err(format!(
                 "--nemesis split-vote needs an odd number of nodes, at least 3 (got --nodes {nodes})"
             ));
         }
-        if nemesis.iter().any(|k| k == "figure-8") && (nodes < 5 || nodes.is_multiple_of(2)) {
+        if nemesis.contains(&FaultKind::FigureEight) && (nodes < 5 || nodes.is_multiple_of(2)) {
             return err(format!(
                 "--nemesis figure-8 needs an odd number of nodes, at least 5 (got --nodes {nodes})"
             ));
@@ -294,29 +312,33 @@ impl TestConfig {
         }
         let rate = positive("rate", args.rate.unwrap_or(200.0))?;
         let time_limit = positive("time-limit", args.time_limit.unwrap_or(60.0))?;
-        let net = args.net.unwrap_or_else(|| "proxy".into());
-        match net.as_str() {
-            "proxy" => {}
+        let net = match args.net.as_deref().unwrap_or("proxy") {
+            "proxy" => NetKind::Proxy,
             "netns" if !is_root => {
                 return err(
                     "--net netns needs root (network namespaces and iptables); run as root, or use --net proxy",
                 )
             }
-            "netns" if nemesis.iter().any(|k| MESSAGE_FAULTS.contains(&k.as_str())) => {
+            "netns" if nemesis.iter().any(|k| MESSAGE_FAULTS.contains(k)) => {
                 return err(
                     "--nemesis split-vote and figure-8 drop and hold single Raft messages, which only the proxy can do; use --net proxy",
                 )
             }
-            "netns" => {}
+            "netns" => NetKind::Netns,
             other => return err(format!("--net {other:?}: use proxy or netns")),
-        }
-        let read_mode = args.read_mode.unwrap_or_else(|| "read-index".into());
-        if !READ_MODES.contains(&read_mode.as_str()) {
-            return err(format!(
-                "--read-mode {read_mode:?}: use one of {}",
-                READ_MODES.join(", ")
-            ));
-        }
+        };
+        let read_mode = match args.read_mode.as_deref() {
+            None => ReadMode::ReadIndex,
+            Some(name) => ReadMode::ALL
+                .into_iter()
+                .find(|mode| mode.name() == name)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "--read-mode {name:?}: use one of {}",
+                        ReadMode::ALL.map(ReadMode::name).join(", ")
+                    ))
+                })?,
+        };
         let mut bugs = args.bugs;
         bugs.sort();
         bugs.dedup();
@@ -345,7 +367,7 @@ impl TestConfig {
                 }
                 n
             }
-            None => default_name(&workload, &nemesis, &bugs),
+            None => default_name(workload, &nemesis, &bugs),
         };
         let seed = args.seed.unwrap_or_else(rand::random);
         Ok(TestConfig {
@@ -374,7 +396,7 @@ impl TestConfig {
         let mut cmd = format!(
             "splitbrain test --workload {} --nemesis {} --nemesis-interval {} --nodes {} --concurrency {} --rate {} --time-limit {} --seed {} --net {} --read-mode {}",
             self.workload,
-            if self.nemesis.is_empty() { "none".to_string() } else { self.nemesis.join(",") },
+            fault_names(&self.nemesis, ","),
             self.nemesis_interval,
             self.nodes,
             self.concurrency,
@@ -382,7 +404,7 @@ impl TestConfig {
             self.time_limit,
             self.seed,
             self.net,
-            self.read_mode
+            self.read_mode.name()
         );
         for bug in &self.bugs {
             cmd.push_str(&format!(" --bug {bug}"));
@@ -401,15 +423,9 @@ impl TestConfig {
     }
 }
 
-fn default_name(workload: &str, nemesis: &[String], bugs: &[String]) -> String {
-    let mut name = format!(
-        "{workload}-{}",
-        if nemesis.is_empty() {
-            "none".to_string()
-        } else {
-            nemesis.join("+")
-        }
-    );
+/// The default test name: workload, faults and bugs (`kv-partition+kill-bug-x`).
+pub fn default_name(workload: WorkloadKind, nemesis: &[FaultKind], bugs: &[String]) -> String {
+    let mut name = format!("{workload}-{}", fault_names(nemesis, "+"));
     for bug in bugs {
         name.push_str("-bug-");
         name.push_str(bug);
@@ -438,7 +454,7 @@ mod tests {
             )
         };
         let c = lease(None, None).unwrap();
-        assert_eq!((c.read_mode.as_str(), c.op_timeout), ("lease", 0.25));
+        assert_eq!((c.read_mode, c.op_timeout), (ReadMode::Lease, 0.25));
         let c = lease(Some("lease"), Some(0.1)).unwrap();
         assert_eq!(c.op_timeout, 0.1, "a shorter timeout is kept");
         let e = lease(Some("read-index"), None).unwrap_err().to_string();
@@ -455,16 +471,16 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!((c.read_mode.as_str(), c.op_timeout), ("read-index", 1.0));
+        assert_eq!((c.read_mode, c.op_timeout), (ReadMode::ReadIndex, 1.0));
     }
 
     #[test]
     fn defaults_are_meaningful() {
         let c = TestConfig::resolve(TestArgs::default(), BUGS, false).unwrap();
         assert_eq!(c.nodes, 5);
-        assert_eq!(c.workload, "kv");
-        assert_eq!(c.nemesis, vec!["partition", "kill", "pause", "clock"]);
-        assert_eq!(c.net, "proxy");
+        assert_eq!(c.workload, WorkloadKind::Kv);
+        assert_eq!(c.nemesis, FaultKind::ALL.to_vec());
+        assert_eq!(c.net, NetKind::Proxy);
         assert_eq!(c.name, "kv-partition+kill+pause+clock");
     }
 
@@ -541,9 +557,9 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(c.nemesis, vec!["partition", "split-vote"]);
+        assert_eq!(c.nemesis, vec![FaultKind::Partition, FaultKind::SplitVote]);
         let all = TestConfig::resolve(TestArgs::default(), BUGS, false).unwrap();
-        assert!(!all.nemesis.iter().any(|k| k == "split-vote"));
+        assert!(!all.nemesis.contains(&FaultKind::SplitVote));
         let bad = |args: TestArgs| {
             TestConfig::resolve(args, BUGS, true)
                 .unwrap_err()
@@ -591,9 +607,9 @@ mod tests {
             ..Default::default()
         };
         let c = TestConfig::resolve(args, BUGS, false).unwrap();
-        assert_eq!(c.workload, "register");
+        assert_eq!(c.workload, WorkloadKind::Register);
         assert_eq!(c.nodes, 5);
-        assert_eq!(c.nemesis, vec!["partition"]);
+        assert_eq!(c.nemesis, vec![FaultKind::Partition]);
         assert_eq!(c.seed, 7);
         std::fs::write(&file, "workload = \"register\"\nnodez = 3\n").unwrap();
         let e = TestConfig::resolve(

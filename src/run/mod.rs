@@ -42,11 +42,13 @@ pub struct RunOutcome {
 }
 
 /// The checker model for a workload's history.
-pub fn model_for(workload: &str) -> ModelKind {
+pub fn model_for(workload: WorkloadKind) -> ModelKind {
     match workload {
-        "mutex" => ModelKind::Mutex,
-        "set" => ModelKind::Set,
-        _ => ModelKind::CasRegister,
+        WorkloadKind::Mutex => ModelKind::Mutex,
+        WorkloadKind::Set => ModelKind::Set,
+        WorkloadKind::Register | WorkloadKind::Kv | WorkloadKind::ListAppend => {
+            ModelKind::CasRegister
+        }
     }
 }
 
@@ -140,7 +142,7 @@ pub async fn run_test(
     let mut lin = None;
     let mut list_append = None;
     if let Some(ops) = &ops {
-        if cfg.workload == "list-append" {
+        if cfg.workload == WorkloadKind::ListAppend {
             match splitbrain_checker::elle::check_list_append(ops) {
                 Ok(r) => list_append = Some(r),
                 Err(e) => notes.push(format!("the list-append checker rejected the history: {e}")),
@@ -150,7 +152,7 @@ pub async fn run_test(
                 time_limit: Some(Duration::from_secs(120)),
                 ..CheckOptions::default()
             };
-            match linear::check(ops, model_for(&cfg.workload), None, &opts) {
+            match linear::check(ops, model_for(cfg.workload), None, &opts) {
                 Ok(r) => lin = Some(r),
                 Err(e) => notes.push(format!("the checker rejected the history: {e}")),
             }
@@ -168,7 +170,7 @@ pub async fn run_test(
         }
         (None, Some(e)) => results.set_list_append(e, list_append_result(e).summary),
         (None, None) => results.checkers.push(CheckerResult {
-            name: if cfg.workload == "list-append" {
+            name: if cfg.workload == WorkloadKind::ListAppend {
                 "list-append"
             } else {
                 "linearizability"
@@ -276,10 +278,7 @@ async fn run_phases(
 
     // Workload and nemesis, until the time limit or Ctrl-C.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workload: WorkloadKind = cfg
-        .workload
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--workload: {e}"))?;
+    let workload = cfg.workload;
     let generator = Generator::new(WorkloadConfig::new(workload, cfg.concurrency, cfg.seed))
         .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
     let generator = Arc::new(Mutex::new(generator));
@@ -313,10 +312,8 @@ async fn run_phases(
         )));
     }
 
-    let kinds = nemesis::FaultKind::parse_list(&cfg.nemesis.join(","))
-        .map_err(|e| anyhow::anyhow!("--nemesis: {e}"))?;
     let mut schedule_cfg = nemesis::ScheduleConfig::new(names.clone(), cfg.seed);
-    schedule_cfg.kinds = kinds;
+    schedule_cfg.kinds = cfg.nemesis.iter().copied().collect();
     schedule_cfg.interval = Duration::from_secs_f64(cfg.nemesis_interval);
     schedule_cfg.targets = cfg.fault_targets.clone();
     let schedule = nemesis::schedule(&schedule_cfg, Duration::from_secs_f64(cfg.time_limit));

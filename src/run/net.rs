@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::config::TestConfig;
+use super::config::{NetKind, TestConfig};
 use super::db::{BundledCluster, CommandWrapper};
 use super::store::RunDir;
 use crate::node::launch::NodeSpec;
@@ -35,8 +35,8 @@ impl Environment {
 
         // Addresses each node listens on, and how the harness reaches them.
         let mut listen: BTreeMap<String, (SocketAddr, SocketAddr, SocketAddr)> = BTreeMap::new();
-        let net = match cfg.net.as_str() {
-            "netns" => {
+        let net = match cfg.net {
+            NetKind::Netns => {
                 let net = tokio::task::spawn_blocking({
                     let names = names.clone();
                     move || nemesis::NetnsNet::setup(&NetnsConfig::new(&names, NETNS_PEER_PORT))
@@ -102,7 +102,7 @@ impl Environment {
                     peers,
                     client_addrs,
                     data_dir: node_dir.join("data"),
-                    read_mode: cfg.read_mode.clone(),
+                    read_mode: cfg.read_mode,
                     bugs: cfg.bugs.clone(),
                     log_file: Some(node_dir.join("node.log")),
                     // 20 ms ticks: elections after 200–400 ms, which a busy 2-core

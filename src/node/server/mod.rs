@@ -46,7 +46,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 /// How reads are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReadMode {
     /// Linearizable: the leader confirms its leadership with a heartbeat quorum
@@ -59,6 +61,25 @@ pub enum ReadMode {
     Lease,
     /// Any replica serves from its local state: stale reads are expected.
     Local,
+}
+
+impl ReadMode {
+    pub const ALL: [ReadMode; 4] = [
+        ReadMode::ReadIndex,
+        ReadMode::Log,
+        ReadMode::Lease,
+        ReadMode::Local,
+    ];
+
+    /// The name on the command line (`read-index`, `log`, `lease`, `local`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadMode::ReadIndex => "read-index",
+            ReadMode::Log => "log",
+            ReadMode::Lease => "lease",
+            ReadMode::Local => "local",
+        }
+    }
 }
 
 /// Everything a node needs besides its listeners.

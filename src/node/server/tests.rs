@@ -271,7 +271,8 @@ async fn killed_node_with_a_torn_wal_tail_restarts_and_catches_up() {
     let dir = TempDir::new("kill");
     let base = crate::node::launch::free_port_base(9, &mut crate::node::launch::port_rng(7))
         .expect("free ports");
-    let mut specs = crate::node::launch::NodeSpec::local_cluster(3, base, &dir.0, "read-index", 7);
+    let mut specs =
+        crate::node::launch::NodeSpec::local_cluster(3, base, &dir.0, ReadMode::ReadIndex, 7);
     for s in &mut specs {
         s.tick_ms = 10;
     }
