@@ -13,10 +13,9 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use splitbrain_workloads::{EtcdConnection, EtcdReads};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// `splitbrain bench-cluster`.
 #[derive(Debug, Args)]
@@ -64,14 +63,14 @@ enum Target {
 
 enum Conn {
     Splitbrain(LineClient),
-    Etcd(HttpConn),
+    Etcd(EtcdConnection),
 }
 
 impl Conn {
     async fn connect(target: &Target) -> anyhow::Result<Conn> {
         Ok(match target {
             Target::Splitbrain(addr) => Conn::Splitbrain(LineClient::connect(addr).await?),
-            Target::Etcd(addr) => Conn::Etcd(HttpConn::connect(addr).await?),
+            Target::Etcd(addr) => Conn::Etcd(EtcdConnection::new(addr.clone())),
         })
     }
 
@@ -102,114 +101,20 @@ impl Conn {
                 ))
             }
             Conn::Etcd(c) => {
-                let body = if write {
-                    json!({"key": base64(key.as_bytes()), "value": base64(value.to_string().as_bytes())})
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                let outcome = if write {
+                    c.put(key, value.to_string().as_bytes(), deadline)
+                        .await
+                        .map(|_| ())
                 } else {
-                    json!({"key": base64(key.as_bytes())})
+                    c.get(key, EtcdReads::Linearizable, deadline)
+                        .await
+                        .map(|_| ())
                 };
-                let path = if write { "/v3/kv/put" } else { "/v3/kv/range" };
-                let (status, reply) = c.post(path, &body.to_string()).await?;
-                Ok((status != 200 || reply.get("error").is_some()).then_some(None))
+                Ok(outcome.err().map(|_| None))
             }
         }
     }
-}
-
-/// A minimal HTTP/1.1 keep-alive client for etcd's JSON gateway.
-struct HttpConn {
-    host: String,
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl HttpConn {
-    async fn connect(addr: &str) -> anyhow::Result<HttpConn> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
-        Ok(HttpConn {
-            host: addr.to_string(),
-            reader: BufReader::new(r),
-            writer: w,
-        })
-    }
-
-    async fn post(&mut self, path: &str, body: &str) -> anyhow::Result<(u16, Value)> {
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.host,
-            body.len()
-        );
-        self.writer.write_all(request.as_bytes()).await?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line).await?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("bad status line {line:?}"))?;
-        let mut length = None;
-        let mut chunked = false;
-        loop {
-            line.clear();
-            if self.reader.read_line(&mut line).await? == 0 {
-                bail!("connection closed in headers");
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let lower = header.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse::<usize>().ok();
-            }
-            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
-                chunked = true;
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).await?;
-                let size = usize::from_str_radix(line.trim(), 16)
-                    .map_err(|_| anyhow!("bad chunk size {line:?}"))?;
-                let mut chunk = vec![0; size + 2];
-                self.reader.read_exact(&mut chunk).await?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else {
-            body.resize(
-                length.ok_or_else(|| anyhow!("response without a length"))?,
-                0,
-            );
-            self.reader.read_exact(&mut body).await?;
-        }
-        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 async fn drive(target: &Target, clients: usize, args: &BenchArgs) -> anyhow::Result<Measurement> {
@@ -483,24 +388,4 @@ fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-        ];
-        for (plain, encoded) in cases {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 }

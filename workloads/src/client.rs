@@ -433,7 +433,7 @@ impl Client for BundledClient {
 }
 
 /// The lock owner's token: the op's value, which must be present.
-fn owner_token(op: &Op) -> Result<Value, String> {
+pub(crate) fn owner_token(op: &Op) -> Result<Value, String> {
     if op.value.is_null() {
         return Err(format!(
             "bad-op: `{}` needs an owner token as its value",
@@ -463,7 +463,7 @@ fn server_micro_op(micro: &Value) -> Result<Value, String> {
 }
 
 /// A read of a list-valued key: absent (`null`) is the empty list.
-fn as_list(value: Value) -> Result<Value, String> {
+pub(crate) fn as_list(value: Value) -> Result<Value, String> {
     match value {
         Value::Null => Ok(Value::Array(Vec::new())),
         Value::Array(items) => Ok(Value::Array(items)),
@@ -536,7 +536,7 @@ fn rejected(op: &Op, reply: &Reply) -> Completion {
 
 /// The completion of an operation whose outcome is unknown: `info`, except that a
 /// read-only operation certainly changed nothing and is a `fail`.
-fn uncertain(op: &Op, error: String) -> Completion {
+pub(crate) fn uncertain(op: &Op, error: String) -> Completion {
     if op.is_read_only() {
         Completion::fail(op.value.clone(), error)
     } else {

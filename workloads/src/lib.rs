@@ -10,6 +10,8 @@
 //! - [`client`]: the [`Client`] trait the driver calls, and [`BundledClient`], which
 //!   speaks the bundled Raft KV's JSON-lines protocol to one node and classifies every
 //!   outcome (only definite rejections are `fail`; anything uncertain is `info`).
+//! - [`etcd`]: [`EtcdClient`], the same for etcd through its v3 JSON gateway, and
+//!   [`EtcdConnection`], the raw gateway calls (also used by the benchmarks).
 //!
 //! A driver loop, in outline (the driver owns processes, timing and the history):
 //!
@@ -32,9 +34,11 @@
 //! ```
 
 pub mod client;
+pub mod etcd;
 pub mod generator;
 pub mod op;
 
 pub use client::{BoxFuture, BundledClient, Client, Connection, Reply, Request, RequestError};
+pub use etcd::{EtcdClient, EtcdConnection, EtcdError, EtcdReads};
 pub use generator::{ConfigError, Generator, UnknownWorkload, WorkloadConfig, WorkloadKind};
 pub use op::{Completion, Op};
