@@ -715,7 +715,11 @@ mod tests {
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(
             cluster.calls(),
-            vec!["clock n1 0 0.5", "clock n2 0 0.5", "reset n2"]
+            vec![
+                format!("clock n1 0 {SLOW_LEADER_RATE}"),
+                format!("clock n2 0 {SLOW_LEADER_RATE}"),
+                "reset n2".to_string()
+            ]
         );
         assert!(state.clocks().contains_key("n1") && !state.clocks().contains_key("n2"));
         assert!(net

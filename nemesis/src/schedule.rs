@@ -57,9 +57,9 @@ pub enum FaultKind {
     /// later last term wins. Proxy network, odd clusters of 5 or more; not part of `all`.
     #[serde(rename = "figure-8")]
     FigureEight,
-    /// The leader's clock at half speed while it is cut off from every peer (not from
-    /// clients): a lease timed by that clock outlasts the next election unless it keeps
-    /// a margin. Not part of `all`.
+    /// The leader's clock slowed (to [`crate::SLOW_LEADER_RATE`]) while it is cut off
+    /// from every peer (not from clients): a lease timed by that clock outlasts the next
+    /// election unless it keeps a margin. Not part of `all`.
     SlowLeader,
 }
 
