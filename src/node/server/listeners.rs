@@ -13,24 +13,37 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// Accepts client connections; each gets a reader (lines → driver) and a writer
-/// (replies → socket) task.
-pub(super) async fn serve_clients(
+/// Accepts connections until shutdown and hands each to `serve` (a task per
+/// connection). A failed accept (out of descriptors) is retried after a pause.
+async fn accept_each(
     listener: TcpListener,
-    events: mpsc::Sender<Event>,
     mut shutdown: ShutdownRx,
+    mut serve: impl FnMut(TcpStream),
 ) {
     loop {
         let accepted = tokio::select! {
             _ = shutdown_signalled(&mut shutdown) => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        tokio::spawn(client_connection(stream, events.clone(), shutdown.clone()));
+        match accepted {
+            Ok((stream, _)) => serve(stream),
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
     }
+}
+
+/// Accepts client connections; each gets a reader (lines → driver) and a writer
+/// (replies → socket) task.
+pub(super) async fn serve_clients(
+    listener: TcpListener,
+    events: mpsc::Sender<Event>,
+    shutdown: ShutdownRx,
+) {
+    let each = shutdown.clone();
+    accept_each(listener, shutdown, |stream| {
+        tokio::spawn(client_connection(stream, events.clone(), each.clone()));
+    })
+    .await;
 }
 
 async fn client_connection(
@@ -92,20 +105,13 @@ pub(super) async fn serve_admin(
     listener: TcpListener,
     events: mpsc::Sender<Event>,
     clock: Clock,
-    mut shutdown: ShutdownRx,
+    shutdown: ShutdownRx,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown_signalled(&mut shutdown) => return,
-            a = listener.accept() => a,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
+    let each = shutdown.clone();
+    accept_each(listener, shutdown, |stream| {
         let events = events.clone();
         let clock = clock.clone();
-        let mut shutdown = shutdown.clone();
+        let mut shutdown = each.clone();
         tokio::spawn(async move {
             let (read_half, mut write_half) = stream.into_split();
             let mut lines = BufReader::new(read_half).lines();
@@ -153,5 +159,6 @@ pub(super) async fn serve_admin(
                 }
             }
         });
-    }
+    })
+    .await;
 }
