@@ -464,14 +464,14 @@ fn multi_key_invalid_key_does_not_hide_others() {
 
 #[test]
 fn impossible_read_is_refuted_before_searching() {
-    // an ok cas keeps the unique-values fast path out: the pre-check refutes it
+    // an ok cas keeps the unique-values fast path out; the version chains refute it
     let ops = Builder::default()
         .op(0, "cas", json!([0, 1]), json!([0, 1]))
         .op(1, "read", Value::Null, json!(7))
         .ops();
     let r = run(&ops, ModelKind::CasRegister, json!(0));
     assert_eq!(r.verdict, Verdict::Invalid);
-    assert_eq!(r.keys[0].method, "search");
+    assert_eq!(r.keys[0].method, "version-chains");
     let w = r.keys[0].witness.as_ref().unwrap();
     assert_eq!(w.stuck.id, 1);
     assert!(w.needed.contains("read returned 7"), "{}", w.needed);

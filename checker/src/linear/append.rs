@@ -14,27 +14,41 @@
 //!   directly follows the initial string), and `write t` when no get contains `t`;
 //! - an `ok` get is a read of its last token (`null` if it returned the initial string).
 //!
-//! Preconditions (otherwise [`translate`] declines): framed tokens; every update's token
-//! distinct and not in the initial string; every `ok` get is the initial string's tokens
-//! or a put's token, followed by append tokens; and all gets agree on what precedes each
-//! token.
+//! Preconditions (otherwise [`translate`] declines and the strings are searched): framed
+//! tokens, and every update's token distinct and not in the initial string. A get that
+//! is not the initial string's tokens or a put's token followed by append tokens, or that
+//! disagrees with another on what precedes a token, refutes the key (see below).
 //!
-//! Only "linearizable" is taken from the translation. Proof that a linearization L of the
-//! translated key is one of the original (same operations, same order, same intervals):
-//! call a version *seen* if it is `null`, a put's token, or an append token that some get
-//! contains, and let expand(v) be the initial string, the put's token, or expand(p) + t
-//! for `t` appended after `p`. Along L, whenever the version is seen the string is
-//! expand(version): a put sets both; `cas [p t]` runs only at version `p`, seen (it is in
-//! a get), so the string was expand(p) and becomes expand(p) + t = expand(t); a `write t`
-//! for an append nobody saw leads to version `t`, which no read names and no cas expects,
-//! so only a put (or another such append) can follow before anything observes the state.
-//! A read of `v` runs at version `v`, when the string is expand(v), and expand(v) is
-//! exactly what the get returned (its own tokens define the chain). Puts and appends are
-//! legal in every state. So L is legal for the strings too.
+//! The translation is exact in both directions, so the translated key is decided by the
+//! version-chains procedure (`chains`), valid and invalid alike.
 //!
-//! The converse also holds, but when the translated search says "not linearizable" the
-//! checker does not rely on it: it falls back to the search on strings, which produces
-//! the witness in the model's own terms.
+//! L linearizes the translation ⇒ L linearizes the strings (same operations, same order,
+//! same intervals): call a version *seen* if it is `null`, a put's token, or an append
+//! token that some get contains, and let expand(v) be the initial string, the put's
+//! token, or expand(p) + t for `t` appended after `p`. Along L, whenever the version is
+//! seen the string is expand(version): a put sets both; `cas [p t]` runs only at version
+//! `p`, seen (it is in a get), so the string was expand(p) and becomes expand(p) + t =
+//! expand(t); a `write t` for an append nobody saw leads to version `t`, which no read
+//! names and no cas expects, so only a put (or another such append) can follow before
+//! anything observes the state. A read of `v` runs at version `v`, when the string is
+//! expand(v), and expand(v) is exactly what the get returned (its own tokens define the
+//! chain). Puts and appends are legal in every state. So L is legal for the strings too.
+//!
+//! L linearizes the strings ⇒ L linearizes the translation: let the version of a string
+//! be its last token (`null` for the initial string). A put is a write of its token. An
+//! append of `t` that some get contains runs on a string S; every later string that
+//! contains `t` extends S + t until a put removes `t` for good (tokens are unique, puts
+//! write one token), so every get containing `t` shows the last token of S (or the start)
+//! before `t`: the version before the append is the expected one, and the cas is legal.
+//! An append nobody saw is a write, legal anywhere. A get of G runs when the string is G,
+//! whose version is G's last token, the translated read's value.
+//!
+//! Refutations: the same argument shows what any reachable string looks like — the
+//! initial string or a put's token, followed by append tokens, each after the token every
+//! other get shows before it. A get that breaks this (not a concatenation of tokens, an
+//! unknown token, a put's token after the start, a token after two different
+//! predecessors in two gets or twice in one) has no linearization, whatever the others
+//! do; [`translate`] says so directly.
 
 use super::reduce::Frame;
 use crate::history::{Operation, Outcome};
@@ -50,6 +64,13 @@ enum Pred<'a> {
 }
 
 impl Pred<'_> {
+    fn describe(self) -> String {
+        match self {
+            Pred::Initial => "the initial value".to_string(),
+            Pred::Token(t) => format!("{t:?}"),
+        }
+    }
+
     fn version(self) -> Value {
         match self {
             Pred::Initial => Value::Null,
@@ -58,14 +79,23 @@ impl Pred<'_> {
     }
 }
 
+/// What [`translate`] made of a key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Translation {
+    /// The preconditions in the module doc do not hold (unframed strings, a repeated
+    /// update token, a token of the initial string written again): search the strings.
+    Declined,
+    /// A get no linearization can explain, whatever the order of the others: operation
+    /// `op` (a position), for `reason` (see "Refutations" in the module doc).
+    Refuted { op: usize, reason: String },
+    /// The equivalent cas-register operations over versions (initial state `null`).
+    Ops(Vec<ModelOp>),
+}
+
 /// The cas-register operations (initial state `null`) equivalent to a kv-append key's
-/// `ops` (parsed as `parsed`) from `initial`, or `None` when the preconditions in the
-/// module doc do not hold.
-pub(crate) fn translate(
-    initial: &Value,
-    ops: &[&Operation],
-    parsed: &[ModelOp],
-) -> Option<Vec<ModelOp>> {
+/// `ops` (parsed as `parsed`) from `initial`, a refutation, or [`Translation::Declined`]
+/// when the preconditions in the module doc do not hold.
+pub(crate) fn translate(initial: &Value, ops: &[&Operation], parsed: &[ModelOp]) -> Translation {
     let initial = initial.as_str().unwrap_or_default();
     let update = |p: &ModelOp| match p {
         ModelOp::Put(s) => Some((s.clone(), true)),
@@ -78,22 +108,32 @@ pub(crate) fn translate(
         .flatten()
         .map(|(s, _)| s.as_str())
         .chain((!initial.is_empty()).then_some(initial));
-    let frame = Frame::of(texts)?;
-    let initial_tokens = frame.split(initial)?;
+    let Some(frame) = Frame::of(texts) else {
+        return Translation::Declined;
+    };
+    let Some(initial_tokens) = frame.split(initial) else {
+        return Translation::Declined;
+    };
     // token → is it a put's
     let mut written: HashMap<&str, bool> = HashMap::new();
     for (s, put) in updates.iter().flatten() {
         if written.insert(s.as_str(), *put).is_some() || initial_tokens.contains(&s.as_str()) {
-            return None;
+            return Translation::Declined;
         }
     }
-    let mut preds: HashMap<&str, Pred> = HashMap::new();
+    // What precedes each append token, and the get that said so first.
+    let mut preds: HashMap<&str, (Pred, usize)> = HashMap::new();
     let mut reads: Vec<Option<Value>> = vec![None; ops.len()];
     for (i, (op, p)) in ops.iter().zip(parsed).enumerate() {
         let (ModelOp::Get(Some(s)), Outcome::Ok) = (p, op.outcome) else {
             continue;
         };
-        let tokens = frame.split(s)?;
+        let refuted = |reason: String| Translation::Refuted { op: i, reason };
+        let Some(tokens) = frame.split(s) else {
+            return refuted(format!(
+                "get returned {s:?}, which is not a concatenation of the tokens the updates write, as every state of the key is"
+            ));
+        };
         // Where the chain of appends starts: after a put's token, or after the initial
         // string's tokens.
         let (mut pred, rest) = match tokens.first() {
@@ -101,14 +141,44 @@ pub(crate) fn translate(
             _ if tokens.starts_with(&initial_tokens) => {
                 (Pred::Initial, &tokens[initial_tokens.len()..])
             }
-            _ => return None,
+            _ => {
+                return refuted(format!(
+                    "get returned {s:?}, which starts neither with the initial value {initial:?} nor with a put's token, as every state of the key does"
+                ))
+            }
         };
         for &t in rest {
-            if written.get(t) != Some(&false) {
-                return None;
+            match written.get(t) {
+                Some(false) => {}
+                Some(true) => {
+                    return refuted(format!(
+                        "get returned {s:?}, in which the put's token {t:?} follows other tokens, but a put replaces the whole string"
+                    ))
+                }
+                None => {
+                    return refuted(format!(
+                        "get returned {s:?}, which contains {t:?}, a token no operation appended"
+                    ))
+                }
             }
-            if *preds.entry(t).or_insert(pred) != pred {
-                return None;
+            match preds.entry(t) {
+                hashbrown::hash_map::Entry::Vacant(e) => {
+                    e.insert((pred, i));
+                }
+                hashbrown::hash_map::Entry::Occupied(e) if e.get().0 != pred => {
+                    let (other, j) = *e.get();
+                    return refuted(format!(
+                        "get returned {s:?}, where {t:?} follows {}, but {} returned {:?}, where it follows {}; {t:?} was appended once, and what precedes it never changes while it is in the string",
+                        pred.describe(),
+                        ops[j],
+                        match &parsed[j] {
+                            ModelOp::Get(Some(g)) => g.as_str(),
+                            _ => "",
+                        },
+                        other.describe()
+                    ));
+                }
+                hashbrown::hash_map::Entry::Occupied(_) => {}
             }
             pred = Pred::Token(t);
         }
@@ -120,14 +190,14 @@ pub(crate) fn translate(
         .map(|(p, read)| match p {
             ModelOp::Put(s) => ModelOp::Write(Value::String(s.clone())),
             ModelOp::Append(t) => match preds.get(t.as_str()) {
-                Some(pred) => ModelOp::Cas(pred.version(), Value::String(t.clone())),
+                Some((pred, _)) => ModelOp::Cas(pred.version(), Value::String(t.clone())),
                 None => ModelOp::Write(Value::String(t.clone())),
             },
             // Gets that did not complete ok observed nothing.
             _ => ModelOp::Read(read),
         })
         .collect();
-    Some(translated)
+    Translation::Ops(translated)
 }
 
 #[cfg(test)]
@@ -139,6 +209,13 @@ mod tests {
     use EventType::*;
 
     fn run(steps: &[(u64, EventType, &str, Value)], initial: &str) -> Option<Vec<ModelOp>> {
+        match translate_steps(steps, initial) {
+            Translation::Ops(ops) => Some(ops),
+            _ => None,
+        }
+    }
+
+    fn translate_steps(steps: &[(u64, EventType, &str, Value)], initial: &str) -> Translation {
         let events = steps
             .iter()
             .enumerate()
@@ -195,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn declines_what_it_cannot_translate() {
+    fn declines_what_it_cannot_translate_and_refutes_impossible_gets() {
         let append_get = |a: &str, g: &str| {
             vec![
                 (0, Invoke, "append", json!(a)),
@@ -204,14 +281,18 @@ mod tests {
                 (1, Ok, "get", json!(g)),
             ]
         };
+        let refuted = |t: Translation| matches!(t, Translation::Refuted { op: 1, .. });
         // the initial value is missing from the get
-        assert_eq!(run(&append_get("x1y", "x1y"), "x0y"), None);
+        assert!(refuted(translate_steps(&append_get("x1y", "x1y"), "x0y")));
         // a token nobody wrote
-        assert_eq!(run(&append_get("x1y", "x1yx9y"), ""), None);
+        assert!(refuted(translate_steps(&append_get("x1y", "x1yx9y"), "")));
         // not a concatenation of tokens
-        assert_eq!(run(&append_get("x1y", "x1"), ""), None);
-        // unframed
-        assert_eq!(run(&append_get("abab", "abab"), ""), None);
+        assert!(refuted(translate_steps(&append_get("x1y", "x1"), "")));
+        // unframed: declined
+        assert_eq!(
+            translate_steps(&append_get("abab", "abab"), ""),
+            Translation::Declined
+        );
         // two gets disagree on what precedes x2y
         let mut h = append_get("x1y", "x1y");
         h.extend([
@@ -222,13 +303,16 @@ mod tests {
             (4, Invoke, "get", Value::Null),
             (4, Ok, "get", json!("x2y")),
         ]);
-        assert_eq!(run(&h, ""), None);
-        // a repeated token
+        assert!(matches!(
+            translate_steps(&h, ""),
+            Translation::Refuted { op: 4, .. }
+        ));
+        // a repeated token: declined
         let mut h = append_get("x1y", "x1y");
         h.extend([
             (2, Invoke, "append", json!("x1y")),
             (2, Ok, "append", json!("x1y")),
         ]);
-        assert_eq!(run(&h, ""), None);
+        assert_eq!(translate_steps(&h, ""), Translation::Declined);
     }
 }

@@ -25,6 +25,7 @@
 //! the partitions' (invalid beats unknown beats valid).
 
 mod append;
+mod chains;
 mod compiled;
 mod precheck;
 mod reduce;
@@ -41,7 +42,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use unique::UniqueOutcome;
 use witness::Partition;
@@ -100,6 +101,21 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// The reason a key left undecided by verdict-first checking is `unknown`.
+pub const STOPPED_AFTER_INVALID: &str = "stopped after the history was proven invalid";
+
+/// Called after each key is decided, with the key's result, the number of keys decided
+/// so far and the total (for progress bars; the first `invalid` key decides the
+/// history's verdict, so a caller can print it at once).
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(&KeyResult, usize, usize) + Send + Sync>);
+
+impl fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressFn")
+    }
+}
+
 /// Budgets for one [`check`].
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -109,6 +125,13 @@ pub struct CheckOptions {
     pub memory_limit_bytes: usize,
     /// Partitions searched in parallel; `None`: rayon's default (one per core).
     pub threads: Option<usize>,
+    /// Verdict first: once a key is proven invalid (which decides the history), the
+    /// other keys get at most this much more time; those still undecided then are
+    /// `unknown` with [`STOPPED_AFTER_INVALID`]. `None`: decide every key (within
+    /// `time_limit`).
+    pub after_invalid: Option<Duration>,
+    /// Called after each key is decided.
+    pub progress: Option<ProgressFn>,
 }
 
 impl Default for CheckOptions {
@@ -117,6 +140,8 @@ impl Default for CheckOptions {
             time_limit: None,
             memory_limit_bytes: 2 << 30,
             threads: None,
+            after_invalid: None,
+            progress: None,
         }
     }
 }
@@ -288,12 +313,27 @@ pub fn check(
         memory_per_job: opts.memory_limit_bytes / threads,
         started: AtomicUsize::new(0),
         total: jobs.len(),
+        stop: opts.after_invalid.map(|_| Arc::new(wgl::Stop::new())),
     };
+    let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; jobs.len()]);
     let worker = || loop {
         let i = shared.started.fetch_add(1, Ordering::SeqCst);
         let Some(job) = jobs.get(i) else { break };
-        let r = decide(job, &shared, i);
+        let r = if shared.stop.as_ref().is_some_and(|s| s.reached()) {
+            stopped(job)
+        } else {
+            decide(job, &shared, i)
+        };
+        if let (Verdict::Invalid, Some(extra), Some(stop)) =
+            (r.verdict, opts.after_invalid, &shared.stop)
+        {
+            stop.stop_at(Instant::now() + extra);
+        }
+        let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(progress) = &opts.progress {
+            (progress.0)(&r, finished, shared.total);
+        }
         if let Ok(mut slots) = results.lock() {
             slots[i] = Some(r);
         }
@@ -346,6 +386,8 @@ struct Shared<'a> {
     /// Partitions started so far (also the work queue's cursor).
     started: AtomicUsize,
     total: usize,
+    /// Brought forward when a key is proven invalid (verdict first).
+    stop: Option<Arc<wgl::Stop>>,
 }
 
 impl Shared<'_> {
@@ -374,9 +416,18 @@ struct Refuted {
     source: &'static str,
 }
 
-fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
-    let started = Instant::now();
-    let mut result = KeyResult {
+/// The result for a partition not started because the history was already proven
+/// invalid and the extra budget ran out.
+fn stopped(job: &Job<'_>) -> KeyResult {
+    let mut r = blank(job);
+    r.method = "none".into();
+    r.verdict = Verdict::Unknown;
+    r.unknown_reason = Some(STOPPED_AFTER_INVALID.into());
+    r
+}
+
+fn blank(job: &Job<'_>) -> KeyResult {
+    KeyResult {
         key: job.key.clone(),
         verdict: Verdict::Valid,
         operations: job.all.len(),
@@ -393,7 +444,12 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         explored: 0,
         info_dropped: job.info_dropped,
         info_bounded: job.info_bounded,
-    };
+    }
+}
+
+fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
+    let started = Instant::now();
+    let mut result = blank(job);
     let part = Partition {
         kind: shared.model,
         key: job.key.clone(),
@@ -412,24 +468,83 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         })
         .collect();
     if shared.model == ModelKind::KvAppend {
-        // Only a "linearizable" from the translation is taken (see `append`); anything
-        // else falls through to the pre-checks and the search on strings.
-        if let Some(translated) = append::translate(shared.initial, &job.kept, &job.parsed) {
-            let mut model =
-                CompiledModel::compile(ModelKind::CasRegister, &Value::Null, &translated);
-            let budget = wgl::Budget {
-                deadline: shared.deadline_for(position),
-                memory_bytes: shared.memory_per_job,
-                max_steps: Some(
-                    APPEND_ORDER_STEPS_PER_OP * job.kept.len() as u64 + WITNESS_MAX_STEPS,
-                ),
-            };
-            let report = wgl::search(&mut model, &intervals, &budget);
-            result.explored = report.explored;
-            if matches!(report.outcome, wgl::Outcome::Valid) {
+        match append::translate(shared.initial, &job.kept, &job.parsed) {
+            append::Translation::Declined => {}
+            append::Translation::Refuted { op, reason } => {
                 result.method = "append-order".into();
+                result.verdict = Verdict::Invalid;
+                result.witness = Some(witness::from_decision(
+                    &part,
+                    shared.initial,
+                    op,
+                    reason,
+                    &[],
+                    "append-order: every state is a put's token or the initial value followed by appended tokens",
+                ));
                 result.elapsed_ms = ms(started.elapsed());
                 return result;
+            }
+            append::Translation::Ops(translated) => {
+                match chains::decide(
+                    ModelKind::CasRegister,
+                    &Value::Null,
+                    &job.kept,
+                    &translated,
+                    &intervals,
+                ) {
+                    chains::ChainOutcome::Valid { order } => {
+                        // Certified on versions; replaying the strings costs little and
+                        // keeps the translation honest.
+                        if witness::replays(shared.model, shared.initial, &job.parsed, &order) {
+                            result.method = "append-order".into();
+                            result.elapsed_ms = ms(started.elapsed());
+                            return result;
+                        }
+                        debug_assert!(
+                            false,
+                            "append-order linearization does not replay on strings"
+                        );
+                    }
+                    chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                        result.method = "append-order".into();
+                        result.verdict = Verdict::Invalid;
+                        result.witness = Some(witness::from_decision(
+                            &part,
+                            shared.initial,
+                            op,
+                            reason,
+                            &prefix,
+                            "append-order: a version is named by the last token of the string",
+                        ));
+                        result.elapsed_ms = ms(started.elapsed());
+                        return result;
+                    }
+                    chains::ChainOutcome::NotApplicable => {
+                        // Only "linearizable" is taken from a search of the translation
+                        // here; anything else is searched on the strings.
+                        let mut model = CompiledModel::compile(
+                            ModelKind::CasRegister,
+                            &Value::Null,
+                            &translated,
+                        );
+                        let budget = wgl::Budget {
+                            deadline: shared.deadline_for(position),
+                            memory_bytes: shared.memory_per_job,
+                            max_steps: Some(
+                                APPEND_ORDER_STEPS_PER_OP * job.kept.len() as u64
+                                    + WITNESS_MAX_STEPS,
+                            ),
+                            stop: shared.stop.clone(),
+                        };
+                        let report = wgl::search(&mut model, &intervals, &budget);
+                        result.explored = report.explored;
+                        if matches!(report.outcome, wgl::Outcome::Valid) {
+                            result.method = "append-order".into();
+                            result.elapsed_ms = ms(started.elapsed());
+                            return result;
+                        }
+                    }
+                }
             }
         }
     }
@@ -460,7 +575,36 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                 source: "unique-values fast path",
             })
         }
-        UniqueOutcome::NotApplicable => None,
+        UniqueOutcome::NotApplicable => {
+            match chains::decide(
+                shared.model,
+                shared.initial,
+                &job.kept,
+                &job.parsed,
+                &intervals,
+            ) {
+                chains::ChainOutcome::Valid { .. } => {
+                    result.method = "version-chains".into();
+                    result.elapsed_ms = ms(started.elapsed());
+                    return result;
+                }
+                chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                    result.method = "version-chains".into();
+                    result.verdict = Verdict::Invalid;
+                    result.witness = Some(witness::from_decision(
+                        &part,
+                        shared.initial,
+                        op,
+                        reason,
+                        &prefix,
+                        "version chains: every value is written once",
+                    ));
+                    result.elapsed_ms = ms(started.elapsed());
+                    return result;
+                }
+                chains::ChainOutcome::NotApplicable => None,
+            }
+        }
     };
     let refuted = refuted.or_else(|| {
         precheck::refute(shared.model, shared.initial, &job.kept, &job.parsed).map(|r| Refuted {
@@ -476,6 +620,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         deadline: shared.deadline_for(position),
         memory_bytes: shared.memory_per_job,
         max_steps: refuted.as_ref().map(|_| WITNESS_MAX_STEPS),
+        stop: shared.stop.clone(),
     };
     let report = wgl::search(&mut model, &intervals, &budget);
     result.explored += report.explored;
@@ -531,6 +676,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     wgl::StopReason::Time => "time limit",
                     wgl::StopReason::Memory => "memory limit",
                     wgl::StopReason::Steps => "step limit",
+                    wgl::StopReason::Stopped => STOPPED_AFTER_INVALID,
                 }
                 .into(),
             );

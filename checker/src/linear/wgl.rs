@@ -34,6 +34,8 @@
 
 use super::compiled::CompiledModel;
 use hashbrown::HashTable;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 const NIL: u32 = u32::MAX;
@@ -42,14 +44,47 @@ const MIN_CACHE_ENTRIES: usize = 256;
 /// Budgets are checked every this many steps (a power of two).
 const CHECK_EVERY: u64 = 4096;
 
+/// A stop time that other threads can bring forward while searches run: once one key
+/// proves the history invalid, the others get a bounded extra budget (verdict first).
+#[derive(Debug)]
+pub(crate) struct Stop {
+    base: Instant,
+    /// Nanoseconds after `base`; `u64::MAX`: not set.
+    at: AtomicU64,
+}
+
+impl Stop {
+    pub(crate) fn new() -> Stop {
+        Stop {
+            base: Instant::now(),
+            at: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Stops at `when`, unless an earlier stop is already set.
+    pub(crate) fn stop_at(&self, when: Instant) {
+        let nanos = when.saturating_duration_since(self.base).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
+        self.at.fetch_min(nanos, Ordering::SeqCst);
+    }
+
+    /// Whether the stop time is set and has passed.
+    pub(crate) fn reached(&self) -> bool {
+        let at = self.at.load(Ordering::SeqCst);
+        at != u64::MAX && self.base.elapsed().as_nanos() >= u128::from(at)
+    }
+}
+
 /// The limits of one search.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Budget {
     pub(crate) deadline: Option<Instant>,
     pub(crate) memory_bytes: usize,
     /// Stop after this many explored steps (used to keep witness searches deterministic
     /// and short when the verdict is already known).
     pub(crate) max_steps: Option<u64>,
+    /// Stop early (verdict first; see [`Stop`]).
+    pub(crate) stop: Option<Arc<Stop>>,
 }
 
 /// Why a search stopped without a verdict.
@@ -58,6 +93,8 @@ pub(crate) enum StopReason {
     Time,
     Memory,
     Steps,
+    /// Another key proved the history invalid and the extra budget ran out.
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -331,6 +368,9 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
 fn over_budget(budget: &Budget, explored: u64) -> Option<StopReason> {
     if budget.max_steps.is_some_and(|max| explored >= max) {
         return Some(StopReason::Steps);
+    }
+    if budget.stop.as_ref().is_some_and(|s| s.reached()) {
+        return Some(StopReason::Stopped);
     }
     if budget.deadline.is_some_and(|d| Instant::now() >= d) {
         return Some(StopReason::Time);
