@@ -129,6 +129,9 @@ struct Frame {
     /// The frontier and the highest linearized operation before this push.
     frontier: u32,
     highest: u32,
+    /// A read-only operation linearized as soon as it was legal (see `search`): if it
+    /// fails, so does the configuration it was pushed from.
+    forced: bool,
 }
 
 /// The first operation at or after `from` whose bit is clear (`n` if none).
@@ -192,6 +195,7 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
         }
     }
     let is_ok: Vec<bool> = intervals.iter().map(|iv| iv.1.is_some()).collect();
+    let read_only: Vec<bool> = (0..n as u32).map(|op| model.is_read_only(op)).collect();
     let mut remaining_ok = is_ok.iter().filter(|&&ok| ok).count();
     let zobrist: Vec<u64> = (0..n as u64).map(splitmix64).collect();
 
@@ -293,7 +297,19 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                 }
             }
             let op = node_op[node as usize];
+            let mut backtrack = false;
             if let Some(after) = model.step(state, op) {
+                // Reads first (a partial-order reduction): a read-only operation that is
+                // legal here is linearized here, and if that fails nothing else is tried
+                // from this configuration. Sound and complete: in any linearization that
+                // extends this configuration, the read can move to right here — the
+                // state is the same, the read changes nothing after it, and every
+                // operation not yet linearized returns after the read was invoked (the
+                // read's call comes before the first return entry), so no real-time
+                // order breaks. The longest prefix stays a dead end of maximal depth, as
+                // the witness needs: a configuration with a legal candidate always
+                // gets a child (or its child was explored before, one deeper).
+                let forced = read_only[op as usize];
                 let word = (op / 64) as usize;
                 let mask = 1u64 << (op % 64);
                 bits[word] |= mask;
@@ -318,6 +334,7 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                         after,
                         frontier,
                         highest,
+                        forced,
                     });
                     frontier = new_frontier;
                     highest = new_highest;
@@ -340,9 +357,17 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                     continue;
                 }
                 bits[word] &= !mask;
+                // Explored before and failed: so does this configuration.
+                backtrack = forced;
             }
-            node = next[node as usize];
-        } else {
+            if !backtrack {
+                node = next[node as usize];
+                continue;
+            }
+        }
+        // A return entry (or a forced read that failed): undo the last choice; undo a
+        // forced read's parent too, since it fails with the read.
+        loop {
             let Some(frame) = stack.pop() else {
                 report.outcome = Outcome::Invalid {
                     longest_prefix: best,
@@ -361,6 +386,9 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
             }
             low_water = low_water.min(stack.len());
             node = next[frame.node as usize];
+            if !frame.forced {
+                break;
+            }
         }
     }
 }
