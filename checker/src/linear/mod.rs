@@ -467,6 +467,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
             )
         })
         .collect();
+    let mut append_refuted: Option<Refuted> = None;
     if shared.model == ModelKind::KvAppend {
         match append::translate(shared.initial, &job.kept, &job.parsed) {
             append::Translation::Declined => {}
@@ -484,28 +485,43 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                 result.elapsed_ms = ms(started.elapsed());
                 return result;
             }
-            append::Translation::Ops(translated) => {
-                match chains::decide(
-                    ModelKind::CasRegister,
-                    &Value::Null,
-                    &job.kept,
-                    &translated,
-                    &intervals,
-                ) {
-                    chains::ChainOutcome::Valid { order } => {
-                        // Certified on versions; replaying the strings costs little and
-                        // keeps the translation honest.
-                        if witness::replays(shared.model, shared.initial, &job.parsed, &order) {
-                            result.method = "append-order".into();
-                            result.elapsed_ms = ms(started.elapsed());
-                            return result;
+            append::Translation::Ops(alternatives) => {
+                // Linearizable iff one alternative is (see `append`).
+                let mut first_invalid = None;
+                let mut undecided = None;
+                let count = alternatives.len();
+                for translated in alternatives {
+                    match chains::decide(
+                        ModelKind::CasRegister,
+                        &Value::Null,
+                        &job.kept,
+                        &translated,
+                        &intervals,
+                    ) {
+                        chains::ChainOutcome::Valid { order } => {
+                            // Certified on versions; replaying the strings costs little
+                            // and keeps the translation honest.
+                            if witness::replays(shared.model, shared.initial, &job.parsed, &order) {
+                                result.method = "append-order".into();
+                                result.elapsed_ms = ms(started.elapsed());
+                                return result;
+                            }
+                            debug_assert!(
+                                false,
+                                "append-order linearization does not replay on strings"
+                            );
+                            undecided.get_or_insert(translated);
                         }
-                        debug_assert!(
-                            false,
-                            "append-order linearization does not replay on strings"
-                        );
+                        chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                            first_invalid.get_or_insert((op, reason, prefix));
+                        }
+                        chains::ChainOutcome::NotApplicable => {
+                            undecided.get_or_insert(translated);
+                        }
                     }
-                    chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                }
+                match (first_invalid, undecided) {
+                    (Some((op, reason, prefix)), None) if count == 1 => {
                         result.method = "append-order".into();
                         result.verdict = Verdict::Invalid;
                         result.witness = Some(witness::from_decision(
@@ -519,7 +535,21 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                         result.elapsed_ms = ms(started.elapsed());
                         return result;
                     }
-                    chains::ChainOutcome::NotApplicable => {
+                    (Some((op, reason, _)), None) => {
+                        // Every matching of the repeated tokens fails: invalid. The
+                        // witness comes from a bounded search of the strings below, or
+                        // from the first matching's reason.
+                        result.method = "append-order".into();
+                        append_refuted = Some(Refuted {
+                            op,
+                            needed: format!(
+                                "{reason} (this is for the first of {count} ways to match the repeated tokens to their appends; every one fails)"
+                            ),
+                            reachable: Vec::new(),
+                            source: "append-order translation",
+                        });
+                    }
+                    (_, Some(translated)) => {
                         // Only "linearizable" is taken from a search of the translation
                         // here; anything else is searched on the strings.
                         let mut model = CompiledModel::compile(
@@ -544,67 +574,71 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                             return result;
                         }
                     }
+                    (None, None) => {}
                 }
             }
         }
     }
-    let refuted = match unique::check_unique(shared.model, shared.initial, &job.kept) {
-        UniqueOutcome::Valid => {
-            result.method = "unique-values".into();
-            result.elapsed_ms = ms(started.elapsed());
-            return result;
-        }
-        UniqueOutcome::Invalid { op, explanation } => {
-            result.method = "unique-values".into();
-            let Some(i) = job.kept.iter().position(|o| o.id == op) else {
-                debug_assert!(
-                    false,
-                    "unique-values fast path named operation {op}, not in the partition"
-                );
-                result.verdict = Verdict::Unknown;
-                result.unknown_reason = Some(format!(
-                    "checker disagreement: the unique-values fast path refutes operation {op}, which is not in this partition ({explanation})"
-                ));
+    let refuted = match append_refuted {
+        Some(r) => Some(r),
+        None => match unique::check_unique(shared.model, shared.initial, &job.kept) {
+            UniqueOutcome::Valid => {
+                result.method = "unique-values".into();
                 result.elapsed_ms = ms(started.elapsed());
                 return result;
-            };
-            Some(Refuted {
-                op: i,
-                needed: explanation,
-                reachable: Vec::new(),
-                source: "unique-values fast path",
-            })
-        }
-        UniqueOutcome::NotApplicable => {
-            match chains::decide(
-                shared.model,
-                shared.initial,
-                &job.kept,
-                &job.parsed,
-                &intervals,
-            ) {
-                chains::ChainOutcome::Valid { .. } => {
-                    result.method = "version-chains".into();
-                    result.elapsed_ms = ms(started.elapsed());
-                    return result;
-                }
-                chains::ChainOutcome::Invalid { op, reason, prefix } => {
-                    result.method = "version-chains".into();
-                    result.verdict = Verdict::Invalid;
-                    result.witness = Some(witness::from_decision(
-                        &part,
-                        shared.initial,
-                        op,
-                        reason,
-                        &prefix,
-                        "version chains: every value is written once",
-                    ));
-                    result.elapsed_ms = ms(started.elapsed());
-                    return result;
-                }
-                chains::ChainOutcome::NotApplicable => None,
             }
-        }
+            UniqueOutcome::Invalid { op, explanation } => {
+                result.method = "unique-values".into();
+                let Some(i) = job.kept.iter().position(|o| o.id == op) else {
+                    debug_assert!(
+                        false,
+                        "unique-values fast path named operation {op}, not in the partition"
+                    );
+                    result.verdict = Verdict::Unknown;
+                    result.unknown_reason = Some(format!(
+                    "checker disagreement: the unique-values fast path refutes operation {op}, which is not in this partition ({explanation})"
+                ));
+                    result.elapsed_ms = ms(started.elapsed());
+                    return result;
+                };
+                Some(Refuted {
+                    op: i,
+                    needed: explanation,
+                    reachable: Vec::new(),
+                    source: "unique-values fast path",
+                })
+            }
+            UniqueOutcome::NotApplicable => {
+                match chains::decide(
+                    shared.model,
+                    shared.initial,
+                    &job.kept,
+                    &job.parsed,
+                    &intervals,
+                ) {
+                    chains::ChainOutcome::Valid { .. } => {
+                        result.method = "version-chains".into();
+                        result.elapsed_ms = ms(started.elapsed());
+                        return result;
+                    }
+                    chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                        result.method = "version-chains".into();
+                        result.verdict = Verdict::Invalid;
+                        result.witness = Some(witness::from_decision(
+                            &part,
+                            shared.initial,
+                            op,
+                            reason,
+                            &prefix,
+                            "version chains: every value is written once",
+                        ));
+                        result.elapsed_ms = ms(started.elapsed());
+                        return result;
+                    }
+                    chains::ChainOutcome::NotApplicable => None,
+                }
+            }
+        },
     };
     let refuted = refuted.or_else(|| {
         precheck::refute(shared.model, shared.initial, &job.kept, &job.parsed).map(|r| Refuted {
