@@ -123,10 +123,8 @@ pub(crate) fn translate(initial: &Value, ops: &[&Operation], parsed: &[ModelOp])
     let mut appends: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, p) in parsed.iter().enumerate() {
         match p {
-            ModelOp::Put(s) => {
-                if puts.insert(s.as_str(), i).is_some() {
-                    return Translation::Declined;
-                }
+            ModelOp::Put(s) if puts.insert(s.as_str(), i).is_some() => {
+                return Translation::Declined;
             }
             ModelOp::Append(s) => appends.entry(s.as_str()).or_default().push(i),
             _ => {}

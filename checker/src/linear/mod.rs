@@ -108,7 +108,10 @@ pub const STOPPED_AFTER_INVALID: &str = "stopped after the history was proven in
 /// so far and the total (for progress bars; the first `invalid` key decides the
 /// history's verdict, so a caller can print it at once).
 #[derive(Clone)]
-pub struct ProgressFn(pub Arc<dyn Fn(&KeyResult, usize, usize) + Send + Sync>);
+pub struct ProgressFn(pub Arc<ProgressCallback>);
+
+/// The function behind a [`ProgressFn`]: (key result, keys decided, keys in total).
+pub type ProgressCallback = dyn Fn(&KeyResult, usize, usize) + Send + Sync;
 
 impl fmt::Debug for ProgressFn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
