@@ -9,20 +9,30 @@
 //! partitions (`reduce`: indeterminate updates nobody observed are dropped, observed ones
 //! that alone wrote their value get a return), and decides each partition:
 //!
-//! 1. the unique-values fast path ([`unique`]), which decides many register histories in
-//!    O(n log n), and for kv-append the append-order translation (`append`), which
-//!    checks a key whose appends write unique tokens as a cas-register of versions;
+//! 1. polynomial decisions, both verdicts: the unique-values fast path ([`unique`]) for
+//!    registers whose written values are unique; the version chains (`chains`) for
+//!    register and cas-register keys with unique values and successful cas; for
+//!    kv-append the append-order translation (`append`), which turns a key whose appends
+//!    write framed tokens into a cas-register of versions and decides that with the
+//!    version chains (or refutes an impossible get directly);
 //! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;
 //! 3. the Wing–Gong–Lowe search (`wgl`) with Lowe's cache, bounded in time and memory.
 //!
-//! When 1 or 2 says invalid the search still runs, for a bounded number of steps, to
-//! produce a full witness; if it instead finds a linearization, the two disagree and the
-//! partition is `unknown` ("checker disagreement"), never silently one or the other.
+//! When the unique-values path or a pre-check says invalid the search still runs, for a
+//! bounded number of steps, to produce a full witness; if it instead finds a
+//! linearization, the two disagree and the partition is `unknown` ("checker
+//! disagreement"), never silently one or the other. The version chains certify a valid
+//! verdict by replaying the linearization they built, and give their own witness.
 //!
 //! Partitions run in parallel (rayon), cheapest first, each with its share of the time
 //! and memory budget, so one hard key never keeps the others from being decided. A
 //! partition that runs out is `unknown` with the reason; the overall verdict combines
 //! the partitions' (invalid beats unknown beats valid).
+//!
+//! Verdict first ([`CheckOptions::after_invalid`]): one invalid partition decides the
+//! history, so once one is found the others get a bounded extra time (running searches
+//! are stopped through a shared stop time); partitions left undecided are `unknown`
+//! with [`STOPPED_AFTER_INVALID`], listed like any other.
 
 mod append;
 mod chains;
@@ -171,8 +181,9 @@ pub struct KeyResult {
     pub ok: usize,
     pub info: usize,
     pub elapsed_ms: f64,
-    /// What decided the verdict: `unique-values` (the fast path), `append-order` (the
-    /// kv-append translation) or `search`.
+    /// What decided the verdict: `unique-values` (the fast path), `version-chains`,
+    /// `append-order` (the kv-append translation), `search`, or `none` (stopped before
+    /// it started, verdict first).
     pub method: String,
     /// Why the partition is invalid, when it is.
     pub witness: Option<Witness>,
@@ -419,6 +430,60 @@ struct Refuted {
     source: &'static str,
 }
 
+/// Search steps per operation (plus a constant, and at most a cap) of the short search
+/// that cross-checks a refutation from the version chains.
+const CROSS_CHECK_STEPS_PER_OP: u64 = 20;
+const CROSS_CHECK_MAX_STEPS: u64 = 2_000_000;
+
+/// A cheap cross-check of a refutation from the version chains: a short search of the
+/// same operations. A history the chains wrongly refuted would almost always be
+/// linearized quickly (valid histories are); if the search finds a linearization the
+/// two disagree, and the partition is `unknown` rather than silently either.
+fn search_disagrees(
+    kind: ModelKind,
+    initial: &Value,
+    parsed: &[ModelOp],
+    intervals: &[wgl::Interval],
+    shared: &Shared<'_>,
+    position: usize,
+) -> bool {
+    let mut model = CompiledModel::compile(kind, initial, parsed);
+    let steps = CROSS_CHECK_STEPS_PER_OP * parsed.len() as u64 + 10_000;
+    let budget = wgl::Budget {
+        deadline: shared.deadline_for(position),
+        memory_bytes: shared.memory_per_job,
+        max_steps: Some(steps.min(CROSS_CHECK_MAX_STEPS)),
+        stop: shared.stop.clone(),
+    };
+    matches!(
+        wgl::search(&mut model, intervals, &budget).outcome,
+        wgl::Outcome::Valid
+    )
+}
+
+/// The result when the version chains refute operation `op` (a position) but a search
+/// linearized the partition.
+fn disagreement(
+    mut result: KeyResult,
+    job: &Job<'_>,
+    op: usize,
+    reason: &str,
+    started: Instant,
+) -> KeyResult {
+    debug_assert!(
+        false,
+        "checker disagreement on key {:?}: the version chains refute operation {} ({reason}) but the search linearized the partition",
+        job.key, job.kept[op].id
+    );
+    result.verdict = Verdict::Unknown;
+    result.unknown_reason = Some(format!(
+        "checker disagreement: the version chains say operation {} cannot be linearized ({reason}), but the search found a linearization",
+        job.kept[op].id
+    ));
+    result.elapsed_ms = ms(started.elapsed());
+    result
+}
+
 /// The result for a partition not started because the history was already proven
 /// invalid and the extra budget ran out.
 fn stopped(job: &Job<'_>) -> KeyResult {
@@ -516,7 +581,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                             undecided.get_or_insert(translated);
                         }
                         chains::ChainOutcome::Invalid { op, reason, prefix } => {
-                            first_invalid.get_or_insert((op, reason, prefix));
+                            first_invalid.get_or_insert((op, reason, prefix, translated));
                         }
                         chains::ChainOutcome::NotApplicable => {
                             undecided.get_or_insert(translated);
@@ -524,8 +589,18 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     }
                 }
                 match (first_invalid, undecided) {
-                    (Some((op, reason, prefix)), None) if count == 1 => {
+                    (Some((op, reason, prefix, translated)), None) if count == 1 => {
                         result.method = "append-order".into();
+                        if search_disagrees(
+                            ModelKind::CasRegister,
+                            &Value::Null,
+                            &translated,
+                            &intervals,
+                            shared,
+                            position,
+                        ) {
+                            return disagreement(result, job, op, &reason, started);
+                        }
                         result.verdict = Verdict::Invalid;
                         result.witness = Some(witness::from_decision(
                             &part,
@@ -538,7 +613,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                         result.elapsed_ms = ms(started.elapsed());
                         return result;
                     }
-                    (Some((op, reason, _)), None) => {
+                    (Some((op, reason, _, _)), None) => {
                         // Every matching of the repeated tokens fails: invalid. The
                         // witness comes from a bounded search of the strings below, or
                         // from the first matching's reason.
@@ -626,6 +701,16 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     }
                     chains::ChainOutcome::Invalid { op, reason, prefix } => {
                         result.method = "version-chains".into();
+                        if search_disagrees(
+                            shared.model,
+                            shared.initial,
+                            &job.parsed,
+                            &intervals,
+                            shared,
+                            position,
+                        ) {
+                            return disagreement(result, job, op, &reason, started);
+                        }
                         result.verdict = Verdict::Invalid;
                         result.witness = Some(witness::from_decision(
                             &part,
