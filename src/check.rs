@@ -19,7 +19,7 @@ use splitbrain_checker::model::ModelKind;
 use splitbrain_checker::{History, Operations};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -195,12 +195,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         threads: None,
         after_invalid: (!args.all_keys).then(|| Duration::from_secs_f64(args.after_invalid)),
         progress: None,
+        search_steps: None,
     };
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(files.len());
     for file in &files {
         let progress = KeyProgress::start(&file.display().to_string(), opts.after_invalid);
         opts.progress = progress.as_ref().map(|p| p.callback());
+        opts.search_steps = progress.as_ref().map(|p| p.steps.clone());
         outcomes.push(check_file(file, format, model, initial.as_ref(), &opts));
         if let Some(p) = progress {
             p.finish();
@@ -269,6 +271,8 @@ struct KeyProgress {
     started: Instant,
     /// Whether the early verdict was printed.
     told: Arc<AtomicBool>,
+    /// Search steps explored so far, shown beside the keys so a long search visibly moves.
+    steps: Arc<AtomicU64>,
 }
 
 impl KeyProgress {
@@ -278,26 +282,30 @@ impl KeyProgress {
             return None;
         }
         let bar = ProgressBar::hidden();
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} checking {msg}: keys {pos}/{len} [{elapsed}]")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} checking {msg}: keys {pos}/{len} [{elapsed}] {prefix}",
+        ) {
             bar.set_style(style);
         }
         bar.set_message(path.to_string());
         let done = Arc::new(AtomicBool::new(false));
+        let steps = Arc::new(AtomicU64::new(0));
         let reveal = {
-            let (bar, done) = (bar.clone(), done.clone());
+            let (bar, done, steps) = (bar.clone(), done.clone(), steps.clone());
             std::thread::spawn(move || {
                 let shown_after = Instant::now() + Duration::from_secs(1);
-                while Instant::now() < shown_after {
-                    if done.load(Ordering::SeqCst) {
-                        return;
+                let mut shown = false;
+                while !done.load(Ordering::SeqCst) {
+                    if !shown && Instant::now() >= shown_after {
+                        bar.set_draw_target(ProgressDrawTarget::stderr());
+                        bar.enable_steady_tick(Duration::from_millis(200));
+                        shown = true;
+                    }
+                    let n = steps.load(Ordering::Relaxed);
+                    if n > 0 {
+                        bar.set_prefix(format!("search: {:.1}M steps", n as f64 / 1e6));
                     }
                     std::thread::sleep(Duration::from_millis(50));
-                }
-                if !done.load(Ordering::SeqCst) {
-                    bar.set_draw_target(ProgressDrawTarget::stderr());
-                    bar.enable_steady_tick(Duration::from_millis(200));
                 }
             })
         };
@@ -308,6 +316,7 @@ impl KeyProgress {
             after_invalid,
             started: Instant::now(),
             told: Arc::new(AtomicBool::new(false)),
+            steps,
         })
     }
 

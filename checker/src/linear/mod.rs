@@ -51,7 +51,7 @@ use compiled::CompiledModel;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use unique::UniqueOutcome;
@@ -145,6 +145,9 @@ pub struct CheckOptions {
     pub after_invalid: Option<Duration>,
     /// Called after each key is decided.
     pub progress: Option<ProgressFn>,
+    /// Counts the steps the searches explore (roughly: in batches of a few thousand), so
+    /// a progress display can show a long search moving.
+    pub search_steps: Option<Arc<AtomicU64>>,
 }
 
 impl Default for CheckOptions {
@@ -155,6 +158,7 @@ impl Default for CheckOptions {
             threads: None,
             after_invalid: None,
             progress: None,
+            search_steps: None,
         }
     }
 }
@@ -328,6 +332,7 @@ pub fn check(
         started: AtomicUsize::new(0),
         total: jobs.len(),
         stop: opts.after_invalid.map(|_| Arc::new(wgl::Stop::new())),
+        steps: opts.search_steps.clone(),
     };
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; jobs.len()]);
@@ -402,6 +407,8 @@ struct Shared<'a> {
     total: usize,
     /// Brought forward when a key is proven invalid (verdict first).
     stop: Option<Arc<wgl::Stop>>,
+    /// Counts explored search steps ([`CheckOptions::search_steps`]).
+    steps: Option<Arc<AtomicU64>>,
 }
 
 impl Shared<'_> {
@@ -454,6 +461,7 @@ fn search_disagrees(
         memory_bytes: shared.memory_per_job,
         max_steps: Some(steps.min(CROSS_CHECK_MAX_STEPS)),
         stop: shared.stop.clone(),
+        steps: shared.steps.clone(),
     };
     matches!(
         wgl::search(&mut model, intervals, &budget).outcome,
@@ -643,6 +651,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                                     + WITNESS_MAX_STEPS,
                             ),
                             stop: shared.stop.clone(),
+                            steps: shared.steps.clone(),
                         };
                         let report = wgl::search(&mut model, &intervals, &budget);
                         result.explored = report.explored;
@@ -743,6 +752,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         memory_bytes: shared.memory_per_job,
         max_steps: refuted.as_ref().map(|_| WITNESS_MAX_STEPS),
         stop: shared.stop.clone(),
+        steps: shared.steps.clone(),
     };
     let report = wgl::search(&mut model, &intervals, &budget);
     result.explored += report.explored;

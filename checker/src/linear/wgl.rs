@@ -85,6 +85,8 @@ pub(crate) struct Budget {
     pub(crate) max_steps: Option<u64>,
     /// Stop early (verdict first; see [`Stop`]).
     pub(crate) stop: Option<Arc<Stop>>,
+    /// Where to count explored steps for progress displays (added every few thousand).
+    pub(crate) steps: Option<Arc<AtomicU64>>,
 }
 
 /// Why a search stopped without a verdict.
@@ -272,6 +274,9 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
         if is_call[node as usize] {
             report.explored += 1;
             if report.explored & (CHECK_EVERY - 1) == 0 {
+                if let Some(steps) = &budget.steps {
+                    steps.fetch_add(CHECK_EVERY, Ordering::Relaxed);
+                }
                 if let Some(stop) = over_budget(budget, report.explored) {
                     report.outcome = Outcome::Unknown(stop);
                     return report;
