@@ -500,4 +500,48 @@ mod tests {
         ]);
         assert_eq!(translate_steps(&h, ""), Translation::Declined);
     }
+
+    #[test]
+    fn repeated_tokens_give_one_translation_per_matching() {
+        // x1y appended twice; gets show it in two places: after the start and after x2y.
+        let h = [
+            (0, Invoke, "append", json!("x1y")),
+            (0, Ok, "append", json!("x1y")),
+            (1, Invoke, "append", json!("x2y")),
+            (2, Invoke, "append", json!("x1y")),
+            (1, Ok, "append", json!("x2y")),
+            (2, Ok, "append", json!("x1y")),
+            (3, Invoke, "get", Value::Null),
+            (3, Ok, "get", json!("x1yx2yx1y")),
+        ];
+        match translate_steps(&h, "") {
+            Translation::Ops(alternatives) => assert_eq!(alternatives.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        // The first append of x1y was invoked after the get: only one matching is left.
+        let late = [
+            (1, Invoke, "append", json!("x2y")),
+            (2, Invoke, "append", json!("x1y")),
+            (1, Ok, "append", json!("x2y")),
+            (2, Ok, "append", json!("x1y")),
+            (3, Invoke, "get", Value::Null),
+            (3, Ok, "get", json!("x2yx1y")),
+            (0, Invoke, "append", json!("x1y")),
+            (0, Ok, "append", json!("x1y")),
+        ];
+        match translate_steps(&late, "") {
+            Translation::Ops(alternatives) => assert_eq!(alternatives.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        // Three places, two appends: refuted.
+        let mut three = h.to_vec();
+        three.extend([
+            (4, Invoke, "get", Value::Null),
+            (4, Ok, "get", json!("x1yx1y")),
+        ]);
+        assert!(matches!(
+            translate_steps(&three, ""),
+            Translation::Refuted { .. }
+        ));
+    }
 }
