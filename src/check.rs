@@ -7,15 +7,20 @@
 
 use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::Value;
 use splitbrain_checker::elle::{self, ElleResult};
 use splitbrain_checker::formats::{self, Format};
-use splitbrain_checker::linear::{self, CheckOptions, LinearizabilityResult, Verdict};
+use splitbrain_checker::linear::{
+    self, CheckOptions, KeyResult, LinearizabilityResult, ProgressFn, Verdict,
+};
 use splitbrain_checker::model::ModelKind;
 use splitbrain_checker::{History, Operations};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{EXIT_BAD_INPUT, EXIT_INTERNAL};
@@ -25,8 +30,9 @@ pub struct CheckArgs {
     /// History files, or directories to search for histories (recursively).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// The sequential model: register, cas-register, mutex, set, multi-register,
-    /// kv-append. Default: kv-append for Porcupine kv logs, cas-register otherwise.
+    /// The model: register, cas-register, mutex, set, multi-register, kv-append
+    /// (linearizability), or list-append (transactions, Elle-style). Default: kv-append
+    /// for Porcupine kv logs, cas-register otherwise.
     #[arg(long, value_name = "M")]
     pub model: Option<String>,
     /// History format: auto, jsonl, edn, porcupine-etcd, porcupine-kv.
@@ -36,8 +42,17 @@ pub struct CheckArgs {
     #[arg(long, value_name = "JSON")]
     pub initial: Option<String>,
     /// Give up on a history after this many seconds; unfinished keys are `unknown`.
-    #[arg(long, value_name = "SECS")]
-    pub time_limit: Option<f64>,
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIME_LIMIT)]
+    pub time_limit: f64,
+    /// Once a key is proven invalid (which decides the history), give the other keys at
+    /// most this many more seconds; keys still undecided are `unknown` ("stopped after
+    /// the history was proven invalid").
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_AFTER_INVALID)]
+    pub after_invalid: f64,
+    /// Decide every key even after one is proven invalid (within --time-limit and
+    /// --memory-limit).
+    #[arg(long)]
+    pub all_keys: bool,
     /// Memory the search may use for its caches, in MiB, before it evicts and finally
     /// gives up with `unknown`.
     #[arg(long, value_name = "MIB", default_value_t = 2048)]
@@ -52,6 +67,11 @@ pub struct CheckArgs {
 
 /// The transactional (Elle-style) analysis is named like a model on the command line.
 const LIST_APPEND: &str = "list-append";
+
+/// `check` never runs unbounded: the default `--time-limit`, in seconds.
+const DEFAULT_TIME_LIMIT: f64 = 60.0;
+/// The default `--after-invalid`, in seconds.
+const DEFAULT_AFTER_INVALID: f64 = 1.0;
 
 /// Which analysis a history gets.
 #[derive(Debug, Clone, Copy)]
@@ -126,12 +146,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
             }
         },
     };
-    if let Some(t) = args.time_limit {
-        if !(t.is_finite() && t > 0.0) {
-            return bad_input(format!(
-                "--time-limit {t} must be a positive number of seconds"
-            ));
-        }
+    let t = args.time_limit;
+    if !(t.is_finite() && t > 0.0) {
+        return bad_input(format!(
+            "--time-limit {t} must be a positive number of seconds"
+        ));
+    }
+    let a = args.after_invalid;
+    if !(a.is_finite() && a >= 0.0) {
+        return bad_input(format!(
+            "--after-invalid {a} must be zero or a positive number of seconds"
+        ));
     }
     if args.memory_limit == 0 {
         return bad_input("--memory-limit must be at least 1 MiB".into());
@@ -163,17 +188,30 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let opts = CheckOptions {
-        time_limit: args.time_limit.map(Duration::from_secs_f64),
+    let mut opts = CheckOptions {
+        time_limit: Some(Duration::from_secs_f64(args.time_limit)),
         memory_limit_bytes: usize::try_from(args.memory_limit.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
         threads: None,
+        after_invalid: (!args.all_keys).then(|| Duration::from_secs_f64(args.after_invalid)),
+        progress: None,
+        search_steps: None,
     };
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(files.len());
     for file in &files {
+        let progress = KeyProgress::start(&file.display().to_string(), opts.after_invalid);
+        opts.progress = progress.as_ref().map(|p| p.callback());
+        opts.search_steps = progress.as_ref().map(|p| p.steps.clone());
         outcomes.push(check_file(file, format, model, initial.as_ref(), &opts));
+        if let Some(p) = progress {
+            p.finish();
+        }
     }
+    let limits = Limits {
+        time_limit: args.time_limit,
+        after_invalid: opts.after_invalid.map(|d| d.as_secs_f64()),
+    };
     let worst = outcomes.iter().map(|o| o.exit_code).fold(0u8, worse_exit);
 
     if let Some(report) = &args.report {
@@ -196,9 +234,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         serde_json::to_writer_pretty(&mut out, &summary).context("writing JSON")?;
         writeln!(out)?;
     } else if outcomes.len() == 1 {
-        print_detail(&mut out, &outcomes[0])?;
+        print_detail(&mut out, &outcomes[0], &limits)?;
     } else {
-        print_table(&mut out, &outcomes, started.elapsed())?;
+        print_table(&mut out, &outcomes, started.elapsed(), &limits)?;
     }
     if let Some(report) = &args.report {
         if !args.json {
@@ -218,6 +256,107 @@ fn outcome_parts(o: &FileOutcome) -> crate::reporting::CheckReport<'_> {
         list_append: o.list_append.as_ref(),
         history: o.checked.as_ref().map(|(h, _)| h),
         ops: o.checked.as_ref().map(|(_, ops)| ops),
+    }
+}
+
+/// Progress of one history's check on a terminal: a bar of keys decided (shown only once
+/// the check has taken a second, and only when stderr is a terminal and `CI` is unset),
+/// and the verdict as soon as a key proves the history invalid.
+struct KeyProgress {
+    bar: ProgressBar,
+    /// Set when the check is over, so the thread that reveals the bar stops.
+    done: Arc<AtomicBool>,
+    reveal: Option<std::thread::JoinHandle<()>>,
+    after_invalid: Option<Duration>,
+    started: Instant,
+    /// Whether the early verdict was printed.
+    told: Arc<AtomicBool>,
+    /// Search steps explored so far, shown beside the keys so a long search visibly moves.
+    steps: Arc<AtomicU64>,
+}
+
+impl KeyProgress {
+    fn start(path: &str, after_invalid: Option<Duration>) -> Option<KeyProgress> {
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
+        if ci || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = ProgressBar::hidden();
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} checking {msg}: keys {pos}/{len} [{elapsed}] {prefix}",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message(path.to_string());
+        let done = Arc::new(AtomicBool::new(false));
+        let steps = Arc::new(AtomicU64::new(0));
+        let reveal = {
+            let (bar, done, steps) = (bar.clone(), done.clone(), steps.clone());
+            std::thread::spawn(move || {
+                let shown_after = Instant::now() + Duration::from_secs(1);
+                let mut shown = false;
+                while !done.load(Ordering::SeqCst) {
+                    if !shown && Instant::now() >= shown_after {
+                        bar.set_draw_target(ProgressDrawTarget::stderr());
+                        bar.enable_steady_tick(Duration::from_millis(200));
+                        shown = true;
+                    }
+                    let n = steps.load(Ordering::Relaxed);
+                    if n > 0 {
+                        bar.set_prefix(format!("search: {:.1}M steps", n as f64 / 1e6));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        Some(KeyProgress {
+            bar,
+            done,
+            reveal: Some(reveal),
+            after_invalid,
+            started: Instant::now(),
+            told: Arc::new(AtomicBool::new(false)),
+            steps,
+        })
+    }
+
+    fn callback(&self) -> ProgressFn {
+        let bar = self.bar.clone();
+        let told = self.told.clone();
+        let (started, after_invalid) = (self.started, self.after_invalid);
+        ProgressFn(Arc::new(
+            move |key: &KeyResult, done: usize, total: usize| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                if key.verdict == Verdict::Invalid && !told.swap(true, Ordering::SeqCst) {
+                    let name = key
+                        .key
+                        .as_ref()
+                        .map_or("(single)".to_string(), |k| k.to_string());
+                    let rest = match after_invalid {
+                    Some(a) => format!(
+                        "the other keys get at most {} s more (--after-invalid; --all-keys decides them all)",
+                        a.as_secs_f64()
+                    ),
+                    None => "deciding every key (--all-keys)".to_string(),
+                };
+                    bar.suspend(|| {
+                        eprintln!(
+                        "verdict: INVALID after {:.2} s (key {name} is not linearizable); {rest}",
+                        started.elapsed().as_secs_f64()
+                    )
+                    });
+                }
+            },
+        ))
+    }
+
+    fn finish(mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(t) = self.reveal.take() {
+            let _ = t.join();
+        }
+        self.bar.finish_and_clear();
     }
 }
 
@@ -379,10 +518,36 @@ fn display_paths(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// The budgets a check ran under, printed with the results (the defaults included, so a
+/// reader knows why a key may be `unknown`).
+struct Limits {
+    time_limit: f64,
+    /// `None`: `--all-keys`.
+    after_invalid: Option<f64>,
+}
+
+impl std::fmt::Display for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "limits: {} s per history (--time-limit)",
+            self.time_limit
+        )?;
+        match self.after_invalid {
+            Some(a) => write!(
+                f,
+                ", {a} s for the other keys once one is invalid (--after-invalid; --all-keys decides every key)"
+            ),
+            None => write!(f, ", every key decided (--all-keys)"),
+        }
+    }
+}
+
 fn print_table(
     out: &mut impl Write,
     outcomes: &[FileOutcome],
     elapsed: Duration,
+    limits: &Limits,
 ) -> std::io::Result<()> {
     let width = outcomes
         .iter()
@@ -433,6 +598,7 @@ fn print_table(
         counts[3],
         elapsed.as_secs_f64()
     )?;
+    writeln!(out, "{limits}")?;
     for o in outcomes {
         if let Some(e) = &o.error {
             writeln!(out, "error: {e}")?;
@@ -447,7 +613,7 @@ fn print_table(
     Ok(())
 }
 
-fn print_detail(out: &mut impl Write, o: &FileOutcome) -> std::io::Result<()> {
+fn print_detail(out: &mut impl Write, o: &FileOutcome, limits: &Limits) -> std::io::Result<()> {
     writeln!(out, "history: {}", o.path)?;
     if let Some(e) = &o.error {
         writeln!(out, "error: {e}")?;
@@ -473,6 +639,7 @@ fn print_detail(out: &mut impl Write, o: &FileOutcome) -> std::io::Result<()> {
         r.keys.len(),
         r.elapsed_ms
     )?;
+    writeln!(out, "{limits}")?;
     if r.keys.len() > 1 || r.keys.iter().any(|k| k.verdict != Verdict::Valid) {
         writeln!(
             out,

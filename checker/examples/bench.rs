@@ -8,7 +8,10 @@
 //!   --keys K  --concurrency C  --info RATE  --model NAME  --small-values N  --seed S
 //!   --repeat R         fixtures: best of R runs each (default 3)
 //!   --stale-read       make the last read that can be one return a value overwritten
-//!                      before it began (register / cas-register: never linearizable)
+//!                      before it began (register / cas-register: never linearizable;
+//!                      kv-append: in every key, a get returns an earlier get's string
+//!                      although an update ran entirely in between)
+//!   --out FILE         only write the generated case to FILE (JSONL) and stop
 //! ```
 //!
 //! Each generated case is written to `/tmp` as JSONL, then checked in a child process
@@ -45,6 +48,8 @@ struct Args {
     fixtures: Option<PathBuf>,
     one_case: Option<Case>,
     repeat: usize,
+    /// Write the one generated case here instead of checking it.
+    out: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -66,6 +71,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         fixtures: None,
         one_case: None,
         repeat: 3,
+        out: None,
     };
     let mut case = Case {
         model: "register".into(),
@@ -95,6 +101,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
                 continue;
             }
             "--fixtures" => out.fixtures = Some(PathBuf::from(value(i)?)),
+            "--out" => out.out = Some(PathBuf::from(value(i)?)),
             "--ops" => case.ops = number(i)? as usize,
             "--keys" => case.keys = number(i)? as usize,
             "--concurrency" => case.concurrency = number(i)? as usize,
@@ -126,6 +133,12 @@ fn run(args: &[String]) -> Result<(), String> {
         return child(Path::new(path), model);
     }
     let args = parse(args)?;
+    if let Some(path) = &args.out {
+        let case = args.one_case.as_ref().ok_or("--out needs --ops")?;
+        let size = write_case(case, path)?;
+        println!("{}: {} events", path.display(), size);
+        return Ok(());
+    }
     if args.mode == "all" || args.mode == "fixtures" {
         fixtures(&args)?;
     }
@@ -288,30 +301,7 @@ fn generated(cases: &[Case]) -> Result<(), String> {
             case.keys,
             case.concurrency
         ));
-        let opts = GenOptions {
-            model: case.model.clone(),
-            keys: case.keys,
-            concurrency: case.concurrency,
-            ops: case.ops,
-            info_rate: case.info_rate,
-            values: case.values,
-            seed: case.seed,
-        };
-        {
-            let file =
-                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            if case.stale {
-                let mut history = gen::generate(&opts).map_err(|e| e.to_string())?;
-                if !stale_read(&mut history) {
-                    return Err("--stale-read: no read can be made stale".into());
-                }
-                write_jsonl(&mut out, &history).map_err(|e| e.to_string())?;
-            } else {
-                gen::write_jsonl(&opts, &mut out).map_err(|e| e.to_string())?;
-            }
-            std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
-        }
+        write_case(case, &path)?;
         let size_mb = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
         let output = Command::new(&exe)
             .arg("child")
@@ -348,6 +338,87 @@ fn generated(cases: &[Case]) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// Generates `case` and writes it to `path` as JSONL; returns the number of events.
+fn write_case(case: &Case, path: &Path) -> Result<u64, String> {
+    let opts = GenOptions {
+        model: case.model.clone(),
+        keys: case.keys,
+        concurrency: case.concurrency,
+        ops: case.ops,
+        info_rate: case.info_rate,
+        values: case.values,
+        seed: case.seed,
+    };
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let events = if case.stale {
+        let mut history = gen::generate(&opts).map_err(|e| e.to_string())?;
+        let changed = if case.model == "kv-append" {
+            stale_get(&mut history)
+        } else {
+            stale_read(&mut history)
+        };
+        if !changed {
+            return Err("--stale-read: no read can be made stale".into());
+        }
+        write_jsonl(&mut out, &history).map_err(|e| e.to_string())?;
+        history.events.len() as u64
+    } else {
+        gen::write_jsonl(&opts, &mut out).map_err(|e| e.to_string())?
+    };
+    std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
+    Ok(events)
+}
+
+/// In every key, makes the last `ok` get that can be stale return the string of the
+/// latest `ok` get of its key that completed before an `ok` put or append of that key was invoked, that
+/// update having completed before this get was invoked. With unique tokens the string
+/// never comes back, so no linearization can explain it. Returns whether a get changed.
+fn stale_get(h: &mut History) -> bool {
+    #[derive(Default)]
+    struct KeyState {
+        /// The latest completed `ok` get: its string and completion index.
+        last_get: Option<(Value, u64)>,
+        /// The earliest completion of an `ok` update invoked after `last_get` completed.
+        update_done: Option<u64>,
+    }
+    let mut open: HashMap<Process, usize> = HashMap::new();
+    let mut keys: HashMap<Option<Key>, KeyState> = HashMap::new();
+    let mut targets: BTreeMap<Option<Key>, (usize, Value)> = BTreeMap::new();
+    for (pos, e) in h.events.iter().enumerate() {
+        if e.kind == EventType::Invoke {
+            open.insert(e.process, pos);
+            continue;
+        }
+        let Some(inv) = open.remove(&e.process) else {
+            continue;
+        };
+        if e.kind != EventType::Ok {
+            continue;
+        }
+        let invoked = h.events[inv].index;
+        let k = keys.entry(e.key.clone()).or_default();
+        if e.f == "get" {
+            if let (Some((value, _)), Some(done)) = (&k.last_get, k.update_done) {
+                if invoked > done && e.value != *value {
+                    targets.insert(e.key.clone(), (pos, value.clone()));
+                }
+            }
+            k.last_get = Some((e.value.clone(), e.index));
+            k.update_done = None;
+        } else if let Some((_, got)) = &k.last_get {
+            if invoked > *got && k.update_done.is_none() {
+                k.update_done = Some(e.index);
+            }
+        }
+    }
+    let changed = !targets.is_empty();
+    for (_, (pos, value)) in targets {
+        h.events[pos].value = value;
+    }
+    changed
 }
 
 /// Makes the last `ok` read that can be stale return the value of its key's first `ok`

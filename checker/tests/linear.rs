@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 use splitbrain_checker::gen::{self, GenOptions, Values};
-use splitbrain_checker::linear::{check, CheckOptions, LinearizabilityResult, Verdict, Witness};
+use splitbrain_checker::linear::{
+    check, CheckOptions, LinearizabilityResult, ProgressFn, Verdict, Witness, STOPPED_AFTER_INVALID,
+};
 use splitbrain_checker::model::ModelKind;
 use splitbrain_checker::{Event, EventType, History, Key, Operations, Outcome, Process};
 use std::time::Duration;
@@ -464,14 +466,14 @@ fn multi_key_invalid_key_does_not_hide_others() {
 
 #[test]
 fn impossible_read_is_refuted_before_searching() {
-    // an ok cas keeps the unique-values fast path out: the pre-check refutes it
+    // an ok cas keeps the unique-values fast path out; the version chains refute it
     let ops = Builder::default()
         .op(0, "cas", json!([0, 1]), json!([0, 1]))
         .op(1, "read", Value::Null, json!(7))
         .ops();
     let r = run(&ops, ModelKind::CasRegister, json!(0));
     assert_eq!(r.verdict, Verdict::Invalid);
-    assert_eq!(r.keys[0].method, "search");
+    assert_eq!(r.keys[0].method, "version-chains");
     let w = r.keys[0].witness.as_ref().unwrap();
     assert_eq!(w.stuck.id, 1);
     assert!(w.needed.contains("read returned 7"), "{}", w.needed);
@@ -518,6 +520,56 @@ fn time_limit_gives_unknown_and_other_keys_are_still_decided() {
     assert_eq!(by_key("hard").unknown_reason.as_deref(), Some("time limit"));
     assert!(by_key("hard").explored > 0);
     assert_eq!(r.verdict, Verdict::Invalid, "invalid beats unknown");
+}
+
+#[test]
+fn verdict_first_stops_the_other_keys_once_one_is_invalid() {
+    // The hard key would take practically forever; the bad one decides the history, and
+    // with no extra budget the hard one is stopped, visibly (never dropped). Two threads,
+    // so the hard key's search is usually already running and must notice the stop.
+    let b = hard_key(Builder::default().key("hard"), 40);
+    let b = b
+        .key("bad")
+        .op(0, "write", json!(1), json!(1))
+        .op(1, "read", Value::Null, json!(0));
+    let ops = b.ops();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let opts = CheckOptions {
+        // Only a safety net: a stop that did not work fails the test instead of hanging.
+        time_limit: Some(Duration::from_secs(60)),
+        threads: Some(2),
+        after_invalid: Some(Duration::ZERO),
+        progress: Some(ProgressFn(std::sync::Arc::new(move |k, done, total| {
+            record
+                .lock()
+                .unwrap()
+                .push((k.key.clone(), k.verdict, done, total));
+        }))),
+        ..CheckOptions::default()
+    };
+    let r = check(&ops, ModelKind::Register, Some(&json!(0)), &opts).unwrap();
+    let by_key = |k: &str| r.keys.iter().find(|x| x.key == Some(Key::from(k))).unwrap();
+    assert_eq!(r.verdict, Verdict::Invalid);
+    assert_eq!(by_key("bad").verdict, Verdict::Invalid);
+    assert_eq!(by_key("hard").verdict, Verdict::Unknown);
+    assert_eq!(
+        by_key("hard").unknown_reason.as_deref(),
+        Some(STOPPED_AFTER_INVALID)
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one progress call per key: {seen:?}");
+    assert_eq!(seen.iter().map(|s| s.2).collect::<Vec<_>>(), vec![1, 2]);
+    assert!(seen.iter().all(|s| s.3 == 2));
+    // --all-keys: the same history with every key decided (here within a short limit).
+    let opts = CheckOptions {
+        time_limit: Some(Duration::from_millis(300)),
+        threads: Some(2),
+        ..CheckOptions::default()
+    };
+    let r = check(&ops, ModelKind::Register, Some(&json!(0)), &opts).unwrap();
+    let by_key = |k: &str| r.keys.iter().find(|x| x.key == Some(Key::from(k))).unwrap();
+    assert_eq!(by_key("hard").unknown_reason.as_deref(), Some("time limit"));
 }
 
 #[test]

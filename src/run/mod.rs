@@ -148,8 +148,11 @@ pub async fn run_test(
                 Err(e) => notes.push(format!("the list-append checker rejected the history: {e}")),
             }
         } else {
+            // Verdict first, as `splitbrain check`: once a key is invalid the others get
+            // a bounded extra second.
             let opts = CheckOptions {
                 time_limit: Some(Duration::from_secs(120)),
+                after_invalid: Some(Duration::from_secs(1)),
                 ..CheckOptions::default()
             };
             match linear::check(ops, model_for(cfg.workload), None, &opts) {

@@ -254,4 +254,64 @@ fn bugs_print_their_whole_command_line_as_text_and_json() {
         line.contains("--read-mode lease --op-timeout 0.25"),
         "{line}"
     );
+
+/// Verdict first: one invalid key decides the history, a key that would search for ages
+/// is stopped and listed as `unknown` with the reason; `--all-keys` keeps deciding it
+/// (here until a short `--time-limit`). The limits in force are printed.
+#[test]
+fn check_gives_the_verdict_first_and_lists_stopped_keys() {
+    let dir = TempDir::new("verdict-first");
+    let file = dir.path().join("history.jsonl");
+    let mut lines = Vec::new();
+    let mut event = |process: u64, kind: &str, f: &str, key: &str, value: &str| {
+        lines.push(format!(
+            r#"{{"index":{i},"time":{i},"process":{process},"type":"{kind}","f":"{f}","key":"{key}","value":{value}}}"#,
+            i = lines.len()
+        ));
+    };
+    // 40 overlapping writes of 1, 2, 3 and two reads no order explains: a long search.
+    for p in 0..40 {
+        event(p, "invoke", "write", "hard", &(p % 3 + 1).to_string());
+    }
+    for p in 0..40 {
+        event(p, "ok", "write", "hard", &(p % 3 + 1).to_string());
+    }
+    for v in ["1", "2"] {
+        event(0, "invoke", "read", "hard", "null");
+        event(0, "ok", "read", "hard", v);
+    }
+    // A read of a value nobody wrote: invalid at once.
+    event(100, "invoke", "write", "bad", "1");
+    event(100, "ok", "write", "bad", "1");
+    event(101, "invoke", "read", "bad", "null");
+    event(101, "ok", "read", "bad", "0");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let path = file.to_str().unwrap();
+
+    let out = run(&["check", path, "--initial", "0", "--after-invalid", "0"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("stopped after the history was proven invalid"),
+        "{t}"
+    );
+    assert!(t.contains("limits: 60 s per history (--time-limit)"), "{t}");
+
+    let out = run(&[
+        "check",
+        path,
+        "--initial",
+        "0",
+        "--all-keys",
+        "--time-limit",
+        "0.5",
+    ]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("unknown (time limit)"), "{t}");
+    assert!(t.contains("every key decided (--all-keys)"), "{t}");
+
+    let out = run(&["check", path, "--after-invalid=-1"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("--after-invalid"), "{}", text(&out));
 }

@@ -275,6 +275,12 @@ impl CompiledModel {
         }
     }
 
+    /// Whether operation `op` never changes the state (a read, or one that observed
+    /// nothing).
+    pub(crate) fn is_read_only(&self, op: u32) -> bool {
+        matches!(self.ops[op as usize], CompiledOp::Read(_) | CompiledOp::Nop)
+    }
+
     /// Applies operation `op` (an index into `ops`) to `state`.
     #[inline]
     pub(crate) fn step(&mut self, state: u32, op: u32) -> Option<u32> {

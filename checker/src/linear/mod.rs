@@ -9,22 +9,33 @@
 //! partitions (`reduce`: indeterminate updates nobody observed are dropped, observed ones
 //! that alone wrote their value get a return), and decides each partition:
 //!
-//! 1. the unique-values fast path ([`unique`]), which decides many register histories in
-//!    O(n log n), and for kv-append the append-order translation (`append`), which
-//!    checks a key whose appends write unique tokens as a cas-register of versions;
+//! 1. polynomial decisions, both verdicts: the unique-values fast path ([`unique`]) for
+//!    registers whose written values are unique; the version chains (`chains`) for
+//!    register and cas-register keys with unique values and successful cas; for
+//!    kv-append the append-order translation (`append`), which turns a key whose appends
+//!    write framed tokens into a cas-register of versions and decides that with the
+//!    version chains (or refutes an impossible get directly);
 //! 2. sound O(n) pre-checks (`precheck`) that refute the commonest bugs immediately;
 //! 3. the Wing–Gong–Lowe search (`wgl`) with Lowe's cache, bounded in time and memory.
 //!
-//! When 1 or 2 says invalid the search still runs, for a bounded number of steps, to
-//! produce a full witness; if it instead finds a linearization, the two disagree and the
-//! partition is `unknown` ("checker disagreement"), never silently one or the other.
+//! When the unique-values path or a pre-check says invalid the search still runs, for a
+//! bounded number of steps, to produce a full witness; if it instead finds a
+//! linearization, the two disagree and the partition is `unknown` ("checker
+//! disagreement"), never silently one or the other. The version chains certify a valid
+//! verdict by replaying the linearization they built, and give their own witness.
 //!
 //! Partitions run in parallel (rayon), cheapest first, each with its share of the time
 //! and memory budget, so one hard key never keeps the others from being decided. A
 //! partition that runs out is `unknown` with the reason; the overall verdict combines
 //! the partitions' (invalid beats unknown beats valid).
+//!
+//! Verdict first ([`CheckOptions::after_invalid`]): one invalid partition decides the
+//! history, so once one is found the others get a bounded extra time (running searches
+//! are stopped through a shared stop time); partitions left undecided are `unknown`
+//! with [`STOPPED_AFTER_INVALID`], listed like any other.
 
 mod append;
+mod chains;
 mod compiled;
 mod precheck;
 mod reduce;
@@ -40,8 +51,8 @@ use compiled::CompiledModel;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use unique::UniqueOutcome;
 use witness::Partition;
@@ -100,6 +111,24 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// The reason a key left undecided by verdict-first checking is `unknown`.
+pub const STOPPED_AFTER_INVALID: &str = "stopped after the history was proven invalid";
+
+/// Called after each key is decided, with the key's result, the number of keys decided
+/// so far and the total (for progress bars; the first `invalid` key decides the
+/// history's verdict, so a caller can print it at once).
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<ProgressCallback>);
+
+/// The function behind a [`ProgressFn`]: (key result, keys decided, keys in total).
+pub type ProgressCallback = dyn Fn(&KeyResult, usize, usize) + Send + Sync;
+
+impl fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressFn")
+    }
+}
+
 /// Budgets for one [`check`].
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -109,6 +138,16 @@ pub struct CheckOptions {
     pub memory_limit_bytes: usize,
     /// Partitions searched in parallel; `None`: rayon's default (one per core).
     pub threads: Option<usize>,
+    /// Verdict first: once a key is proven invalid (which decides the history), the
+    /// other keys get at most this much more time; those still undecided then are
+    /// `unknown` with [`STOPPED_AFTER_INVALID`]. `None`: decide every key (within
+    /// `time_limit`).
+    pub after_invalid: Option<Duration>,
+    /// Called after each key is decided.
+    pub progress: Option<ProgressFn>,
+    /// Counts the steps the searches explore (roughly: in batches of a few thousand), so
+    /// a progress display can show a long search moving.
+    pub search_steps: Option<Arc<AtomicU64>>,
 }
 
 impl Default for CheckOptions {
@@ -117,6 +156,9 @@ impl Default for CheckOptions {
             time_limit: None,
             memory_limit_bytes: 2 << 30,
             threads: None,
+            after_invalid: None,
+            progress: None,
+            search_steps: None,
         }
     }
 }
@@ -143,8 +185,9 @@ pub struct KeyResult {
     pub ok: usize,
     pub info: usize,
     pub elapsed_ms: f64,
-    /// What decided the verdict: `unique-values` (the fast path), `append-order` (the
-    /// kv-append translation) or `search`.
+    /// What decided the verdict: `unique-values` (the fast path), `version-chains`,
+    /// `append-order` (the kv-append translation), `search`, or `none` (stopped before
+    /// it started, verdict first).
     pub method: String,
     /// Why the partition is invalid, when it is.
     pub witness: Option<Witness>,
@@ -288,12 +331,28 @@ pub fn check(
         memory_per_job: opts.memory_limit_bytes / threads,
         started: AtomicUsize::new(0),
         total: jobs.len(),
+        stop: opts.after_invalid.map(|_| Arc::new(wgl::Stop::new())),
+        steps: opts.search_steps.clone(),
     };
+    let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<KeyResult>>> = Mutex::new(vec![None; jobs.len()]);
     let worker = || loop {
         let i = shared.started.fetch_add(1, Ordering::SeqCst);
         let Some(job) = jobs.get(i) else { break };
-        let r = decide(job, &shared, i);
+        let r = if shared.stop.as_ref().is_some_and(|s| s.reached()) {
+            stopped(job)
+        } else {
+            decide(job, &shared, i)
+        };
+        if let (Verdict::Invalid, Some(extra), Some(stop)) =
+            (r.verdict, opts.after_invalid, &shared.stop)
+        {
+            stop.stop_at(Instant::now() + extra);
+        }
+        let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(progress) = &opts.progress {
+            (progress.0)(&r, finished, shared.total);
+        }
         if let Ok(mut slots) = results.lock() {
             slots[i] = Some(r);
         }
@@ -346,6 +405,10 @@ struct Shared<'a> {
     /// Partitions started so far (also the work queue's cursor).
     started: AtomicUsize,
     total: usize,
+    /// Brought forward when a key is proven invalid (verdict first).
+    stop: Option<Arc<wgl::Stop>>,
+    /// Counts explored search steps ([`CheckOptions::search_steps`]).
+    steps: Option<Arc<AtomicU64>>,
 }
 
 impl Shared<'_> {
@@ -374,9 +437,73 @@ struct Refuted {
     source: &'static str,
 }
 
-fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
-    let started = Instant::now();
-    let mut result = KeyResult {
+/// Search steps per operation (plus a constant, and at most a cap) of the short search
+/// that cross-checks a refutation from the version chains.
+const CROSS_CHECK_STEPS_PER_OP: u64 = 20;
+const CROSS_CHECK_MAX_STEPS: u64 = 2_000_000;
+
+/// A cheap cross-check of a refutation from the version chains: a short search of the
+/// same operations. A history the chains wrongly refuted would almost always be
+/// linearized quickly (valid histories are); if the search finds a linearization the
+/// two disagree, and the partition is `unknown` rather than silently either.
+fn search_disagrees(
+    kind: ModelKind,
+    initial: &Value,
+    parsed: &[ModelOp],
+    intervals: &[wgl::Interval],
+    shared: &Shared<'_>,
+    position: usize,
+) -> bool {
+    let mut model = CompiledModel::compile(kind, initial, parsed);
+    let steps = CROSS_CHECK_STEPS_PER_OP * parsed.len() as u64 + 10_000;
+    let budget = wgl::Budget {
+        deadline: shared.deadline_for(position),
+        memory_bytes: shared.memory_per_job,
+        max_steps: Some(steps.min(CROSS_CHECK_MAX_STEPS)),
+        stop: shared.stop.clone(),
+        steps: shared.steps.clone(),
+    };
+    matches!(
+        wgl::search(&mut model, intervals, &budget).outcome,
+        wgl::Outcome::Valid
+    )
+}
+
+/// The result when the version chains refute operation `op` (a position) but a search
+/// linearized the partition.
+fn disagreement(
+    mut result: KeyResult,
+    job: &Job<'_>,
+    op: usize,
+    reason: &str,
+    started: Instant,
+) -> KeyResult {
+    debug_assert!(
+        false,
+        "checker disagreement on key {:?}: the version chains refute operation {} ({reason}) but the search linearized the partition",
+        job.key, job.kept[op].id
+    );
+    result.verdict = Verdict::Unknown;
+    result.unknown_reason = Some(format!(
+        "checker disagreement: the version chains say operation {} cannot be linearized ({reason}), but the search found a linearization",
+        job.kept[op].id
+    ));
+    result.elapsed_ms = ms(started.elapsed());
+    result
+}
+
+/// The result for a partition not started because the history was already proven
+/// invalid and the extra budget ran out.
+fn stopped(job: &Job<'_>) -> KeyResult {
+    let mut r = blank(job);
+    r.method = "none".into();
+    r.verdict = Verdict::Unknown;
+    r.unknown_reason = Some(STOPPED_AFTER_INVALID.into());
+    r
+}
+
+fn blank(job: &Job<'_>) -> KeyResult {
+    KeyResult {
         key: job.key.clone(),
         verdict: Verdict::Valid,
         operations: job.all.len(),
@@ -393,7 +520,12 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         explored: 0,
         info_dropped: job.info_dropped,
         info_bounded: job.info_bounded,
-    };
+    }
+}
+
+fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
+    let started = Instant::now();
+    let mut result = blank(job);
     let part = Partition {
         kind: shared.model,
         key: job.key.clone(),
@@ -411,56 +543,199 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
             )
         })
         .collect();
+    let mut append_refuted: Option<Refuted> = None;
     if shared.model == ModelKind::KvAppend {
-        // Only a "linearizable" from the translation is taken (see `append`); anything
-        // else falls through to the pre-checks and the search on strings.
-        if let Some(translated) = append::translate(shared.initial, &job.kept, &job.parsed) {
-            let mut model =
-                CompiledModel::compile(ModelKind::CasRegister, &Value::Null, &translated);
-            let budget = wgl::Budget {
-                deadline: shared.deadline_for(position),
-                memory_bytes: shared.memory_per_job,
-                max_steps: Some(
-                    APPEND_ORDER_STEPS_PER_OP * job.kept.len() as u64 + WITNESS_MAX_STEPS,
-                ),
-            };
-            let report = wgl::search(&mut model, &intervals, &budget);
-            result.explored = report.explored;
-            if matches!(report.outcome, wgl::Outcome::Valid) {
+        match append::translate(shared.initial, &job.kept, &job.parsed) {
+            append::Translation::Declined => {}
+            append::Translation::Refuted { op, reason } => {
                 result.method = "append-order".into();
-                result.elapsed_ms = ms(started.elapsed());
-                return result;
-            }
-        }
-    }
-    let refuted = match unique::check_unique(shared.model, shared.initial, &job.kept) {
-        UniqueOutcome::Valid => {
-            result.method = "unique-values".into();
-            result.elapsed_ms = ms(started.elapsed());
-            return result;
-        }
-        UniqueOutcome::Invalid { op, explanation } => {
-            result.method = "unique-values".into();
-            let Some(i) = job.kept.iter().position(|o| o.id == op) else {
-                debug_assert!(
-                    false,
-                    "unique-values fast path named operation {op}, not in the partition"
-                );
-                result.verdict = Verdict::Unknown;
-                result.unknown_reason = Some(format!(
-                    "checker disagreement: the unique-values fast path refutes operation {op}, which is not in this partition ({explanation})"
+                result.verdict = Verdict::Invalid;
+                result.witness = Some(witness::from_decision(
+                    &part,
+                    shared.initial,
+                    op,
+                    reason,
+                    &[],
+                    "append-order: every state is a put's token or the initial value followed by appended tokens",
                 ));
                 result.elapsed_ms = ms(started.elapsed());
                 return result;
-            };
-            Some(Refuted {
-                op: i,
-                needed: explanation,
-                reachable: Vec::new(),
-                source: "unique-values fast path",
-            })
+            }
+            append::Translation::Ops(alternatives) => {
+                // Linearizable iff one alternative is (see `append`).
+                let mut first_invalid = None;
+                let mut undecided = None;
+                let count = alternatives.len();
+                for translated in alternatives {
+                    match chains::decide(
+                        ModelKind::CasRegister,
+                        &Value::Null,
+                        &job.kept,
+                        &translated,
+                        &intervals,
+                    ) {
+                        chains::ChainOutcome::Valid { order } => {
+                            // Certified on versions; replaying the strings costs little
+                            // and keeps the translation honest.
+                            if witness::replays(shared.model, shared.initial, &job.parsed, &order) {
+                                result.method = "append-order".into();
+                                result.elapsed_ms = ms(started.elapsed());
+                                return result;
+                            }
+                            debug_assert!(
+                                false,
+                                "append-order linearization does not replay on strings"
+                            );
+                            undecided.get_or_insert(translated);
+                        }
+                        chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                            first_invalid.get_or_insert((op, reason, prefix, translated));
+                        }
+                        chains::ChainOutcome::NotApplicable => {
+                            undecided.get_or_insert(translated);
+                        }
+                    }
+                }
+                match (first_invalid, undecided) {
+                    (Some((op, reason, prefix, translated)), None) if count == 1 => {
+                        result.method = "append-order".into();
+                        if search_disagrees(
+                            ModelKind::CasRegister,
+                            &Value::Null,
+                            &translated,
+                            &intervals,
+                            shared,
+                            position,
+                        ) {
+                            return disagreement(result, job, op, &reason, started);
+                        }
+                        result.verdict = Verdict::Invalid;
+                        result.witness = Some(witness::from_decision(
+                            &part,
+                            shared.initial,
+                            op,
+                            reason,
+                            &prefix,
+                            "append-order: a version is named by the last token of the string",
+                        ));
+                        result.elapsed_ms = ms(started.elapsed());
+                        return result;
+                    }
+                    (Some((op, reason, _, _)), None) => {
+                        // Every matching of the repeated tokens fails: invalid. The
+                        // witness comes from a bounded search of the strings below, or
+                        // from the first matching's reason.
+                        result.method = "append-order".into();
+                        append_refuted = Some(Refuted {
+                            op,
+                            needed: format!(
+                                "{reason} (this is for the first of {count} ways to match the repeated tokens to their appends; every one fails)"
+                            ),
+                            reachable: Vec::new(),
+                            source: "append-order translation",
+                        });
+                    }
+                    (_, Some(translated)) => {
+                        // Only "linearizable" is taken from a search of the translation
+                        // here; anything else is searched on the strings.
+                        let mut model = CompiledModel::compile(
+                            ModelKind::CasRegister,
+                            &Value::Null,
+                            &translated,
+                        );
+                        let budget = wgl::Budget {
+                            deadline: shared.deadline_for(position),
+                            memory_bytes: shared.memory_per_job,
+                            max_steps: Some(
+                                APPEND_ORDER_STEPS_PER_OP * job.kept.len() as u64
+                                    + WITNESS_MAX_STEPS,
+                            ),
+                            stop: shared.stop.clone(),
+                            steps: shared.steps.clone(),
+                        };
+                        let report = wgl::search(&mut model, &intervals, &budget);
+                        result.explored = report.explored;
+                        if matches!(report.outcome, wgl::Outcome::Valid) {
+                            result.method = "append-order".into();
+                            result.elapsed_ms = ms(started.elapsed());
+                            return result;
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
         }
-        UniqueOutcome::NotApplicable => None,
+    }
+    let refuted = match append_refuted {
+        Some(r) => Some(r),
+        None => match unique::check_unique(shared.model, shared.initial, &job.kept) {
+            UniqueOutcome::Valid => {
+                result.method = "unique-values".into();
+                result.elapsed_ms = ms(started.elapsed());
+                return result;
+            }
+            UniqueOutcome::Invalid { op, explanation } => {
+                result.method = "unique-values".into();
+                let Some(i) = job.kept.iter().position(|o| o.id == op) else {
+                    debug_assert!(
+                        false,
+                        "unique-values fast path named operation {op}, not in the partition"
+                    );
+                    result.verdict = Verdict::Unknown;
+                    result.unknown_reason = Some(format!(
+                    "checker disagreement: the unique-values fast path refutes operation {op}, which is not in this partition ({explanation})"
+                ));
+                    result.elapsed_ms = ms(started.elapsed());
+                    return result;
+                };
+                Some(Refuted {
+                    op: i,
+                    needed: explanation,
+                    reachable: Vec::new(),
+                    source: "unique-values fast path",
+                })
+            }
+            UniqueOutcome::NotApplicable => {
+                match chains::decide(
+                    shared.model,
+                    shared.initial,
+                    &job.kept,
+                    &job.parsed,
+                    &intervals,
+                ) {
+                    chains::ChainOutcome::Valid { .. } => {
+                        result.method = "version-chains".into();
+                        result.elapsed_ms = ms(started.elapsed());
+                        return result;
+                    }
+                    chains::ChainOutcome::Invalid { op, reason, prefix } => {
+                        result.method = "version-chains".into();
+                        if search_disagrees(
+                            shared.model,
+                            shared.initial,
+                            &job.parsed,
+                            &intervals,
+                            shared,
+                            position,
+                        ) {
+                            return disagreement(result, job, op, &reason, started);
+                        }
+                        result.verdict = Verdict::Invalid;
+                        result.witness = Some(witness::from_decision(
+                            &part,
+                            shared.initial,
+                            op,
+                            reason,
+                            &prefix,
+                            "version chains: every value is written once",
+                        ));
+                        result.elapsed_ms = ms(started.elapsed());
+                        return result;
+                    }
+                    chains::ChainOutcome::NotApplicable => None,
+                }
+            }
+        },
     };
     let refuted = refuted.or_else(|| {
         precheck::refute(shared.model, shared.initial, &job.kept, &job.parsed).map(|r| Refuted {
@@ -476,6 +751,8 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         deadline: shared.deadline_for(position),
         memory_bytes: shared.memory_per_job,
         max_steps: refuted.as_ref().map(|_| WITNESS_MAX_STEPS),
+        stop: shared.stop.clone(),
+        steps: shared.steps.clone(),
     };
     let report = wgl::search(&mut model, &intervals, &budget);
     result.explored += report.explored;
@@ -531,6 +808,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     wgl::StopReason::Time => "time limit",
                     wgl::StopReason::Memory => "memory limit",
                     wgl::StopReason::Steps => "step limit",
+                    wgl::StopReason::Stopped => STOPPED_AFTER_INVALID,
                 }
                 .into(),
             );

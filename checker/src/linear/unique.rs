@@ -29,7 +29,7 @@
 //! Scope (returns [`UniqueOutcome::NotApplicable`] otherwise): the `register` model, and
 //! `cas-register` histories with no `ok` cas and no `info` cas whose new value was read. A
 //! successful cas glues its expected value's cluster to its own (version chains); that
-//! is not decided here. Soundness comes first: anything outside this shape, or any
+//! is decided by `chains`, which generalises the clusters below to chains of versions. Soundness comes first: anything outside this shape, or any
 //! operation that does not parse, is left to the search. What an operation means (which
 //! reads observed a value, what a write writes) comes from [`ModelKind::parse_op`], so
 //! this path cannot drift from the model's semantics.

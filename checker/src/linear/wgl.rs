@@ -34,6 +34,8 @@
 
 use super::compiled::CompiledModel;
 use hashbrown::HashTable;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 const NIL: u32 = u32::MAX;
@@ -42,14 +44,49 @@ const MIN_CACHE_ENTRIES: usize = 256;
 /// Budgets are checked every this many steps (a power of two).
 const CHECK_EVERY: u64 = 4096;
 
+/// A stop time that other threads can bring forward while searches run: once one key
+/// proves the history invalid, the others get a bounded extra budget (verdict first).
+#[derive(Debug)]
+pub(crate) struct Stop {
+    base: Instant,
+    /// Nanoseconds after `base`; `u64::MAX`: not set.
+    at: AtomicU64,
+}
+
+impl Stop {
+    pub(crate) fn new() -> Stop {
+        Stop {
+            base: Instant::now(),
+            at: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Stops at `when`, unless an earlier stop is already set.
+    pub(crate) fn stop_at(&self, when: Instant) {
+        let nanos = when.saturating_duration_since(self.base).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
+        self.at.fetch_min(nanos, Ordering::SeqCst);
+    }
+
+    /// Whether the stop time is set and has passed.
+    pub(crate) fn reached(&self) -> bool {
+        let at = self.at.load(Ordering::SeqCst);
+        at != u64::MAX && self.base.elapsed().as_nanos() >= u128::from(at)
+    }
+}
+
 /// The limits of one search.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Budget {
     pub(crate) deadline: Option<Instant>,
     pub(crate) memory_bytes: usize,
     /// Stop after this many explored steps (used to keep witness searches deterministic
     /// and short when the verdict is already known).
     pub(crate) max_steps: Option<u64>,
+    /// Stop early (verdict first; see [`Stop`]).
+    pub(crate) stop: Option<Arc<Stop>>,
+    /// Where to count explored steps for progress displays (added every few thousand).
+    pub(crate) steps: Option<Arc<AtomicU64>>,
 }
 
 /// Why a search stopped without a verdict.
@@ -58,6 +95,8 @@ pub(crate) enum StopReason {
     Time,
     Memory,
     Steps,
+    /// Another key proved the history invalid and the extra budget ran out.
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -92,6 +131,9 @@ struct Frame {
     /// The frontier and the highest linearized operation before this push.
     frontier: u32,
     highest: u32,
+    /// A read-only operation linearized as soon as it was legal (see `search`): if it
+    /// fails, so does the configuration it was pushed from.
+    forced: bool,
 }
 
 /// The first operation at or after `from` whose bit is clear (`n` if none).
@@ -155,6 +197,7 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
         }
     }
     let is_ok: Vec<bool> = intervals.iter().map(|iv| iv.1.is_some()).collect();
+    let read_only: Vec<bool> = (0..n as u32).map(|op| model.is_read_only(op)).collect();
     let mut remaining_ok = is_ok.iter().filter(|&&ok| ok).count();
     let zobrist: Vec<u64> = (0..n as u64).map(splitmix64).collect();
 
@@ -231,6 +274,9 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
         if is_call[node as usize] {
             report.explored += 1;
             if report.explored & (CHECK_EVERY - 1) == 0 {
+                if let Some(steps) = &budget.steps {
+                    steps.fetch_add(CHECK_EVERY, Ordering::Relaxed);
+                }
                 if let Some(stop) = over_budget(budget, report.explored) {
                     report.outcome = Outcome::Unknown(stop);
                     return report;
@@ -256,7 +302,19 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                 }
             }
             let op = node_op[node as usize];
+            let mut backtrack = false;
             if let Some(after) = model.step(state, op) {
+                // Reads first (a partial-order reduction): a read-only operation that is
+                // legal here is linearized here, and if that fails nothing else is tried
+                // from this configuration. Sound and complete: in any linearization that
+                // extends this configuration, the read can move to right here — the
+                // state is the same, the read changes nothing after it, and every
+                // operation not yet linearized returns after the read was invoked (the
+                // read's call comes before the first return entry), so no real-time
+                // order breaks. The longest prefix stays a dead end of maximal depth, as
+                // the witness needs: a configuration with a legal candidate always
+                // gets a child (or its child was explored before, one deeper).
+                let forced = read_only[op as usize];
                 let word = (op / 64) as usize;
                 let mask = 1u64 << (op % 64);
                 bits[word] |= mask;
@@ -281,6 +339,7 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                         after,
                         frontier,
                         highest,
+                        forced,
                     });
                     frontier = new_frontier;
                     highest = new_highest;
@@ -303,9 +362,17 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
                     continue;
                 }
                 bits[word] &= !mask;
+                // Explored before and failed: so does this configuration.
+                backtrack = forced;
             }
-            node = next[node as usize];
-        } else {
+            if !backtrack {
+                node = next[node as usize];
+                continue;
+            }
+        }
+        // A return entry (or a forced read that failed): undo the last choice; undo a
+        // forced read's parent too, since it fails with the read.
+        loop {
             let Some(frame) = stack.pop() else {
                 report.outcome = Outcome::Invalid {
                     longest_prefix: best,
@@ -324,6 +391,9 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
             }
             low_water = low_water.min(stack.len());
             node = next[frame.node as usize];
+            if !frame.forced {
+                break;
+            }
         }
     }
 }
@@ -331,6 +401,9 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
 fn over_budget(budget: &Budget, explored: u64) -> Option<StopReason> {
     if budget.max_steps.is_some_and(|max| explored >= max) {
         return Some(StopReason::Steps);
+    }
+    if budget.stop.as_ref().is_some_and(|s| s.reached()) {
+        return Some(StopReason::Stopped);
     }
     if budget.deadline.is_some_and(|d| Instant::now() >= d) {
         return Some(StopReason::Time);

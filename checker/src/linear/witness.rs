@@ -169,6 +169,51 @@ pub(crate) fn from_refutation(
     }
 }
 
+/// A witness from a decision procedure that names the operation and gives a
+/// linearizable prefix as positions (the version-chains procedure and the append-order
+/// translation): the prefix's states are replayed on the partition's own model, so
+/// they are the model's states (strings for kv-append), not the procedure's.
+pub(crate) fn from_decision(
+    part: &Partition<'_>,
+    initial: &Value,
+    stuck: usize,
+    needed: String,
+    prefix: &[usize],
+    source: &str,
+) -> Witness {
+    let mut w = from_refutation(part, stuck, needed, Vec::new(), source);
+    let mut state = initial.clone();
+    for &i in prefix {
+        let Some(next) = part.kind.step(&state, &part.parsed[i]) else {
+            debug_assert!(false, "a decision's prefix does not replay");
+            break;
+        };
+        state = next;
+        w.prefix.push(Step {
+            op: part.ops[i].id,
+            state: state.clone(),
+        });
+    }
+    w
+}
+
+/// Whether `order` (positions) is a legal sequence of `parsed` for `kind` from `initial`.
+pub(crate) fn replays(
+    kind: ModelKind,
+    initial: &Value,
+    parsed: &[ModelOp],
+    order: &[usize],
+) -> bool {
+    let mut state = initial.clone();
+    for &i in order {
+        match kind.step(&state, &parsed[i]) {
+            Some(next) => state = next,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Keeps the [`MAX_CONCURRENT`] operations invoked nearest to `stuck`, in invocation order.
 fn nearest(mut ops: Vec<&Operation>, stuck: &Operation) -> Vec<Operation> {
     if ops.len() > MAX_CONCURRENT {
