@@ -254,6 +254,7 @@ fn bugs_print_their_whole_command_line_as_text_and_json() {
         line.contains("--read-mode lease --op-timeout 0.25"),
         "{line}"
     );
+}
 
 /// Verdict first: one invalid key decides the history, a key that would search for ages
 /// is stopped and listed as `unknown` with the reason; `--all-keys` keeps deciding it
