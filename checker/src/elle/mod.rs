@@ -60,8 +60,11 @@ pub use models::ConsistencyModel;
 /// How the analysis runs.
 #[derive(Debug, Clone)]
 pub struct ElleOptions {
-    /// The model the verdict is about: `valid` means the history is consistent with it.
-    pub model: ConsistencyModel,
+    /// The models the verdict is about (Elle's `:consistency-models`): `valid` means none
+    /// of them is ruled out. Only anomalies that rule out one of them are searched for
+    /// and reported. Default: strict-serializable, which implies every other model, so
+    /// every anomaly is searched.
+    pub models: Vec<ConsistencyModel>,
     /// Edge visits the cycle search may spend per strongly connected component and per
     /// anomaly class. When it runs out, the shortest cycle found so far is reported (and
     /// at least one cycle per component always is): the budget bounds the cost of huge
@@ -74,7 +77,7 @@ pub struct ElleOptions {
 impl Default for ElleOptions {
     fn default() -> Self {
         ElleOptions {
-            model: ConsistencyModel::StrictSerializable,
+            models: vec![ConsistencyModel::StrictSerializable],
             search_budget_per_class: 1_000_000,
             max_examples_per_kind: 10,
         }
@@ -84,9 +87,13 @@ impl Default for ElleOptions {
 /// What the analysis found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ElleResult {
-    /// True when the history is consistent with `checked_model`.
+    /// `list-append` or `rw-register`.
+    pub analysis: String,
+    /// True when no model of `consistency_models` is ruled out.
     pub valid: bool,
-    /// The model `valid` is about (strict-serializable unless asked otherwise).
+    /// The models checked against (canonical names).
+    pub consistency_models: Vec<String>,
+    /// `consistency_models` joined by ", " (the field older readers know).
     pub checked_model: String,
     /// Examples of every anomaly found, at most `max_examples_per_kind` per kind, ordered
     /// by kind (see [`models::ANOMALY_KINDS`]) and then by where they were found.
@@ -96,14 +103,26 @@ pub struct ElleResult {
     /// How many of each kind were found (cycle kinds: one per strongly connected
     /// component and class).
     pub anomaly_counts: BTreeMap<String, usize>,
-    /// The models the anomalies rule out, weakest first.
+    /// The weakest models ruled out (Elle's `:not`): every ruled-out model implies one
+    /// of them.
     pub not: Vec<String>,
-    /// The strongest model in [`models::MODELS`] the history is still consistent with;
-    /// `None` if even read-uncommitted is ruled out.
+    /// The other models ruled out (Elle's `:also-not`).
+    pub also_not: Vec<String>,
+    /// Every model ruled out (`not` and `also_not`), in lattice order (weakest first).
+    pub ruled_out: Vec<String>,
+    /// The strongest models not ruled out, among those the check can judge: every
+    /// judged model not ruled out is implied by one of them. (Not ruled out is not
+    /// proven: the analysis finds anomalies, it cannot prove their absence in general.)
+    pub strongest_models: Vec<String>,
+    /// One of `strongest_models`: the one implying the most other models; `None` if
+    /// every judged model is ruled out.
     pub strongest_model: Option<String>,
+    /// The models this check can judge: every model none of whose anomalies was left
+    /// unsearched because of `consistency_models` (all of them by default).
+    pub judged_models: Vec<String>,
     /// Transactions analysed (completed `ok` or `info`).
     pub txns: usize,
-    /// Transactions that completed `fail` (their appends must never be seen).
+    /// Transactions that completed `fail` (their writes must never be seen).
     pub failed_txns: usize,
     /// Operations that are not `txn`s and were ignored.
     pub skipped_ops: usize,
@@ -143,6 +162,13 @@ pub struct Anomaly {
     pub key: Option<Key>,
     /// The whole story in one paragraph.
     pub explanation: String,
+    /// For rw-register: the model under which the version order this anomaly rests on
+    /// was inferred (`read-committed`: a transaction's write follows its read;
+    /// `strong-session-read-committed`: process order; `strong-read-committed`: real-time
+    /// order). The anomaly rules out only models that imply it. Absent when the order
+    /// was observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assumes: Option<String>,
 }
 
 /// One transaction of a cycle, and the dependency leading to the next one.
@@ -210,32 +236,76 @@ pub fn check_list_append_with(
     options: &ElleOptions,
 ) -> Result<ElleResult, ElleError> {
     let started = Instant::now();
+    let models = checked_models(options);
     let parsed = txn::parse(ops)?;
-    let mut found = order::Collector::new(options.max_examples_per_kind);
+    let mut found = order::Collector::new(options.max_examples_per_kind, &models);
     let orders = order::infer(&parsed, &mut found);
     let deps = graph::build(&parsed, &orders);
     let stats = cycles::search(&parsed, &deps, options, &mut found);
+    Ok(finish(
+        "list-append",
+        &parsed,
+        &models,
+        found,
+        stats,
+        started,
+    ))
+}
 
-    let (anomalies, counts) = found.finish();
+/// The checked models; none given means strict serializability.
+fn checked_models(options: &ElleOptions) -> Vec<ConsistencyModel> {
+    if options.models.is_empty() {
+        vec![ConsistencyModel::StrictSerializable]
+    } else {
+        options.models.clone()
+    }
+}
+
+/// Judges the models against what was found and assembles the result.
+fn finish(
+    analysis: &str,
+    parsed: &txn::Parsed<'_>,
+    checked: &[ConsistencyModel],
+    found: order::Collector,
+    stats: GraphStats,
+    started: Instant,
+) -> ElleResult {
+    let (anomalies, counts, assumptions) = found.finish();
     let anomaly_types: Vec<String> = models::ANOMALY_KINDS
         .iter()
         .filter(|k| counts.contains_key(**k))
         .map(|k| k.to_string())
+        .chain(
+            counts
+                .keys()
+                .filter(|k| !models::ANOMALY_KINDS.contains(&k.as_str()))
+                .cloned(),
+        )
         .collect();
-    let verdict = models::judge(anomaly_types.iter().map(String::as_str));
-    let valid = !verdict.not.contains(&options.model);
-    Ok(ElleResult {
+    let judged = models::judged(checked);
+    let verdict = models::judge(assumptions.iter().map(|(k, a)| (k.as_str(), *a)), &judged);
+    let valid = !checked.iter().any(|m| verdict.ruled_out.contains(m));
+    let names = |ms: &[ConsistencyModel]| -> Vec<String> {
+        ms.iter().map(|m| m.name().to_string()).collect()
+    };
+    ElleResult {
+        analysis: analysis.to_string(),
         valid,
-        checked_model: options.model.name().to_string(),
+        consistency_models: names(checked),
+        checked_model: names(checked).join(", "),
         anomalies,
         anomaly_types,
         anomaly_counts: counts,
-        not: verdict.not.iter().map(|m| m.name().to_string()).collect(),
-        strongest_model: verdict.strongest.map(|m| m.name().to_string()),
+        not: names(&verdict.not),
+        also_not: names(&verdict.also_not),
+        ruled_out: names(&verdict.ruled_out),
+        strongest_model: models::representative(&verdict.strongest).map(|m| m.name().to_string()),
+        strongest_models: names(&verdict.strongest),
+        judged_models: names(&judged),
         txns: parsed.txns.len(),
         failed_txns: parsed.failed.len(),
         skipped_ops: parsed.skipped,
         graph: stats,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-    })
+    }
 }
