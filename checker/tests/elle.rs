@@ -721,6 +721,7 @@ fn options(seed: u64) -> ListAppendOptions {
         fail_rate: 0.05,
         string_keys: seed & 1 == 0,
         stale_read_rate: 0.0,
+        rw_register: false,
     }
 }
 

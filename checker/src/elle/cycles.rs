@@ -30,8 +30,8 @@
 
 use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
 use super::models::ConsistencyModel;
-use super::order::{refs, t, Collector};
-use super::txn::{Parsed, NONE};
+use super::order::{refs, show_value, t, Collector};
+use super::txn::{Datatype, Parsed, NONE};
 use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
 use crate::history::Key;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -647,6 +647,11 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> (St
         }
     };
     let key = why.map(|w| parsed.key(w.key).clone());
+    if parsed.datatype == Datatype::RwRegister {
+        if let Some(text) = register_reason(parsed, &ta, &tb, kind, why) {
+            return (text, key);
+        }
+    }
     let text = match (kind, why) {
         (WW, Some(w)) if w.unobserved => format!(
             "{ta} appended {prev} to key {k}, the last version any read saw, and {tb} appended {v}, which no read saw, so later",
@@ -691,6 +696,36 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> (St
         _ => format!("{ta} -{}-> {tb}", kind_name(kind)),
     };
     (text, key)
+}
+
+/// Why a data edge between rw-register transactions exists, in words.
+fn register_reason(
+    parsed: &Parsed<'_>,
+    ta: &str,
+    tb: &str,
+    kind: u8,
+    why: Option<super::graph::Why>,
+) -> Option<String> {
+    let w = why?;
+    let k = parsed.key(w.key);
+    let basis = super::rw::basis(w.assumes);
+    Some(match kind {
+        WW => format!(
+            "{ta} wrote key {k} = {prev}, and {tb} wrote {v}, a later version ({basis})",
+            prev = show_value(parsed, w.prev),
+            v = parsed.value(w.elem)
+        ),
+        WR => format!(
+            "{ta} wrote key {k} = {v}, and {tb} read it",
+            v = parsed.value(w.elem)
+        ),
+        RW => format!(
+            "{ta} read key {k} = {prev}, and {tb} wrote {v}, a later version ({basis})",
+            prev = show_value(parsed, w.prev),
+            v = parsed.value(w.elem)
+        ),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

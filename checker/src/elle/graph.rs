@@ -351,7 +351,7 @@ mod tests {
                 ..ListAppendOptions::default()
             };
             let ops = generate(&options).pair().unwrap();
-            let parsed = txn::parse(&ops).unwrap();
+            let parsed = txn::parse(&ops, txn::Datatype::ListAppend).unwrap();
             let orders = order::infer(
                 &parsed,
                 &mut order::Collector::new(1, &[ConsistencyModel::StrictSerializable]),

@@ -48,6 +48,7 @@ pub mod gen;
 mod graph;
 pub mod models;
 mod order;
+mod rw;
 mod txn;
 
 use crate::history::{Key, Operations};
@@ -211,8 +212,10 @@ pub enum ElleError {
         invoke_index: u64,
         reason: String,
     },
-    #[error("value {element} is appended to key {key} by two transactions (process {first_process} at event {first_invoke_index}, and process {second_process} at event {second_invoke_index}); list-append analysis needs every appended value to be unique per key")]
+    #[error("value {element} is {verb} to key {key} by two transactions (process {first_process} at event {first_invoke_index}, and process {second_process} at event {second_invoke_index}); the analysis needs every written value to be unique per key")]
     DuplicateAppend {
+        /// `appended` (list-append) or `written` (rw-register).
+        verb: &'static str,
         key: String,
         element: String,
         first_process: u64,
@@ -237,13 +240,43 @@ pub fn check_list_append_with(
 ) -> Result<ElleResult, ElleError> {
     let started = Instant::now();
     let models = checked_models(options);
-    let parsed = txn::parse(ops)?;
+    let parsed = txn::parse(ops, txn::Datatype::ListAppend)?;
     let mut found = order::Collector::new(options.max_examples_per_kind, &models);
     let orders = order::infer(&parsed, &mut found);
     let deps = graph::build(&parsed, &orders);
     let stats = cycles::search(&parsed, &deps, options, &mut found);
     Ok(finish(
         "list-append",
+        &parsed,
+        &models,
+        found,
+        stats,
+        started,
+    ))
+}
+
+/// Checks an rw-register history against strict serializability (see
+/// [`check_rw_register_with`]).
+pub fn check_rw_register(ops: &Operations) -> Result<ElleResult, ElleError> {
+    check_rw_register_with(ops, &ElleOptions::default())
+}
+
+/// Checks an rw-register history: `txn` operations whose value is a list of
+/// `["w", key, value]` and `["r", key, value-or-null]` micro-operations, every written
+/// value unique per key, nil the initial state. Version orders are inferred as far as
+/// the checked models allow (see the `rw` module); other operations are ignored.
+pub fn check_rw_register_with(
+    ops: &Operations,
+    options: &ElleOptions,
+) -> Result<ElleResult, ElleError> {
+    let started = Instant::now();
+    let models = checked_models(options);
+    let parsed = txn::parse(ops, txn::Datatype::RwRegister)?;
+    let mut found = order::Collector::new(options.max_examples_per_kind, &models);
+    let deps = rw::analyse(&parsed, rw::Inference::for_models(&models), &mut found);
+    let stats = cycles::search(&parsed, &deps, options, &mut found);
+    Ok(finish(
+        "rw-register",
         &parsed,
         &models,
         found,

@@ -167,6 +167,15 @@ pub(crate) fn show_list(parsed: &Parsed<'_>, list: &[u32]) -> String {
     }
 }
 
+/// Shows one register value; [`NONE`] is nil, the initial state.
+pub(crate) fn show_value(parsed: &Parsed<'_>, elem: u32) -> String {
+    if elem == NONE {
+        "nil".to_string()
+    } else {
+        parsed.value(elem).to_string()
+    }
+}
+
 /// Names a transaction in explanations: `T<operation id>`.
 pub(crate) fn t(id: usize) -> String {
     format!("T{id}")
@@ -442,7 +451,7 @@ fn check_internal(parsed: &Parsed<'_>, found: &mut Collector) {
                         ));
                     }
                 }
-                Mop::Read { list: None, .. } => {}
+                Mop::Read { list: None, .. } | Mop::Write { .. } | Mop::ReadValue { .. } => {}
             }
         }
     }
