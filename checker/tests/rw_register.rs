@@ -646,3 +646,31 @@ fn anomalies_agree_with_brute_force() {
         "{complete} of {serial_violations}"
     );
 }
+
+// ---------------------------------------------------------------- inputs
+
+/// Elle's own test histories name no `:process`; each invocation is directly followed
+/// by its completion, so they ran one at a time (one client, as Elle groups them).
+#[test]
+fn elle_edn_without_processes() {
+    use splitbrain_checker::formats::{read_history, Format};
+    let edn = r#"{:type :invoke, :f :txn, :value [[:w :x 1] [:w :y 1]]}
+{:type :ok, :f :txn, :value [[:w :x 1] [:w :y 1]]}
+{:type :invoke, :f :txn, :value [[:r :x nil] [:w :y 2]]}
+{:type :ok, :f :txn, :value [[:r :x 1] [:w :y 2]]}
+{:type :invoke, :f :txn, :value [[:r :y nil]]}
+{:type :ok, :f :txn, :value [[:r :y 1]]}"#;
+    let history = read_history(edn.as_bytes(), Format::Edn, "elle.edn").unwrap();
+    let ops = history.pair().unwrap();
+    assert!(ops.ops.iter().all(|o| o.process == ops.ops[0].process));
+    let r = check_rw_register(&ops).unwrap();
+    // The last read saw y = 1 after y = 2 was written (writes follow reads on one
+    // process: 1 -> 2): a stale read in process and real-time order.
+    assert_eq!(r.anomaly_types, ["G-single-process"], "{:#?}", r.anomalies);
+    assert_eq!(r.not, ["strong-session-snapshot-isolation"]);
+
+    // Overlapping operations without `:process` cannot be told apart.
+    let overlapping = "{:type :invoke, :f :txn, :value [[:w :x 1]]}\n{:type :invoke, :f :txn, :value [[:w :x 2]]}\n";
+    let e = read_history(overlapping.as_bytes(), Format::Edn, "elle.edn").unwrap_err();
+    assert!(e.to_string().contains("directly followed"), "{e}");
+}
