@@ -13,7 +13,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestArgs {
-    /// Workload: register, kv, mutex, set, list-append (default kv).
+    /// Workload: register, kv, mutex, set, list-append, rw-register (default kv).
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
     /// Faults: a comma-separated list of partition, kill, pause, clock; or all; or none
@@ -66,6 +66,10 @@ pub struct TestArgs {
     /// The test's name, used for the store folder (default derived from the settings).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// list-append and rw-register: the consistency models to check the history against
+    /// (comma-separated, Elle's names; default strict-serializable).
+    #[arg(long, value_name = "M,…")]
+    pub consistency_models: Option<String>,
     /// Read settings from a TOML file (the same names as the flags, e.g.
     /// `workload = "kv"`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -74,7 +78,16 @@ pub struct TestArgs {
 }
 
 /// Workloads the driver can run against the bundled cluster.
-pub const WORKLOADS: &[&str] = &["register", "kv", "mutex", "set", "list-append"];
+pub const WORKLOADS: &[&str] = &[
+    "register",
+    "kv",
+    "mutex",
+    "set",
+    "list-append",
+    "rw-register",
+];
+/// Workloads of transactions, checked Elle-style.
+pub const TXN_WORKLOADS: &[&str] = &["list-append", "rw-register"];
 /// Fault kinds.
 pub const FAULTS: &[&str] = &["partition", "kill", "pause", "clock"];
 /// Scripted faults: named explicitly, never part of `all` (nor of `test-all`'s product).
@@ -105,6 +118,10 @@ pub struct TestConfig {
     pub test_count: usize,
     pub op_timeout: f64,
     pub recovery_time: f64,
+    /// Transactional workloads: the consistency models checked (canonical names); empty
+    /// means strict-serializable. Absent from older `test.json` files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency_models: Vec<String>,
 }
 
 /// Why a configuration was rejected; the message says what to do instead.
@@ -148,6 +165,7 @@ impl TestArgs {
             op_timeout: self.op_timeout.or(file.op_timeout),
             recovery_time: self.recovery_time.or(file.recovery_time),
             name: self.name.or(file.name),
+            consistency_models: self.consistency_models.or(file.consistency_models),
             config: None,
         })
     }
@@ -203,6 +221,18 @@ impl TestConfig {
                 WORKLOADS.join(", ")
             ));
         }
+        let consistency_models = match &args.consistency_models {
+            None => Vec::new(),
+            Some(_) if !TXN_WORKLOADS.contains(&workload.as_str()) => return err(format!(
+                "--consistency-models applies to the transactional workloads ({}), not {workload}",
+                TXN_WORKLOADS.join(", ")
+            )),
+            Some(list) => splitbrain_checker::elle::models::parse_models(list)
+                .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect(),
+        };
         let nemesis = parse_nemesis(args.nemesis.as_deref().unwrap_or("all"))?;
         let nemesis_interval = positive("nemesis-interval", args.nemesis_interval.unwrap_or(5.0))?;
         let nodes = args.nodes.unwrap_or(5);
@@ -313,6 +343,7 @@ impl TestConfig {
             test_count,
             op_timeout,
             recovery_time,
+            consistency_models,
         })
     }
 
@@ -339,6 +370,12 @@ impl TestConfig {
         }
         if self.recovery_time != 3.0 {
             cmd.push_str(&format!(" --recovery-time {}", self.recovery_time));
+        }
+        if !self.consistency_models.is_empty() {
+            cmd.push_str(&format!(
+                " --consistency-models {}",
+                self.consistency_models.join(",")
+            ));
         }
         cmd
     }
@@ -387,7 +424,10 @@ mod tests {
             workload: Some("bank".into()),
             ..Default::default()
         });
-        assert!(e.contains("register, kv, mutex, set, list-append"), "{e}");
+        assert!(
+            e.contains("register, kv, mutex, set, list-append, rw-register"),
+            "{e}"
+        );
         let e = bad(TestArgs {
             bugs: vec!["nope".into()],
             ..Default::default()
