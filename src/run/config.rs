@@ -223,10 +223,12 @@ impl TestConfig {
         }
         let consistency_models = match &args.consistency_models {
             None => Vec::new(),
-            Some(_) if !TXN_WORKLOADS.contains(&workload.as_str()) => return err(format!(
+            Some(_) if !TXN_WORKLOADS.contains(&workload.as_str()) => {
+                return err(format!(
                 "--consistency-models applies to the transactional workloads ({}), not {workload}",
                 TXN_WORKLOADS.join(", ")
-            )),
+            ))
+            }
             Some(list) => splitbrain_checker::elle::models::parse_models(list)
                 .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?
                 .iter()

@@ -549,7 +549,7 @@ fn meaning(kind: &str) -> &'static str {
         .trim_end_matches("-realtime")
         .trim_end_matches("-process");
     match base {
-        "G0" => "a cycle of write-write dependencies (dirty write): no order of these transactions explains the order of their appends",
+        "G0" => "a cycle of write-write dependencies (dirty write): no order of these transactions explains the order of their writes",
         "G1c" => "a cycle of write-write and write-read dependencies (circular information flow): each transaction saw or overwrote the effects of the one before it",
         "G-single" => "a cycle with exactly one read-write anti-dependency (read skew): one transaction missed a write that, through the other dependencies, happened before it",
         "G-nonadjacent" => "a cycle with two or more read-write anti-dependencies, no two of them adjacent (e.g. a long fork): transactions saw each other's effects in incompatible orders, which snapshot isolation forbids",

@@ -1,27 +1,33 @@
-//! An Elle-style checker for transactional histories over append-only lists.
+//! Elle-style checkers for transactional histories: list-append and rw-register.
 //!
 //! Linearizability checks one object at a time; users of transactional stores ask whether
-//! *transactions* are isolated. Elle's answer (Kingsbury & Alvaro, "Elle: Inferring
-//! Isolation Anomalies from Experimental Observations") is to choose a datatype whose
-//! reads reveal the order of the writes: every transaction appends unique values to lists
-//! and reads whole lists, so each read is a prefix of the key's history of appends. From
-//! those prefixes we infer the version order of every key, derive dependencies between
+//! *transactions* are isolated, and at which level. Elle's answer (Kingsbury & Alvaro,
+//! "Elle: Inferring Isolation Anomalies from Experimental Observations") is to infer the
+//! version order of every key from what was read, derive dependencies between
 //! transactions, and search the dependency graph for cycles, each of which names an
-//! anomaly and rules out the consistency models that forbid it.
+//! anomaly and rules out the consistency models that forbid it. With append-only lists
+//! every read is a prefix of the key's history, so the order is observed; with
+//! read/write registers it is inferred, under assumptions the answer keeps track of.
 //!
 //! Layout:
 //! - `txn`: turns `txn` operations into micro-operations, interning keys and values.
-//! - `order`: infers each key's version order from the longest read and reports the
-//!   anomalies visible without a graph (incompatible orders, duplicate elements, garbage,
-//!   aborted and intermediate reads, internal inconsistency, future reads).
+//! - `order`: list-append: infers each key's version order from the longest read and
+//!   reports the anomalies visible without a graph (incompatible orders, duplicate
+//!   elements, garbage, aborted and intermediate reads, internal inconsistency, future
+//!   reads); also the collector every analysis reports into.
+//! - `rw`: rw-register: version orders from the initial state, writes-follow-reads,
+//!   process and real-time order, each edge tagged with the model it assumes; its own
+//!   anomalies without a graph; its ww/wr/rw edges.
 //! - `graph`: the dependency graph on petgraph (ww, wr, rw, process and real-time
 //!   edges, each remembering why it exists).
 //! - `cycles`: strongly connected components, and within each the shortest cycle found
 //!   for every anomaly class (G0, G1c, G-single, G-nonadjacent, G2-item and their `-process` /
-//!   `-realtime` variants), under a work budget.
-//! - [`models`]: which consistency models each anomaly rules out.
-//! - [`gen`]: a seeded generator of list-append histories (valid by construction, with
-//!   optional faults), for tests and the benchmark.
+//!   `-realtime` variants) that matters to the checked models, under a work budget.
+//! - [`models`]: Elle's lattice of consistency models, which anomalies each rules out,
+//!   and the answer: the weakest models violated, every model ruled out, the strongest
+//!   still possible.
+//! - [`gen`]: a seeded generator of list-append and rw-register histories (valid by
+//!   construction, with optional faults), for tests and the benchmark.
 //!
 //! ```
 //! use splitbrain_checker::elle::check_list_append;
