@@ -541,6 +541,49 @@ mod tests {
     }
 
     #[test]
+    fn consistency_models_are_for_transactional_workloads() {
+        let c = TestConfig::resolve(
+            TestArgs {
+                workload: Some("rw-register".into()),
+                consistency_models: Some("serializable,PL-SI".into()),
+                seed: Some(3),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.consistency_models, ["serializable", "snapshot-isolation"]);
+        assert!(c
+            .reproduce_command()
+            .ends_with("--consistency-models serializable,snapshot-isolation"));
+        let e = TestConfig::resolve(
+            TestArgs {
+                workload: Some("kv".into()),
+                consistency_models: Some("serializable".into()),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("transactional workloads"), "{e}");
+        let e = TestConfig::resolve(
+            TestArgs {
+                workload: Some("list-append".into()),
+                consistency_models: Some("linearizable".into()),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown consistency model"), "{e}");
+    }
+
+    #[test]
     fn reproduce_command_round_trips_through_the_parser() {
         let c = TestConfig::resolve(
             TestArgs {
