@@ -1037,6 +1037,62 @@ mod tests {
         valid_results,
     };
 
+    /// An rw-register check renders under its own name, says which anomalies rest on an
+    /// inferred version order, and marks the lattice.
+    #[test]
+    fn rw_register_anomalies_show_their_assumptions() {
+        use splitbrain_checker::history::Process;
+        let mut events = Vec::new();
+        let mut push = |p: u64, kind: EventType, value: serde_json::Value| {
+            let index = events.len() as u64;
+            events.push(Event {
+                index,
+                time: (index + 1) * 1_000_000,
+                process: Process::Client(p),
+                kind,
+                f: "txn".into(),
+                key: None,
+                value,
+                node: None,
+                error: None,
+                line: None,
+            });
+        };
+        // x = 1, then x = 2, then (another process) a read of 1: a stale read that only
+        // real-time order shows.
+        for (p, invoke, done) in [
+            (
+                0,
+                serde_json::json!([["w", "x", 1]]),
+                serde_json::json!([["w", "x", 1]]),
+            ),
+            (
+                2,
+                serde_json::json!([["w", "x", 2]]),
+                serde_json::json!([["w", "x", 2]]),
+            ),
+            (
+                1,
+                serde_json::json!([["r", "x", null]]),
+                serde_json::json!([["r", "x", 1]]),
+            ),
+        ] {
+            push(p, EventType::Invoke, invoke);
+            push(p, EventType::Ok, done);
+        }
+        let history = History::new(events);
+        let ops = history.pair().unwrap();
+        let result = splitbrain_checker::elle::check_rw_register(&ops).unwrap();
+        let (mut r, _) = valid_results();
+        r.set_list_append(&result, "rw-register".into());
+        let page = render_report(&ReportInput::new(&r, &history));
+        assert!(page.contains("Transactional anomalies (rw-register)"));
+        assert!(page.contains("inferred assuming strong-read-committed"));
+        assert!(page
+            .contains(r#"data-model="strong-snapshot-isolation" data-state="violated (weakest)""#));
+        assert!(page.contains(r#"data-model="serializable" data-state="not ruled out""#));
+    }
+
     #[test]
     fn rendering_is_deterministic() {
         let (r, h) = invalid_results();
