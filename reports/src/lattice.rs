@@ -56,7 +56,7 @@ pub(crate) fn lattice_svg(marks: &Marks<'_>) -> String {
     let width = PAD * 2.0 + widest as f64 * BOX_W + (widest - 1) as f64 * GAP_X;
     let height = PAD * 2.0 + (top + 1) as f64 * BOX_H + top as f64 * GAP_Y;
     let mut pos = vec![(0.0, 0.0); nodes.len()];
-    for l in 0..rows.len() {
+    for (l, row) in rows.iter_mut().enumerate() {
         // Fewer crossings: each model sits near the middle of the models it implies
         // (placed already, below it); ties keep the table's order.
         if l > 0 {
@@ -73,11 +73,10 @@ pub(crate) fn lattice_svg(marks: &Marks<'_>) -> String {
                     xs.iter().sum::<f64>() / xs.len() as f64
                 }
             };
-            let mut keyed: Vec<(f64, usize)> = rows[l].iter().map(|&i| (centre(i), i)).collect();
+            let mut keyed: Vec<(f64, usize)> = row.iter().map(|&i| (centre(i), i)).collect();
             keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
-            rows[l] = keyed.into_iter().map(|(_, i)| i).collect();
+            *row = keyed.into_iter().map(|(_, i)| i).collect();
         }
-        let row = &rows[l];
         let row_w = row.len() as f64 * BOX_W + row.len().saturating_sub(1) as f64 * GAP_X;
         let x0 = (width - row_w) / 2.0;
         // Strongest on top.
