@@ -30,11 +30,16 @@ pub struct CheckArgs {
     /// History files, or directories to search for histories (recursively).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// The model: register, cas-register, mutex, set, multi-register, kv-append
-    /// (linearizability), or list-append (transactions, Elle-style). Default: kv-append
-    /// for Porcupine kv logs, cas-register otherwise.
+    /// The sequential model: register, cas-register, mutex, set, multi-register,
+    /// kv-append; or a transactional analysis: list-append, rw-register. Default:
+    /// kv-append for Porcupine kv logs, cas-register otherwise.
     #[arg(long, value_name = "M")]
     pub model: Option<String>,
+    /// For list-append and rw-register: the consistency models to check against
+    /// (comma-separated, Elle's names, e.g. serializable,snapshot-isolation). Only
+    /// anomalies that rule one of them out are searched for. Default: strict-serializable.
+    #[arg(long, value_name = "M,…")]
+    pub consistency_models: Option<String>,
     /// History format: auto, jsonl, edn, porcupine-etcd, porcupine-kv.
     #[arg(long, value_name = "F", default_value = "auto")]
     pub format: String,
@@ -65,8 +70,9 @@ pub struct CheckArgs {
     pub report: Option<PathBuf>,
 }
 
-/// The transactional (Elle-style) analysis is named like a model on the command line.
+/// The transactional (Elle-style) analyses are named like models on the command line.
 const LIST_APPEND: &str = "list-append";
+const RW_REGISTER: &str = "rw-register";
 
 /// `check` never runs unbounded: the default `--time-limit`, in seconds.
 const DEFAULT_TIME_LIMIT: f64 = 60.0;
@@ -78,6 +84,7 @@ const DEFAULT_AFTER_INVALID: f64 = 1.0;
 enum Checker {
     Linear(ModelKind),
     ListAppend,
+    RwRegister,
 }
 
 /// The outcome for one history file.
@@ -95,7 +102,7 @@ struct FileOutcome {
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<LinearizabilityResult>,
-    /// The list-append analysis, for `--model list-append`.
+    /// The transactional analysis, for `--model list-append` or `rw-register`.
     #[serde(skip_serializing_if = "Option::is_none")]
     list_append: Option<ElleResult>,
     #[serde(skip)]
@@ -125,15 +132,33 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let model = match args.model.as_deref() {
         None => None,
         Some(LIST_APPEND) => Some(Checker::ListAppend),
+        Some(RW_REGISTER) => Some(Checker::RwRegister),
         Some(name) => match name.parse::<ModelKind>() {
             Ok(m) => Some(Checker::Linear(m)),
             Err(_) => {
                 return bad_input(format!(
-                    "--model {name:?} is not a model; use one of {}, {LIST_APPEND}",
+                    "--model {name:?} is not a model; use one of {}, {LIST_APPEND}, {RW_REGISTER}",
                     ModelKind::NAMES.join(", ")
                 ))
             }
         },
+    };
+    let elle_options = match &args.consistency_models {
+        None => elle::ElleOptions::default(),
+        Some(list) => {
+            if !matches!(model, Some(Checker::ListAppend | Checker::RwRegister)) {
+                return bad_input(format!(
+                    "--consistency-models applies to --model {LIST_APPEND} or {RW_REGISTER}"
+                ));
+            }
+            match elle::models::parse_models(list) {
+                Ok(models) => elle::ElleOptions {
+                    models,
+                    ..elle::ElleOptions::default()
+                },
+                Err(e) => return bad_input(format!("--consistency-models: {e}")),
+            }
+        }
     };
     let initial: Option<Value> = match &args.initial {
         None => None,
@@ -203,7 +228,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         let progress = KeyProgress::start(&file.display().to_string(), opts.after_invalid);
         opts.progress = progress.as_ref().map(|p| p.callback());
         opts.search_steps = progress.as_ref().map(|p| p.steps.clone());
-        outcomes.push(check_file(file, format, model, initial.as_ref(), &opts));
+        outcomes.push(check_file(
+            file,
+            format,
+            model,
+            initial.as_ref(),
+            &opts,
+            &elle_options,
+        ));
         if let Some(p) = progress {
             p.finish();
         }
@@ -371,6 +403,7 @@ fn check_file(
     model: Option<Checker>,
     initial: Option<&Value>,
     opts: &CheckOptions,
+    elle_options: &elle::ElleOptions,
 ) -> FileOutcome {
     let mut outcome = FileOutcome {
         path: path.display().to_string(),
@@ -398,6 +431,7 @@ fn check_file(
     outcome.model = Some(match model {
         Checker::Linear(m) => m.to_string(),
         Checker::ListAppend => LIST_APPEND.to_string(),
+        Checker::RwRegister => RW_REGISTER.to_string(),
     });
     let ops = match history.pair() {
         Ok(ops) => ops,
@@ -415,19 +449,25 @@ fn check_file(
             }
             Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
         },
-        Checker::ListAppend => match elle::check_list_append(&ops) {
-            Ok(result) => {
-                let (verdict, code) = if result.valid {
-                    ("valid", 0)
-                } else {
-                    ("invalid", 1)
-                };
-                outcome.verdict = verdict.into();
-                outcome.exit_code = code;
-                outcome.list_append = Some(result);
+        Checker::ListAppend | Checker::RwRegister => {
+            match if matches!(model, Checker::ListAppend) {
+                elle::check_list_append_with(&ops, elle_options)
+            } else {
+                elle::check_rw_register_with(&ops, elle_options)
+            } {
+                Ok(result) => {
+                    let (verdict, code) = if result.valid {
+                        ("valid", 0)
+                    } else {
+                        ("invalid", 1)
+                    };
+                    outcome.verdict = verdict.into();
+                    outcome.exit_code = code;
+                    outcome.list_append = Some(result);
+                }
+                Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
             }
-            Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
-        },
+        }
     }
     outcome.checked = Some((history, ops));
     outcome
@@ -739,23 +779,34 @@ fn print_witnesses(
 fn print_list_append(out: &mut impl Write, e: &ElleResult) -> std::io::Result<()> {
     writeln!(
         out,
-        "verdict: {}   ({} transactions, {:.1} ms)",
+        "verdict: {}   ({} transactions, {:.1} ms; checked against {})",
         if e.valid { "VALID" } else { "INVALID" },
         e.txns,
-        e.elapsed_ms
+        e.elapsed_ms,
+        e.consistency_models.join(", ")
     )?;
     if !e.anomaly_types.is_empty() {
         writeln!(out, "anomalies: {}", e.anomaly_types.join(", "))?;
-        writeln!(out, "ruled out: {}", e.not.join(", "))?;
+        writeln!(out, "not: {}", e.not.join(", "))?;
+        if !e.also_not.is_empty() {
+            writeln!(out, "also not: {}", e.also_not.join(", "))?;
+        }
     }
     writeln!(
         out,
-        "strongest model still consistent: {}",
-        e.strongest_model.as_deref().unwrap_or("none")
+        "strongest models still possible: {}",
+        if e.strongest_models.is_empty() {
+            "none".to_string()
+        } else {
+            e.strongest_models.join(", ")
+        }
     )?;
     const SHOWN: usize = 10;
     for a in e.anomalies.iter().take(SHOWN) {
         writeln!(out, "\n{}: {}", a.kind, a.explanation)?;
+        if let Some(m) = &a.assumes {
+            writeln!(out, "  (version order inferred assuming {m})")?;
+        }
         for step in &a.cycle {
             writeln!(
                 out,

@@ -1,5 +1,5 @@
-//! Benchmark of the list-append (Elle-style) checker: generates a history, then times
-//! pairing and checking it.
+//! Benchmark of the Elle-style checkers (list-append, rw-register): generates a history,
+//! then times pairing and checking it.
 //!
 //! ```text
 //! cargo run --release -p splitbrain-checker --example elle_bench -- [options]
@@ -11,10 +11,14 @@
 //!   --info RATE        probability a transaction completes info (default 0.01)
 //!   --seed S           (default 1)
 //!   --repeat R         best of R checks (default 3)
+//!   --rw-register      rw-register transactions (writes and single-value reads)
+//!   --models M,…       consistency models to check against (default strict-serializable)
 //! ```
 
-use splitbrain_checker::elle::check_list_append;
 use splitbrain_checker::elle::gen::{generate, ListAppendOptions};
+use splitbrain_checker::elle::{
+    check_list_append_with, check_rw_register_with, models::parse_models, ElleOptions,
+};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -40,9 +44,15 @@ fn run() -> Result<(), String> {
         ..ListAppendOptions::default()
     };
     let mut repeat = 3;
+    let mut elle = ElleOptions::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if args[i] == "--rw-register" {
+            options.rw_register = true;
+            i += 1;
+            continue;
+        }
         let value = args
             .get(i + 1)
             .ok_or_else(|| format!("{} needs a value", args[i]))?;
@@ -58,6 +68,7 @@ fn run() -> Result<(), String> {
                 options.stale_read_rate = value.parse().map_err(|_| bad())?;
             }
             "--info" => options.info_rate = value.parse().map_err(|_| bad())?,
+            "--models" => elle.models = parse_models(value).map_err(|e| e.to_string())?,
             other => return Err(format!("unknown option {other}")),
         }
         i += 2;
@@ -70,7 +81,8 @@ fn run() -> Result<(), String> {
     let ops = history.pair().map_err(|e| e.to_string())?;
     let paired = started.elapsed();
     println!(
-        "history: {} events, {} txns, concurrency {}, {} keys in play, {} appends per key, stale-read rate {}, seed {}",
+        "{} history: {} events, {} txns, concurrency {}, {} keys in play, {} writes per key, stale-read rate {}, seed {}",
+        if options.rw_register { "rw-register" } else { "list-append" },
         history.events.len(),
         options.txns,
         options.concurrency,
@@ -87,14 +99,20 @@ fn run() -> Result<(), String> {
     let mut best = f64::INFINITY;
     for run in 1..=repeat {
         let started = Instant::now();
-        let result = check_list_append(&ops).map_err(|e| e.to_string())?;
+        let result = if options.rw_register {
+            check_rw_register_with(&ops, &elle)
+        } else {
+            check_list_append_with(&ops, &elle)
+        }
+        .map_err(|e| e.to_string())?;
         let wall = started.elapsed().as_secs_f64() * 1e3;
         best = best.min(wall);
         println!(
-            "check #{run}: {wall:.1} ms (reported {:.1} ms): valid {}, strongest {:?}, {} txns, graph {} nodes / {} edges, {} cyclic components (largest {}, {} truncated), anomalies {:?}",
+            "check #{run}: {wall:.1} ms (reported {:.1} ms): valid {}, not {:?}, strongest {:?}, {} txns, graph {} nodes / {} edges, {} cyclic components (largest {}, {} truncated), anomalies {:?}",
             result.elapsed_ms,
             result.valid,
-            result.strongest_model,
+            result.not,
+            result.strongest_models,
             result.txns,
             result.graph.nodes,
             result.graph.edges,

@@ -206,7 +206,8 @@ fn g0_write_cycle() {
     assert_only(&r, &["G0"]);
     assert_eq!(cycle(&r, "G0"), steps(&[(0, "ww"), (1, "ww")]));
     assert_eq!(r.strongest_model, None);
-    assert_eq!(r.not.len(), 6);
+    assert_eq!(r.not, ["read-uncommitted"]);
+    assert_eq!(r.ruled_out.len(), 25);
     let a = &r.anomalies[0];
     assert!(
         a.explanation.contains("T0 -ww-> T1 -ww-> T0"),
@@ -233,7 +234,8 @@ fn g1c_circular_information_flow() {
     let r = h.check();
     assert_only(&r, &["G1c"]);
     assert_eq!(cycle(&r, "G1c"), steps(&[(0, "wr"), (1, "wr")]));
-    assert_eq!(r.strongest_model.as_deref(), Some("read-uncommitted"));
+    assert_eq!(r.not, ["read-committed"]);
+    assert_eq!(r.strongest_models, ["strong-read-uncommitted"]);
     assert_eq!(
         r.anomalies[0].cycle[0].reason,
         "T0 appended 1 to key x, and T1 read key x ending with 1"
@@ -251,14 +253,19 @@ fn g_single_read_skew() {
     let r = h.check();
     assert_only(&r, &["G-single"]);
     assert_eq!(cycle(&r, "G-single"), steps(&[(0, "wr"), (1, "rw")]));
-    assert_eq!(r.strongest_model.as_deref(), Some("read-committed"));
+    // Our anti-dependencies are item anti-dependencies: Elle's G-single-item, which
+    // rules out consistent view and repeatable read (and so snapshot isolation and up).
+    assert_eq!(r.not, ["consistent-view", "repeatable-read"]);
+    assert!(r.ruled_out.contains(&"snapshot-isolation".to_string()));
     assert_eq!(
-        r.not,
+        r.strongest_models,
         [
-            "snapshot-isolation",
-            "serializable",
-            "strong-session-serializable",
-            "strict-serializable"
+            "monotonic-view",
+            "monotonic-snapshot-read",
+            "cursor-stability",
+            "prefix",
+            "parallel-snapshot-isolation",
+            "strong-read-committed"
         ]
     );
     assert_eq!(
@@ -278,7 +285,16 @@ fn g2_item_write_skew() {
     let r = h.check();
     assert_only(&r, &["G2-item"]);
     assert_eq!(cycle(&r, "G2-item"), steps(&[(0, "rw"), (1, "rw")]));
-    assert_eq!(r.strongest_model.as_deref(), Some("snapshot-isolation"));
+    // Write skew: not repeatable read, yet snapshot isolation (even strong SI).
+    assert_eq!(r.not, ["repeatable-read"]);
+    assert_eq!(
+        r.strongest_models,
+        ["update-serializable", "strong-snapshot-isolation"]
+    );
+    assert_eq!(
+        r.strongest_model.as_deref(),
+        Some("strong-snapshot-isolation")
+    );
 }
 
 #[test]
@@ -303,7 +319,7 @@ fn g_nonadjacent_long_fork() {
         cycle(&r, "G-nonadjacent"),
         steps(&[(0, "rw"), (1, "wr"), (2, "rw"), (3, "wr")])
     );
-    assert_eq!(r.strongest_model.as_deref(), Some("read-committed"));
+    assert_eq!(r.not, ["repeatable-read", "snapshot-isolation"]);
 }
 
 #[test]
@@ -463,7 +479,8 @@ fn g1a_aborted_read() {
     assert_eq!(a.txns[0].status, "fail");
     assert_eq!(a.txns[1].id, 0);
     assert!(a.explanation.contains("failed"), "{}", a.explanation);
-    assert_eq!(r.strongest_model.as_deref(), Some("read-uncommitted"));
+    assert_eq!(r.not, ["read-committed"]);
+    assert_eq!(r.strongest_models, ["strong-read-uncommitted"]);
 }
 
 #[test]
@@ -516,7 +533,8 @@ fn future_read_of_its_own_later_append() {
         "{:#?}",
         r.anomalies
     );
-    assert_eq!(r.strongest_model, None);
+    // Elle: a future read is a trivial G1c cycle (the transaction read from itself).
+    assert_eq!(r.not, ["read-committed"]);
     // Reading its own earlier append is fine.
     let mut h = H::default();
     h.txn(
@@ -596,7 +614,7 @@ fn the_checked_model_decides_validity() {
     let strict = check_list_append(&ops).unwrap();
     assert!(!strict.valid);
     let options = ElleOptions {
-        model: ConsistencyModel::Serializable,
+        models: vec![ConsistencyModel::Serializable],
         ..ElleOptions::default()
     };
     let serializable = check_list_append_with(&ops, &options).unwrap();
@@ -703,6 +721,7 @@ fn options(seed: u64) -> ListAppendOptions {
         fail_rate: 0.05,
         string_keys: seed & 1 == 0,
         stale_read_rate: 0.0,
+        rw_register: false,
     }
 }
 
@@ -933,7 +952,7 @@ fn anomalies_agree_with_brute_force() {
         };
         let ops = gen::generate(&o).pair().unwrap();
         let r = check_list_append(&ops).unwrap();
-        let ruled_out = |m: &str| r.not.iter().any(|n| n == m);
+        let ruled_out = |m: &str| r.ruled_out.iter().any(|n| n == m);
         if ruled_out("strict-serializable") {
             invalid += 1;
             assert!(
@@ -1000,4 +1019,324 @@ fn a_tiny_search_budget_still_reports_every_cyclic_component() {
         "{:?}",
         r.anomaly_counts
     );
+}
+
+// ---------------------------------------------------------------- model boundaries
+
+/// One history on each side of the lattice's boundaries, with Elle's exact answer: the
+/// anomalies, `not` (the weakest models violated) and the strongest models left.
+#[test]
+fn model_boundaries() {
+    struct Case {
+        name: &'static str,
+        history: H,
+        anomalies: &'static [&'static str],
+        not: &'static [&'static str],
+        strongest: &'static [&'static str],
+    }
+    let mut cases = Vec::new();
+
+    let mut h = H::default();
+    h.txn(0, json!([["append", "x", 1]]))
+        .txn(1, json!([["r", "x", [1]], ["append", "y", 1]]));
+    cases.push(Case {
+        name: "strict serializable",
+        history: h,
+        anomalies: &[],
+        not: &[],
+        strongest: &["strict-serializable"],
+    });
+
+    // Write skew: snapshot isolation (even strong), not repeatable read.
+    let mut h = H::default();
+    h.invoke(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "y", []], ["append", "x", 2]]))
+        .ok(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .ok(1, json!([["r", "y", []], ["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [2]], ["r", "y", [1]]]));
+    cases.push(Case {
+        name: "SI but not RR",
+        history: h,
+        anomalies: &["G2-item"],
+        not: &["repeatable-read"],
+        strongest: &["update-serializable", "strong-snapshot-isolation"],
+    });
+
+    // A transaction whose two reads of x differ: Elle's `internal`, which read atomic
+    // (and so SI) forbids and repeatable read does not.
+    let mut h = H::default();
+    h.invoke(0, json!([["r", "x", []], ["r", "x", [1]]]))
+        .txn(1, json!([["append", "x", 1]]))
+        .ok(0, json!([["r", "x", []], ["r", "x", [1]]]));
+    cases.push(Case {
+        name: "RR but not SI",
+        history: h,
+        anomalies: &["internal"],
+        not: &["read-atomic"],
+        strongest: &[
+            "monotonic-snapshot-read",
+            "repeatable-read",
+            "update-serializable",
+            "strong-read-committed",
+        ],
+    });
+
+    // A stale read across real time, by another process.
+    let mut h = H::default();
+    sequential(
+        &mut h,
+        false,
+        json!([["append", "x", 1]]),
+        json!([["r", "x", []]]),
+    );
+    h.txn(5, json!([["r", "x", [1]]]));
+    cases.push(Case {
+        name: "serializable but not strict (strong-session serializable)",
+        history: h,
+        anomalies: &["G-single-realtime"],
+        not: &["strong-snapshot-isolation"],
+        strongest: &["strong-read-committed", "strong-session-serializable"],
+    });
+
+    // The same stale read by the writer's own process.
+    let mut h = H::default();
+    sequential(
+        &mut h,
+        true,
+        json!([["append", "x", 1]]),
+        json!([["r", "x", []]]),
+    );
+    h.txn(5, json!([["r", "x", [1]]]));
+    cases.push(Case {
+        name: "serializable but not strong-session",
+        history: h,
+        anomalies: &["G-single-process"],
+        not: &["strong-session-snapshot-isolation"],
+        strongest: &["serializable", "strong-read-committed"],
+    });
+
+    // Two sequential appends installed in the opposite order: a write cycle through
+    // real time only.
+    let mut h = H::default();
+    sequential(
+        &mut h,
+        false,
+        json!([["append", "x", 1]]),
+        json!([["append", "x", 2]]),
+    );
+    h.txn(5, json!([["r", "x", [2, 1]]]));
+    cases.push(Case {
+        name: "strong-session serializable but not strong read uncommitted",
+        history: h,
+        anomalies: &["G0-realtime"],
+        not: &["strong-read-uncommitted"],
+        strongest: &["strong-session-serializable"],
+    });
+
+    // Long fork: no rw edges adjacent.
+    let mut h = H::default();
+    let txns = [
+        json!([["r", "x", []], ["r", "y", [1]]]),
+        json!([["append", "x", 1]]),
+        json!([["r", "x", [1]], ["r", "y", []]]),
+        json!([["append", "y", 1]]),
+    ];
+    for (p, t) in txns.iter().enumerate() {
+        h.invoke(p as u64, t.clone());
+    }
+    for (p, t) in txns.iter().enumerate() {
+        h.ok(p as u64, t.clone());
+    }
+    cases.push(Case {
+        name: "parallel SI but not SI",
+        history: h,
+        anomalies: &["G-nonadjacent"],
+        not: &["repeatable-read", "snapshot-isolation"],
+        // Update serializability forbids only G1 and G-update (neither is here).
+        strongest: &[
+            "monotonic-snapshot-read",
+            "prefix",
+            "parallel-snapshot-isolation",
+            "update-serializable",
+            "strong-read-committed",
+        ],
+    });
+
+    // Read skew.
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "x", []], ["r", "y", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["r", "x", []], ["r", "y", [1]]]))
+        .txn(2, json!([["r", "x", [1]]]));
+    cases.push(Case {
+        name: "read committed but not consistent view",
+        history: h,
+        anomalies: &["G-single"],
+        not: &["consistent-view", "repeatable-read"],
+        strongest: &[
+            "monotonic-view",
+            "monotonic-snapshot-read",
+            "cursor-stability",
+            "prefix",
+            "parallel-snapshot-isolation",
+            "strong-read-committed",
+        ],
+    });
+
+    // Circular information flow.
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .invoke(1, json!([["append", "y", 1], ["r", "x", [1]]]))
+        .ok(0, json!([["append", "x", 1], ["r", "y", [1]]]))
+        .ok(1, json!([["append", "y", 1], ["r", "x", [1]]]));
+    cases.push(Case {
+        name: "read uncommitted but not read committed",
+        history: h,
+        anomalies: &["G1c"],
+        not: &["read-committed"],
+        strongest: &["strong-read-uncommitted"],
+    });
+
+    // Dirty write cycle.
+    let mut h = H::default();
+    h.invoke(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .invoke(1, json!([["append", "x", 2], ["append", "y", 2]]))
+        .ok(0, json!([["append", "x", 1], ["append", "y", 1]]))
+        .ok(1, json!([["append", "x", 2], ["append", "y", 2]]))
+        .txn(2, json!([["r", "x", [1, 2]], ["r", "y", [2, 1]]]));
+    cases.push(Case {
+        name: "not even read uncommitted",
+        history: h,
+        anomalies: &["G0"],
+        not: &["read-uncommitted"],
+        strongest: &[],
+    });
+
+    for case in cases {
+        let r = case.history.check();
+        assert_eq!(r.anomaly_types, case.anomalies, "{}", case.name);
+        assert_eq!(r.not, case.not, "{}", case.name);
+        assert_eq!(r.strongest_models, case.strongest, "{}", case.name);
+        assert_eq!(r.valid, case.anomalies.is_empty(), "{}", case.name);
+        // Every ruled-out model implies one in `not`, and none is among the strongest.
+        for m in &r.ruled_out {
+            assert!(!r.strongest_models.contains(m), "{}: {m}", case.name);
+        }
+        assert_eq!(
+            r.not.len() + r.also_not.len(),
+            r.ruled_out.len(),
+            "{}",
+            case.name
+        );
+    }
+}
+
+/// `--consistency-models`: only anomalies relevant to the chosen models are searched
+/// and reported, and the verdict and the strongest models are about what was searched.
+#[test]
+fn consistency_models_choose_what_is_searched() {
+    // Write skew and, across real time, a stale read.
+    let mut h = H::default();
+    h.invoke(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .invoke(1, json!([["r", "y", []], ["append", "x", 2]]))
+        .ok(0, json!([["r", "x", []], ["append", "y", 1]]))
+        .ok(1, json!([["r", "y", []], ["append", "x", 2]]))
+        .txn(2, json!([["r", "x", [2]], ["r", "y", [1]]]))
+        .txn(3, json!([["r", "x", []]]));
+    let ops = h.ops();
+    let with = |models: &[ConsistencyModel]| {
+        check_list_append_with(
+            &ops,
+            &ElleOptions {
+                models: models.to_vec(),
+                ..ElleOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let all = with(&[ConsistencyModel::StrictSerializable]);
+    assert!(!all.valid);
+    assert_eq!(all.anomaly_types, ["G2-item", "G-single-realtime"]);
+    let si = with(&[ConsistencyModel::SnapshotIsolation]);
+    assert!(si.valid, "{:#?}", si.anomalies);
+    assert!(si.anomalies.is_empty());
+    // Every anomaly that could rule out update serializability was searched too.
+    assert_eq!(
+        si.strongest_models,
+        ["update-serializable", "snapshot-isolation"]
+    );
+    assert!(!si
+        .judged_models
+        .contains(&"strict-serializable".to_string()));
+    let rr = with(&[ConsistencyModel::RepeatableRead]);
+    assert!(!rr.valid);
+    assert_eq!(rr.anomaly_types, ["G2-item"]);
+    assert_eq!(rr.not, ["repeatable-read"]);
+    let both = with(&[
+        ConsistencyModel::SnapshotIsolation,
+        ConsistencyModel::StrongSnapshotIsolation,
+    ]);
+    assert!(!both.valid);
+    assert_eq!(both.anomaly_types, ["G-single-realtime"]);
+    assert_eq!(both.not, ["strong-snapshot-isolation"]);
+    assert_eq!(both.consistency_models.len(), 2);
+}
+
+/// Checking against fewer models searches less, but never changes what is said about
+/// them: on generated histories with faults, the verdict for each choice of models is
+/// what the full search rules out.
+#[test]
+fn filtered_searches_agree_with_the_full_search() {
+    let choices: [&[ConsistencyModel]; 5] = [
+        &[ConsistencyModel::Serializable],
+        &[ConsistencyModel::SnapshotIsolation],
+        &[ConsistencyModel::RepeatableRead],
+        &[ConsistencyModel::StrongSessionSnapshotIsolation],
+        &[
+            ConsistencyModel::ReadCommitted,
+            ConsistencyModel::StrongSnapshotIsolation,
+        ],
+    ];
+    let mut invalid = 0;
+    for seed in 0..40 {
+        let o = ListAppendOptions {
+            stale_read_rate: 0.05,
+            txns: 150,
+            ..options(seed)
+        };
+        let ops = gen::generate(&o).pair().unwrap();
+        let full = check_list_append(&ops).unwrap();
+        invalid += usize::from(!full.valid);
+        for models in choices {
+            let r = check_list_append_with(
+                &ops,
+                &ElleOptions {
+                    models: models.to_vec(),
+                    ..ElleOptions::default()
+                },
+            )
+            .unwrap();
+            let expected = !models
+                .iter()
+                .any(|m| full.ruled_out.contains(&m.name().to_string()));
+            assert_eq!(
+                r.valid, expected,
+                "seed {seed}, {models:?}: {:?} vs {:?}",
+                r.anomaly_types, full.anomaly_types
+            );
+            for kind in &r.anomaly_types {
+                assert!(
+                    models
+                        .iter()
+                        .any(
+                            |m| splitbrain_checker::elle::models::models_ruled_out_by(kind)
+                                .contains(m)
+                        ),
+                    "seed {seed}: {kind} is irrelevant to {models:?}"
+                );
+            }
+        }
+    }
+    assert!(invalid >= 10, "only {invalid} histories had anomalies");
 }

@@ -4,3 +4,4 @@ mod fixtures;
 mod formats;
 mod linear;
 mod oracle;
+mod rw_register;

@@ -17,10 +17,10 @@
 //! and iterates only ordered collections, so the same input gives the same bytes.
 
 use crate::charts::{self, Completion, LatencyPoint};
-use crate::cycles;
 use crate::results::{
     lenient_pairs, ElleAnomaly, KeyResult, ListAppend, OpRecord, Results, Verdict, Witness,
 };
+use crate::{cycles, lattice};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
 use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
@@ -413,7 +413,7 @@ impl<'a> Page<'a> {
         };
         html! {
             section.card id="anomalies" {
-                h2 { "Transactional anomalies (list-append) " span class={"pill " (l.verdict().as_str())} { (l.verdict().as_str()) } }
+                h2 { "Transactional anomalies (" (l.analysis) ") " span class={"pill " (l.verdict().as_str())} { (l.verdict().as_str()) } }
                 p {
                     (l.txns) " transactions analysed (" (l.failed_txns) " failed) in " (fmt_ms(l.elapsed_ms)) "; "
                     "dependency graph of " (l.graph.nodes) " transactions and " (l.graph.edges) " edges, "
@@ -421,9 +421,37 @@ impl<'a> Page<'a> {
                     @if l.skipped_ops > 0 { " " (l.skipped_ops) " operations that are not transactions were ignored." }
                 }
                 dl.kv {
-                    dt { "checked model" } dd { (l.checked_model) }
-                    dt { "strongest model still consistent" } dd { (l.strongest_model.as_deref().unwrap_or("none (even read-uncommitted is ruled out)")) }
-                    @if !l.not.is_empty() { dt { "ruled out" } dd { (l.not.join(", ")) } }
+                    dt { "checked against" } dd { (if l.consistency_models.is_empty() { l.checked_model.clone() } else { l.consistency_models.join(", ") }) }
+                    dt { "strongest models still possible" } dd {
+                        @if !l.strongest_models.is_empty() { (l.strongest_models.join(", ")) }
+                        @else { (l.strongest_model.as_deref().unwrap_or("none (even read-uncommitted is ruled out)")) }
+                    }
+                    @if !l.ruled_out.is_empty() {
+                        dt { "not (weakest violated)" } dd { (l.not.join(", ")) }
+                        @if !l.also_not.is_empty() { dt { "also not" } dd { (l.also_not.join(", ")) } }
+                    } @else if !l.not.is_empty() {
+                        dt { "ruled out" } dd { (l.not.join(", ")) }
+                    }
+                }
+                details.lattice-box open[!l.all_ruled_out().is_empty()] {
+                    summary { "Consistency models: what this history rules out" }
+                    p.muted {
+                        "Every model the checker knows; an arrow leads from a model to each model it implies (strongest on top). "
+                        span style="color:#82071e;font-weight:700" { "Dark red" } ": the weakest models violated; "
+                        span style="color:#a40e26" { "red" } ": also ruled out; "
+                        span style="color:#0f5323" { "green" } ": the strongest models still possible; "
+                        "dashed: not judged (their anomalies were not searched for); thick outline: checked. "
+                        "Not ruled out is not proven: the analysis finds anomalies, it cannot prove their absence."
+                    }
+                    div.lattice-draw {
+                        (PreEscaped(lattice::lattice_svg(&lattice::Marks {
+                            ruled_out: l.all_ruled_out(),
+                            not: if l.ruled_out.is_empty() { &[] } else { &l.not },
+                            strongest: &l.strongest_models,
+                            checked: &l.consistency_models,
+                            judged: &l.judged_models,
+                        })))
+                    }
                 }
                 @if l.graph.truncated_components > 0 {
                     p.muted { (l.graph.truncated_components) " component(s) ran out of search budget: their cycles are real, but shorter ones may exist." }
@@ -450,8 +478,8 @@ impl<'a> Page<'a> {
                             @if i > 0 { ", " }
                             span style={"color:" (c) ";font-weight:600"} { (kind) }
                         }
-                        " (ww: T2 appended after T1's append; wr: T2 read T1's append; rw: T1 read a version "
-                        "before T2's append; process: same process, later; realtime: T1 completed before T2 began). "
+                        " (ww: T2 wrote the version after T1's; wr: T2 read T1's write; rw: T1 read a version "
+                        "before T2's write; process: same process, later; realtime: T1 completed before T2 began). "
                         "Hover an edge for its reason; click a transaction for its history lines."
                     }
                     @let order = display_order(l);
@@ -482,6 +510,7 @@ impl<'a> Page<'a> {
                     @if !svg.is_empty() { div.cycle-draw { (PreEscaped(svg)) } }
                     div.anomaly-text {
                         p { (a.explanation) }
+                        @if let Some(m) = &a.assumes { p.muted { "The version order this rests on was inferred assuming " (m) ": it rules out only models that imply " (m) "." } }
                         @if !a.cycle.is_empty() {
                             @if a.cycle.len() > cycles::MAX_DRAWN { p.muted { "Too long to draw; its edges:" } }
                             ol.edges {
@@ -1008,6 +1037,62 @@ mod tests {
         valid_results,
     };
 
+    /// An rw-register check renders under its own name, says which anomalies rest on an
+    /// inferred version order, and marks the lattice.
+    #[test]
+    fn rw_register_anomalies_show_their_assumptions() {
+        use splitbrain_checker::history::Process;
+        let mut events = Vec::new();
+        let mut push = |p: u64, kind: EventType, value: serde_json::Value| {
+            let index = events.len() as u64;
+            events.push(Event {
+                index,
+                time: (index + 1) * 1_000_000,
+                process: Process::Client(p),
+                kind,
+                f: "txn".into(),
+                key: None,
+                value,
+                node: None,
+                error: None,
+                line: None,
+            });
+        };
+        // x = 1, then x = 2, then (another process) a read of 1: a stale read that only
+        // real-time order shows.
+        for (p, invoke, done) in [
+            (
+                0,
+                serde_json::json!([["w", "x", 1]]),
+                serde_json::json!([["w", "x", 1]]),
+            ),
+            (
+                2,
+                serde_json::json!([["w", "x", 2]]),
+                serde_json::json!([["w", "x", 2]]),
+            ),
+            (
+                1,
+                serde_json::json!([["r", "x", null]]),
+                serde_json::json!([["r", "x", 1]]),
+            ),
+        ] {
+            push(p, EventType::Invoke, invoke);
+            push(p, EventType::Ok, done);
+        }
+        let history = History::new(events);
+        let ops = history.pair().unwrap();
+        let result = splitbrain_checker::elle::check_rw_register(&ops).unwrap();
+        let (mut r, _) = valid_results();
+        r.set_list_append(&result, "rw-register".into());
+        let page = render_report(&ReportInput::new(&r, &history));
+        assert!(page.contains("Transactional anomalies (rw-register)"));
+        assert!(page.contains("inferred assuming strong-read-committed"));
+        assert!(page
+            .contains(r#"data-model="strong-snapshot-isolation" data-state="violated (weakest)""#));
+        assert!(page.contains(r#"data-model="serializable" data-state="not ruled out""#));
+    }
+
     #[test]
     fn rendering_is_deterministic() {
         let (r, h) = invalid_results();
@@ -1089,6 +1174,32 @@ mod tests {
         let page = render_report(&ReportInput::new(&r, &h));
         assert!(page.contains("id=\"anomalies\""));
         assert!(page.contains("href=\"#anomalies\""));
+        // The lattice is drawn beside the cycles, with the violated models marked.
+        assert!(page.contains("class=\"lattice\""));
+        assert!(page.contains("Consistency models: what this history rules out"));
+        for m in &l.not {
+            assert!(
+                page.contains(&format!(
+                    "data-model=\"{m}\" data-state=\"violated (weakest)\""
+                )),
+                "{m}"
+            );
+        }
+        for m in &l.also_not {
+            assert!(
+                page.contains(&format!("data-model=\"{m}\" data-state=\"ruled out\"")),
+                "{m}"
+            );
+        }
+        for m in &l.strongest_models {
+            assert!(
+                page.contains(&format!(
+                    "data-model=\"{m}\" data-state=\"strongest still possible\""
+                )),
+                "{m}"
+            );
+        }
+        assert!(!l.strongest_models.is_empty() && !l.also_not.is_empty());
         for (i, a) in l.anomalies.iter().enumerate() {
             let anchor = format!("id=\"anomaly-{i}\" data-kind=\"{}\"", a.kind);
             assert!(page.contains(&anchor), "{anchor} missing");
@@ -1135,6 +1246,7 @@ mod tests {
                 txns: la.anomalies[0].txns.clone(),
                 key: None,
                 explanation: "T9 read its own append wrong".into(),
+                assumes: None,
             },
         );
         let page = render_report(&ReportInput::new(&first, &h));

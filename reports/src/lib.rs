@@ -7,7 +7,8 @@
 //! - [`html`]: `report.html`, one self-contained page (inline CSS, JS, SVG and data):
 //!   verdict, configuration, a zoomable timeline, latency and throughput charts,
 //!   witnesses drawn as Porcupine does, transactional anomalies with their dependency
-//!   cycles drawn as graphs, convergence and availability tables.
+//!   cycles drawn as graphs beside the consistency-model lattice with the models the
+//!   history rules out marked, convergence and availability tables.
 //! - [`junit`]: `junit.xml`, one test case per checker (or per run for `test-all`).
 //! - [`summary`]: `summary.md`, a few lines for a CI job summary.
 //! - [`store`]: writing all of the above into a run directory atomically, re-rendering a
@@ -36,6 +37,7 @@ mod charts;
 mod cycles;
 pub mod html;
 pub mod junit;
+mod lattice;
 pub mod results;
 pub mod serve;
 pub mod store;

@@ -27,7 +27,7 @@
 //! | `config` | object | The full configuration (`test.json`). |
 //! | `checkers` | array of `{name, verdict, summary}` | One entry per checker that ran (`linearizability`, `convergence`, …); `summary` is one line of plain text. |
 //! | `linearizability` | object, optional | Details of the linearizability check, below. |
-//! | `list_append` | object, optional | Details of the list-append (Elle-style) check, below. Absent from files written before it existed; read as `null`. |
+//! | `list_append` | object, optional | Details of the transactional (Elle-style) check, list-append or rw-register, below. Absent from files written before it existed; read as `null`. |
 //! | `convergence` | object, optional | Final replica states, below. |
 //! | `stats` | object | Statistics computed from the history, below. |
 //! | `notes` | array of strings | Anything a reader should know (faults that failed to heal, truncated history, …). |
@@ -47,18 +47,29 @@
 //! operations and `*_index` are history event indexes (the `#ev-<index>` anchors of the
 //! report).
 //!
-//! `list_append`: `{valid, checked_model, anomalies, anomaly_types, anomaly_counts, not,
-//! strongest_model, txns, failed_txns, skipped_ops, graph, elapsed_ms}`, as
-//! `splitbrain check --model list-append --json` prints it. `anomalies` holds examples
-//! (at most 10 per kind) as `{kind, cycle, txns, key (optional), explanation}`: `cycle`
+//! `list_append`: `{analysis, valid, consistency_models, checked_model, anomalies,
+//! anomaly_types, anomaly_counts, not, also_not, ruled_out, strongest_models,
+//! strongest_model, judged_models, txns, failed_txns, skipped_ops, graph, elapsed_ms}`,
+//! as `splitbrain check --model list-append --json` (or `rw-register`) prints it.
+//! `analysis` is `list-append` or `rw-register`; `valid` says no model of
+//! `consistency_models` (Elle's names, default `["strict-serializable"]`) is ruled out;
+//! `checked_model` is them joined by ", ". `anomalies` holds examples
+//! (at most 10 per kind) as `{kind, cycle, txns, key (optional), explanation, assumes
+//! (optional: rw-register's inferred version order holds only in models implying this
+//! one, so the anomaly rules out only those)}`: `cycle`
 //! (empty for anomalies that are not cycles, such as `G1a` or `internal`) is the cycle's
 //! transactions in order, each `{txn, process, invoke_index, edge_to_next, key
 //! (optional), reason}`, where `edge_to_next` (`ww`, `wr`, `rw`, `process`, `realtime`)
 //! leads to the next step's transaction (the last step's back to the first), `key` is
 //! the key the edge is about and `reason` says in words why the edge exists; `txns` are
 //! the transactions involved, `{id, process, invoke_index, status}`. `anomaly_counts`
-//! maps each kind to how many were found, `not` lists the consistency models ruled out,
-//! `graph` is `{nodes, edges, cyclic_components, largest_component,
+//! maps each kind to how many were found. `not` lists the weakest consistency models
+//! ruled out (Elle's `:not`), `also_not` the others ruled out (`:also-not`), `ruled_out`
+//! both, weakest first; `strongest_models` the strongest models not ruled out among
+//! `judged_models` (those none of whose anomalies went unsearched), and
+//! `strongest_model` the one of them implying the most others. Files written before
+//! `ruled_out` existed have every ruled-out model in `not` and lack the newer fields
+//! (read as empty). `graph` is `{nodes, edges, cyclic_components, largest_component,
 //! truncated_components}`.
 //!
 //! `convergence`: `{verdict, nodes, replicas_per_entry, explanation}`; `nodes` is
@@ -275,8 +286,16 @@ pub struct Linearizability {
 /// `default`, so that reading never depends on the exact checker version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListAppend {
-    /// True when the history is consistent with `checked_model`.
+    /// `list-append` or `rw-register` (files from before rw-register: `list-append`).
+    #[serde(default = "default_analysis")]
+    pub analysis: String,
+    /// True when no model of `consistency_models` is ruled out.
     pub valid: bool,
+    /// The models checked against.
+    #[serde(default)]
+    pub consistency_models: Vec<String>,
+    /// `consistency_models` joined by ", ".
+    #[serde(default)]
     pub checked_model: String,
     /// Examples of each anomaly kind, ordered by kind and then by where they were found.
     #[serde(default)]
@@ -286,12 +305,25 @@ pub struct ListAppend {
     /// How many of each kind were found (more than the examples kept).
     #[serde(default)]
     pub anomaly_counts: BTreeMap<String, usize>,
-    /// The consistency models the anomalies rule out, weakest first.
+    /// The weakest models ruled out (Elle's `:not`). In files written before
+    /// `ruled_out` existed, every model ruled out.
     #[serde(default)]
     pub not: Vec<String>,
-    /// The strongest model the history is still consistent with; `None` if none is.
+    /// The other models ruled out (Elle's `:also-not`).
+    #[serde(default)]
+    pub also_not: Vec<String>,
+    /// Every model ruled out, weakest first.
+    #[serde(default)]
+    pub ruled_out: Vec<String>,
+    /// The strongest models not ruled out (among those judged).
+    #[serde(default)]
+    pub strongest_models: Vec<String>,
+    /// One of `strongest_models` (the one implying the most others); `None` if none is.
     #[serde(default)]
     pub strongest_model: Option<String>,
+    /// The models the check could judge (empty in older files: all).
+    #[serde(default)]
+    pub judged_models: Vec<String>,
     #[serde(default)]
     pub txns: usize,
     #[serde(default)]
@@ -304,7 +336,20 @@ pub struct ListAppend {
     pub elapsed_ms: f64,
 }
 
+fn default_analysis() -> String {
+    "list-append".into()
+}
+
 impl ListAppend {
+    /// Every model ruled out: `ruled_out`, or `not` in files from before it existed.
+    pub fn all_ruled_out(&self) -> &[String] {
+        if self.ruled_out.is_empty() {
+            &self.not
+        } else {
+            &self.ruled_out
+        }
+    }
+
     pub fn verdict(&self) -> Verdict {
         if self.valid {
             Verdict::Valid
@@ -340,6 +385,9 @@ pub struct ElleAnomaly {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     pub explanation: String,
+    /// rw-register: the model under which the version order it rests on was inferred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumes: Option<String>,
 }
 
 /// One transaction of a cycle and the dependency edge from it to the next one.
@@ -373,7 +421,9 @@ pub struct ElleTxnRef {
 impl From<&elle::ElleResult> for ListAppend {
     fn from(r: &elle::ElleResult) -> Self {
         ListAppend {
+            analysis: r.analysis.clone(),
             valid: r.valid,
+            consistency_models: r.consistency_models.clone(),
             checked_model: r.checked_model.clone(),
             anomalies: r
                 .anomalies
@@ -404,12 +454,17 @@ impl From<&elle::ElleResult> for ListAppend {
                         .collect(),
                     key: a.key.clone(),
                     explanation: a.explanation.clone(),
+                    assumes: a.assumes.clone(),
                 })
                 .collect(),
             anomaly_types: r.anomaly_types.clone(),
             anomaly_counts: r.anomaly_counts.clone(),
             not: r.not.clone(),
+            also_not: r.also_not.clone(),
+            ruled_out: r.ruled_out.clone(),
+            strongest_models: r.strongest_models.clone(),
             strongest_model: r.strongest_model.clone(),
+            judged_models: r.judged_models.clone(),
             txns: r.txns,
             failed_txns: r.failed_txns,
             skipped_ops: r.skipped_ops,

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use crate::node::bugs::BugInfo;
 use crate::node::server::ReadMode;
+use splitbrain_checker::elle::ConsistencyModel;
 use splitbrain_nemesis::{FaultKind, TargetSpec};
 use splitbrain_workloads::WorkloadKind;
 
@@ -26,7 +27,7 @@ fn all_fault_targets() -> Vec<TargetSpec> {
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestArgs {
-    /// Workload: register, kv, mutex, set, list-append (default kv).
+    /// Workload: register, kv, mutex, set, list-append, rw-register (default kv).
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
     /// Faults: a comma-separated list of partition, kill, pause, clock; or all; or none
@@ -83,6 +84,10 @@ pub struct TestArgs {
     /// The test's name, used for the store folder (default derived from the settings).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// list-append and rw-register: the consistency models to check the history against
+    /// (comma-separated, Elle's names; default strict-serializable).
+    #[arg(long, value_name = "M,…")]
+    pub consistency_models: Option<String>,
     /// Read settings from a TOML file (the same names as the flags, e.g.
     /// `workload = "kv"`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -142,6 +147,10 @@ pub struct TestConfig {
     pub test_count: usize,
     pub op_timeout: f64,
     pub recovery_time: f64,
+    /// Transactional workloads: the consistency models checked (canonical names); empty
+    /// means strict-serializable. Absent from older `test.json` files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency_models: Vec<ConsistencyModel>,
 }
 
 /// Why a configuration was rejected; the message says what to do instead.
@@ -186,6 +195,7 @@ impl TestArgs {
             op_timeout: self.op_timeout.or(file.op_timeout),
             recovery_time: self.recovery_time.or(file.recovery_time),
             name: self.name.or(file.name),
+            consistency_models: self.consistency_models.or(file.consistency_models),
             config: None,
         })
     }
@@ -275,6 +285,20 @@ impl TestConfig {
                     WorkloadKind::NAMES.join(", ")
                 ))
             })?,
+        };
+        let consistency_models = match &args.consistency_models {
+            None => Vec::new(),
+            Some(_) if !workload.is_transactional() => return err(format!(
+                "--consistency-models applies to the transactional workloads ({}), not {workload}",
+                WorkloadKind::ALL
+                    .iter()
+                    .filter(|w| w.is_transactional())
+                    .map(|w| w.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(list) => splitbrain_checker::elle::models::parse_models(list)
+                .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?,
         };
         let nemesis = parse_nemesis(args.nemesis.as_deref().unwrap_or("all"))?;
         let nemesis_interval = positive("nemesis-interval", args.nemesis_interval.unwrap_or(5.0))?;
@@ -388,6 +412,7 @@ impl TestConfig {
             test_count,
             op_timeout,
             recovery_time,
+            consistency_models,
         })
     }
 
@@ -418,6 +443,10 @@ impl TestConfig {
         if self.fault_targets != all_fault_targets() {
             let names: Vec<&str> = self.fault_targets.iter().map(|t| t.name()).collect();
             cmd.push_str(&format!(" --fault-targets {}", names.join(",")));
+        }
+        if !self.consistency_models.is_empty() {
+            let names: Vec<&str> = self.consistency_models.iter().map(|m| m.name()).collect();
+            cmd.push_str(&format!(" --consistency-models {}", names.join(",")));
         }
         cmd
     }
@@ -495,7 +524,10 @@ mod tests {
             workload: Some("bank".into()),
             ..Default::default()
         });
-        assert!(e.contains("register, kv, mutex, set, list-append"), "{e}");
+        assert!(
+            e.contains("register, kv, mutex, set, list-append, rw-register"),
+            "{e}"
+        );
         let e = bad(TestArgs {
             bugs: vec!["nope".into()],
             ..Default::default()
@@ -624,6 +656,55 @@ mod tests {
         .to_string();
         assert!(e.contains("nodez"), "{e}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn consistency_models_are_for_transactional_workloads() {
+        let c = TestConfig::resolve(
+            TestArgs {
+                workload: Some("rw-register".into()),
+                consistency_models: Some("serializable,PL-SI".into()),
+                seed: Some(3),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            c.consistency_models,
+            [
+                ConsistencyModel::Serializable,
+                ConsistencyModel::SnapshotIsolation
+            ]
+        );
+        assert!(c
+            .reproduce_command()
+            .ends_with("--consistency-models serializable,snapshot-isolation"));
+        let e = TestConfig::resolve(
+            TestArgs {
+                workload: Some("kv".into()),
+                consistency_models: Some("serializable".into()),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("transactional workloads"), "{e}");
+        let e = TestConfig::resolve(
+            TestArgs {
+                workload: Some("list-append".into()),
+                consistency_models: Some("linearizable".into()),
+                ..Default::default()
+            },
+            BUGS,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown consistency model"), "{e}");
     }
 
     #[test]

@@ -46,9 +46,11 @@ pub fn model_for(workload: WorkloadKind) -> ModelKind {
     match workload {
         WorkloadKind::Mutex => ModelKind::Mutex,
         WorkloadKind::Set => ModelKind::Set,
-        WorkloadKind::Register | WorkloadKind::Kv | WorkloadKind::ListAppend => {
-            ModelKind::CasRegister
-        }
+        // The transactional workloads are checked Elle-style, never by a model.
+        WorkloadKind::Register
+        | WorkloadKind::Kv
+        | WorkloadKind::ListAppend
+        | WorkloadKind::RwRegister => ModelKind::CasRegister,
     }
 }
 
@@ -142,10 +144,13 @@ pub async fn run_test(
     let mut lin = None;
     let mut list_append = None;
     if let Some(ops) = &ops {
-        if cfg.workload == WorkloadKind::ListAppend {
-            match splitbrain_checker::elle::check_list_append(ops) {
+        if cfg.workload.is_transactional() {
+            match txn_check(cfg, ops) {
                 Ok(r) => list_append = Some(r),
-                Err(e) => notes.push(format!("the list-append checker rejected the history: {e}")),
+                Err(e) => notes.push(format!(
+                    "the {} checker rejected the history: {e}",
+                    cfg.workload
+                )),
             }
         } else {
             // Verdict first, as `splitbrain check`: once a key is invalid the others get
@@ -173,7 +178,7 @@ pub async fn run_test(
         }
         (None, Some(e)) => results.set_list_append(e, list_append_result(e).summary),
         (None, None) => results.checkers.push(CheckerResult {
-            name: if cfg.workload == WorkloadKind::ListAppend {
+            name: if cfg.workload.is_transactional() {
                 "list-append"
             } else {
                 "linearizability"
@@ -220,16 +225,39 @@ pub async fn run_test(
     })
 }
 
-/// The list-append (Elle-style) analysis as a checker entry: the anomalies found and the
-/// strongest consistency model the history is still consistent with.
+/// The Elle-style check of a transactional workload's history, against the run's
+/// consistency models.
+fn txn_check(
+    cfg: &TestConfig,
+    ops: &splitbrain_checker::Operations,
+) -> Result<splitbrain_checker::elle::ElleResult, splitbrain_checker::elle::ElleError> {
+    use splitbrain_checker::elle;
+    let mut options = elle::ElleOptions::default();
+    if !cfg.consistency_models.is_empty() {
+        options.models = cfg.consistency_models.clone();
+    }
+    if cfg.workload == WorkloadKind::RwRegister {
+        elle::check_rw_register_with(ops, &options)
+    } else {
+        elle::check_list_append_with(ops, &options)
+    }
+}
+
+/// The transactional (Elle-style) analysis as a checker entry: the anomalies found, the
+/// weakest models they rule out and the strongest models still possible.
 pub fn list_append_result(e: &splitbrain_checker::elle::ElleResult) -> CheckerResult {
+    let strongest = if e.strongest_models.is_empty() {
+        "none".to_string()
+    } else {
+        e.strongest_models.join(", ")
+    };
     let summary = if e.valid {
         format!(
-            "{} transactions, no anomalies; consistent with {}",
+            "{} transactions ({}), checked against {}: {}; strongest models still possible: {strongest}",
             e.txns,
-            e.strongest_model
-                .as_deref()
-                .unwrap_or("every model checked")
+            e.analysis,
+            e.consistency_models.join(", "),
+            if e.anomalies.is_empty() { "no anomalies" } else { "no anomaly rules them out" }
         )
     } else {
         let first = e
@@ -237,11 +265,11 @@ pub fn list_append_result(e: &splitbrain_checker::elle::ElleResult) -> CheckerRe
             .first()
             .map_or(String::new(), |a| format!("; first: {}", a.explanation));
         format!(
-            "{} transactions; anomalies {} rule out {}; strongest model still consistent: {}{first}",
+            "{} transactions ({}); anomalies {} rule out {} (and every stronger model); strongest models still possible: {strongest}{first}",
             e.txns,
+            e.analysis,
             e.anomaly_types.join(", "),
             e.not.join(", "),
-            e.strongest_model.as_deref().unwrap_or("none")
         )
     };
     CheckerResult {

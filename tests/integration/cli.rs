@@ -163,6 +163,70 @@ fn check_writes_a_report_and_never_overwrites_foreign_files() {
     assert_eq!(std::fs::read_to_string(&report).unwrap(), "my notes");
 }
 
+/// `check --model rw-register` on an Elle-style EDN history (no `:process`, keywords):
+/// write skew rules out repeatable read and not snapshot isolation; `--consistency-models`
+/// chooses what the verdict is about, and bad names are refused with the known ones.
+#[test]
+fn check_rw_register_with_consistency_models() {
+    let dir = TempDir::new("rw-register");
+    let file = dir.path().join("history.edn");
+    // T0 and T1 each read the key the other writes, seeing nil, then write theirs;
+    // then one client reads both (each invocation followed directly by its completion).
+    let text_edn = "{:type :invoke, :f :txn, :value [[:r :x nil] [:w :y 1]], :process 0}\n\
+{:type :invoke, :f :txn, :value [[:r :y nil] [:w :x 1]], :process 1}\n\
+{:type :ok, :f :txn, :value [[:r :x nil] [:w :y 1]], :process 0}\n\
+{:type :ok, :f :txn, :value [[:r :y nil] [:w :x 1]], :process 1}\n\
+{:type :invoke, :f :txn, :value [[:r :x nil] [:r :y nil]]}\n\
+{:type :ok, :f :txn, :value [[:r :x 1] [:r :y 1]]}\n";
+    std::fs::write(&file, text_edn).unwrap();
+    let path = file.to_str().unwrap();
+    let out = run(&["check", path, "--model", "rw-register", "--json"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let la = &json["histories"][0]["list_append"];
+    assert_eq!(la["analysis"], "rw-register", "{la}");
+    assert_eq!(la["anomaly_types"], serde_json::json!(["G2-item"]), "{la}");
+    assert_eq!(la["not"], serde_json::json!(["repeatable-read"]), "{la}");
+    assert!(
+        la["strongest_models"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m == "strong-snapshot-isolation")),
+        "{la}"
+    );
+
+    let out = run(&[
+        "check",
+        path,
+        "--model",
+        "rw-register",
+        "--consistency-models",
+        "snapshot-isolation,PL-2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("checked against snapshot-isolation, read-committed"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(&[
+        "check",
+        path,
+        "--model",
+        "rw-register",
+        "--consistency-models",
+        "acid",
+    ]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown consistency model `acid`"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["check", path, "--consistency-models", "serializable"]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+}
+
 /// `check --model list-append`: `--json` carries each anomaly's cycle as data (edge
 /// kinds and keys), and `--report` draws it.
 #[test]

@@ -411,6 +411,73 @@ fn list_append_is_valid_and_a_non_atomic_txn_bug_is_caught() {
     assert_nothing_left(store.path());
 }
 
+/// The rw-register workload (register reads and writes in transactions, as a store
+/// without lists is tested), checked Elle-style against the bundled cluster: the correct
+/// cluster is valid, and `non-atomic-txn` is caught from register reads alone. The
+/// lattice is drawn in the report, and `--consistency-models` reaches the checker.
+#[test]
+fn rw_register_is_valid_and_a_non_atomic_txn_bug_is_caught() {
+    let _guard = cluster_lock();
+    let store = TempDir::new("rw-register");
+    let common = [
+        "--workload",
+        "rw-register",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "3",
+        "--seed",
+        "21",
+    ];
+    let out = test_run(store.path(), &common);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let valid = results(&latest_run(store.path()));
+    let la = &valid["list_append"];
+    assert_eq!(la["analysis"], "rw-register", "{la}");
+    assert_eq!(la["valid"], true, "{la}");
+    assert_eq!(
+        la["strongest_models"],
+        serde_json::json!(["strict-serializable"]),
+        "{la}"
+    );
+    assert!(
+        la["txns"].as_u64().unwrap_or(0) > 50,
+        "too few transactions: {la}"
+    );
+    assert_nothing_left(store.path());
+
+    let mut args = common.to_vec();
+    args.extend([
+        "--bug",
+        "non-atomic-txn",
+        "--consistency-models",
+        "serializable",
+    ]);
+    let out = test_run(store.path(), &args);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let run = latest_run(store.path());
+    let invalid = results(&run);
+    let la = &invalid["list_append"];
+    assert_eq!(la["valid"], false, "{la}");
+    assert_eq!(
+        la["consistency_models"],
+        serde_json::json!(["serializable"]),
+        "{la}"
+    );
+    assert!(
+        la["ruled_out"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m == "serializable")),
+        "{la}"
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("class=\"lattice\""),
+        "the report draws no lattice"
+    );
+    assert_nothing_left(store.path());
+}
+
 #[test]
 fn ctrl_c_heals_stops_nodes_and_keeps_the_partial_history() {
     let _guard = cluster_lock();

@@ -39,6 +39,8 @@
 //! - `list-append`: `txn` → `txn`, each micro-op's key rendered as a string (integer key
 //!   `3` → server key `"3"`); the completion keeps the history's keys and fills each
 //!   read with the list read (absent → `[]`).
+//! - `rw-register`: the same, with `w` micro-ops (the node's register write); a read is
+//!   filled with the value read (absent → `null`, the initial state).
 //!
 //! `not-leader` is a definite `fail` with error `not-leader`: by default a worker is
 //! bound to its node and does not retry elsewhere (Jepsen style); the driver moves on.
@@ -396,7 +398,7 @@ impl BundledClient {
                 value: op.value.clone(),
             }),
             (WorkloadKind::Set, "read") => Ok(Request::Get { key: key(SET_KEY) }),
-            (WorkloadKind::ListAppend, "txn") => {
+            (WorkloadKind::ListAppend | WorkloadKind::RwRegister, "txn") => {
                 let micro_ops = op.value.as_array().ok_or_else(|| {
                     format!("bad-op: txn needs a list of micro-ops, got {}", op.value)
                 })?;
@@ -415,7 +417,8 @@ impl BundledClient {
         let normalised = match (self.kind, op.f.as_str()) {
             (WorkloadKind::Register | WorkloadKind::Kv, "read") => Ok(value),
             (WorkloadKind::Set, "read") => as_list(value),
-            (WorkloadKind::ListAppend, "txn") => completed_txn(&op.value, &value),
+            (WorkloadKind::ListAppend, "txn") => completed_txn(&op.value, &value, true),
+            (WorkloadKind::RwRegister, "txn") => completed_txn(&op.value, &value, false),
             _ => Ok(op.value.clone()),
         };
         match normalised {
@@ -474,7 +477,7 @@ pub(crate) fn as_list(value: Value) -> Result<Value, String> {
 /// The completed transaction: the invocation's micro-ops (history keys kept), each read
 /// filled with the list the node returned for it. The node answers with its micro-op
 /// list, `[f, key, value]` per micro-op in order.
-fn completed_txn(invoked: &Value, reply: &Value) -> Result<Value, String> {
+fn completed_txn(invoked: &Value, reply: &Value, lists: bool) -> Result<Value, String> {
     let invoked = invoked.as_array().ok_or("the invocation is not a list")?;
     let results = reply
         .as_array()
@@ -505,7 +508,8 @@ fn completed_txn(invoked: &Value, reply: &Value) -> Result<Value, String> {
                     }
                 };
                 if let Some(slot) = micro.get_mut(2) {
-                    *slot = as_list(read)?;
+                    // A register read is the value itself (`null`: never written).
+                    *slot = if lists { as_list(read)? } else { read };
                 }
             }
             Ok(Value::Array(micro))
@@ -894,6 +898,26 @@ mod tests {
         assert_eq!(
             node.requests()[0],
             json!({"op": "txn", "ops": [["append", "3", 11], ["r", "3", null], ["r", "4", null]]})
+        );
+    }
+
+    #[tokio::test]
+    async fn rw_register_txns_fill_reads_with_the_value() {
+        let filled = json!([["w", "3", 11], ["r", "3", 11], ["r", "4", null]]);
+        let node = fake_node(vec![ok(filled)]).await;
+        let mut client = BundledClient::new(WorkloadKind::RwRegister, &node.addr, TIMEOUT);
+        let txn = op(
+            "txn",
+            None,
+            json!([["w", 3, 11], ["r", 3, null], ["r", 4, null]]),
+        );
+        assert_eq!(
+            client.invoke(&txn).await,
+            Completion::ok(json!([["w", 3, 11], ["r", 3, 11], ["r", 4, null]]))
+        );
+        assert_eq!(
+            node.requests()[0],
+            json!({"op": "txn", "ops": [["w", "3", 11], ["r", "3", null], ["r", "4", null]]})
         );
     }
 

@@ -18,6 +18,8 @@
 //! - `set`: adds of unique integers; the final read comes from [`Generator::final_ops`].
 //! - `list-append`: transactions of 1–4 `append`/`r` micro-operations over a small
 //!   window of keys that slides forward, so each list stays short.
+//! - `rw-register`: the same transactions with `w` register writes instead of appends
+//!   (Elle's rw-register workload, for stores without lists).
 //!
 //! Written values are unique per key (and never `null`), so the checker can tell every
 //! write apart.
@@ -43,20 +45,29 @@ pub enum WorkloadKind {
     Mutex,
     Set,
     ListAppend,
+    RwRegister,
 }
 
 impl WorkloadKind {
     /// Every workload, in the order of [`WorkloadKind::NAMES`].
-    pub const ALL: [WorkloadKind; 5] = [
+    pub const ALL: [WorkloadKind; 6] = [
         WorkloadKind::Register,
         WorkloadKind::Kv,
         WorkloadKind::Mutex,
         WorkloadKind::Set,
         WorkloadKind::ListAppend,
+        WorkloadKind::RwRegister,
     ];
 
     /// The names `--workload` accepts.
-    pub const NAMES: [&'static str; 5] = ["register", "kv", "mutex", "set", "list-append"];
+    pub const NAMES: [&'static str; 6] = [
+        "register",
+        "kv",
+        "mutex",
+        "set",
+        "list-append",
+        "rw-register",
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -65,6 +76,7 @@ impl WorkloadKind {
             WorkloadKind::Mutex => "mutex",
             WorkloadKind::Set => "set",
             WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
         }
     }
 
@@ -77,7 +89,14 @@ impl WorkloadKind {
             WorkloadKind::Mutex => "mutex",
             WorkloadKind::Set => "set",
             WorkloadKind::ListAppend => "list-append",
+            WorkloadKind::RwRegister => "rw-register",
         }
+    }
+
+    /// True for the workloads of transactions, checked Elle-style rather than for
+    /// linearizability.
+    pub fn is_transactional(self) -> bool {
+        matches!(self, WorkloadKind::ListAppend | WorkloadKind::RwRegister)
     }
 
     /// The default for [`WorkloadConfig::ops_per_key`]: how long one key's history grows.
@@ -85,7 +104,7 @@ impl WorkloadKind {
     /// lists short); for the single-object workloads it is unused.
     pub fn default_ops_per_key(self) -> usize {
         match self {
-            WorkloadKind::ListAppend => 32,
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => 32,
             _ => 200,
         }
     }
@@ -274,7 +293,10 @@ impl Generator {
                 let element = fresh_counter(state) * config.concurrency as u64 + thread as u64;
                 Op::new("add", None, json!(element))
             }
-            WorkloadKind::ListAppend => list_append_op(config, state, thread, &mut self.used_keys),
+            WorkloadKind::ListAppend => {
+                txn_op(config, state, thread, &mut self.used_keys, "append")
+            }
+            WorkloadKind::RwRegister => txn_op(config, state, thread, &mut self.used_keys, "w"),
         };
         state.issued += 1;
         Some(op)
@@ -295,7 +317,7 @@ impl Generator {
                 .map(|key| Op::new("read", Some(key.clone()), Value::Null))
                 .collect(),
             WorkloadKind::Mutex => Vec::new(),
-            WorkloadKind::ListAppend => {
+            WorkloadKind::ListAppend | WorkloadKind::RwRegister => {
                 let keys: Vec<&Key> = self.used_keys.iter().collect();
                 keys.chunks(FINAL_TXN_KEYS)
                     .map(|chunk| {
@@ -418,11 +440,15 @@ fn mutex_op(state: &mut ThreadState, thread: usize) -> Op {
 /// `ops_per_key` appends from all threads while it is in their windows: a transaction
 /// carries 2.5 micro-operations of which half are appends, spread over `key_window` keys,
 /// so each thread appends about `1.25 * period` times to each key.
-fn list_append_op(
+///
+/// `rw-register` transactions are the same with `w` (a register write of a value unique
+/// across the run) instead of `append`.
+fn txn_op(
     config: &WorkloadConfig,
     state: &mut ThreadState,
     thread: usize,
     used_keys: &mut BTreeSet<Key>,
+    write: &str,
 ) -> Op {
     let period = (4 * config.ops_per_key)
         .div_ceil(5 * config.concurrency)
@@ -436,7 +462,7 @@ fn list_append_op(
             if state.rng.gen_bool(0.5) {
                 let n = fresh_counter(state);
                 let value = n * config.concurrency as u64 + thread as u64 + 1;
-                json!(["append", key, value])
+                json!([write, key, value])
             } else {
                 json!(["r", key, null])
             }
@@ -702,6 +728,35 @@ mod tests {
             .collect();
         let mean = full.iter().sum::<usize>() as f64 / full.len() as f64;
         assert!((20.0..=48.0).contains(&mean), "mean appends per key {mean}");
+    }
+
+    #[test]
+    fn rw_register_txns_write_unique_values() {
+        let config = WorkloadConfig::new(WorkloadKind::RwRegister, 5, 3);
+        let sequences = run(&config, 300, 6);
+        let mut written = Vec::new();
+        for op in sequences.iter().flatten() {
+            assert_eq!(op.f, "txn");
+            for micro in op.value.as_array().expect("txn value is a list") {
+                match micro[0].as_str() {
+                    Some("w") => written.push(micro[2].as_u64().expect("integer value")),
+                    Some("r") => assert!(micro[2].is_null()),
+                    other => panic!("unexpected micro-op {other:?}"),
+                }
+            }
+        }
+        let distinct: BTreeSet<u64> = written.iter().copied().collect();
+        assert_eq!(distinct.len(), written.len(), "written values repeat");
+        assert!(written.len() > 500);
+        assert_eq!(WorkloadKind::RwRegister.checker_model(), "rw-register");
+        let mut generator = Generator::new(config).expect("valid config");
+        for _ in 0..50 {
+            generator.next_op(0);
+        }
+        assert!(generator
+            .final_ops()
+            .iter()
+            .all(|op| op.f == "txn" && op.value[0][0] == "r"));
     }
 
     #[test]

@@ -29,8 +29,9 @@
 //! cyclic component is never silently passed.
 
 use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
-use super::order::{refs, t, Collector};
-use super::txn::{Parsed, NONE};
+use super::models::ConsistencyModel;
+use super::order::{refs, show_value, t, Collector};
+use super::txn::{Datatype, Parsed, NONE};
 use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
 use crate::history::Key;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -87,6 +88,10 @@ const CLASSES: [Class; 5] = [
 /// realtime.
 const LEVELS: [(u8, u8); 3] = [(0, 0), (PROCESS, PROCESS), (PROCESS | REALTIME, REALTIME)];
 
+/// The anomaly names of [`CLASSES`] and [`LEVELS`].
+const CLASS_NAMES: [&str; 5] = ["G0", "G1c", "G-single", "G-nonadjacent", "G2-item"];
+const LEVEL_SUFFIXES: [&str; 3] = ["", "-process", "-realtime"];
+
 /// A cycle: each step's node and the kind of the edge to the next step's node.
 type Cycle = Vec<(u32, u8)>;
 
@@ -142,11 +147,18 @@ pub(crate) fn search(
     }
     // Report components in history order.
     sccs.sort_unstable_by_key(|c| c[0]);
+    // Only classes relevant to the checked models are searched.
+    let mut wanted = [[false; CLASSES.len()]; LEVELS.len()];
+    for (level, row) in wanted.iter_mut().enumerate() {
+        for (ci, w) in row.iter_mut().enumerate() {
+            *w = found.wants(&format!("{}{}", CLASS_NAMES[ci], LEVEL_SUFFIXES[level]));
+        }
+    }
     for scc in &sccs {
         stats.cyclic_components += 1;
         stats.largest_component = stats.largest_component.max(scc.len());
         let component = Component::new(deps, scc, &mut local_of);
-        let (cycles, truncated) = component.cycles(options.search_budget_per_class);
+        let (cycles, truncated) = component.cycles(options.search_budget_per_class, &wanted);
         if truncated {
             stats.truncated_components += 1;
         }
@@ -194,7 +206,11 @@ impl Component {
 
     /// The shortest cycle found per class (plain, else process, else realtime variant),
     /// and whether any budget ran out.
-    fn cycles(&self, budget_per_class: u64) -> (Vec<Cycle>, bool) {
+    fn cycles(
+        &self,
+        budget_per_class: u64,
+        wanted: &[[bool; CLASSES.len()]; LEVELS.len()],
+    ) -> (Vec<Cycle>, bool) {
         let mut search = Search {
             stamp: vec![0; self.nodes.len() * STATES as usize],
             parent: vec![0; self.nodes.len() * STATES as usize],
@@ -205,9 +221,9 @@ impl Component {
         let mut truncated = false;
         let mut found_class = [false; CLASSES.len()];
         let mut kinds: Vec<String> = Vec::new();
-        for (extra, required) in LEVELS {
+        for (level, (extra, required)) in LEVELS.into_iter().enumerate() {
             for (ci, class) in CLASSES.iter().enumerate() {
-                if found_class[ci] {
+                if found_class[ci] || !wanted[level][ci] {
                     continue;
                 }
                 let mut budget = Budget {
@@ -227,9 +243,12 @@ impl Component {
                 }
             }
         }
-        if out.is_empty() {
+        let everything_wanted = wanted.iter().flatten().all(|w| *w);
+        if out.is_empty() && (truncated || everything_wanted) {
             // A strongly connected component always has a cycle: find one, whatever it
-            // is made of, so it is reported even when every budget ran out.
+            // is made of, so it is reported even when every budget ran out. (When the
+            // checked models leave some classes unsearched, an empty result is expected
+            // and the cycle found here is reported only if it is relevant.)
             // Enough for one complete search, plus the usual budget to shorten it.
             let edges: usize = self.adj.iter().map(Vec::len).sum();
             let mut budget = Budget {
@@ -530,7 +549,7 @@ fn meaning(kind: &str) -> &'static str {
         .trim_end_matches("-realtime")
         .trim_end_matches("-process");
     match base {
-        "G0" => "a cycle of write-write dependencies (dirty write): no order of these transactions explains the order of their appends",
+        "G0" => "a cycle of write-write dependencies (dirty write): no order of these transactions explains the order of their writes",
         "G1c" => "a cycle of write-write and write-read dependencies (circular information flow): each transaction saw or overwrote the effects of the one before it",
         "G-single" => "a cycle with exactly one read-write anti-dependency (read skew): one transaction missed a write that, through the other dependencies, happened before it",
         "G-nonadjacent" => "a cycle with two or more read-write anti-dependencies, no two of them adjacent (e.g. a long fork): transactions saw each other's effects in incompatible orders, which snapshot isolation forbids",
@@ -550,7 +569,25 @@ fn report(parsed: &Parsed<'_>, deps: &Deps, cycle: &[(u32, u8)], found: &mut Col
         .copied()
         .collect();
     let kind = classify(cycle.iter().map(|&(_, k)| k));
-    found.add(&kind, || {
+    // The cycle holds in models that imply every assumption its edges rest on; the
+    // assumptions (read-committed, then strong-session-, then strong-read-committed)
+    // form a chain, so that is the strongest of them.
+    let mut assumes: Option<ConsistencyModel> = None;
+    for (i, &(node, k)) in cycle.iter().enumerate() {
+        let to = cycle[(i + 1) % cycle.len()].0;
+        let why = deps.label(node, to).and_then(|l| match k {
+            WW => l.ww,
+            RW => l.rw,
+            _ => None,
+        });
+        if let Some(a) = why.and_then(|w| w.assumes) {
+            assumes = match assumes {
+                Some(b) if b.implies(a) => Some(b),
+                _ => Some(a),
+            };
+        }
+    }
+    found.add_assuming(&kind, assumes, || {
         let steps: Vec<CycleStep> = cycle
             .iter()
             .enumerate()
@@ -585,6 +622,7 @@ fn report(parsed: &Parsed<'_>, deps: &Deps, cycle: &[(u32, u8)], found: &mut Col
             cycle: steps,
             txns: refs(parsed, &nodes),
             key: None,
+            assumes: None,
         }
     });
 }
@@ -609,6 +647,11 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> (St
         }
     };
     let key = why.map(|w| parsed.key(w.key).clone());
+    if parsed.datatype == Datatype::RwRegister {
+        if let Some(text) = register_reason(parsed, &ta, &tb, kind, why) {
+            return (text, key);
+        }
+    }
     let text = match (kind, why) {
         (WW, Some(w)) if w.unobserved => format!(
             "{ta} appended {prev} to key {k}, the last version any read saw, and {tb} appended {v}, which no read saw, so later",
@@ -653,6 +696,36 @@ fn reason(parsed: &Parsed<'_>, deps: &Deps, from: u32, to: u32, kind: u8) -> (St
         _ => format!("{ta} -{}-> {tb}", kind_name(kind)),
     };
     (text, key)
+}
+
+/// Why a data edge between rw-register transactions exists, in words.
+fn register_reason(
+    parsed: &Parsed<'_>,
+    ta: &str,
+    tb: &str,
+    kind: u8,
+    why: Option<super::graph::Why>,
+) -> Option<String> {
+    let w = why?;
+    let k = parsed.key(w.key);
+    let basis = super::rw::basis(w.assumes);
+    Some(match kind {
+        WW => format!(
+            "{ta} wrote key {k} = {prev}, and {tb} wrote {v}, a later version ({basis})",
+            prev = show_value(parsed, w.prev),
+            v = parsed.value(w.elem)
+        ),
+        WR => format!(
+            "{ta} wrote key {k} = {v}, and {tb} read it",
+            v = parsed.value(w.elem)
+        ),
+        RW => format!(
+            "{ta} read key {k} = {prev}, and {tb} wrote {v}, a later version ({basis})",
+            prev = show_value(parsed, w.prev),
+            v = parsed.value(w.elem)
+        ),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

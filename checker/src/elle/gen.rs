@@ -14,6 +14,9 @@
 //!
 //! One fault can be switched on for tests and benchmarks: with `stale_read_rate`, a read
 //! returns a strict prefix of the list (an old snapshot), which breaks serializability.
+//! With `rw_register`, the same store serves register transactions: a write appends
+//! its value to the key's list of versions and a read returns the last one (a stale
+//! read, an earlier one or nil).
 //! Everything derives from `seed` (ChaCha8).
 
 use crate::history::{Event, EventType, History, Process};
@@ -44,8 +47,12 @@ pub struct ListAppendOptions {
     pub fail_rate: f64,
     /// Keys as strings ("k12") instead of integers.
     pub string_keys: bool,
-    /// Fault: probability that a read of a non-empty list returns a strict prefix.
+    /// Fault: probability that a read of a non-empty list returns a strict prefix (for
+    /// rw-register: an earlier version, or nil).
     pub stale_read_rate: f64,
+    /// Generate rw-register transactions instead: `["w", k, v]` of fresh values, and
+    /// `["r", k, v]` returning the last value written (nil before any).
+    pub rw_register: bool,
 }
 
 impl Default for ListAppendOptions {
@@ -62,6 +69,7 @@ impl Default for ListAppendOptions {
             fail_rate: 0.0,
             string_keys: false,
             stale_read_rate: 0.0,
+            rw_register: false,
         }
     }
 }
@@ -104,6 +112,7 @@ pub fn generate(options: &ListAppendOptions) -> History {
             json!(k)
         }
     };
+    let write_f = if options.rw_register { "w" } else { "append" };
     let emit = |events: &mut Vec<Event>, p: u64, kind: EventType, value: Value| {
         let index = events.len() as u64;
         events.push(Event {
@@ -147,7 +156,7 @@ pub fn generate(options: &ListAppendOptions) -> History {
                 let value = Value::Array(
                     plan.iter()
                         .map(|m| match *m {
-                            Plan::Append(k, v) => json!(["append", key_json(k), v]),
+                            Plan::Append(k, v) => json!([write_f, key_json(k), v]),
                             Plan::Read(k) => json!(["r", key_json(k), null]),
                         })
                         .collect(),
@@ -163,7 +172,7 @@ pub fn generate(options: &ListAppendOptions) -> History {
                     Value::Array(
                         plan.iter()
                             .map(|m| match *m {
-                                Plan::Append(k, v) => json!(["append", key_json(k), v]),
+                                Plan::Append(k, v) => json!([write_f, key_json(k), v]),
                                 Plan::Read(k) => json!(["r", key_json(k), null]),
                             })
                             .collect(),
@@ -219,7 +228,8 @@ fn execute(
         match *m {
             Plan::Append(k, v) => {
                 store.entry(k).or_default().push(v);
-                out.push(json!(["append", key_json(k), v]));
+                let f = if options.rw_register { "w" } else { "append" };
+                out.push(json!([f, key_json(k), v]));
             }
             Plan::Read(k) => {
                 let list = store.get(&k).map(Vec::as_slice).unwrap_or(&[]);
@@ -227,7 +237,12 @@ fn execute(
                 if seen > 0 && rng.gen_bool(options.stale_read_rate.clamp(0.0, 1.0)) {
                     seen = rng.gen_range(0..seen);
                 }
-                out.push(json!(["r", key_json(k), &list[..seen]]));
+                if options.rw_register {
+                    let value = seen.checked_sub(1).map(|i| list[i]);
+                    out.push(json!(["r", key_json(k), value]));
+                } else {
+                    out.push(json!(["r", key_json(k), &list[..seen]]));
+                }
             }
         }
     }

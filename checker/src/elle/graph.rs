@@ -15,6 +15,7 @@
 //! "frontier" (completed, and not yet known to precede another completed transaction),
 //! so their number stays near `transactions × concurrency`, not quadratic.
 
+use super::models::ConsistencyModel;
 use super::order::Orders;
 use super::txn::{Mop, Parsed, Status, NONE};
 use hashbrown::HashMap;
@@ -51,6 +52,10 @@ pub(crate) struct Why {
     /// `elem` is a committed append that no read saw: it is ordered after every version
     /// read, but its exact place is unknown.
     pub unobserved: bool,
+    /// The model under which the version order behind a `ww` or `rw` edge was inferred
+    /// (rw-register: writes follow reads, process or real-time order); `None` when the
+    /// order was observed (list-append) or holds under every model.
+    pub assumes: Option<ConsistencyModel>,
 }
 
 /// What an edge carries: its kinds, and a witness per data kind.
@@ -70,7 +75,7 @@ pub(crate) struct Deps {
 }
 
 impl Deps {
-    fn add(&mut self, from: u32, to: u32, kind: u8, why: Option<Why>) {
+    pub(crate) fn add(&mut self, from: u32, to: u32, kind: u8, why: Option<Why>) {
         debug_assert_ne!(from, to, "dependency graphs have no self-loops");
         let graph = &mut self.graph;
         let edge = *self.index.entry((from, to)).or_insert_with(|| {
@@ -88,9 +93,31 @@ impl Deps {
             RW => &mut label.rw,
             _ => return,
         };
-        if slot.is_none() {
+        // Keep the witness that assumes least: it rules out the most models.
+        let better = match (*slot, why) {
+            (None, _) => true,
+            (Some(old), Some(new)) => match (old.assumes, new.assumes) {
+                (Some(_), None) => true,
+                (Some(o), Some(n)) => o != n && o.implies(n),
+                _ => false,
+            },
+            _ => false,
+        };
+        if better {
             *slot = why;
         }
+    }
+
+    /// A graph of `n` transactions and no edges yet.
+    pub(crate) fn new(n: usize) -> Deps {
+        let mut deps = Deps {
+            graph: DiGraph::with_capacity(n, n * 4),
+            index: HashMap::with_capacity(n * 4),
+        };
+        for _ in 0..n {
+            deps.graph.add_node(());
+        }
+        deps
     }
 
     /// The label of the edge `from -> to`, if any.
@@ -101,14 +128,7 @@ impl Deps {
 
 /// Builds every dependency edge.
 pub(crate) fn build(parsed: &Parsed<'_>, orders: &Orders) -> Deps {
-    let n = parsed.txns.len();
-    let mut deps = Deps {
-        graph: DiGraph::with_capacity(n, n * 4),
-        index: HashMap::with_capacity(n * 4),
-    };
-    for _ in 0..n {
-        deps.graph.add_node(());
-    }
+    let mut deps = Deps::new(parsed.txns.len());
     let unobserved = unobserved(parsed, orders);
     write_write(parsed, orders, &unobserved, &mut deps);
     reads(parsed, orders, &unobserved, &mut deps);
@@ -136,6 +156,7 @@ fn write_write(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], de
                     elem,
                     prev: previous_elem,
                     unobserved: false,
+                    assumes: None,
                 };
                 deps.add(previous, b, WW, Some(why));
             }
@@ -153,6 +174,7 @@ fn write_write(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], de
                     elem: u,
                     prev: previous_elem,
                     unobserved: true,
+                    assumes: None,
                 };
                 deps.add(previous, b, WW, Some(why));
             }
@@ -209,6 +231,7 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], deps: &m
                         elem: last,
                         prev: NONE,
                         unobserved: false,
+                        assumes: None,
                     };
                     deps.add(writer, node, WR, Some(why));
                 }
@@ -237,6 +260,7 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], deps: &m
                         elem: next,
                         prev,
                         unobserved: false,
+                        assumes: None,
                     };
                     deps.add(node, writer, RW, Some(why));
                 }
@@ -252,6 +276,7 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], deps: &m
                             elem: u,
                             prev,
                             unobserved: true,
+                            assumes: None,
                         };
                         deps.add(node, writer, RW, Some(why));
                     }
@@ -265,7 +290,7 @@ fn reads(parsed: &Parsed<'_>, orders: &Orders, unobserved: &[Vec<u32>], deps: &m
 /// invocation order, and a process runs one transaction at a time). An `info`
 /// transaction precedes nothing: it may take effect at any later time. (Jepsen gives a
 /// process a new number after `info`; this also holds for histories that do not.)
-fn process_order(parsed: &Parsed<'_>, deps: &mut Deps) {
+pub(crate) fn process_order(parsed: &Parsed<'_>, deps: &mut Deps) {
     let mut last_ok: HashMap<u64, u32> = HashMap::new();
     for (node, txn) in parsed.txns.iter().enumerate() {
         let process = txn.op.process;
@@ -279,7 +304,7 @@ fn process_order(parsed: &Parsed<'_>, deps: &mut Deps) {
 }
 
 /// realtime: `a` completed before `b` was invoked, as a transitive reduction.
-fn real_time(parsed: &Parsed<'_>, deps: &mut Deps) {
+pub(crate) fn real_time(parsed: &Parsed<'_>, deps: &mut Deps) {
     // (event index, node, is completion); only `ok` transactions complete.
     let mut events: Vec<(u64, u32, bool)> = Vec::with_capacity(parsed.txns.len() * 2);
     for (node, txn) in parsed.txns.iter().enumerate() {
@@ -326,8 +351,11 @@ mod tests {
                 ..ListAppendOptions::default()
             };
             let ops = generate(&options).pair().unwrap();
-            let parsed = txn::parse(&ops).unwrap();
-            let orders = order::infer(&parsed, &mut order::Collector::new(1));
+            let parsed = txn::parse(&ops, txn::Datatype::ListAppend).unwrap();
+            let orders = order::infer(
+                &parsed,
+                &mut order::Collector::new(1, &[ConsistencyModel::StrictSerializable]),
+            );
             let deps = build(&parsed, &orders);
             let n = parsed.txns.len();
             for a in 0..n {

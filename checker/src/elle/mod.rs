@@ -1,27 +1,33 @@
-//! An Elle-style checker for transactional histories over append-only lists.
+//! Elle-style checkers for transactional histories: list-append and rw-register.
 //!
 //! Linearizability checks one object at a time; users of transactional stores ask whether
-//! *transactions* are isolated. Elle's answer (Kingsbury & Alvaro, "Elle: Inferring
-//! Isolation Anomalies from Experimental Observations") is to choose a datatype whose
-//! reads reveal the order of the writes: every transaction appends unique values to lists
-//! and reads whole lists, so each read is a prefix of the key's history of appends. From
-//! those prefixes we infer the version order of every key, derive dependencies between
+//! *transactions* are isolated, and at which level. Elle's answer (Kingsbury & Alvaro,
+//! "Elle: Inferring Isolation Anomalies from Experimental Observations") is to infer the
+//! version order of every key from what was read, derive dependencies between
 //! transactions, and search the dependency graph for cycles, each of which names an
-//! anomaly and rules out the consistency models that forbid it.
+//! anomaly and rules out the consistency models that forbid it. With append-only lists
+//! every read is a prefix of the key's history, so the order is observed; with
+//! read/write registers it is inferred, under assumptions the answer keeps track of.
 //!
 //! Layout:
 //! - `txn`: turns `txn` operations into micro-operations, interning keys and values.
-//! - `order`: infers each key's version order from the longest read and reports the
-//!   anomalies visible without a graph (incompatible orders, duplicate elements, garbage,
-//!   aborted and intermediate reads, internal inconsistency, future reads).
+//! - `order`: list-append: infers each key's version order from the longest read and
+//!   reports the anomalies visible without a graph (incompatible orders, duplicate
+//!   elements, garbage, aborted and intermediate reads, internal inconsistency, future
+//!   reads); also the collector every analysis reports into.
+//! - `rw`: rw-register: version orders from the initial state, writes-follow-reads,
+//!   process and real-time order, each edge tagged with the model it assumes; its own
+//!   anomalies without a graph; its ww/wr/rw edges.
 //! - `graph`: the dependency graph on petgraph (ww, wr, rw, process and real-time
 //!   edges, each remembering why it exists).
 //! - `cycles`: strongly connected components, and within each the shortest cycle found
 //!   for every anomaly class (G0, G1c, G-single, G-nonadjacent, G2-item and their `-process` /
-//!   `-realtime` variants), under a work budget.
-//! - [`models`]: which consistency models each anomaly rules out.
-//! - [`gen`]: a seeded generator of list-append histories (valid by construction, with
-//!   optional faults), for tests and the benchmark.
+//!   `-realtime` variants) that matters to the checked models, under a work budget.
+//! - [`models`]: Elle's lattice of consistency models, which anomalies each rules out,
+//!   and the answer: the weakest models violated, every model ruled out, the strongest
+//!   still possible.
+//! - [`gen`]: a seeded generator of list-append and rw-register histories (valid by
+//!   construction, with optional faults), for tests and the benchmark.
 //!
 //! ```
 //! use splitbrain_checker::elle::check_list_append;
@@ -48,6 +54,7 @@ pub mod gen;
 mod graph;
 pub mod models;
 mod order;
+mod rw;
 mod txn;
 
 use crate::history::{Key, Operations};
@@ -60,8 +67,11 @@ pub use models::ConsistencyModel;
 /// How the analysis runs.
 #[derive(Debug, Clone)]
 pub struct ElleOptions {
-    /// The model the verdict is about: `valid` means the history is consistent with it.
-    pub model: ConsistencyModel,
+    /// The models the verdict is about (Elle's `:consistency-models`): `valid` means none
+    /// of them is ruled out. Only anomalies that rule out one of them are searched for
+    /// and reported. Default: strict-serializable, which implies every other model, so
+    /// every anomaly is searched.
+    pub models: Vec<ConsistencyModel>,
     /// Edge visits the cycle search may spend per strongly connected component and per
     /// anomaly class. When it runs out, the shortest cycle found so far is reported (and
     /// at least one cycle per component always is): the budget bounds the cost of huge
@@ -74,7 +84,7 @@ pub struct ElleOptions {
 impl Default for ElleOptions {
     fn default() -> Self {
         ElleOptions {
-            model: ConsistencyModel::StrictSerializable,
+            models: vec![ConsistencyModel::StrictSerializable],
             search_budget_per_class: 1_000_000,
             max_examples_per_kind: 10,
         }
@@ -84,9 +94,13 @@ impl Default for ElleOptions {
 /// What the analysis found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ElleResult {
-    /// True when the history is consistent with `checked_model`.
+    /// `list-append` or `rw-register`.
+    pub analysis: String,
+    /// True when no model of `consistency_models` is ruled out.
     pub valid: bool,
-    /// The model `valid` is about (strict-serializable unless asked otherwise).
+    /// The models checked against (canonical names).
+    pub consistency_models: Vec<String>,
+    /// `consistency_models` joined by ", " (the field older readers know).
     pub checked_model: String,
     /// Examples of every anomaly found, at most `max_examples_per_kind` per kind, ordered
     /// by kind (see [`models::ANOMALY_KINDS`]) and then by where they were found.
@@ -96,14 +110,26 @@ pub struct ElleResult {
     /// How many of each kind were found (cycle kinds: one per strongly connected
     /// component and class).
     pub anomaly_counts: BTreeMap<String, usize>,
-    /// The models the anomalies rule out, weakest first.
+    /// The weakest models ruled out (Elle's `:not`): every ruled-out model implies one
+    /// of them.
     pub not: Vec<String>,
-    /// The strongest model in [`models::MODELS`] the history is still consistent with;
-    /// `None` if even read-uncommitted is ruled out.
+    /// The other models ruled out (Elle's `:also-not`).
+    pub also_not: Vec<String>,
+    /// Every model ruled out (`not` and `also_not`), in lattice order (weakest first).
+    pub ruled_out: Vec<String>,
+    /// The strongest models not ruled out, among those the check can judge: every
+    /// judged model not ruled out is implied by one of them. (Not ruled out is not
+    /// proven: the analysis finds anomalies, it cannot prove their absence in general.)
+    pub strongest_models: Vec<String>,
+    /// One of `strongest_models`: the one implying the most other models; `None` if
+    /// every judged model is ruled out.
     pub strongest_model: Option<String>,
+    /// The models this check can judge: every model none of whose anomalies was left
+    /// unsearched because of `consistency_models` (all of them by default).
+    pub judged_models: Vec<String>,
     /// Transactions analysed (completed `ok` or `info`).
     pub txns: usize,
-    /// Transactions that completed `fail` (their appends must never be seen).
+    /// Transactions that completed `fail` (their writes must never be seen).
     pub failed_txns: usize,
     /// Operations that are not `txn`s and were ignored.
     pub skipped_ops: usize,
@@ -143,6 +169,13 @@ pub struct Anomaly {
     pub key: Option<Key>,
     /// The whole story in one paragraph.
     pub explanation: String,
+    /// For rw-register: the model under which the version order this anomaly rests on
+    /// was inferred (`read-committed`: a transaction's write follows its read;
+    /// `strong-session-read-committed`: process order; `strong-read-committed`: real-time
+    /// order). The anomaly rules out only models that imply it. Absent when the order
+    /// was observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assumes: Option<String>,
 }
 
 /// One transaction of a cycle, and the dependency leading to the next one.
@@ -185,8 +218,10 @@ pub enum ElleError {
         invoke_index: u64,
         reason: String,
     },
-    #[error("value {element} is appended to key {key} by two transactions (process {first_process} at event {first_invoke_index}, and process {second_process} at event {second_invoke_index}); list-append analysis needs every appended value to be unique per key")]
+    #[error("value {element} is {verb} to key {key} by two transactions (process {first_process} at event {first_invoke_index}, and process {second_process} at event {second_invoke_index}); the analysis needs every written value to be unique per key")]
     DuplicateAppend {
+        /// `appended` (list-append) or `written` (rw-register).
+        verb: &'static str,
         key: String,
         element: String,
         first_process: u64,
@@ -210,32 +245,106 @@ pub fn check_list_append_with(
     options: &ElleOptions,
 ) -> Result<ElleResult, ElleError> {
     let started = Instant::now();
-    let parsed = txn::parse(ops)?;
-    let mut found = order::Collector::new(options.max_examples_per_kind);
+    let models = checked_models(options);
+    let parsed = txn::parse(ops, txn::Datatype::ListAppend)?;
+    let mut found = order::Collector::new(options.max_examples_per_kind, &models);
     let orders = order::infer(&parsed, &mut found);
     let deps = graph::build(&parsed, &orders);
     let stats = cycles::search(&parsed, &deps, options, &mut found);
+    Ok(finish(
+        "list-append",
+        &parsed,
+        &models,
+        found,
+        stats,
+        started,
+    ))
+}
 
-    let (anomalies, counts) = found.finish();
+/// Checks an rw-register history against strict serializability (see
+/// [`check_rw_register_with`]).
+pub fn check_rw_register(ops: &Operations) -> Result<ElleResult, ElleError> {
+    check_rw_register_with(ops, &ElleOptions::default())
+}
+
+/// Checks an rw-register history: `txn` operations whose value is a list of
+/// `["w", key, value]` and `["r", key, value-or-null]` micro-operations, every written
+/// value unique per key, nil the initial state. Version orders are inferred as far as
+/// the checked models allow (see the `rw` module); other operations are ignored.
+pub fn check_rw_register_with(
+    ops: &Operations,
+    options: &ElleOptions,
+) -> Result<ElleResult, ElleError> {
+    let started = Instant::now();
+    let models = checked_models(options);
+    let parsed = txn::parse(ops, txn::Datatype::RwRegister)?;
+    let mut found = order::Collector::new(options.max_examples_per_kind, &models);
+    let deps = rw::analyse(&parsed, rw::Inference::for_models(&models), &mut found);
+    let stats = cycles::search(&parsed, &deps, options, &mut found);
+    Ok(finish(
+        "rw-register",
+        &parsed,
+        &models,
+        found,
+        stats,
+        started,
+    ))
+}
+
+/// The checked models; none given means strict serializability.
+fn checked_models(options: &ElleOptions) -> Vec<ConsistencyModel> {
+    if options.models.is_empty() {
+        vec![ConsistencyModel::StrictSerializable]
+    } else {
+        options.models.clone()
+    }
+}
+
+/// Judges the models against what was found and assembles the result.
+fn finish(
+    analysis: &str,
+    parsed: &txn::Parsed<'_>,
+    checked: &[ConsistencyModel],
+    found: order::Collector,
+    stats: GraphStats,
+    started: Instant,
+) -> ElleResult {
+    let (anomalies, counts, assumptions) = found.finish();
     let anomaly_types: Vec<String> = models::ANOMALY_KINDS
         .iter()
         .filter(|k| counts.contains_key(**k))
         .map(|k| k.to_string())
+        .chain(
+            counts
+                .keys()
+                .filter(|k| !models::ANOMALY_KINDS.contains(&k.as_str()))
+                .cloned(),
+        )
         .collect();
-    let verdict = models::judge(anomaly_types.iter().map(String::as_str));
-    let valid = !verdict.not.contains(&options.model);
-    Ok(ElleResult {
+    let judged = models::judged(checked);
+    let verdict = models::judge(assumptions.iter().map(|(k, a)| (k.as_str(), *a)), &judged);
+    let valid = !checked.iter().any(|m| verdict.ruled_out.contains(m));
+    let names = |ms: &[ConsistencyModel]| -> Vec<String> {
+        ms.iter().map(|m| m.name().to_string()).collect()
+    };
+    ElleResult {
+        analysis: analysis.to_string(),
         valid,
-        checked_model: options.model.name().to_string(),
+        consistency_models: names(checked),
+        checked_model: names(checked).join(", "),
         anomalies,
         anomaly_types,
         anomaly_counts: counts,
-        not: verdict.not.iter().map(|m| m.name().to_string()).collect(),
-        strongest_model: verdict.strongest.map(|m| m.name().to_string()),
+        not: names(&verdict.not),
+        also_not: names(&verdict.also_not),
+        ruled_out: names(&verdict.ruled_out),
+        strongest_model: models::representative(&verdict.strongest).map(|m| m.name().to_string()),
+        strongest_models: names(&verdict.strongest),
+        judged_models: names(&judged),
         txns: parsed.txns.len(),
         failed_txns: parsed.failed.len(),
         skipped_ops: parsed.skipped,
         graph: stats,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
-    })
+    }
 }

@@ -13,6 +13,7 @@
 //! Each read costs time linear in its length (element ids are dense integers; a stamp
 //! array replaces a hash set for duplicate detection).
 
+use super::models::ConsistencyModel;
 use super::txn::{Mop, Parsed, Status, NONE};
 use super::{Anomaly, TxnRef};
 use std::collections::BTreeMap;
@@ -53,34 +54,83 @@ fn read_list<'p>(parsed: &'p Parsed<'_>, node: u32, mop: u32) -> &'p [u32] {
     }
 }
 
-/// Collects anomalies: counts all, keeps the first few examples of each kind.
+/// Collects anomalies: counts all that are relevant to the checked models, keeps the
+/// first few examples of each kind.
 #[derive(Debug)]
 pub(crate) struct Collector {
     max_examples: usize,
+    /// The checked models: kinds that rule none of them out are neither counted nor kept.
+    models: Vec<ConsistencyModel>,
     examples: BTreeMap<String, Vec<Anomaly>>,
     counts: BTreeMap<String, usize>,
+    /// Per kind, the weakest assumption any of its anomalies was found under (`None`:
+    /// some needed no assumption).
+    assumptions: BTreeMap<String, Option<ConsistencyModel>>,
 }
 
 impl Collector {
-    pub(crate) fn new(max_examples: usize) -> Collector {
+    pub(crate) fn new(max_examples: usize, models: &[ConsistencyModel]) -> Collector {
         Collector {
             max_examples,
+            models: models.to_vec(),
             examples: BTreeMap::new(),
             counts: BTreeMap::new(),
+            assumptions: BTreeMap::new(),
         }
+    }
+
+    /// True when anomalies of `kind` are searched for and reported.
+    pub(crate) fn wants(&self, kind: &str) -> bool {
+        super::models::relevant(kind, &self.models)
     }
 
     /// Counts one anomaly of `kind`; `make` builds the example only if it is kept.
     pub(crate) fn add(&mut self, kind: &str, make: impl FnOnce() -> Anomaly) {
+        self.add_assuming(kind, None, make);
+    }
+
+    /// Counts one anomaly of `kind` found under an inferred version order valid only in
+    /// models that imply `assumes`.
+    pub(crate) fn add_assuming(
+        &mut self,
+        kind: &str,
+        assumes: Option<ConsistencyModel>,
+        make: impl FnOnce() -> Anomaly,
+    ) {
+        if !self.wants(kind) {
+            return;
+        }
         *self.counts.entry(kind.to_string()).or_default() += 1;
+        match self.assumptions.get_mut(kind) {
+            None => {
+                self.assumptions.insert(kind.to_string(), assumes);
+            }
+            Some(old) => {
+                *old = match (*old, assumes) {
+                    (Some(o), Some(n)) if o.implies(n) => Some(n),
+                    (Some(_), None) | (None, _) => None,
+                    (o, _) => o,
+                }
+            }
+        }
         let examples = self.examples.entry(kind.to_string()).or_default();
         if examples.len() < self.max_examples {
-            examples.push(make());
+            let mut anomaly = make();
+            anomaly.assumes = assumes.map(|m| m.name().to_string());
+            examples.push(anomaly);
         }
     }
 
-    /// The examples, ordered by kind as [`super::models::ANOMALY_KINDS`] lists them.
-    pub(crate) fn finish(mut self) -> (Vec<Anomaly>, BTreeMap<String, usize>) {
+    /// The examples, ordered by kind as [`super::models::ANOMALY_KINDS`] lists them, the
+    /// counts, and each kind's weakest assumption.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn finish(
+        mut self,
+    ) -> (
+        Vec<Anomaly>,
+        BTreeMap<String, usize>,
+        BTreeMap<String, Option<ConsistencyModel>>,
+    ) {
         let mut out = Vec::new();
         for kind in super::models::ANOMALY_KINDS {
             if let Some(list) = self.examples.remove(kind) {
@@ -91,7 +141,7 @@ impl Collector {
         for (_, list) in self.examples {
             out.extend(list);
         }
-        (out, self.counts)
+        (out, self.counts, self.assumptions)
     }
 }
 
@@ -114,6 +164,15 @@ pub(crate) fn show_list(parsed: &Parsed<'_>, list: &[u32]) -> String {
             list.len() - HEAD - TAIL,
             show(&list[list.len() - TAIL..])
         )
+    }
+}
+
+/// Shows one register value; [`NONE`] is nil, the initial state.
+pub(crate) fn show_value(parsed: &Parsed<'_>, elem: u32) -> String {
+    if elem == NONE {
+        "nil".to_string()
+    } else {
+        parsed.value(elem).to_string()
     }
 }
 
@@ -191,6 +250,7 @@ fn check_reads(parsed: &Parsed<'_>, orders: &Orders, found: &mut Collector) {
                 let (other_node, _) = orders.longest[key as usize].unwrap_or((node as u32, 0));
                 let other = &parsed.txns[other_node as usize];
                 found.add("incompatible-order", || Anomaly {
+                    assumes: None,
                     kind: "incompatible-order".into(),
                     cycle: Vec::new(),
                     txns: vec![txn.txn_ref(), other.txn_ref()],
@@ -208,6 +268,7 @@ fn check_reads(parsed: &Parsed<'_>, orders: &Orders, found: &mut Collector) {
                 if stamp[ei] == read_no && !duplicate_reported {
                     duplicate_reported = true;
                     found.add("duplicate-elements", || Anomaly {
+                    assumes: None,
                         kind: "duplicate-elements".into(),
                         cycle: Vec::new(),
                         txns: vec![txn.txn_ref()],
@@ -227,6 +288,7 @@ fn check_reads(parsed: &Parsed<'_>, orders: &Orders, found: &mut Collector) {
                 if failed != NONE {
                     let writer = &parsed.failed[failed as usize];
                     found.add("G1a", || Anomaly {
+                    assumes: None,
                         kind: "G1a".into(),
                         cycle: Vec::new(),
                         txns: vec![writer.txn_ref(), txn.txn_ref()],
@@ -239,6 +301,7 @@ fn check_reads(parsed: &Parsed<'_>, orders: &Orders, found: &mut Collector) {
                     });
                 } else {
                     found.add("garbage-read", || Anomaly {
+                        assumes: None,
                         kind: "garbage-read".into(),
                         cycle: Vec::new(),
                         txns: vec![txn.txn_ref()],
@@ -259,6 +322,7 @@ fn check_reads(parsed: &Parsed<'_>, orders: &Orders, found: &mut Collector) {
                 if writer != NONE && writer != node as u32 && parsed.intermediate[last as usize] {
                     let w = &parsed.txns[writer as usize];
                     found.add("G1b", || Anomaly {
+                    assumes: None,
                         kind: "G1b".into(),
                         cycle: Vec::new(),
                         txns: vec![w.txn_ref(), txn.txn_ref()],
@@ -305,6 +369,7 @@ fn check_internal(parsed: &Parsed<'_>, found: &mut Collector) {
                     .find(|&&e| parsed.appender[e as usize] == node as u32 && !own.contains(&e));
                 if let Some(&e) = future {
                     found.add("future-read", || Anomaly {
+                    assumes: None,
                         kind: "future-read".into(),
                         cycle: Vec::new(),
                         txns: vec![txn.txn_ref()],
@@ -360,6 +425,7 @@ fn check_internal(parsed: &Parsed<'_>, found: &mut Collector) {
                         };
                         if let Some(expected) = expected {
                             found.add("internal", || Anomaly {
+                    assumes: None,
                                 kind: "internal".into(),
                                 cycle: Vec::new(),
                                 txns: vec![txn.txn_ref()],
@@ -385,7 +451,7 @@ fn check_internal(parsed: &Parsed<'_>, found: &mut Collector) {
                         ));
                     }
                 }
-                Mop::Read { list: None, .. } => {}
+                Mop::Read { list: None, .. } | Mop::Write { .. } | Mop::ReadValue { .. } => {}
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Turning `txn` operations into list-append micro-operations.
+//! Turning `txn` operations into micro-operations: list-append (`append`, `r` of a
+//! list) or rw-register (`w`, `r` of a single value).
 //!
 //! This is the only place that looks at JSON: keys and appended values (integers or
 //! strings) are interned into dense `u32` ids, so everything downstream compares and
@@ -49,6 +50,28 @@ pub(crate) enum Mop {
         /// consistency instead.
         external: bool,
     },
+    /// rw-register: `["w", key, value]`.
+    Write {
+        key: u32,
+        elem: u32,
+    },
+    /// rw-register: `["r", key, value]`.
+    ReadValue {
+        key: u32,
+        /// The value read: `Some(NONE)` for nil (the initial state), `None` when unknown
+        /// (the transaction did not complete `ok`).
+        value: Option<u32>,
+        /// The first micro-operation of its transaction on this key (see `Read`).
+        external: bool,
+    },
+}
+
+/// Which datatype the micro-operations act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Datatype {
+    #[default]
+    ListAppend,
+    RwRegister,
 }
 
 /// One transaction.
@@ -73,6 +96,8 @@ impl Txn<'_> {
 /// The transactions of a history, and the interning tables.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed<'a> {
+    /// The datatype (decides the words of explanations).
+    pub datatype: Datatype,
     /// Transactions that completed `ok` or `info`: the dependency graph's nodes, in
     /// invocation order. A transaction's node id is its position here.
     pub txns: Vec<Txn<'a>>,
@@ -112,8 +137,11 @@ struct Interner {
 }
 
 /// Parses every `txn` operation; fails on the first malformed one.
-pub(crate) fn parse(ops: &Operations) -> Result<Parsed<'_>, ElleError> {
-    let mut parsed = Parsed::default();
+pub(crate) fn parse(ops: &Operations, datatype: Datatype) -> Result<Parsed<'_>, ElleError> {
+    let mut parsed = Parsed {
+        datatype,
+        ..Parsed::default()
+    };
     let mut interner = Interner::default();
     for op in &ops.ops {
         if op.f != "txn" {
@@ -197,6 +225,20 @@ fn parse_mops(
         if first_touch {
             touched.push(key);
         }
+        if parsed.datatype == Datatype::RwRegister {
+            mops.push(register_mop(
+                op,
+                i,
+                f,
+                key,
+                arg,
+                status,
+                first_touch,
+                interner,
+                parsed,
+            )?);
+            continue;
+        }
         match f.as_str() {
             Some("append") => {
                 let Some(v) = Key::from_json(arg) else {
@@ -251,6 +293,57 @@ fn parse_mops(
     Ok(mops)
 }
 
+/// One rw-register micro-operation: `["w", k, v]` or `["r", k, v-or-nil]`.
+#[allow(clippy::too_many_arguments)]
+fn register_mop(
+    op: &Operation,
+    i: usize,
+    f: &Value,
+    key: u32,
+    arg: &Value,
+    status: Status,
+    external: bool,
+    interner: &mut Interner,
+    parsed: &mut Parsed<'_>,
+) -> Result<Mop, ElleError> {
+    match f.as_str() {
+        Some("w") | Some("write") => {
+            let Some(v) = Key::from_json(arg) else {
+                return Err(malformed(
+                    op,
+                    format!("micro-operation {i}: a written value must be an integer or a string (nil is the initial state and cannot be written); got {arg}"),
+                ));
+            };
+            let elem = interner.elem(key, v, parsed);
+            Ok(Mop::Write { key, elem })
+        }
+        Some("r") | Some("read") => {
+            let value = match (status, arg) {
+                (Status::Ok, Value::Null) => Some(NONE),
+                (Status::Ok, v) => match Key::from_json(v) {
+                    Some(v) => Some(interner.elem(key, v, parsed)),
+                    None => {
+                        return Err(malformed(
+                            op,
+                            format!("micro-operation {i}: a register read must carry an integer, a string or nil; got {v}"),
+                        ))
+                    }
+                },
+                _ => None,
+            };
+            Ok(Mop::ReadValue {
+                key,
+                value,
+                external,
+            })
+        }
+        _ => Err(malformed(
+            op,
+            format!("micro-operation {i}: the function must be \"w\" or \"r\"; got {f}"),
+        )),
+    }
+}
+
 impl Interner {
     fn key(&mut self, key: Key, parsed: &mut Parsed<'_>) -> u32 {
         if let Some(&id) = self.key_ids.get(&key) {
@@ -288,12 +381,17 @@ fn record_appenders(parsed: &mut Parsed<'_>) -> Result<(), ElleError> {
             // Walk backwards: the first append met per key is the transaction's final one.
             let mut final_seen: Vec<u32> = Vec::new();
             for mop in t.mops.iter().rev() {
-                let Mop::Append { key, elem } = *mop else {
+                let (Mop::Append { key, elem } | Mop::Write { key, elem }) = *mop else {
                     continue;
                 };
                 let e = elem as usize;
                 if let Some(prev) = first_op[e] {
+                    let verb = match parsed.datatype {
+                        Datatype::ListAppend => "appended",
+                        Datatype::RwRegister => "written",
+                    };
                     return Err(ElleError::DuplicateAppend {
+                        verb,
                         key: parsed.keys[key as usize].to_string(),
                         element: parsed.elems[e].1.to_string(),
                         first_process: prev.process,
@@ -360,7 +458,7 @@ mod tests {
             ]),
             json!([["append", "k", 5], ["r", 1, null], ["append", "k", "s"]]),
         ]);
-        let p = parse(&ops).unwrap();
+        let p = parse(&ops, Datatype::ListAppend).unwrap();
         let externals: Vec<Vec<bool>> = p
             .txns
             .iter()
@@ -369,7 +467,7 @@ mod tests {
                     .iter()
                     .filter_map(|m| match m {
                         Mop::Read { external, .. } => Some(*external),
-                        Mop::Append { .. } => None,
+                        _ => None,
                     })
                     .collect()
             })

@@ -11,6 +11,11 @@
 //! optional `:value` (absent means `nil`), `:time`, `:index`, `:error` (kept as text: a
 //! keyword by name, anything else as EDN), `:key` and `:node`. Unknown fields are ignored.
 //!
+//! `:process` may be missing, as in Elle's own test histories, when each invocation is
+//! directly followed by its completion: those operations ran one at a time, and become
+//! one client process (as Elle groups them under a nil process), numbered one above
+//! every client process the file names.
+//!
 //! Real-time order is the order of appearance, never `:time` (Knossos' multi-register
 //! history has non-monotonic times). Events are numbered densely in file order; an
 //! explicit `:index` must increase from one operation to the next (so file order and
@@ -35,6 +40,8 @@ pub(crate) fn read(text: &str, file: &str, require_keys: bool) -> Result<History
         require_keys,
         events: Vec::new(),
         last_index: None,
+        unnamed: Vec::new(),
+        unnamed_open: None,
     };
     loop {
         if parser.enter_sequence().map_err(syntax)?.is_some() {
@@ -48,6 +55,7 @@ pub(crate) fn read(text: &str, file: &str, require_keys: bool) -> Result<History
             None => break,
         }
     }
+    builder.name_unnamed();
     Ok(History::new(builder.events))
 }
 
@@ -57,6 +65,10 @@ struct Builder<'f> {
     events: Vec<Event>,
     /// The last explicit `:index` seen, and its line.
     last_index: Option<(u64, usize)>,
+    /// Events without `:process`, numbered once the whole file is read.
+    unnamed: Vec<usize>,
+    /// An invocation without `:process` whose completion must come next, and its line.
+    unnamed_open: Option<usize>,
 }
 
 /// A scalar's name as text: keywords and symbols without decoration, strings as is.
@@ -75,6 +87,61 @@ fn non_negative(form: &Edn) -> Option<u64> {
 }
 
 impl Builder<'_> {
+    /// The process of an event: as given, or, without `:process`, the one-at-a-time
+    /// client (an invocation must be directly followed by its completion).
+    fn resolve_process(
+        &mut self,
+        line: usize,
+        process: Option<Process>,
+        kind: EventType,
+    ) -> Result<Process, FormatError> {
+        let open = self.unnamed_open.take();
+        match (process, kind, open) {
+            (Some(_), _, Some(open_line)) | (None, EventType::Invoke, Some(open_line)) => Err(self.invalid(
+                line,
+                format!("the invocation without `:process` on line {open_line} must be directly followed by its completion; give every operation a `:process` when operations overlap"),
+            )),
+            (Some(p), _, None) => Ok(p),
+            (None, EventType::Invoke, None) => {
+                self.unnamed_open = Some(line);
+                self.unnamed.push(self.events.len());
+                Ok(Process::Client(0))
+            }
+            (None, _, Some(_)) => {
+                self.unnamed.push(self.events.len());
+                Ok(Process::Client(0))
+            }
+            (None, _, None) => Err(self.invalid(
+                line,
+                "`:process` is missing (an integer for a client, :nemesis for faults); without it, a completion must directly follow its invocation".into(),
+            )),
+        }
+    }
+
+    /// Gives the events without `:process` one client number above every other.
+    fn name_unnamed(&mut self) {
+        if self.unnamed.is_empty() {
+            return;
+        }
+        let mut unnamed = vec![false; self.events.len()];
+        for &i in &self.unnamed {
+            unnamed[i] = true;
+        }
+        let next = self
+            .events
+            .iter()
+            .zip(&unnamed)
+            .filter_map(|(e, &u)| match e.process {
+                Process::Client(p) if !u => Some(p.saturating_add(1)),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        for &i in &self.unnamed {
+            self.events[i].process = Process::Client(next);
+        }
+    }
+
     fn invalid(&self, line: usize, reason: String) -> FormatError {
         FormatError::Invalid {
             file: self.file.to_string(),
@@ -101,14 +168,10 @@ impl Builder<'_> {
         let field = |name: &str| form.get(name).filter(|v| **v != Edn::Nil);
 
         let process = match field("process") {
-            None => {
-                return Err(self.invalid(
-                    line,
-                    "`:process` is missing (an integer for a client, :nemesis for faults)".into(),
-                ))
-            }
+            // Resolved once `:type` is known.
+            None => None,
             Some(Edn::Int(i)) => match u64::try_from(*i) {
-                Ok(p) => Process::Client(p),
+                Ok(p) => Some(Process::Client(p)),
                 Err(_) => {
                     return Err(self.invalid(
                         line,
@@ -117,7 +180,7 @@ impl Builder<'_> {
                 }
             },
             // Jepsen names non-client actors by keyword; all of them are nemesis-like.
-            Some(Edn::Keyword(_) | Edn::Symbol(_) | Edn::Str(_)) => Process::Nemesis,
+            Some(Edn::Keyword(_) | Edn::Symbol(_) | Edn::Str(_)) => Some(Process::Nemesis),
             Some(other) => {
                 return Err(self.invalid(
                     line,
@@ -143,6 +206,8 @@ impl Builder<'_> {
                 }
             },
         };
+
+        let process = self.resolve_process(line, process, kind)?;
 
         let f = match field("f") {
             None => {
