@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Election time under clock faults: a measurement, not a check (it asserts nothing
-/// about timing). `cargo test --release -p splitbrain --bin splitbrain
+/// about timing). `cargo test -p splitbrain --bin splitbrain
 /// node::server::tests::measure_elections_under_clock_faults -- --ignored --nocapture`
 ///
 /// - *backward*: both followers' clocks jump back 2 s, then the leader stops; how
