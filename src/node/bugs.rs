@@ -19,6 +19,9 @@ pub struct BugInfo {
     /// The longest operation timeout (seconds) under which the bug shows: `test --bug`
     /// uses it unless told a shorter one, and refuses a longer one.
     pub max_op_timeout: Option<f64>,
+    /// The lowest request rate (operations per second) at which the bug shows reliably:
+    /// `test --bug` uses it unless told a higher one, and refuses a lower one.
+    pub min_rate: Option<f64>,
     pub description: &'static str,
 }
 
@@ -32,6 +35,9 @@ impl BugInfo {
         }
         if let Some(timeout) = self.max_op_timeout {
             flags.push(format!("--op-timeout {timeout}"));
+        }
+        if let Some(rate) = self.min_rate {
+            flags.push(format!("--rate {rate}"));
         }
         flags
     }
@@ -58,6 +64,7 @@ pub const BUGS: &[BugInfo] = &[
         workload: "register",
         read_mode: None,
         max_op_timeout: None,
+        min_rate: None,
         description: "acknowledge writes before they are durable: the WAL keeps records in memory \
                       for up to 2 s and never fsyncs, so killing every node at once loses acknowledged writes",
     },
@@ -67,6 +74,7 @@ pub const BUGS: &[BugInfo] = &[
         workload: "register",
         read_mode: None,
         max_op_timeout: None,
+        min_rate: None,
         description: "do not restore voted_for after a restart, so a node can vote twice in one term \
                       and two leaders can be elected in the same term (the scripted split-vote \
                       nemesis restarts the voter two candidates share)",
@@ -77,6 +85,7 @@ pub const BUGS: &[BugInfo] = &[
         workload: "register",
         read_mode: None,
         max_op_timeout: None,
+        min_rate: None,
         description: "commit entries from earlier terms by counting replicas (violates Raft 5.4.2): \
                       a committed entry can later be overwritten",
     },
@@ -86,6 +95,7 @@ pub const BUGS: &[BugInfo] = &[
         workload: "register",
         read_mode: None,
         max_op_timeout: None,
+        min_rate: None,
         description: "a leader answers reads from its own state without confirming it is still leader \
                       and does not step down when cut off, so a leader isolated by a partition serves stale values",
     },
@@ -95,6 +105,7 @@ pub const BUGS: &[BugInfo] = &[
         workload: "register",
         read_mode: None,
         max_op_timeout: None,
+        min_rate: None,
         description: "followers do not truncate conflicting log suffixes when appending, so replicas \
                       diverge after a leader change",
     },
@@ -104,10 +115,13 @@ pub const BUGS: &[BugInfo] = &[
         workload: "register",
         read_mode: Some("lease"),
         max_op_timeout: Some(0.25),
+        min_rate: Some(400.0),
         description: "in lease read mode, the leader times its lease by its own clock up to the \
                       election timeout, without a safety margin, so an isolated leader with a slow clock \
                       serves reads after a new leader was elected (short operation timeouts, so that \
-                      writers stuck at the old leader move on to the new one in time)",
+                      writers stuck at the old leader move on to the new one in time, and twice the default \
+                      rate, so that a read at the old leader lands in the short window after the \
+                      next leader's first write)",
     },
     BugInfo {
         name: "non-atomic-txn",
@@ -115,6 +129,7 @@ pub const BUGS: &[BugInfo] = &[
         workload: "list-append",
         read_mode: None,
         max_op_timeout: None,
+        min_rate: None,
         description: "the leader runs a multi-operation transaction that writes as a sequence of \
                       one-operation transactions, each its own log entry, so other transactions \
                       interleave between them and see it half done (G-single, G1c, G2); no fault needed",

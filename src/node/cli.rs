@@ -115,6 +115,7 @@ pub fn run(cmd: NodeCommand) -> anyhow::Result<i32> {
                             "workload": b.workload,
                             "read_mode": b.read_mode,
                             "op_timeout": b.max_op_timeout,
+                            "rate": b.min_rate,
                             "command": b.command(),
                             "description": b.description,
                         })

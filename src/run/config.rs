@@ -264,6 +264,18 @@ impl TestConfig {
                     }
                 }
             }
+            if let Some(min) = bug.min_rate {
+                match args.rate {
+                    None => args.rate = Some(min),
+                    Some(given) if given >= min => {}
+                    Some(given) => {
+                        return err(format!(
+                            "--bug {} shows reliably only at {min} operations per second or more (a stale read must land in a short window); got --rate {given}: drop it or use --rate {min}",
+                            bug.name
+                        ))
+                    }
+                }
+            }
             if let Some(max) = bug.max_op_timeout {
                 match args.op_timeout {
                     None => args.op_timeout = Some(max),
@@ -288,7 +300,8 @@ impl TestConfig {
         };
         let consistency_models = match &args.consistency_models {
             None => Vec::new(),
-            Some(_) if !workload.is_transactional() => return err(format!(
+            Some(_) if !workload.is_transactional() => {
+                return err(format!(
                 "--consistency-models applies to the transactional workloads ({}), not {workload}",
                 WorkloadKind::ALL
                     .iter()
@@ -296,7 +309,8 @@ impl TestConfig {
                     .map(|w| w.name())
                     .collect::<Vec<_>>()
                     .join(", ")
-            )),
+            ))
+            }
             Some(list) => splitbrain_checker::elle::models::parse_models(list)
                 .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?,
         };
@@ -484,6 +498,7 @@ mod tests {
         };
         let c = lease(None, None).unwrap();
         assert_eq!((c.read_mode, c.op_timeout), (ReadMode::Lease, 0.25));
+        assert_eq!(c.rate, 400.0, "the bug's rate");
         let c = lease(Some("lease"), Some(0.1)).unwrap();
         assert_eq!(c.op_timeout, 0.1, "a shorter timeout is kept");
         let e = lease(Some("read-index"), None).unwrap_err().to_string();

@@ -315,7 +315,7 @@ fn bugs_print_their_whole_command_line_as_text_and_json() {
         .find(|l| l.starts_with("lease-trusts-clock\t"))
         .expect("a line per bug");
     assert!(
-        line.contains("--read-mode lease --op-timeout 0.25"),
+        line.contains("--read-mode lease --op-timeout 0.25 --rate 400"),
         "{line}"
     );
 }
