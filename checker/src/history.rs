@@ -184,13 +184,13 @@ pub enum Outcome {
 }
 
 /// An invocation paired with its completion.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
     /// Position in [`Operations::ops`]; stable for witnesses and reports.
     pub id: usize,
     pub process: u64,
     pub f: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     /// The invocation's value (the argument).
     pub input: Value,
@@ -207,7 +207,7 @@ pub struct Operation {
     pub invoke_time: u64,
     pub complete_time: Option<u64>,
     /// The node the client talked to, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
 }
 

@@ -17,13 +17,14 @@
 //! and iterates only ordered collections, so the same input gives the same bytes.
 
 use crate::charts::{self, Completion, LatencyPoint};
-use crate::results::{
-    lenient_pairs, ElleAnomaly, KeyResult, ListAppend, OpRecord, Results, Verdict, Witness,
-};
+use crate::results::{lenient_pairs, Results, Verdict};
 use crate::{cycles, lattice};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
+use splitbrain_checker::elle::{Anomaly, ElleResult};
 use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
+use splitbrain_checker::linear::{KeyResult, Witness};
+use splitbrain_checker::Operation;
 use std::collections::{BTreeMap, BTreeSet};
 
 const CSS: &str = include_str!("assets/report.css");
@@ -94,7 +95,7 @@ struct Page<'a> {
     history: &'a History,
     missing: Vec<String>,
     /// Operation id -> operation, from the paired history.
-    ops_by_id: BTreeMap<usize, OpRecord>,
+    ops_by_id: BTreeMap<usize, Operation>,
     /// Keys with a witness, each with its anchor.
     witnesses: Vec<(String, &'a KeyResult, &'a Witness)>,
     /// Event index -> event.
@@ -105,7 +106,7 @@ struct Page<'a> {
 impl<'a> Page<'a> {
     fn new(input: &ReportInput<'a>, ops: Option<&Operations>, missing: Vec<String>) -> Self {
         let ops_by_id = ops
-            .map(|o| o.ops.iter().map(|op| (op.id, OpRecord::from(op))).collect())
+            .map(|o| o.ops.iter().map(|op| (op.id, op.clone())).collect())
             .unwrap_or_default();
         let witnesses = input
             .results
@@ -336,7 +337,7 @@ impl<'a> Page<'a> {
     }
 
     fn witness(&self, anchor: &str, key: &KeyResult, w: &Witness) -> Markup {
-        let key_ops: BTreeMap<usize, OpRecord> = self
+        let key_ops: BTreeMap<usize, Operation> = self
             .ops_by_id
             .iter()
             .filter(|(_, op)| op.key == w.key)
@@ -497,7 +498,7 @@ impl<'a> Page<'a> {
         }
     }
 
-    fn anomaly(&self, anchor: &str, a: &ElleAnomaly) -> Markup {
+    fn anomaly(&self, anchor: &str, a: &Anomaly) -> Markup {
         let svg = cycles::cycle_svg(&a.cycle, anchor);
         html! {
             div.anomaly id=(anchor) data-kind=(a.kind) {
@@ -716,7 +717,7 @@ impl<'a> Page<'a> {
     /// Event indexes every witness points at.
     fn witness_events(&self) -> BTreeSet<u64> {
         let mut set = BTreeSet::new();
-        let mut add = |op: &OpRecord| {
+        let mut add = |op: &Operation| {
             set.insert(op.invoke_index);
             if let Some(c) = op.complete_index {
                 set.insert(c);
@@ -863,7 +864,7 @@ impl<'a> Page<'a> {
 /// The order anomalies are shown in: cycles first (they are what a reader must follow
 /// by hand, and what the drawings are for), then the others, each in the checker's order.
 /// Anchors keep the checker's index (`anomaly-<i>`).
-fn display_order(l: &ListAppend) -> Vec<usize> {
+fn display_order(l: &ElleResult) -> Vec<usize> {
     let (mut cycles, others): (Vec<usize>, Vec<usize>) =
         (0..l.anomalies.len()).partition(|&i| !l.anomalies[i].cycle.is_empty());
     cycles.extend(others);
@@ -871,7 +872,7 @@ fn display_order(l: &ListAppend) -> Vec<usize> {
 }
 
 /// (transaction id, invocation index) of every transaction the shown anomalies name.
-fn anomaly_txns(l: &ListAppend) -> Vec<(usize, u64)> {
+fn anomaly_txns(l: &ElleResult) -> Vec<(usize, u64)> {
     let order = display_order(l);
     let shown = order.iter().take(ANOMALIES_SHOWN).map(|&i| &l.anomalies[i]);
     shown
@@ -1084,7 +1085,7 @@ mod tests {
         let ops = history.pair().unwrap();
         let result = splitbrain_checker::elle::check_rw_register(&ops).unwrap();
         let (mut r, _) = valid_results();
-        r.set_list_append(&result, "rw-register".into());
+        r.set_list_append(&result);
         let page = render_report(&ReportInput::new(&r, &history));
         assert!(page.contains("Transactional anomalies (rw-register)"));
         assert!(page.contains("inferred assuming strong-read-committed"));
@@ -1240,7 +1241,7 @@ mod tests {
         let la = first.list_append.as_mut().unwrap();
         la.anomalies.insert(
             0,
-            crate::results::ElleAnomaly {
+            splitbrain_checker::elle::Anomaly {
                 kind: "internal".into(),
                 cycle: Vec::new(),
                 txns: la.anomalies[0].txns.clone(),

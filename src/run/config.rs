@@ -288,7 +288,8 @@ impl TestConfig {
         };
         let consistency_models = match &args.consistency_models {
             None => Vec::new(),
-            Some(_) if !workload.is_transactional() => return err(format!(
+            Some(_) if !workload.is_transactional() => {
+                return err(format!(
                 "--consistency-models applies to the transactional workloads ({}), not {workload}",
                 WorkloadKind::ALL
                     .iter()
@@ -296,7 +297,8 @@ impl TestConfig {
                     .map(|w| w.name())
                     .collect::<Vec<_>>()
                     .join(", ")
-            )),
+            ))
+            }
             Some(list) => splitbrain_checker::elle::models::parse_models(list)
                 .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?,
         };
