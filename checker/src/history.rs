@@ -136,6 +136,10 @@ impl From<&str> for Key {
 }
 
 /// One recorded event: one line of `history.jsonl`.
+///
+/// Histories are read by the JSONL reader (`formats`), the one place that checks a line
+/// and says which line is wrong and why; the derived `Deserialize` is the plain serde
+/// round trip of one event, not a history reader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Dense position in the history, from 0. Also the real-time order.
