@@ -313,9 +313,60 @@ fn at(line: Option<usize>, index: u64) -> String {
     }
 }
 
+/// A client invocation and the completion paired with it, as positions in
+/// [`History::events`] (see [`History::pair_lenient`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPair {
+    pub process: u64,
+    /// Position of the invocation.
+    pub invoke: usize,
+    /// Position of the completion; `None` if the operation never completed.
+    pub complete: Option<usize>,
+}
+
+/// What [`History::pair_lenient`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LenientPairs {
+    /// Every client invocation, in order, with its completion when one was found.
+    pub pairs: Vec<EventPair>,
+    /// Positions of client completions that had no open invocation of their process
+    /// (what [`History::pair`] rejects as `CompletionWithoutInvoke`), set aside.
+    pub orphans: Vec<usize>,
+}
+
 impl History {
     pub fn new(events: Vec<Event>) -> History {
         History { events }
+    }
+
+    /// Pairs each completion with the open invocation of its process, for displaying and
+    /// counting any history, even one [`History::pair`] rejects: nothing is an error. A
+    /// second invocation of a process replaces the first as the open one (which stays
+    /// without completion); a completion with no open invocation is an orphan; the
+    /// completion's `f` and key are not compared with the invocation's.
+    pub fn pair_lenient(&self) -> LenientPairs {
+        let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut out = LenientPairs::default();
+        for (pos, e) in self.events.iter().enumerate() {
+            let Process::Client(p) = e.process else {
+                continue;
+            };
+            match e.kind {
+                EventType::Invoke => {
+                    open.insert(p, out.pairs.len());
+                    out.pairs.push(EventPair {
+                        process: p,
+                        invoke: pos,
+                        complete: None,
+                    });
+                }
+                _ => match open.remove(&p) {
+                    Some(slot) => out.pairs[slot].complete = Some(pos),
+                    None => out.orphans.push(pos),
+                },
+            }
+        }
+        out
     }
 
     /// Pairs invocations with completions (Jepsen semantics):
@@ -514,6 +565,26 @@ mod tests {
             h.pair(),
             Err(PairError::MismatchedCompletion { .. })
         ));
+    }
+
+    #[test]
+    fn lenient_pairing_keeps_every_invocation_and_sets_orphans_aside() {
+        let h = History::new(vec![
+            ev(0, 1, EventType::Ok, "read", json!(1)),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+            ev(2, 1, EventType::Invoke, "write", json!(2)),
+            ev(3, 1, EventType::Ok, "write", json!(2)),
+            ev(4, 2, EventType::Invoke, "read", Value::Null),
+        ]);
+        assert!(h.pair().is_err());
+        let l = h.pair_lenient();
+        assert_eq!(l.orphans, vec![0]);
+        let pairs: Vec<(u64, usize, Option<usize>)> = l
+            .pairs
+            .iter()
+            .map(|p| (p.process, p.invoke, p.complete))
+            .collect();
+        assert_eq!(pairs, vec![(1, 1, None), (1, 2, Some(3)), (2, 4, None)]);
     }
 
     #[test]

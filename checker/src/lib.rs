@@ -26,5 +26,8 @@ pub mod model;
 pub mod oracle;
 pub mod verdict;
 
-pub use history::{Event, EventType, History, Key, Operation, Operations, Outcome, Process};
+pub use history::{
+    Event, EventPair, EventType, History, Key, LenientPairs, Operation, Operations, Outcome,
+    Process,
+};
 pub use verdict::{Analysis, Verdict};

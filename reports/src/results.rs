@@ -467,54 +467,6 @@ impl Availability {
     }
 }
 
-/// A client operation as the statistics see it: leniently paired, so that statistics can
-/// be computed for any history, even one the checkers reject.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RawOp {
-    pub process: u64,
-    pub f: String,
-    pub invoke_index: u64,
-    pub invoke_time: u64,
-    /// Completion type and time; `None` if the operation never completed.
-    pub completion: Option<(EventType, u64, u64)>,
-    /// Position of the invocation in `History::events`.
-    pub invoke_pos: usize,
-    pub complete_pos: Option<usize>,
-}
-
-/// Pairs each completion with the open invocation of its process, ignoring anything that
-/// does not fit (a completion without invocation, a second invocation replaces the first).
-pub(crate) fn lenient_pairs(history: &History) -> Vec<RawOp> {
-    let mut open: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut ops: Vec<RawOp> = Vec::new();
-    for (pos, e) in history.events.iter().enumerate() {
-        let Process::Client(p) = e.process else {
-            continue;
-        };
-        match e.kind {
-            EventType::Invoke => {
-                open.insert(p, ops.len());
-                ops.push(RawOp {
-                    process: p,
-                    f: e.f.clone(),
-                    invoke_index: e.index,
-                    invoke_time: e.time,
-                    completion: None,
-                    invoke_pos: pos,
-                    complete_pos: None,
-                });
-            }
-            kind => {
-                if let Some(slot) = open.remove(&p) {
-                    ops[slot].completion = Some((kind, e.time, e.index));
-                    ops[slot].complete_pos = Some(pos);
-                }
-            }
-        }
-    }
-    ops
-}
-
 /// What kind of fault a nemesis `f` starts, if it starts one.
 fn fault_start_kind(f: &str) -> Option<String> {
     if let Some(rest) = f.strip_prefix("start-") {
@@ -659,26 +611,30 @@ pub(crate) fn round6(x: f64) -> f64 {
 /// Pure: the same history always gives the same statistics.
 pub fn compute_stats(history: &History) -> Stats {
     let end_ns = history.events.iter().map(|e| e.time).max().unwrap_or(0);
-    let ops = lenient_pairs(history);
+    // Paired leniently, so that statistics exist for any history, even one the checkers
+    // reject.
+    let pairs = history.pair_lenient().pairs;
+    let event = |pos: usize| &history.events[pos];
     let mut by_f: BTreeMap<String, (FStats, Vec<f64>)> = BTreeMap::new();
-    for op in &ops {
-        let (s, lat) = by_f.entry(op.f.clone()).or_insert_with(|| {
+    for op in &pairs {
+        let inv = event(op.invoke);
+        let (s, lat) = by_f.entry(inv.f.clone()).or_insert_with(|| {
             (
                 FStats {
-                    f: op.f.clone(),
+                    f: inv.f.clone(),
                     ..Default::default()
                 },
                 Vec::new(),
             )
         });
-        match op.completion {
-            Some((kind, t, _)) => {
-                match kind {
+        match op.complete.map(event) {
+            Some(c) => {
+                match c.kind {
                     EventType::Ok => s.ok += 1,
                     EventType::Fail => s.fail += 1,
                     _ => s.info += 1,
                 }
-                lat.push(round6(t.saturating_sub(op.invoke_time) as f64 / 1e6));
+                lat.push(round6(c.time.saturating_sub(inv.time) as f64 / 1e6));
             }
             None => s.pending += 1,
         }
@@ -693,12 +649,13 @@ pub fn compute_stats(history: &History) -> Stats {
 
     let mut faults = fault_windows(&history.events, end_ns);
     let mut outside = Availability::default();
-    for op in &ops {
-        let outcome = op.completion.map(|c| c.0);
+    for op in &pairs {
+        let outcome = op.complete.map(|c| event(c).kind);
+        let invoke_index = event(op.invoke).index;
         let mut inside = false;
         for w in faults.iter_mut() {
             let ends = w.stop_index.unwrap_or(u64::MAX);
-            if op.invoke_index > w.start_index && op.invoke_index < ends {
+            if invoke_index > w.start_index && invoke_index < ends {
                 w.availability.count(outcome);
                 inside = true;
             }
@@ -712,7 +669,7 @@ pub fn compute_stats(history: &History) -> Stats {
 
     Stats {
         events: history.events.len(),
-        operations: ops.len(),
+        operations: pairs.len(),
         duration_s: ns_to_s(end_ns),
         by_f,
         faults,
