@@ -345,15 +345,26 @@ impl History {
     /// without completion); a completion with no open invocation is an orphan; the
     /// completion's `f` and key are not compared with the invocation's.
     pub fn pair_lenient(&self) -> LenientPairs {
-        let mut open: BTreeMap<u64, usize> = BTreeMap::new();
+        self.pair_events().0
+    }
+
+    /// The one pairing pass behind [`History::pair_lenient`] and [`History::pair`]: the
+    /// lenient pairs, and each invocation that found its process still open (its
+    /// position, and the position of the open invocation it replaced).
+    fn pair_events(&self) -> (LenientPairs, Vec<(usize, usize)>) {
+        // process -> slot in `out.pairs` of its open invocation
+        let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
         let mut out = LenientPairs::default();
+        let mut reinvoked = Vec::new();
         for (pos, e) in self.events.iter().enumerate() {
             let Process::Client(p) = e.process else {
                 continue;
             };
             match e.kind {
                 EventType::Invoke => {
-                    open.insert(p, out.pairs.len());
+                    if let Some(prev) = open.insert(p, out.pairs.len()) {
+                        reinvoked.push((pos, out.pairs[prev].invoke));
+                    }
                     out.pairs.push(EventPair {
                         process: p,
                         invoke: pos,
@@ -366,7 +377,7 @@ impl History {
                 },
             }
         }
-        out
+        (out, reinvoked)
     }
 
     /// Pairs invocations with completions (Jepsen semantics):
@@ -374,71 +385,87 @@ impl History {
     /// - `fail` completions are set aside: they never took effect;
     /// - `info` completions and invocations that never complete return at infinity.
     ///
-    /// Process numbers must not invoke twice without completing in between.
+    /// Process numbers must not invoke twice without completing in between, and a
+    /// completion must match its invocation's `f` (and key, when it names one). The
+    /// error is the first such problem in recorded order.
     pub fn pair(&self) -> Result<Operations, PairError> {
-        // process -> position of the open invocation in `events`
-        let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
-        let mut pending: Vec<(usize, Option<usize>)> = Vec::new(); // (invoke event, completion event)
-        let mut slot_of_invoke: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
-        let mut nemesis = Vec::new();
-        for (pos, e) in self.events.iter().enumerate() {
-            let p = match e.process {
-                Process::Nemesis => {
-                    nemesis.push(e.clone());
-                    continue;
-                }
-                Process::Client(p) => p,
-            };
-            match e.kind {
-                EventType::Invoke => {
-                    if let Some(&prev) = open.get(&p) {
-                        let o = &self.events[prev];
-                        return Err(PairError::DuplicateInvoke {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            f: e.f.clone(),
-                            open_line: o.line,
-                            open_index: o.index,
-                        });
-                    }
-                    open.insert(p, pos);
-                    slot_of_invoke.insert(pos, pending.len());
-                    pending.push((pos, None));
-                }
-                kind => {
-                    let Some(inv_pos) = open.remove(&p) else {
-                        return Err(PairError::CompletionWithoutInvoke {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            f: e.f.clone(),
-                            kind,
-                        });
-                    };
-                    let inv = &self.events[inv_pos];
-                    if inv.f != e.f {
-                        return Err(PairError::MismatchedCompletion {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            invoked: inv.f.clone(),
-                            completed: e.f.clone(),
-                        });
-                    }
-                    if e.key.is_some() && inv.key != e.key {
-                        return Err(PairError::MismatchedKey {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            invoked: inv.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
-                            completed: e.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
-                        });
-                    }
-                    pending[slot_of_invoke[&inv_pos]].1 = Some(pos);
-                }
+        let (lenient, reinvoked) = self.pair_events();
+        // Up to the first problem the lenient pairing is exactly the strict one, so the
+        // earliest problem found in it is the one a strict pass would stop at.
+        let mut first: Option<(usize, PairError)> = None;
+        let mut found = |pos: usize, error: PairError| {
+            if first.as_ref().is_none_or(|(p, _)| pos < *p) {
+                first = Some((pos, error));
+            }
+        };
+        let client = |e: &Event| match e.process {
+            Process::Client(p) => p,
+            Process::Nemesis => unreachable!("nemesis events are never paired"),
+        };
+        for &(pos, open) in &reinvoked {
+            let (e, o) = (&self.events[pos], &self.events[open]);
+            found(
+                pos,
+                PairError::DuplicateInvoke {
+                    line: e.line,
+                    index: e.index,
+                    process: client(e),
+                    f: e.f.clone(),
+                    open_line: o.line,
+                    open_index: o.index,
+                },
+            );
+        }
+        for &pos in &lenient.orphans {
+            let e = &self.events[pos];
+            found(
+                pos,
+                PairError::CompletionWithoutInvoke {
+                    line: e.line,
+                    index: e.index,
+                    process: client(e),
+                    f: e.f.clone(),
+                    kind: e.kind,
+                },
+            );
+        }
+        for pair in &lenient.pairs {
+            let Some(c) = pair.complete else { continue };
+            let (inv, e) = (&self.events[pair.invoke], &self.events[c]);
+            if inv.f != e.f {
+                found(
+                    c,
+                    PairError::MismatchedCompletion {
+                        line: e.line,
+                        index: e.index,
+                        process: pair.process,
+                        invoked: inv.f.clone(),
+                        completed: e.f.clone(),
+                    },
+                );
+            } else if e.key.is_some() && inv.key != e.key {
+                found(
+                    c,
+                    PairError::MismatchedKey {
+                        line: e.line,
+                        index: e.index,
+                        process: pair.process,
+                        invoked: inv.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
+                        completed: e.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
+                    },
+                );
             }
         }
+        if let Some((_, error)) = first {
+            return Err(error);
+        }
+        let nemesis = self
+            .events
+            .iter()
+            .filter(|e| e.process == Process::Nemesis)
+            .cloned()
+            .collect();
+        let pending = lenient.pairs.iter().map(|p| (p.invoke, p.complete));
         let mut out = Operations {
             nemesis,
             ..Default::default()
