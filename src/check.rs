@@ -16,7 +16,7 @@ use splitbrain_checker::linear::{
     self, CheckOptions, KeyResult, LinearizabilityResult, ProgressFn, Verdict,
 };
 use splitbrain_checker::model::ModelKind;
-use splitbrain_checker::{History, Operations};
+use splitbrain_checker::{Analysis, History, Operations};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -95,18 +95,56 @@ struct FileOutcome {
     format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     model: Option<String>,
-    /// `valid`, `invalid`, `unknown`, or `error` when the file could not be checked.
-    verdict: String,
+    /// The analysis' verdict; `None` (`error` in the output) when the file could not be
+    /// checked.
+    #[serde(serialize_with = "verdict_json")]
+    verdict: Option<Verdict>,
     exit_code: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<LinearizabilityResult>,
-    /// The transactional analysis, for `--model list-append` or `rw-register`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    list_append: Option<ElleResult>,
+    /// Printed as `result` (linearizability) or `list_append` (the transactional
+    /// analysis, for `--model list-append` or `rw-register`).
+    #[serde(flatten, serialize_with = "analysis_json")]
+    analysis: Option<Analysis>,
     #[serde(skip)]
     checked: Option<(History, Operations)>,
+}
+
+impl FileOutcome {
+    /// `valid`, `invalid`, `unknown`, or `error` when the file could not be checked.
+    fn verdict_name(&self) -> &'static str {
+        self.verdict.map_or("error", Verdict::as_str)
+    }
+
+    fn result(&self) -> Option<&LinearizabilityResult> {
+        match &self.analysis {
+            Some(Analysis::Linearizability(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn list_append(&self) -> Option<&ElleResult> {
+        match &self.analysis {
+            Some(Analysis::Transactional(r)) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+fn verdict_json<S: serde::Serializer>(v: &Option<Verdict>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.map_or("error", Verdict::as_str))
+}
+
+/// The analysis under the field name `check --json` has always used for it.
+fn analysis_json<S: serde::Serializer>(a: &Option<Analysis>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    match a {
+        Some(Analysis::Linearizability(r)) => map.serialize_entry("result", r)?,
+        Some(Analysis::Transactional(r)) => map.serialize_entry("list_append", r)?,
+        None => {}
+    }
+    map.end()
 }
 
 #[derive(Debug, Serialize)]
@@ -282,10 +320,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
 fn outcome_parts(o: &FileOutcome) -> crate::reporting::CheckReport<'_> {
     crate::reporting::CheckReport {
         path: &o.path,
-        verdict: o.verdict.as_str(),
         error: o.error.as_deref(),
-        result: o.result.as_ref(),
-        list_append: o.list_append.as_ref(),
+        analysis: o.analysis.as_ref(),
         history: o.checked.as_ref().map(|(h, _)| h),
         ops: o.checked.as_ref().map(|(_, ops)| ops),
     }
@@ -409,11 +445,10 @@ fn check_file(
         path: path.display().to_string(),
         format: None,
         model: None,
-        verdict: "error".into(),
+        verdict: None,
         exit_code: EXIT_BAD_INPUT,
         error: None,
-        result: None,
-        list_append: None,
+        analysis: None,
         checked: None,
     };
     let (history, format) = match formats::read_path(path, format) {
@@ -442,11 +477,7 @@ fn check_file(
     };
     match model {
         Checker::Linear(model) => match linear::check(&ops, model, initial, opts) {
-            Ok(result) => {
-                outcome.verdict = result.verdict.to_string();
-                outcome.exit_code = result.verdict.exit_code() as u8;
-                outcome.result = Some(result);
-            }
+            Ok(result) => outcome.analysis = Some(Analysis::Linearizability(result)),
             Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
         },
         Checker::ListAppend | Checker::RwRegister => {
@@ -455,19 +486,15 @@ fn check_file(
             } else {
                 elle::check_rw_register_with(&ops, elle_options)
             } {
-                Ok(result) => {
-                    let (verdict, code) = if result.valid {
-                        ("valid", 0)
-                    } else {
-                        ("invalid", 1)
-                    };
-                    outcome.verdict = verdict.into();
-                    outcome.exit_code = code;
-                    outcome.list_append = Some(result);
-                }
+                Ok(result) => outcome.analysis = Some(Analysis::Transactional(result)),
                 Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
             }
         }
+    }
+    if let Some(analysis) = &outcome.analysis {
+        let verdict = analysis.verdict();
+        outcome.verdict = Some(verdict);
+        outcome.exit_code = verdict.exit_code() as u8;
     }
     outcome.checked = Some((history, ops));
     outcome
@@ -602,7 +629,7 @@ fn print_table(
     )?;
     let mut counts = [0usize; 4];
     for o in outcomes {
-        let (ops, keys, ms) = match &o.result {
+        let (ops, keys, ms) = match o.result() {
             Some(r) => (
                 r.operations.to_string(),
                 r.keys.len().to_string(),
@@ -618,7 +645,7 @@ fn print_table(
             o.model.as_deref().unwrap_or("-"),
             ops,
             keys,
-            o.verdict.to_uppercase(),
+            o.verdict_name().to_uppercase(),
             ms
         )?;
         counts[match o.exit_code {
@@ -646,7 +673,7 @@ fn print_table(
     }
     for o in outcomes.iter().filter(|o| o.exit_code == 1) {
         writeln!(out, "\n== {} ==", o.path)?;
-        if let Some(r) = &o.result {
+        if let Some(r) = o.result() {
             print_witnesses(out, r, o.checked.as_ref().map(|(_, ops)| ops))?;
         }
     }
@@ -665,10 +692,10 @@ fn print_detail(out: &mut impl Write, o: &FileOutcome, limits: &Limits) -> std::
         o.format.as_deref().unwrap_or("-"),
         o.model.as_deref().unwrap_or("-")
     )?;
-    if let Some(e) = &o.list_append {
+    if let Some(e) = o.list_append() {
         return print_list_append(out, e);
     }
-    let Some(r) = &o.result else {
+    let Some(r) = o.result() else {
         return Ok(());
     };
     writeln!(

@@ -4,8 +4,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use splitbrain_checker::linear::LinearizabilityResult;
-use splitbrain_checker::{History, Operations};
+use splitbrain_checker::{Analysis, History, Operations};
 use splitbrain_reports::{
     html, junit, results as rr, serve as report_serve, store as report_store,
 };
@@ -34,10 +33,8 @@ pub struct ServeArgs {
 /// What `check --report` has for one history.
 pub struct CheckReport<'a> {
     pub path: &'a str,
-    pub verdict: &'a str,
     pub error: Option<&'a str>,
-    pub result: Option<&'a LinearizabilityResult>,
-    pub list_append: Option<&'a splitbrain_checker::elle::ElleResult>,
+    pub analysis: Option<&'a Analysis>,
     pub history: Option<&'a History>,
     pub ops: Option<&'a Operations>,
 }
@@ -51,19 +48,13 @@ pub fn write_check_report(out: &Path, c: CheckReport<'_>) -> anyhow::Result<()> 
         .unwrap_or_default();
     let mut results = rr::Results::new(c.path, now, history);
     results.config = serde_json::json!({ "history": c.path });
-    if let Some(r) = c.result {
-        let summary = rr::Linearizability::from(r);
-        results.checkers.push(summary.checker_result());
-        results.linearizability = Some(summary);
-    }
-    if let Some(e) = c.list_append {
-        results.set_list_append(e, crate::run::list_append_result(e).summary);
+    if let Some(analysis) = c.analysis {
+        results.set_analysis(analysis);
     }
     if let Some(e) = c.error {
         results.notes.push(format!("could not check: {e}"));
     }
     results.settle_verdict();
-    let _ = c.verdict;
     let html = html::render_report(&html::ReportInput {
         results: &results,
         history,

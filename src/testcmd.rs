@@ -2,7 +2,7 @@
 //! on a tokio runtime with Ctrl-C handling, print verdicts, run folders and reproduction
 //! commands, and turn the worst verdict into the exit code.
 
-use splitbrain_reports::results::Verdict;
+use splitbrain_checker::Verdict;
 use tokio::sync::watch;
 
 use crate::run::config::{self, TestArgs, TestConfig};

@@ -136,6 +136,10 @@ impl From<&str> for Key {
 }
 
 /// One recorded event: one line of `history.jsonl`.
+///
+/// Histories are read by the JSONL reader (`formats`), the one place that checks a line
+/// and says which line is wrong and why; the derived `Deserialize` is the plain serde
+/// round trip of one event, not a history reader.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Dense position in the history, from 0. Also the real-time order.
@@ -184,13 +188,13 @@ pub enum Outcome {
 }
 
 /// An invocation paired with its completion.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
     /// Position in [`Operations::ops`]; stable for witnesses and reports.
     pub id: usize,
     pub process: u64,
     pub f: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     /// The invocation's value (the argument).
     pub input: Value,
@@ -207,7 +211,7 @@ pub struct Operation {
     pub invoke_time: u64,
     pub complete_time: Option<u64>,
     /// The node the client talked to, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
 }
 
@@ -309,9 +313,71 @@ fn at(line: Option<usize>, index: u64) -> String {
     }
 }
 
+/// A client invocation and the completion paired with it, as positions in
+/// [`History::events`] (see [`History::pair_lenient`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventPair {
+    pub process: u64,
+    /// Position of the invocation.
+    pub invoke: usize,
+    /// Position of the completion; `None` if the operation never completed.
+    pub complete: Option<usize>,
+}
+
+/// What [`History::pair_lenient`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LenientPairs {
+    /// Every client invocation, in order, with its completion when one was found.
+    pub pairs: Vec<EventPair>,
+    /// Positions of client completions that had no open invocation of their process
+    /// (what [`History::pair`] rejects as `CompletionWithoutInvoke`), set aside.
+    pub orphans: Vec<usize>,
+}
+
 impl History {
     pub fn new(events: Vec<Event>) -> History {
         History { events }
+    }
+
+    /// Pairs each completion with the open invocation of its process, for displaying and
+    /// counting any history, even one [`History::pair`] rejects: nothing is an error. A
+    /// second invocation of a process replaces the first as the open one (which stays
+    /// without completion); a completion with no open invocation is an orphan; the
+    /// completion's `f` and key are not compared with the invocation's.
+    pub fn pair_lenient(&self) -> LenientPairs {
+        self.pair_events().0
+    }
+
+    /// The one pairing pass behind [`History::pair_lenient`] and [`History::pair`]: the
+    /// lenient pairs, and each invocation that found its process still open (its
+    /// position, and the position of the open invocation it replaced).
+    fn pair_events(&self) -> (LenientPairs, Vec<(usize, usize)>) {
+        // process -> slot in `out.pairs` of its open invocation
+        let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
+        let mut out = LenientPairs::default();
+        let mut reinvoked = Vec::new();
+        for (pos, e) in self.events.iter().enumerate() {
+            let Process::Client(p) = e.process else {
+                continue;
+            };
+            match e.kind {
+                EventType::Invoke => {
+                    if let Some(prev) = open.insert(p, out.pairs.len()) {
+                        reinvoked.push((pos, out.pairs[prev].invoke));
+                    }
+                    out.pairs.push(EventPair {
+                        process: p,
+                        invoke: pos,
+                        complete: None,
+                    });
+                }
+                _ => match open.remove(&p) {
+                    Some(slot) => out.pairs[slot].complete = Some(pos),
+                    None => out.orphans.push(pos),
+                },
+            }
+        }
+        (out, reinvoked)
     }
 
     /// Pairs invocations with completions (Jepsen semantics):
@@ -319,71 +385,87 @@ impl History {
     /// - `fail` completions are set aside: they never took effect;
     /// - `info` completions and invocations that never complete return at infinity.
     ///
-    /// Process numbers must not invoke twice without completing in between.
+    /// Process numbers must not invoke twice without completing in between, and a
+    /// completion must match its invocation's `f` (and key, when it names one). The
+    /// error is the first such problem in recorded order.
     pub fn pair(&self) -> Result<Operations, PairError> {
-        // process -> position of the open invocation in `events`
-        let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
-        let mut pending: Vec<(usize, Option<usize>)> = Vec::new(); // (invoke event, completion event)
-        let mut slot_of_invoke: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
-        let mut nemesis = Vec::new();
-        for (pos, e) in self.events.iter().enumerate() {
-            let p = match e.process {
-                Process::Nemesis => {
-                    nemesis.push(e.clone());
-                    continue;
-                }
-                Process::Client(p) => p,
-            };
-            match e.kind {
-                EventType::Invoke => {
-                    if let Some(&prev) = open.get(&p) {
-                        let o = &self.events[prev];
-                        return Err(PairError::DuplicateInvoke {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            f: e.f.clone(),
-                            open_line: o.line,
-                            open_index: o.index,
-                        });
-                    }
-                    open.insert(p, pos);
-                    slot_of_invoke.insert(pos, pending.len());
-                    pending.push((pos, None));
-                }
-                kind => {
-                    let Some(inv_pos) = open.remove(&p) else {
-                        return Err(PairError::CompletionWithoutInvoke {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            f: e.f.clone(),
-                            kind,
-                        });
-                    };
-                    let inv = &self.events[inv_pos];
-                    if inv.f != e.f {
-                        return Err(PairError::MismatchedCompletion {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            invoked: inv.f.clone(),
-                            completed: e.f.clone(),
-                        });
-                    }
-                    if e.key.is_some() && inv.key != e.key {
-                        return Err(PairError::MismatchedKey {
-                            line: e.line,
-                            index: e.index,
-                            process: p,
-                            invoked: inv.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
-                            completed: e.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
-                        });
-                    }
-                    pending[slot_of_invoke[&inv_pos]].1 = Some(pos);
-                }
+        let (lenient, reinvoked) = self.pair_events();
+        // Up to the first problem the lenient pairing is exactly the strict one, so the
+        // earliest problem found in it is the one a strict pass would stop at.
+        let mut first: Option<(usize, PairError)> = None;
+        let mut found = |pos: usize, error: PairError| {
+            if first.as_ref().is_none_or(|(p, _)| pos < *p) {
+                first = Some((pos, error));
+            }
+        };
+        let client = |e: &Event| match e.process {
+            Process::Client(p) => p,
+            Process::Nemesis => unreachable!("nemesis events are never paired"),
+        };
+        for &(pos, open) in &reinvoked {
+            let (e, o) = (&self.events[pos], &self.events[open]);
+            found(
+                pos,
+                PairError::DuplicateInvoke {
+                    line: e.line,
+                    index: e.index,
+                    process: client(e),
+                    f: e.f.clone(),
+                    open_line: o.line,
+                    open_index: o.index,
+                },
+            );
+        }
+        for &pos in &lenient.orphans {
+            let e = &self.events[pos];
+            found(
+                pos,
+                PairError::CompletionWithoutInvoke {
+                    line: e.line,
+                    index: e.index,
+                    process: client(e),
+                    f: e.f.clone(),
+                    kind: e.kind,
+                },
+            );
+        }
+        for pair in &lenient.pairs {
+            let Some(c) = pair.complete else { continue };
+            let (inv, e) = (&self.events[pair.invoke], &self.events[c]);
+            if inv.f != e.f {
+                found(
+                    c,
+                    PairError::MismatchedCompletion {
+                        line: e.line,
+                        index: e.index,
+                        process: pair.process,
+                        invoked: inv.f.clone(),
+                        completed: e.f.clone(),
+                    },
+                );
+            } else if e.key.is_some() && inv.key != e.key {
+                found(
+                    c,
+                    PairError::MismatchedKey {
+                        line: e.line,
+                        index: e.index,
+                        process: pair.process,
+                        invoked: inv.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
+                        completed: e.key.as_ref().map_or("(none)".into(), |k| k.to_string()),
+                    },
+                );
             }
         }
+        if let Some((_, error)) = first {
+            return Err(error);
+        }
+        let nemesis = self
+            .events
+            .iter()
+            .filter(|e| e.process == Process::Nemesis)
+            .cloned()
+            .collect();
+        let pending = lenient.pairs.iter().map(|p| (p.invoke, p.complete));
         let mut out = Operations {
             nemesis,
             ..Default::default()
@@ -510,6 +592,26 @@ mod tests {
             h.pair(),
             Err(PairError::MismatchedCompletion { .. })
         ));
+    }
+
+    #[test]
+    fn lenient_pairing_keeps_every_invocation_and_sets_orphans_aside() {
+        let h = History::new(vec![
+            ev(0, 1, EventType::Ok, "read", json!(1)),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+            ev(2, 1, EventType::Invoke, "write", json!(2)),
+            ev(3, 1, EventType::Ok, "write", json!(2)),
+            ev(4, 2, EventType::Invoke, "read", Value::Null),
+        ]);
+        assert!(h.pair().is_err());
+        let l = h.pair_lenient();
+        assert_eq!(l.orphans, vec![0]);
+        let pairs: Vec<(u64, usize, Option<usize>)> = l
+            .pairs
+            .iter()
+            .map(|p| (p.process, p.invoke, p.complete))
+            .collect();
+        assert_eq!(pairs, vec![(1, 1, None), (1, 2, Some(3)), (2, 4, None)]);
     }
 
     #[test]

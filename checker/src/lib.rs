@@ -12,6 +12,8 @@
 //! - [`oracle`]: a brute-force checker for tiny histories, the independent reference the
 //!   fast checker is tested against.
 //! - [`elle`]: the Elle-style transactional (list-append) analysis.
+//! - [`verdict`]: the result vocabulary every consumer shares: [`Verdict`] and
+//!   [`Analysis`].
 //!
 //! This crate does no I/O beyond `Read`/`Write` and has no async runtime.
 
@@ -22,5 +24,10 @@ pub mod history;
 pub mod linear;
 pub mod model;
 pub mod oracle;
+pub mod verdict;
 
-pub use history::{Event, EventType, History, Key, Operation, Operations, Outcome, Process};
+pub use history::{
+    Event, EventPair, EventType, History, Key, LenientPairs, Operation, Operations, Outcome,
+    Process,
+};
+pub use verdict::{Analysis, Verdict};

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 use splitbrain_checker::formats::{
-    read_history, read_history_with, read_path, write_jsonl, Format, FormatError, Independent,
-    JsonlWriter, ReadOptions,
+    read_history, read_history_with, read_jsonl_until_error, read_path, write_jsonl, Format,
+    FormatError, Independent, JsonlWriter, ReadOptions,
 };
 use splitbrain_checker::{Event, EventType, History, Key, Outcome, Process};
 use std::io::Cursor;
@@ -882,4 +882,33 @@ mod generated {
             }
         }
     }
+}
+
+/// The lenient mode of the one JSONL reader keeps every event before the first bad line
+/// and says where and what it was; strict reading fails with the same error.
+#[test]
+fn jsonl_until_error_keeps_what_came_before_the_first_bad_line() {
+    let good = "{\"index\":0,\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\
+                {\"index\":1,\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n";
+    let whole = read_jsonl_until_error(Cursor::new(good), "h.jsonl");
+    assert!(whole.error.is_none());
+    assert_eq!(whole.history.events.len(), 2);
+
+    // A bad line in the middle: reading stops there.
+    let text = format!("{good}{{\"index\": oops\n{good}");
+    let partial = read_jsonl_until_error(Cursor::new(text.as_str()), "h.jsonl");
+    assert_eq!(partial.history.events.len(), 2);
+    assert!(!partial.incomplete_last_line);
+    let err = partial.error.expect("an error");
+    assert_eq!(err.line(), Some(3));
+    assert!(err.to_string().starts_with("h.jsonl line 3"), "{err}");
+    let strict = read_str(&text, Format::Jsonl, "h.jsonl").unwrap_err();
+    assert_eq!(strict.to_string(), err.to_string());
+
+    // A last line cut off mid-write.
+    let cut = format!("{good}{{\"index\":2,\"proc");
+    let partial = read_jsonl_until_error(Cursor::new(cut.as_str()), "h.jsonl");
+    assert_eq!(partial.history.events.len(), 2);
+    assert!(partial.incomplete_last_line);
+    assert_eq!(partial.error.and_then(|e| e.line()), Some(3));
 }

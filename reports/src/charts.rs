@@ -6,8 +6,10 @@
 //! deterministic: no randomness, fixed number formatting, and downsampling by stride.
 //! Every piece of text that comes from a history is escaped with [`esc`].
 
-use crate::results::{nearest_rank, ns_to_s, FaultWindow, OpRecord, Witness};
+use crate::results::{nearest_rank, ns_to_s, FaultWindow};
 use serde_json::Value;
+use splitbrain_checker::linear::Witness;
+use splitbrain_checker::Operation;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -445,7 +447,7 @@ pub(crate) enum Role {
 /// One bar of a witness drawing.
 #[derive(Debug, Clone)]
 pub(crate) struct WitnessOp {
-    pub op: OpRecord,
+    pub op: Operation,
     pub role: Role,
     /// 1-based position in the linearization, when linearized.
     pub step: Option<usize>,
@@ -458,7 +460,7 @@ pub(crate) struct WitnessOp {
 /// overlapping it is drawn (at most `max_ops`), those invoked earlier clipped at the left.
 pub(crate) fn witness_ops(
     w: &Witness,
-    key_ops: &BTreeMap<usize, OpRecord>,
+    key_ops: &BTreeMap<usize, Operation>,
     max_steps: usize,
     max_ops: usize,
 ) -> (Vec<WitnessOp>, u64) {
@@ -477,7 +479,7 @@ pub(crate) fn witness_ops(
         .min()
         .unwrap_or(w.stuck.invoke_index);
     let hi = w.stuck.complete_index.unwrap_or(u64::MAX);
-    let overlaps = |op: &OpRecord| {
+    let overlaps = |op: &Operation| {
         let ends_after_lo = match op.complete_index {
             None => true,
             Some(c) => c >= lo,
@@ -485,8 +487,8 @@ pub(crate) fn witness_ops(
         op.invoke_index <= hi && ends_after_lo
     };
     let mut chosen: BTreeMap<usize, WitnessOp> = BTreeMap::new();
-    let concurrent: BTreeMap<usize, &OpRecord> = w.concurrent.iter().map(|c| (c.id, c)).collect();
-    let add = |op: &OpRecord, chosen: &mut BTreeMap<usize, WitnessOp>| {
+    let concurrent: BTreeMap<usize, &Operation> = w.concurrent.iter().map(|c| (c.id, c)).collect();
+    let add = |op: &Operation, chosen: &mut BTreeMap<usize, WitnessOp>| {
         let (role, step, state_after) = if op.id == w.stuck.id {
             (Role::Stuck, None, None)
         } else if let Some((n, st)) = step_of.get(&op.id) {
@@ -676,7 +678,7 @@ pub(crate) fn witness_svg(ops: &[WitnessOp], lo: u64, anchor: &str) -> String {
 }
 
 /// A short label for an operation bar: `f input → output`.
-pub(crate) fn op_label(op: &OpRecord) -> String {
+pub(crate) fn op_label(op: &Operation) -> String {
     let short = |v: &Value| clip(&v.to_string(), 24);
     match (&op.input, &op.output) {
         (i, o) if i == o => format!("{} {}", op.f, short(i)),

@@ -15,7 +15,7 @@
 //! [`esc`], and output is deterministic.
 
 use crate::charts::{clip, esc};
-use crate::results::ElleCycleStep;
+use splitbrain_checker::elle::CycleStep;
 use std::f64::consts::PI;
 use std::fmt::Write;
 
@@ -45,7 +45,7 @@ fn colour(kind: &str) -> &'static str {
 }
 
 /// The label of an edge: its kind and, for ww/wr/rw, the key (`rw 3`).
-pub(crate) fn edge_label(step: &ElleCycleStep) -> String {
+pub(crate) fn edge_label(step: &CycleStep) -> String {
     match &step.key {
         Some(k) => format!("{} {}", step.edge_to_next, clip(&k.to_string(), 24)),
         None => step.edge_to_next.clone(),
@@ -54,7 +54,7 @@ pub(crate) fn edge_label(step: &ElleCycleStep) -> String {
 
 /// The cycle as an SVG, or an empty string when it is empty or longer than
 /// [`MAX_DRAWN`]. `anchor` makes the arrow markers' ids unique on the page.
-pub(crate) fn cycle_svg(steps: &[ElleCycleStep], anchor: &str) -> String {
+pub(crate) fn cycle_svg(steps: &[CycleStep], anchor: &str) -> String {
     let n = steps.len();
     let mut out = String::new();
     if n == 0 || n > MAX_DRAWN {
@@ -148,8 +148,8 @@ mod tests {
     use super::*;
     use splitbrain_checker::history::Key;
 
-    fn step(txn: usize, edge: &str, key: Option<Key>, reason: &str) -> ElleCycleStep {
-        ElleCycleStep {
+    fn step(txn: usize, edge: &str, key: Option<Key>, reason: &str) -> CycleStep {
+        CycleStep {
             txn,
             process: txn as u64 % 3,
             invoke_index: txn as u64 * 2,

@@ -17,13 +17,14 @@
 //! and iterates only ordered collections, so the same input gives the same bytes.
 
 use crate::charts::{self, Completion, LatencyPoint};
-use crate::results::{
-    lenient_pairs, ElleAnomaly, KeyResult, ListAppend, OpRecord, Results, Verdict, Witness,
-};
+use crate::results::{Results, Verdict};
 use crate::{cycles, lattice};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
+use splitbrain_checker::elle::{Anomaly, ElleResult};
 use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
+use splitbrain_checker::linear::{KeyResult, Witness};
+use splitbrain_checker::{EventPair, Operation};
 use std::collections::{BTreeMap, BTreeSet};
 
 const CSS: &str = include_str!("assets/report.css");
@@ -94,18 +95,21 @@ struct Page<'a> {
     history: &'a History,
     missing: Vec<String>,
     /// Operation id -> operation, from the paired history.
-    ops_by_id: BTreeMap<usize, OpRecord>,
+    ops_by_id: BTreeMap<usize, Operation>,
     /// Keys with a witness, each with its anchor.
     witnesses: Vec<(String, &'a KeyResult, &'a Witness)>,
     /// Event index -> event.
     events: BTreeMap<u64, &'a Event>,
+    /// The history paired leniently, once, for the timeline and the charts (the
+    /// checkers' strict pairing may have refused it).
+    pairs: Vec<EventPair>,
     end_ns: u64,
 }
 
 impl<'a> Page<'a> {
     fn new(input: &ReportInput<'a>, ops: Option<&Operations>, missing: Vec<String>) -> Self {
         let ops_by_id = ops
-            .map(|o| o.ops.iter().map(|op| (op.id, OpRecord::from(op))).collect())
+            .map(|o| o.ops.iter().map(|op| (op.id, op.clone())).collect())
             .unwrap_or_default();
         let witnesses = input
             .results
@@ -123,6 +127,7 @@ impl<'a> Page<'a> {
             ops_by_id,
             witnesses,
             events: input.history.events.iter().map(|e| (e.index, e)).collect(),
+            pairs: input.history.pair_lenient().pairs,
             end_ns: input
                 .history
                 .events
@@ -291,17 +296,18 @@ impl<'a> Page<'a> {
     fn charts(&self) -> Markup {
         let mut points = Vec::new();
         let mut completions = Vec::new();
-        for op in lenient_pairs(self.history) {
-            if let Some((kind, t, _)) = op.completion {
+        for op in &self.pairs {
+            if let Some(c) = op.complete.map(|c| &self.history.events[c]) {
+                let inv = &self.history.events[op.invoke];
                 points.push(LatencyPoint {
-                    t_ns: op.invoke_time,
-                    latency_ms: t.saturating_sub(op.invoke_time) as f64 / 1e6,
-                    outcome: kind.as_str(),
+                    t_ns: inv.time,
+                    latency_ms: c.time.saturating_sub(inv.time) as f64 / 1e6,
+                    outcome: c.kind.as_str(),
                 });
                 completions.push(Completion {
-                    t_ns: t,
-                    f: op.f.clone(),
-                    ok: kind == EventType::Ok,
+                    t_ns: c.time,
+                    f: inv.f.clone(),
+                    ok: c.kind == EventType::Ok,
                 });
             }
         }
@@ -336,7 +342,7 @@ impl<'a> Page<'a> {
     }
 
     fn witness(&self, anchor: &str, key: &KeyResult, w: &Witness) -> Markup {
-        let key_ops: BTreeMap<usize, OpRecord> = self
+        let key_ops: BTreeMap<usize, Operation> = self
             .ops_by_id
             .iter()
             .filter(|(_, op)| op.key == w.key)
@@ -497,7 +503,7 @@ impl<'a> Page<'a> {
         }
     }
 
-    fn anomaly(&self, anchor: &str, a: &ElleAnomaly) -> Markup {
+    fn anomaly(&self, anchor: &str, a: &Anomaly) -> Markup {
         let svg = cycles::cycle_svg(&a.cycle, anchor);
         html! {
             div.anomaly id=(anchor) data-kind=(a.kind) {
@@ -716,7 +722,7 @@ impl<'a> Page<'a> {
     /// Event indexes every witness points at.
     fn witness_events(&self) -> BTreeSet<u64> {
         let mut set = BTreeSet::new();
-        let mut add = |op: &OpRecord| {
+        let mut add = |op: &Operation| {
             set.insert(op.invoke_index);
             if let Some(c) = op.complete_index {
                 set.insert(c);
@@ -799,30 +805,33 @@ impl<'a> Page<'a> {
             /// invoke event index -> witness anchor
             stuck: BTreeMap<u64, String>,
         }
-        let raw = lenient_pairs(self.history);
-        let (lane_of, lanes) = assign_lanes(&raw);
-        let fs: BTreeSet<&str> = raw.iter().map(|o| o.f.as_str()).collect();
+        let raw = &self.pairs;
+        let (lane_of, lanes) = assign_lanes(raw);
+        let fs: BTreeSet<&str> = raw
+            .iter()
+            .map(|o| self.history.events[o.invoke].f.as_str())
+            .collect();
         let f_of: BTreeMap<&str, usize> = fs.iter().enumerate().map(|(i, f)| (*f, i)).collect();
         let ops = raw
             .iter()
             .map(|o| {
-                let inv = &self.history.events[o.invoke_pos];
-                let comp = o.complete_pos.map(|p| &self.history.events[p]);
+                let inv = &self.history.events[o.invoke];
+                let comp = o.complete.map(|p| &self.history.events[p]);
                 // For info the bar ends where the client gave up; the page draws a thin
                 // tail from there to the end (it may take effect any time).
-                let (t1, outcome) = match o.completion {
-                    Some((EventType::Ok, t, _)) => (t as i64 / 1000, 0),
-                    Some((EventType::Fail, t, _)) => (t as i64 / 1000, 1),
-                    Some((_, t, _)) => (t as i64 / 1000, 2),
+                let (t1, outcome) = match comp {
+                    Some(c) if c.kind == EventType::Ok => (c.time as i64 / 1000, 0),
+                    Some(c) if c.kind == EventType::Fail => (c.time as i64 / 1000, 1),
+                    Some(c) => (c.time as i64 / 1000, 2),
                     None => (-1, 3),
                 };
                 (
                     lane_of.get(&o.process).copied().unwrap_or(0),
-                    o.invoke_time / 1000,
+                    inv.time / 1000,
                     t1,
                     outcome,
-                    f_of.get(o.f.as_str()).copied().unwrap_or(0),
-                    o.invoke_index,
+                    f_of.get(inv.f.as_str()).copied().unwrap_or(0),
+                    inv.index,
                     describe_op(inv, comp),
                 )
             })
@@ -863,7 +872,7 @@ impl<'a> Page<'a> {
 /// The order anomalies are shown in: cycles first (they are what a reader must follow
 /// by hand, and what the drawings are for), then the others, each in the checker's order.
 /// Anchors keep the checker's index (`anomaly-<i>`).
-fn display_order(l: &ListAppend) -> Vec<usize> {
+fn display_order(l: &ElleResult) -> Vec<usize> {
     let (mut cycles, others): (Vec<usize>, Vec<usize>) =
         (0..l.anomalies.len()).partition(|&i| !l.anomalies[i].cycle.is_empty());
     cycles.extend(others);
@@ -871,7 +880,7 @@ fn display_order(l: &ListAppend) -> Vec<usize> {
 }
 
 /// (transaction id, invocation index) of every transaction the shown anomalies name.
-fn anomaly_txns(l: &ListAppend) -> Vec<(usize, u64)> {
+fn anomaly_txns(l: &ElleResult) -> Vec<(usize, u64)> {
     let order = display_order(l);
     let shown = order.iter().take(ANOMALIES_SHOWN).map(|&i| &l.anomalies[i]);
     shown
@@ -896,13 +905,13 @@ fn edge_colour(kind: &str) -> &'static str {
 /// thread continues under a new process number, DESIGN.md §3). A process that never
 /// completes keeps its lane. Returns each process's lane and each lane's label (its
 /// first process, with `+` when it hosts more).
-fn assign_lanes(raw: &[crate::results::RawOp]) -> (BTreeMap<u64, usize>, Vec<String>) {
+fn assign_lanes(raw: &[EventPair]) -> (BTreeMap<u64, usize>, Vec<String>) {
     // process -> (first invoke position, last end position; usize::MAX if open)
     let mut spans: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
     for o in raw {
-        let end = o.complete_pos.unwrap_or(usize::MAX);
-        let span = spans.entry(o.process).or_insert((o.invoke_pos, end));
-        span.0 = span.0.min(o.invoke_pos);
+        let end = o.complete.unwrap_or(usize::MAX);
+        let span = spans.entry(o.process).or_insert((o.invoke, end));
+        span.0 = span.0.min(o.invoke);
         span.1 = if span.1 == usize::MAX || end == usize::MAX {
             usize::MAX
         } else {
@@ -1084,7 +1093,7 @@ mod tests {
         let ops = history.pair().unwrap();
         let result = splitbrain_checker::elle::check_rw_register(&ops).unwrap();
         let (mut r, _) = valid_results();
-        r.set_list_append(&result, "rw-register".into());
+        r.set_list_append(&result);
         let page = render_report(&ReportInput::new(&r, &history));
         assert!(page.contains("Transactional anomalies (rw-register)"));
         assert!(page.contains("inferred assuming strong-read-committed"));
@@ -1240,7 +1249,7 @@ mod tests {
         let la = first.list_append.as_mut().unwrap();
         la.anomalies.insert(
             0,
-            crate::results::ElleAnomaly {
+            splitbrain_checker::elle::Anomaly {
                 kind: "internal".into(),
                 cycle: Vec::new(),
                 txns: la.anomalies[0].txns.clone(),
@@ -1318,7 +1327,7 @@ mod tests {
             ev(4, 2, EventType::Ok),
             ev(5, 3, EventType::Invoke),
         ]);
-        let (lane_of, labels) = assign_lanes(&lenient_pairs(&h));
+        let (lane_of, labels) = assign_lanes(&h.pair_lenient().pairs);
         assert_eq!(lane_of[&0], 0);
         assert_eq!(lane_of[&1], 1);
         assert_eq!(lane_of[&2], 0, "p2 reuses p0's lane after p0 gave up");

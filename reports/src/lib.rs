@@ -3,7 +3,9 @@
 //!
 //! Layout:
 //! - [`results`]: the stable `results.json` schema and the statistics computed from a
-//!   history ([`results::compute_stats`]).
+//!   history ([`results::compute_stats`]). The checks' verdicts and details in it are
+//!   the checker's own types (`splitbrain_checker::Verdict`, `Analysis` and the results
+//!   inside): this crate renders what the checker says.
 //! - [`html`]: `report.html`, one self-contained page (inline CSS, JS, SVG and data):
 //!   verdict, configuration, a zoomable timeline, latency and throughput charts,
 //!   witnesses drawn as Porcupine does, transactional anomalies with their dependency
@@ -35,6 +37,8 @@
 
 mod charts;
 mod cycles;
+#[cfg(test)]
+mod golden_tests;
 pub mod html;
 pub mod junit;
 mod lattice;

@@ -1,11 +1,13 @@
 //! The `results.json` schema: what a run concluded, in a stable, documented shape that CI,
 //! `splitbrain report` and `store/index.html` read back.
 //!
-//! This module owns the schema types and [`compute_stats`], the statistics derived
-//! purely from a history. The checker's own result types may change with the checker;
-//! the types here are the contract on disk, so they mirror the checker's field names
-//! (the JSON is the same as serialising the checker's types) but are owned here and are
-//! both `Serialize` and `Deserialize`.
+//! This module owns the run-level schema ([`Results`], the convergence and statistics
+//! objects) and [`compute_stats`], the statistics derived purely from a history. The
+//! consistency checks' details are the checker's own types
+//! ([`LinearizabilityResult`], [`ElleResult`], [`Verdict`]), which serialise both ways:
+//! the reports render what the checker says, with no copy of its vocabulary. The one
+//! difference on disk is spelled out in `schema_v1`: the per-key `info_dropped` /
+//! `info_bounded` diagnostics of `check --json` are not part of schema version 1.
 //!
 //! # `results.json`, schema version 1
 //!
@@ -94,56 +96,16 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use splitbrain_checker::history::{Event, EventType, History, Key, Outcome, Process};
-use splitbrain_checker::{elle, linear};
+use splitbrain_checker::elle::ElleResult;
+use splitbrain_checker::history::{Event, EventType, History, Process};
+use splitbrain_checker::linear::LinearizabilityResult;
+use splitbrain_checker::Analysis;
 use std::collections::BTreeMap;
-use std::fmt;
 
 /// The version written into every `results.json`.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A checker's conclusion. Composition: invalid beats unknown beats valid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Valid,
-    Invalid,
-    Unknown,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "invalid",
-            Verdict::Unknown => "unknown",
-        }
-    }
-
-    /// Jepsen's exit codes: 0 valid, 1 invalid, 2 unknown.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 2,
-        }
-    }
-
-    /// Combines two verdicts: invalid beats unknown beats valid.
-    pub fn combine(self, other: Verdict) -> Verdict {
-        match (self, other) {
-            (Verdict::Invalid, _) | (_, Verdict::Invalid) => Verdict::Invalid,
-            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
-            _ => Verdict::Valid,
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use splitbrain_checker::Verdict;
 
 /// Everything a run concluded: the content of `results.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,11 +126,15 @@ pub struct Results {
     /// The whole `test.json`, so the report can show the configuration without it.
     pub config: Value,
     pub checkers: Vec<CheckerResult>,
-    pub linearizability: Option<Linearizability>,
-    /// Added after schema version 1 was first written; `default` keeps older files
-    /// readable (an optional field, so the version did not change).
+    /// Written in schema version 1's shape (see `schema_v1`); elapsed times rounded by
+    /// [`Results::set_linearizability`].
+    #[serde(serialize_with = "schema_v1::linearizability")]
+    pub linearizability: Option<LinearizabilityResult>,
+    /// The transactional analysis (list-append or rw-register). Added after schema
+    /// version 1 was first written; `default` keeps older files readable (an optional
+    /// field, so the version did not change).
     #[serde(default)]
-    pub list_append: Option<ListAppend>,
+    pub list_append: Option<ElleResult>,
     pub convergence: Option<Convergence>,
     pub stats: Stats,
     pub notes: Vec<String>,
@@ -213,29 +179,48 @@ impl Results {
         self.exit_code = self.verdict.exit_code();
     }
 
-    /// Records a linearizability check: its details, and its entry in `checkers`
-    /// (replacing an earlier one); then settles the verdict.
-    pub fn set_linearizability(&mut self, result: &linear::LinearizabilityResult) {
-        let l = Linearizability::from(result);
-        self.checkers.retain(|c| c.name != "linearizability");
-        self.checkers.insert(0, l.checker_result());
-        self.linearizability = Some(l);
+    /// Records a consistency check: its details, and its entry in `checkers` (replacing
+    /// an earlier one of the same checker; linearizability first, as it always was);
+    /// then settles the verdict.
+    pub fn set_analysis(&mut self, analysis: &Analysis) {
+        let entry = CheckerResult {
+            name: analysis.checker_name().into(),
+            verdict: analysis.verdict(),
+            summary: analysis.summary(),
+        };
+        self.checkers.retain(|c| c.name != entry.name);
+        match analysis {
+            Analysis::Linearizability(r) => {
+                self.checkers.insert(0, entry);
+                let mut r = r.clone();
+                // Measured times, rounded as every other time in the file (6 decimals
+                // read back to the same numbers).
+                r.elapsed_ms = round6(r.elapsed_ms);
+                for k in &mut r.keys {
+                    k.elapsed_ms = round6(k.elapsed_ms);
+                    // Not in the schema (see `schema_v1`): cleared, so that a `Results`
+                    // holds exactly what its `results.json` reads back to.
+                    k.info_dropped = 0;
+                    k.info_bounded = 0;
+                }
+                self.linearizability = Some(r);
+            }
+            Analysis::Transactional(r) => {
+                self.checkers.push(entry);
+                self.list_append = Some(r.clone());
+            }
+        }
         self.settle_verdict();
     }
 
-    /// Records a list-append (Elle-style) check: its details, and its entry in
-    /// `checkers` (replacing an earlier one, summarised by `summary`); then settles the
-    /// verdict.
-    pub fn set_list_append(&mut self, result: &elle::ElleResult, summary: String) {
-        let l = ListAppend::from(result);
-        self.checkers.retain(|c| c.name != "list-append");
-        self.checkers.push(CheckerResult {
-            name: "list-append".into(),
-            verdict: l.verdict(),
-            summary,
-        });
-        self.list_append = Some(l);
-        self.settle_verdict();
+    /// [`Results::set_analysis`] for a linearizability check.
+    pub fn set_linearizability(&mut self, result: &LinearizabilityResult) {
+        self.set_analysis(&Analysis::Linearizability(result.clone()));
+    }
+
+    /// [`Results::set_analysis`] for a transactional (Elle-style) check.
+    pub fn set_list_append(&mut self, result: &ElleResult) {
+        self.set_analysis(&Analysis::Transactional(result.clone()));
     }
 
     /// A one-line explanation of the verdict, for banners, JUnit and summaries.
@@ -271,428 +256,74 @@ pub struct CheckerResult {
     pub summary: String,
 }
 
-/// The linearizability check, as stored (mirrors `checker::linear::LinearizabilityResult`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Linearizability {
-    pub verdict: Verdict,
-    pub model: String,
-    pub keys: Vec<KeyResult>,
-    pub elapsed_ms: f64,
-    pub operations: usize,
-}
+/// Schema version 1's shape of the checker's results, where it differs from the
+/// checker's own serialisation.
+mod schema_v1 {
+    use serde::{Serialize, Serializer};
+    use splitbrain_checker::history::Key;
+    use splitbrain_checker::linear::{KeyResult, LinearizabilityResult, Witness};
+    use splitbrain_checker::Verdict;
 
-/// The list-append (Elle-style) check, as stored (mirrors
-/// `checker::elle::ElleResult`). Fields that later versions may add or drop are
-/// `default`, so that reading never depends on the exact checker version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ListAppend {
-    /// `list-append` or `rw-register` (files from before rw-register: `list-append`).
-    #[serde(default = "default_analysis")]
-    pub analysis: String,
-    /// True when no model of `consistency_models` is ruled out.
-    pub valid: bool,
-    /// The models checked against.
-    #[serde(default)]
-    pub consistency_models: Vec<String>,
-    /// `consistency_models` joined by ", ".
-    #[serde(default)]
-    pub checked_model: String,
-    /// Examples of each anomaly kind, ordered by kind and then by where they were found.
-    #[serde(default)]
-    pub anomalies: Vec<ElleAnomaly>,
-    #[serde(default)]
-    pub anomaly_types: Vec<String>,
-    /// How many of each kind were found (more than the examples kept).
-    #[serde(default)]
-    pub anomaly_counts: BTreeMap<String, usize>,
-    /// The weakest models ruled out (Elle's `:not`). In files written before
-    /// `ruled_out` existed, every model ruled out.
-    #[serde(default)]
-    pub not: Vec<String>,
-    /// The other models ruled out (Elle's `:also-not`).
-    #[serde(default)]
-    pub also_not: Vec<String>,
-    /// Every model ruled out, weakest first.
-    #[serde(default)]
-    pub ruled_out: Vec<String>,
-    /// The strongest models not ruled out (among those judged).
-    #[serde(default)]
-    pub strongest_models: Vec<String>,
-    /// One of `strongest_models` (the one implying the most others); `None` if none is.
-    #[serde(default)]
-    pub strongest_model: Option<String>,
-    /// The models the check could judge (empty in older files: all).
-    #[serde(default)]
-    pub judged_models: Vec<String>,
-    #[serde(default)]
-    pub txns: usize,
-    #[serde(default)]
-    pub failed_txns: usize,
-    #[serde(default)]
-    pub skipped_ops: usize,
-    #[serde(default)]
-    pub graph: ElleGraph,
-    #[serde(default)]
-    pub elapsed_ms: f64,
-}
-
-fn default_analysis() -> String {
-    "list-append".into()
-}
-
-impl ListAppend {
-    /// Every model ruled out: `ruled_out`, or `not` in files from before it existed.
-    pub fn all_ruled_out(&self) -> &[String] {
-        if self.ruled_out.is_empty() {
-            &self.not
-        } else {
-            &self.ruled_out
-        }
+    /// `linearizability` as schema version 1 has it: the checker's result without the
+    /// per-key `info_dropped` / `info_bounded` diagnostics, which came later and which
+    /// only `check --json` prints. Borrowed views rather than a copy of the types, so
+    /// every other field is the checker's own, serialised by the checker's derive.
+    pub(super) fn linearizability<S: Serializer>(
+        l: &Option<LinearizabilityResult>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        l.as_ref().map(Stored::from).serialize(s)
     }
 
-    pub fn verdict(&self) -> Verdict {
-        if self.valid {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid
-        }
+    #[derive(Serialize)]
+    struct Stored<'a> {
+        verdict: Verdict,
+        model: &'a str,
+        keys: Vec<StoredKey<'a>>,
+        elapsed_ms: f64,
+        operations: usize,
     }
-}
 
-/// The size of the dependency graph and how its cycle search went.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ElleGraph {
-    pub nodes: usize,
-    pub edges: usize,
-    pub cyclic_components: usize,
-    pub largest_component: usize,
-    /// Components whose search budget ran out: their cycles are real, but a shorter one
-    /// may exist.
-    pub truncated_components: usize,
-}
-
-/// One anomaly: its kind, its cycle (for cycle anomalies) and its explanation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ElleAnomaly {
-    /// `G0`, `G1c`, `G-single-realtime`, `G1a`, `internal`, ...
-    pub kind: String,
-    /// The cycle, in order; empty for anomalies that are not cycles.
-    #[serde(default)]
-    pub cycle: Vec<ElleCycleStep>,
-    #[serde(default)]
-    pub txns: Vec<ElleTxnRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Key>,
-    pub explanation: String,
-    /// rw-register: the model under which the version order it rests on was inferred.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub assumes: Option<String>,
-}
-
-/// One transaction of a cycle and the dependency edge from it to the next one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ElleCycleStep {
-    /// The transaction's operation id (`T<id>` in explanations).
-    pub txn: usize,
-    pub process: u64,
-    /// History event index of the transaction's invocation (`#ev-<index>`).
-    pub invoke_index: u64,
-    /// `ww`, `wr`, `rw`, `process` or `realtime`.
-    pub edge_to_next: String,
-    /// The key the edge is about; absent for `process` and `realtime` edges.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Key>,
-    /// Why the edge exists, in words.
-    #[serde(default)]
-    pub reason: String,
-}
-
-/// A transaction named by an anomaly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ElleTxnRef {
-    pub id: usize,
-    pub process: u64,
-    pub invoke_index: u64,
-    /// `ok`, `info` or `fail`.
-    pub status: String,
-}
-
-impl From<&elle::ElleResult> for ListAppend {
-    fn from(r: &elle::ElleResult) -> Self {
-        ListAppend {
-            analysis: r.analysis.clone(),
-            valid: r.valid,
-            consistency_models: r.consistency_models.clone(),
-            checked_model: r.checked_model.clone(),
-            anomalies: r
-                .anomalies
-                .iter()
-                .map(|a| ElleAnomaly {
-                    kind: a.kind.clone(),
-                    cycle: a
-                        .cycle
-                        .iter()
-                        .map(|s| ElleCycleStep {
-                            txn: s.txn,
-                            process: s.process,
-                            invoke_index: s.invoke_index,
-                            edge_to_next: s.edge_to_next.clone(),
-                            key: s.key.clone(),
-                            reason: s.reason.clone(),
-                        })
-                        .collect(),
-                    txns: a
-                        .txns
-                        .iter()
-                        .map(|t| ElleTxnRef {
-                            id: t.id,
-                            process: t.process,
-                            invoke_index: t.invoke_index,
-                            status: t.status.clone(),
-                        })
-                        .collect(),
-                    key: a.key.clone(),
-                    explanation: a.explanation.clone(),
-                    assumes: a.assumes.clone(),
-                })
-                .collect(),
-            anomaly_types: r.anomaly_types.clone(),
-            anomaly_counts: r.anomaly_counts.clone(),
-            not: r.not.clone(),
-            also_not: r.also_not.clone(),
-            ruled_out: r.ruled_out.clone(),
-            strongest_models: r.strongest_models.clone(),
-            strongest_model: r.strongest_model.clone(),
-            judged_models: r.judged_models.clone(),
-            txns: r.txns,
-            failed_txns: r.failed_txns,
-            skipped_ops: r.skipped_ops,
-            graph: ElleGraph {
-                nodes: r.graph.nodes,
-                edges: r.graph.edges,
-                cyclic_components: r.graph.cyclic_components,
-                largest_component: r.graph.largest_component,
-                truncated_components: r.graph.truncated_components,
-            },
-            elapsed_ms: r.elapsed_ms,
-        }
+    #[derive(Serialize)]
+    struct StoredKey<'a> {
+        key: &'a Option<Key>,
+        verdict: Verdict,
+        operations: usize,
+        ok: usize,
+        info: usize,
+        elapsed_ms: f64,
+        method: &'a str,
+        witness: &'a Option<Witness>,
+        unknown_reason: &'a Option<String>,
+        explored: u64,
     }
-}
 
-/// One independent key's check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeyResult {
-    pub key: Option<Key>,
-    pub verdict: Verdict,
-    pub operations: usize,
-    pub ok: usize,
-    pub info: usize,
-    pub elapsed_ms: f64,
-    /// How the key was decided (the search used, or a shortcut).
-    pub method: String,
-    pub witness: Option<Witness>,
-    pub unknown_reason: Option<String>,
-    /// Search states explored, for judging how hard the key was.
-    pub explored: u64,
-}
-
-/// Why a key is not linearizable, in enough detail to draw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Witness {
-    pub key: Option<Key>,
-    /// The longest linearizable prefix, in linearization order.
-    pub prefix: Vec<Step>,
-    /// The operation that cannot be placed after the prefix.
-    pub stuck: OpRecord,
-    /// The state `stuck` would have needed.
-    pub needed: String,
-    pub reachable_states: Vec<Value>,
-    pub concurrent: Vec<OpRecord>,
-    pub explanation: String,
-}
-
-impl Witness {
-    /// One line naming the key, the stuck operation and what it needed.
-    pub fn summary(&self) -> String {
-        let key = self
-            .key
-            .as_ref()
-            .map_or(String::new(), |k| format!("key {k}: "));
-        format!(
-            "{key}{} cannot be linearized after a prefix of {} operation(s): {}",
-            self.stuck,
-            self.prefix.len(),
-            self.needed
-        )
-    }
-}
-
-/// One linearized operation and the model state after it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Step {
-    /// `Operation.id`.
-    pub op: usize,
-    pub state: Value,
-}
-
-/// An operation as stored (mirrors `checker::history::Operation`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpRecord {
-    pub id: usize,
-    pub process: u64,
-    pub f: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Key>,
-    pub input: Value,
-    pub output: Value,
-    pub outcome: Outcome,
-    pub invoke_index: u64,
-    pub complete_index: Option<u64>,
-    pub invoke_time: u64,
-    pub complete_time: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-}
-
-impl From<&splitbrain_checker::history::Operation> for OpRecord {
-    fn from(op: &splitbrain_checker::history::Operation) -> Self {
-        OpRecord {
-            id: op.id,
-            process: op.process,
-            f: op.f.clone(),
-            key: op.key.clone(),
-            input: op.input.clone(),
-            output: op.output.clone(),
-            outcome: op.outcome,
-            invoke_index: op.invoke_index,
-            complete_index: op.complete_index,
-            invoke_time: op.invoke_time,
-            complete_time: op.complete_time,
-            node: op.node.clone(),
-        }
-    }
-}
-
-impl From<&OpRecord> for splitbrain_checker::history::Operation {
-    fn from(op: &OpRecord) -> Self {
-        splitbrain_checker::history::Operation {
-            id: op.id,
-            process: op.process,
-            f: op.f.clone(),
-            key: op.key.clone(),
-            input: op.input.clone(),
-            output: op.output.clone(),
-            outcome: op.outcome,
-            invoke_index: op.invoke_index,
-            complete_index: op.complete_index,
-            invoke_time: op.invoke_time,
-            complete_time: op.complete_time,
-            node: op.node.clone(),
-        }
-    }
-}
-
-/// Formatted exactly as the checker formats its operations (one definition of the text).
-impl fmt::Display for OpRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&splitbrain_checker::history::Operation::from(self), f)
-    }
-}
-
-impl From<linear::Verdict> for Verdict {
-    fn from(v: linear::Verdict) -> Self {
-        match v {
-            linear::Verdict::Valid => Verdict::Valid,
-            linear::Verdict::Invalid => Verdict::Invalid,
-            linear::Verdict::Unknown => Verdict::Unknown,
-        }
-    }
-}
-
-impl From<&linear::LinearizabilityResult> for Linearizability {
-    fn from(r: &linear::LinearizabilityResult) -> Self {
-        Linearizability {
-            verdict: r.verdict.into(),
-            model: r.model.clone(),
-            keys: r.keys.iter().map(KeyResult::from).collect(),
-            elapsed_ms: round6(r.elapsed_ms),
-            operations: r.operations,
-        }
-    }
-}
-
-impl From<&linear::KeyResult> for KeyResult {
-    fn from(k: &linear::KeyResult) -> Self {
-        KeyResult {
-            key: k.key.clone(),
-            verdict: k.verdict.into(),
-            operations: k.operations,
-            ok: k.ok,
-            info: k.info,
-            elapsed_ms: round6(k.elapsed_ms),
-            method: k.method.clone(),
-            witness: k.witness.as_ref().map(Witness::from),
-            unknown_reason: k.unknown_reason.clone(),
-            explored: k.explored,
-        }
-    }
-}
-
-impl From<&linear::Witness> for Witness {
-    fn from(w: &linear::Witness) -> Self {
-        Witness {
-            key: w.key.clone(),
-            prefix: w
-                .prefix
-                .iter()
-                .map(|s| Step {
-                    op: s.op,
-                    state: s.state.clone(),
-                })
-                .collect(),
-            stuck: OpRecord::from(&w.stuck),
-            needed: w.needed.clone(),
-            reachable_states: w.reachable_states.clone(),
-            concurrent: w.concurrent.iter().map(OpRecord::from).collect(),
-            explanation: w.explanation.clone(),
-        }
-    }
-}
-
-impl Linearizability {
-    /// The checker entry for `results.checkers`: its verdict and a one-line summary.
-    pub fn checker_result(&self) -> CheckerResult {
-        let count = |v: Verdict| self.keys.iter().filter(|k| k.verdict == v).count();
-        let summary = match self.verdict {
-            Verdict::Valid => format!(
-                "{} operations in {} key(s) are linearizable ({})",
-                self.operations,
-                self.keys.len(),
-                self.model
-            ),
-            Verdict::Invalid => {
-                let first = self
-                    .keys
-                    .iter()
-                    .find_map(|k| k.witness.as_ref())
-                    .map_or(String::new(), |w| format!("; {}", w.summary()));
-                format!(
-                    "{} of {} key(s) not linearizable{first}",
-                    count(Verdict::Invalid),
-                    self.keys.len()
-                )
+    impl<'a> From<&'a LinearizabilityResult> for Stored<'a> {
+        fn from(l: &'a LinearizabilityResult) -> Self {
+            Stored {
+                verdict: l.verdict,
+                model: &l.model,
+                keys: l.keys.iter().map(StoredKey::from).collect(),
+                elapsed_ms: l.elapsed_ms,
+                operations: l.operations,
             }
-            Verdict::Unknown => format!(
-                "{} of {} key(s) undecided (budget ran out)",
-                count(Verdict::Unknown),
-                self.keys.len()
-            ),
-        };
-        CheckerResult {
-            name: "linearizability".into(),
-            verdict: self.verdict,
-            summary,
+        }
+    }
+
+    impl<'a> From<&'a KeyResult> for StoredKey<'a> {
+        fn from(k: &'a KeyResult) -> Self {
+            StoredKey {
+                key: &k.key,
+                verdict: k.verdict,
+                operations: k.operations,
+                ok: k.ok,
+                info: k.info,
+                elapsed_ms: k.elapsed_ms,
+                method: &k.method,
+                witness: &k.witness,
+                unknown_reason: &k.unknown_reason,
+                explored: k.explored,
+            }
         }
     }
 }
@@ -834,54 +465,6 @@ impl Availability {
     fn finish(&mut self) {
         self.fraction = (self.invoked > 0).then(|| round6(self.ok as f64 / self.invoked as f64));
     }
-}
-
-/// A client operation as the statistics see it: leniently paired, so that statistics can
-/// be computed for any history, even one the checkers reject.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RawOp {
-    pub process: u64,
-    pub f: String,
-    pub invoke_index: u64,
-    pub invoke_time: u64,
-    /// Completion type and time; `None` if the operation never completed.
-    pub completion: Option<(EventType, u64, u64)>,
-    /// Position of the invocation in `History::events`.
-    pub invoke_pos: usize,
-    pub complete_pos: Option<usize>,
-}
-
-/// Pairs each completion with the open invocation of its process, ignoring anything that
-/// does not fit (a completion without invocation, a second invocation replaces the first).
-pub(crate) fn lenient_pairs(history: &History) -> Vec<RawOp> {
-    let mut open: BTreeMap<u64, usize> = BTreeMap::new();
-    let mut ops: Vec<RawOp> = Vec::new();
-    for (pos, e) in history.events.iter().enumerate() {
-        let Process::Client(p) = e.process else {
-            continue;
-        };
-        match e.kind {
-            EventType::Invoke => {
-                open.insert(p, ops.len());
-                ops.push(RawOp {
-                    process: p,
-                    f: e.f.clone(),
-                    invoke_index: e.index,
-                    invoke_time: e.time,
-                    completion: None,
-                    invoke_pos: pos,
-                    complete_pos: None,
-                });
-            }
-            kind => {
-                if let Some(slot) = open.remove(&p) {
-                    ops[slot].completion = Some((kind, e.time, e.index));
-                    ops[slot].complete_pos = Some(pos);
-                }
-            }
-        }
-    }
-    ops
 }
 
 /// What kind of fault a nemesis `f` starts, if it starts one.
@@ -1028,26 +611,30 @@ pub(crate) fn round6(x: f64) -> f64 {
 /// Pure: the same history always gives the same statistics.
 pub fn compute_stats(history: &History) -> Stats {
     let end_ns = history.events.iter().map(|e| e.time).max().unwrap_or(0);
-    let ops = lenient_pairs(history);
+    // Paired leniently, so that statistics exist for any history, even one the checkers
+    // reject.
+    let pairs = history.pair_lenient().pairs;
+    let event = |pos: usize| &history.events[pos];
     let mut by_f: BTreeMap<String, (FStats, Vec<f64>)> = BTreeMap::new();
-    for op in &ops {
-        let (s, lat) = by_f.entry(op.f.clone()).or_insert_with(|| {
+    for op in &pairs {
+        let inv = event(op.invoke);
+        let (s, lat) = by_f.entry(inv.f.clone()).or_insert_with(|| {
             (
                 FStats {
-                    f: op.f.clone(),
+                    f: inv.f.clone(),
                     ..Default::default()
                 },
                 Vec::new(),
             )
         });
-        match op.completion {
-            Some((kind, t, _)) => {
-                match kind {
+        match op.complete.map(event) {
+            Some(c) => {
+                match c.kind {
                     EventType::Ok => s.ok += 1,
                     EventType::Fail => s.fail += 1,
                     _ => s.info += 1,
                 }
-                lat.push(round6(t.saturating_sub(op.invoke_time) as f64 / 1e6));
+                lat.push(round6(c.time.saturating_sub(inv.time) as f64 / 1e6));
             }
             None => s.pending += 1,
         }
@@ -1062,12 +649,13 @@ pub fn compute_stats(history: &History) -> Stats {
 
     let mut faults = fault_windows(&history.events, end_ns);
     let mut outside = Availability::default();
-    for op in &ops {
-        let outcome = op.completion.map(|c| c.0);
+    for op in &pairs {
+        let outcome = op.complete.map(|c| event(c).kind);
+        let invoke_index = event(op.invoke).index;
         let mut inside = false;
         for w in faults.iter_mut() {
             let ends = w.stop_index.unwrap_or(u64::MAX);
-            if op.invoke_index > w.start_index && op.invoke_index < ends {
+            if invoke_index > w.start_index && invoke_index < ends {
                 w.availability.count(outcome);
                 inside = true;
             }
@@ -1081,7 +669,7 @@ pub fn compute_stats(history: &History) -> Stats {
 
     Stats {
         events: history.events.len(),
-        operations: ops.len(),
+        operations: pairs.len(),
         duration_s: ns_to_s(end_ns),
         by_f,
         faults,

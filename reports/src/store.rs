@@ -17,7 +17,8 @@ use crate::summary::summary_markdown;
 use crate::ReportError;
 use maud::{html, PreEscaped, DOCTYPE};
 use serde_json::Value;
-use splitbrain_checker::history::{Event, History, Operations};
+use splitbrain_checker::formats;
+use splitbrain_checker::history::{History, Operations};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -143,14 +144,15 @@ pub fn parse_results(path: &Path, bytes: &[u8]) -> Result<Results, ReportError> 
     serde_json::from_value(value).map_err(json)
 }
 
-/// Reads a JSONL history line by line and stops at the first line that is not an event,
-/// returning the events before it and a note saying what was left out.
+/// Reads a JSONL history with the checker's one JSONL reader, in its lenient mode: it
+/// stops at the first line that is not an event, returning the events before it and a
+/// note saying what was left out.
 pub fn read_history_lenient(path: &Path) -> (History, Vec<String>) {
     let name = path
         .file_name()
         .map_or("history.jsonl".into(), |n| n.to_string_lossy().into_owned());
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
+    let file = match fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (
                 History::default(),
@@ -166,38 +168,25 @@ pub fn read_history_lenient(path: &Path) -> (History, Vec<String>) {
             )
         }
     };
-    let mut events: Vec<Event> = Vec::new();
-    let mut notes = Vec::new();
-    let ends_with_newline = bytes.last() == Some(&b'\n');
-    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-    for (i, line) in lines.iter().enumerate() {
-        let number = i + 1;
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            continue;
+    let partial = formats::read_jsonl_until_error(std::io::BufReader::new(file), &name);
+    let read = partial.history.events.len();
+    let notes = match &partial.error {
+        None => Vec::new(),
+        Some(err) => {
+            let number = err.line().unwrap_or(read + 1);
+            vec![if partial.incomplete_last_line {
+                format!(
+                    "{name} truncated at line {number} (its last line is incomplete); showing the {read} events before it"
+                )
+            } else {
+                format!(
+                    "{name} line {number} is not a valid event ({}); reading stopped there, showing the {read} events before it",
+                    err.reason()
+                )
+            }]
         }
-        match serde_json::from_slice::<Event>(trimmed) {
-            Ok(mut e) => {
-                e.line = Some(number);
-                events.push(e);
-            }
-            Err(err) => {
-                let last = i + 1 == lines.len() && !ends_with_newline;
-                let read = events.len();
-                notes.push(if last {
-                    format!(
-                        "{name} truncated at line {number} (its last line is incomplete); showing the {read} events before it"
-                    )
-                } else {
-                    format!(
-                        "{name} line {number} is not a valid event ({err}); reading stopped there, showing the {read} events before it"
-                    )
-                });
-                break;
-            }
-        }
-    }
-    (History::new(events), notes)
+    };
+    (partial.history, notes)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.

@@ -415,7 +415,7 @@ pub fn list_append_results_with(hostile: Option<&str>) -> (Results, History) {
                 // A measured time would make the fixture differ from run to run (and
                 // serde_json does not round-trip every f64 exactly).
                 result.elapsed_ms = 0.25;
-                r.set_list_append(&result, "sample list-append check".into())
+                r.set_list_append(&result)
             }
             Err(e) => r
                 .notes

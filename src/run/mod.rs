@@ -21,9 +21,9 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use splitbrain_checker::linear::{self, CheckOptions};
 use splitbrain_checker::model::ModelKind;
-use splitbrain_checker::{EventType, Process};
+use splitbrain_checker::{Analysis, EventType, Process, Verdict};
 use splitbrain_nemesis as nemesis;
-use splitbrain_reports::results::{self as rr, CheckerResult, Convergence, Results};
+use splitbrain_reports::results::{CheckerResult, Convergence, Results};
 use splitbrain_reports::store as report_store;
 use splitbrain_workloads::{BundledClient, Generator, WorkloadConfig, WorkloadKind};
 use std::sync::{Arc, Mutex};
@@ -36,7 +36,7 @@ use recorder::{Record, Recorder};
 /// What one run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
-    pub verdict: rr::Verdict,
+    pub verdict: Verdict,
     pub run_dir: std::path::PathBuf,
     pub results: Results,
 }
@@ -170,13 +170,9 @@ pub async fn run_test(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let mut results = Results::new(&cfg.name, started_at, &history);
-    match (&lin, &list_append) {
-        (Some(r), _) => {
-            let summary = rr::Linearizability::from(r);
-            results.checkers.push(summary.checker_result());
-            results.linearizability = Some(summary);
-        }
-        (None, Some(e)) => results.set_list_append(e, list_append_result(e).summary),
+    match (lin, list_append) {
+        (Some(r), _) => results.set_analysis(&Analysis::Linearizability(r)),
+        (None, Some(e)) => results.set_analysis(&Analysis::Transactional(e)),
         (None, None) => results.checkers.push(CheckerResult {
             name: if cfg.workload.is_transactional() {
                 "list-append"
@@ -184,7 +180,7 @@ pub async fn run_test(
                 "linearizability"
             }
             .into(),
-            verdict: rr::Verdict::Unknown,
+            verdict: Verdict::Unknown,
             summary: "not checked (see notes)".into(),
         }),
     }
@@ -240,46 +236,6 @@ fn txn_check(
         elle::check_rw_register_with(ops, &options)
     } else {
         elle::check_list_append_with(ops, &options)
-    }
-}
-
-/// The transactional (Elle-style) analysis as a checker entry: the anomalies found, the
-/// weakest models they rule out and the strongest models still possible.
-pub fn list_append_result(e: &splitbrain_checker::elle::ElleResult) -> CheckerResult {
-    let strongest = if e.strongest_models.is_empty() {
-        "none".to_string()
-    } else {
-        e.strongest_models.join(", ")
-    };
-    let summary = if e.valid {
-        format!(
-            "{} transactions ({}), checked against {}: {}; strongest models still possible: {strongest}",
-            e.txns,
-            e.analysis,
-            e.consistency_models.join(", "),
-            if e.anomalies.is_empty() { "no anomalies" } else { "no anomaly rules them out" }
-        )
-    } else {
-        let first = e
-            .anomalies
-            .first()
-            .map_or(String::new(), |a| format!("; first: {}", a.explanation));
-        format!(
-            "{} transactions ({}); anomalies {} rule out {} (and every stronger model); strongest models still possible: {strongest}{first}",
-            e.txns,
-            e.analysis,
-            e.anomaly_types.join(", "),
-            e.not.join(", "),
-        )
-    };
-    CheckerResult {
-        name: "list-append".into(),
-        verdict: if e.valid {
-            rr::Verdict::Valid
-        } else {
-            rr::Verdict::Invalid
-        },
-        summary,
     }
 }
 

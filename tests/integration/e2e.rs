@@ -62,6 +62,7 @@ fn correct_cluster_is_valid_under_every_fault_with_the_proxy_network() {
         "faults are recorded"
     );
     assert!(history.contains(r#""type":"ok""#), "operations succeed");
+    assert_check_agrees_with_the_run(&run, None);
     assert!(
         text(&out).contains("reproduce: splitbrain test"),
         "{}",
@@ -353,6 +354,59 @@ fn log(run: &std::path::Path) -> String {
     std::fs::read_to_string(run.join("splitbrain.log")).unwrap()
 }
 
+/// `splitbrain check` on a run's `history.jsonl` reaches what the run's `results.json`
+/// says: the same verdict; for linearizability (`model` `None`: `check`'s default for
+/// our JSONL, the cas-register the run uses too) the same verdict per key, and for the
+/// transactional analysis (deterministic) the same analysis, all but its measured time.
+/// `check` and `test` must never disagree about a history.
+fn assert_check_agrees_with_the_run(run: &std::path::Path, model: Option<&str>) {
+    let history = run.join("history.jsonl");
+    let mut args = vec!["check", "--json"];
+    if let Some(model) = model {
+        args.extend(["--model", model]);
+    }
+    args.push(history.to_str().unwrap());
+    let out = crate::support::run(&args);
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("check --json printed no JSON ({e}): {}", text(&out)));
+    let checked = &checked["histories"][0];
+    let stored = results(run);
+    let (field, name) = match model {
+        None => ("result", "linearizability"),
+        Some(_) => ("list_append", "list-append"),
+    };
+    let stored_verdict = stored["checkers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .map(|c| c["verdict"].clone())
+        .unwrap_or_default();
+    assert_eq!(checked["verdict"], stored_verdict, "{}", text(&out));
+    if model.is_none() {
+        let verdicts = |l: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+            l["keys"]
+                .as_array()
+                .expect("per-key results")
+                .iter()
+                .map(|k| (k["key"].clone(), k["verdict"].clone()))
+                .collect()
+        };
+        assert_eq!(
+            verdicts(&checked[field]),
+            verdicts(&stored["linearizability"])
+        );
+        return;
+    }
+    let mut by_check = checked[field].clone();
+    let mut by_run = stored["list_append"].clone();
+    for analysis in [&mut by_check, &mut by_run] {
+        analysis
+            .as_object_mut()
+            .expect("a transactional analysis")
+            .remove("elapsed_ms");
+    }
+    assert_eq!(by_check, by_run);
+}
+
 /// The list-append workload, checked Elle-style: the correct cluster's transactions are
 /// strict serializable, and `non-atomic-txn` (each micro-operation its own log entry) is
 /// caught as dependency cycles, drawn in the report. No fault is needed: the bug shows
@@ -384,6 +438,7 @@ fn list_append_is_valid_and_a_non_atomic_txn_bug_is_caught() {
         la["txns"].as_u64().unwrap_or(0) > 50,
         "too few transactions: {la}"
     );
+    assert_check_agrees_with_the_run(&latest_run(store.path()), Some("list-append"));
     assert_nothing_left(store.path());
 
     let mut args = common.to_vec();
@@ -406,6 +461,7 @@ fn list_append_is_valid_and_a_non_atomic_txn_bug_is_caught() {
             "{step}"
         );
     }
+    assert_check_agrees_with_the_run(&run, Some("list-append"));
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(
         html.contains("class=\"cycle-svg\""),

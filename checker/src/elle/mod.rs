@@ -58,7 +58,8 @@ mod rw;
 mod txn;
 
 use crate::history::{Key, Operations};
-use serde::Serialize;
+use crate::verdict::Verdict;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -92,55 +93,76 @@ impl Default for ElleOptions {
 }
 
 /// What the analysis found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// Also the `list_append` object of `results.json`, which reads files written by older
+/// versions: the fields that came later are `default` (see the reports crate's schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElleResult {
-    /// `list-append` or `rw-register`.
+    /// `list-append` or `rw-register` (files from before rw-register: `list-append`).
+    #[serde(default = "default_analysis")]
     pub analysis: String,
     /// True when no model of `consistency_models` is ruled out.
     pub valid: bool,
     /// The models checked against (canonical names).
+    #[serde(default)]
     pub consistency_models: Vec<String>,
     /// `consistency_models` joined by ", " (the field older readers know).
+    #[serde(default)]
     pub checked_model: String,
     /// Examples of every anomaly found, at most `max_examples_per_kind` per kind, ordered
     /// by kind (see [`models::ANOMALY_KINDS`]) and then by where they were found.
+    #[serde(default)]
     pub anomalies: Vec<Anomaly>,
     /// Every anomaly kind found, in [`models::ANOMALY_KINDS`] order.
+    #[serde(default)]
     pub anomaly_types: Vec<String>,
     /// How many of each kind were found (cycle kinds: one per strongly connected
     /// component and class).
+    #[serde(default)]
     pub anomaly_counts: BTreeMap<String, usize>,
     /// The weakest models ruled out (Elle's `:not`): every ruled-out model implies one
     /// of them.
+    #[serde(default)]
     pub not: Vec<String>,
     /// The other models ruled out (Elle's `:also-not`).
+    #[serde(default)]
     pub also_not: Vec<String>,
     /// Every model ruled out (`not` and `also_not`), in lattice order (weakest first).
+    #[serde(default)]
     pub ruled_out: Vec<String>,
     /// The strongest models not ruled out, among those the check can judge: every
     /// judged model not ruled out is implied by one of them. (Not ruled out is not
     /// proven: the analysis finds anomalies, it cannot prove their absence in general.)
+    #[serde(default)]
     pub strongest_models: Vec<String>,
     /// One of `strongest_models`: the one implying the most other models; `None` if
     /// every judged model is ruled out.
+    #[serde(default)]
     pub strongest_model: Option<String>,
     /// The models this check can judge: every model none of whose anomalies was left
     /// unsearched because of `consistency_models` (all of them by default).
+    #[serde(default)]
     pub judged_models: Vec<String>,
     /// Transactions analysed (completed `ok` or `info`).
+    #[serde(default)]
     pub txns: usize,
     /// Transactions that completed `fail` (their writes must never be seen).
+    #[serde(default)]
     pub failed_txns: usize,
     /// Operations that are not `txn`s and were ignored.
+    #[serde(default)]
     pub skipped_ops: usize,
     /// The size of the dependency graph and of its cycle search.
+    #[serde(default)]
     pub graph: GraphStats,
     /// Wall-clock time of the analysis, in milliseconds.
+    #[serde(default)]
     pub elapsed_ms: f64,
 }
 
 /// The size of the dependency graph and how the cycle search went.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GraphStats {
     pub nodes: usize,
     /// Distinct (from, to) pairs; one pair may carry several kinds of dependency.
@@ -154,18 +176,20 @@ pub struct GraphStats {
 }
 
 /// One anomaly, with what a person needs to verify it by hand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Anomaly {
     /// `G0`, `G1c-process`, `G-single-realtime`, `G1a`, `incompatible-order`, ... (see
     /// [`models::ANOMALY_KINDS`]).
     pub kind: String,
     /// For cycle anomalies, the cycle: each step's transaction and the edge to the next
     /// step's (the last step's edge returns to the first). Empty otherwise.
+    #[serde(default)]
     pub cycle: Vec<CycleStep>,
     /// The transactions involved (for cycles, the same as the cycle's).
+    #[serde(default)]
     pub txns: Vec<TxnRef>,
     /// The key involved, for anomalies about one key.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     /// The whole story in one paragraph.
     pub explanation: String,
@@ -174,12 +198,12 @@ pub struct Anomaly {
     /// `strong-session-read-committed`: process order; `strong-read-committed`: real-time
     /// order). The anomaly rules out only models that imply it. Absent when the order
     /// was observed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assumes: Option<String>,
 }
 
 /// One transaction of a cycle, and the dependency leading to the next one.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CycleStep {
     /// The transaction's [`crate::Operation::id`].
     pub txn: usize,
@@ -190,14 +214,15 @@ pub struct CycleStep {
     pub edge_to_next: String,
     /// The key the edge is about (`ww`, `wr` and `rw` edges); absent for `process` and
     /// `realtime` edges, which are about no key.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     /// Why the edge exists, e.g. "T1 read key 5 without 3; T2 appended 3, the next version".
+    #[serde(default)]
     pub reason: String,
 }
 
 /// A transaction named in an anomaly.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TxnRef {
     /// [`crate::Operation::id`]: an index into `Operations::ops`, or into
     /// `Operations::failed` when `status` is `fail`.
@@ -206,6 +231,63 @@ pub struct TxnRef {
     pub invoke_index: u64,
     /// `ok`, `info` or `fail`.
     pub status: String,
+}
+
+fn default_analysis() -> String {
+    "list-append".into()
+}
+
+impl ElleResult {
+    /// Valid exactly when no model of `consistency_models` is ruled out; the analysis
+    /// has no budget that leaves it undecided.
+    pub fn verdict(&self) -> Verdict {
+        if self.valid {
+            Verdict::Valid
+        } else {
+            Verdict::Invalid
+        }
+    }
+
+    /// Every model ruled out: `ruled_out`, or `not` in results written before
+    /// `ruled_out` existed (which put every ruled-out model there).
+    pub fn all_ruled_out(&self) -> &[String] {
+        if self.ruled_out.is_empty() {
+            &self.not
+        } else {
+            &self.ruled_out
+        }
+    }
+
+    /// One line of plain text: the anomalies found, the weakest models they rule out
+    /// and the strongest models still possible.
+    pub fn summary(&self) -> String {
+        let strongest = if self.strongest_models.is_empty() {
+            "none".to_string()
+        } else {
+            self.strongest_models.join(", ")
+        };
+        if self.valid {
+            format!(
+                "{} transactions ({}), checked against {}: {}; strongest models still possible: {strongest}",
+                self.txns,
+                self.analysis,
+                self.consistency_models.join(", "),
+                if self.anomalies.is_empty() { "no anomalies" } else { "no anomaly rules them out" }
+            )
+        } else {
+            let first = self
+                .anomalies
+                .first()
+                .map_or(String::new(), |a| format!("; first: {}", a.explanation));
+            format!(
+                "{} transactions ({}); anomalies {} rule out {} (and every stronger model); strongest models still possible: {strongest}{first}",
+                self.txns,
+                self.analysis,
+                self.anomaly_types.join(", "),
+                self.not.join(", "),
+            )
+        }
+    }
 }
 
 /// Why a history cannot be analysed as list-append transactions.

@@ -21,24 +21,58 @@ use serde_json::Value;
 use std::fmt;
 use std::io::{self, BufRead, BufWriter, Write};
 
-/// Reads a JSONL history.
-pub(crate) fn read<R: BufRead>(mut reader: R, file: &str) -> Result<History, FormatError> {
+/// Reads a JSONL history, failing at the first line that is not an event (`check`).
+pub(crate) fn read<R: BufRead>(reader: R, file: &str) -> Result<History, FormatError> {
+    let partial = read_until_error(reader, file);
+    match partial.error {
+        Some(e) => Err(e),
+        None => Ok(partial.history),
+    }
+}
+
+/// What [`read_until_error`] read: every event before the first error, and the error.
+#[derive(Debug)]
+pub struct PartialHistory {
+    /// The events before the first line that could not be read (all of them if none).
+    pub history: History,
+    /// The first error (it names the file and line), if reading stopped at one.
+    pub error: Option<FormatError>,
+    /// The error is on a last line without its newline: the writer was cut off mid-line
+    /// (a crash of the harness loses at most that line), rather than wrote a bad event.
+    pub incomplete_last_line: bool,
+}
+
+/// The one JSONL reader, stopping at the first error and keeping what came before it:
+/// the lenient mode that shows a partial or crashed run's history. The strict mode
+/// (`check`) is the same reader turning that error into a failure.
+pub fn read_until_error<R: BufRead>(mut reader: R, file: &str) -> PartialHistory {
     let mut events = Vec::new();
     let mut buf = Vec::with_capacity(512);
     let mut line = 0usize;
+    let stop =
+        |events: Vec<Event>, error: FormatError, incomplete_last_line: bool| PartialHistory {
+            history: History::new(events),
+            error: Some(error),
+            incomplete_last_line,
+        };
     loop {
         buf.clear();
-        let read = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| FormatError::Read {
-                file: file.to_string(),
-                line: line + 1,
-                source,
-            })?;
+        let read = match reader.read_until(b'\n', &mut buf) {
+            Ok(read) => read,
+            Err(source) => {
+                let error = FormatError::Read {
+                    file: file.to_string(),
+                    line: line + 1,
+                    source,
+                };
+                return stop(events, error, false);
+            }
+        };
         if read == 0 {
             break;
         }
         line += 1;
+        let incomplete = buf.last() != Some(&b'\n');
         let mut bytes = buf.as_slice();
         if line == 1 {
             bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -49,11 +83,20 @@ pub(crate) fn read<R: BufRead>(mut reader: R, file: &str) -> Result<History, For
         if bytes.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let text = std::str::from_utf8(bytes).map_err(|e| utf8_error(file, line, bytes, &e))?;
         let position = events.len() as u64;
-        events.push(parse_line(text, file, line, position)?);
+        let parsed = std::str::from_utf8(bytes)
+            .map_err(|e| utf8_error(file, line, bytes, &e))
+            .and_then(|text| parse_line(text, file, line, position));
+        match parsed {
+            Ok(event) => events.push(event),
+            Err(error) => return stop(events, error, incomplete),
+        }
     }
-    Ok(History::new(events))
+    PartialHistory {
+        history: History::new(events),
+        error: None,
+        incomplete_last_line: false,
+    }
 }
 
 /// The typed shape of a line. Every field that is not plain data has a strict

@@ -40,7 +40,9 @@ mod jepsen;
 mod jsonl;
 mod porcupine;
 
-pub use jsonl::{write_jsonl, JsonlWriter};
+pub use jsonl::{
+    read_until_error as read_jsonl_until_error, write_jsonl, JsonlWriter, PartialHistory,
+};
 
 use crate::history::{History, Key, Process};
 use serde_json::Value;
@@ -194,6 +196,17 @@ pub enum FormatError {
 }
 
 impl FormatError {
+    /// What is wrong, without the file and line the message starts with (for callers
+    /// that say where themselves).
+    pub fn reason(&self) -> String {
+        match self {
+            FormatError::Syntax { column, reason, .. } => format!("column {column}: {reason}"),
+            FormatError::Invalid { reason, .. } => reason.clone(),
+            FormatError::Read { source, .. } => format!("cannot read: {source}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The 1-based line the error concerns, if it concerns content.
     pub fn line(&self) -> Option<usize> {
         match self {

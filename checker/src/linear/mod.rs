@@ -44,11 +44,12 @@ mod wgl;
 mod witness;
 
 pub use crate::model::ModelError;
+pub use crate::verdict::Verdict;
 
 use crate::history::{Key, Operation, Operations, Outcome};
 use crate::model::{ModelKind, ModelOp};
 use compiled::CompiledModel;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -66,50 +67,6 @@ const APPEND_ORDER_STEPS_PER_OP: u64 = 64;
 /// path or a pre-check). A step bound rather than a time bound keeps the report the same
 /// from run to run; it is roughly a second of search.
 const WITNESS_MAX_STEPS: u64 = 5_000_000;
-
-/// A consistency verdict (Jepsen's tri-state).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Valid,
-    Invalid,
-    /// A time or memory budget ran out before the partition was decided.
-    Unknown,
-}
-
-impl Verdict {
-    /// Jepsen's exit codes: 0 valid, 1 invalid, 2 unknown.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Valid => 0,
-            Verdict::Invalid => 1,
-            Verdict::Unknown => 2,
-        }
-    }
-
-    /// Combines the verdicts of independent parts: invalid beats unknown beats valid.
-    pub fn combine(self, other: Verdict) -> Verdict {
-        match (self, other) {
-            (Verdict::Invalid, _) | (_, Verdict::Invalid) => Verdict::Invalid,
-            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
-            _ => Verdict::Valid,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "invalid",
-            Verdict::Unknown => "unknown",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The reason a key left undecided by verdict-first checking is `unknown`.
 pub const STOPPED_AFTER_INVALID: &str = "stopped after the history was proven invalid";
@@ -164,7 +121,7 @@ impl Default for CheckOptions {
 }
 
 /// The result of checking a whole history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearizabilityResult {
     pub verdict: Verdict,
     pub model: String,
@@ -176,7 +133,7 @@ pub struct LinearizabilityResult {
 }
 
 /// The verdict for one partition (one key).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyResult {
     pub key: Option<Key>,
     pub verdict: Verdict,
@@ -198,12 +155,16 @@ pub struct KeyResult {
     pub explored: u64,
     /// `info` updates set aside before deciding because nothing observed them, and
     /// `info` updates given the return of their first observer (see `reduce`).
+    /// Diagnostics of `check --json` only: `results.json` (schema version 1) does not
+    /// store them, so they read back as 0.
+    #[serde(default)]
     pub info_dropped: usize,
+    #[serde(default)]
     pub info_bounded: usize,
 }
 
 /// Why a partition is not linearizable, in the form a person (and the HTML report) needs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Witness {
     pub key: Option<Key>,
     /// The longest linearizable prefix found: operations in linearization order with the
@@ -221,8 +182,56 @@ pub struct Witness {
     pub explanation: String,
 }
 
+impl LinearizabilityResult {
+    /// One line of plain text: how many operations and keys, and what was found.
+    pub fn summary(&self) -> String {
+        let count = |v: Verdict| self.keys.iter().filter(|k| k.verdict == v).count();
+        match self.verdict {
+            Verdict::Valid => format!(
+                "{} operations in {} key(s) are linearizable ({})",
+                self.operations,
+                self.keys.len(),
+                self.model
+            ),
+            Verdict::Invalid => {
+                let first = self
+                    .keys
+                    .iter()
+                    .find_map(|k| k.witness.as_ref())
+                    .map_or(String::new(), |w| format!("; {}", w.summary()));
+                format!(
+                    "{} of {} key(s) not linearizable{first}",
+                    count(Verdict::Invalid),
+                    self.keys.len()
+                )
+            }
+            Verdict::Unknown => format!(
+                "{} of {} key(s) undecided (budget ran out)",
+                count(Verdict::Unknown),
+                self.keys.len()
+            ),
+        }
+    }
+}
+
+impl Witness {
+    /// One line naming the key, the stuck operation and what it needed.
+    pub fn summary(&self) -> String {
+        let key = self
+            .key
+            .as_ref()
+            .map_or(String::new(), |k| format!("key {k}: "));
+        format!(
+            "{key}{} cannot be linearized after a prefix of {} operation(s): {}",
+            self.stuck,
+            self.prefix.len(),
+            self.needed
+        )
+    }
+}
+
 /// One step of a linearization: an operation (its [`Operation::id`]) and the state after it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub op: usize,
     pub state: Value,
