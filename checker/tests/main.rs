@@ -5,3 +5,4 @@ mod formats;
 mod linear;
 mod oracle;
 mod rw_register;
+mod txn_history;

@@ -9,98 +9,19 @@ use splitbrain_checker::elle::gen::{self, ListAppendOptions};
 use splitbrain_checker::elle::{
     check_rw_register, check_rw_register_with, ConsistencyModel, ElleError, ElleOptions, ElleResult,
 };
-use splitbrain_checker::{Event, EventType, History, Operations, Process};
+use splitbrain_checker::Operations;
 
-/// Builds a history event by event; indices are assigned in call order.
-#[derive(Default)]
-struct H {
-    events: Vec<Event>,
+use crate::txn_history::{cycle, steps, H};
+
+/// This file's checker on a built history.
+trait Check {
+    fn check(&self) -> ElleResult;
 }
 
-/// The invocation form of a transaction: reads carry `null`.
-fn invocation(mops: &Value) -> Value {
-    match mops {
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|m| match m {
-                    Value::Array(p) if p.len() == 3 && p[0] == "r" => json!(["r", p[1], null]),
-                    other => other.clone(),
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-impl H {
-    fn push(&mut self, p: u64, kind: EventType, value: Value) -> &mut Self {
-        let index = self.events.len() as u64;
-        self.events.push(Event {
-            index,
-            time: index * 100,
-            process: Process::Client(p),
-            kind,
-            f: "txn".into(),
-            key: None,
-            value,
-            node: None,
-            error: None,
-            line: None,
-        });
-        self
-    }
-    fn invoke(&mut self, p: u64, mops: Value) -> &mut Self {
-        self.push(p, EventType::Invoke, invocation(&mops))
-    }
-    fn ok(&mut self, p: u64, mops: Value) -> &mut Self {
-        self.push(p, EventType::Ok, mops)
-    }
-    fn fail(&mut self, p: u64, mops: Value) -> &mut Self {
-        self.push(p, EventType::Fail, invocation(&mops))
-    }
-    fn info(&mut self, p: u64, mops: Value) -> &mut Self {
-        self.push(p, EventType::Info, invocation(&mops))
-    }
-    /// A transaction invoked and completed `ok` at once.
-    fn txn(&mut self, p: u64, mops: Value) -> &mut Self {
-        self.invoke(p, mops.clone()).ok(p, mops)
-    }
-    /// Transactions all invoked, then all completed: every order is allowed by time.
-    fn concurrent(&mut self, txns: &[Value]) -> &mut Self {
-        for (p, t) in txns.iter().enumerate() {
-            self.invoke(p as u64, t.clone());
-        }
-        for (p, t) in txns.iter().enumerate() {
-            self.ok(p as u64, t.clone());
-        }
-        self
-    }
-    fn ops(&self) -> Operations {
-        History::new(self.events.clone())
-            .pair()
-            .expect("a well-formed history")
-    }
+impl Check for H {
     fn check(&self) -> ElleResult {
         check_rw_register(&self.ops()).expect("a well-formed rw-register history")
     }
-}
-
-fn cycle(result: &ElleResult, kind: &str) -> Vec<(usize, String)> {
-    let anomaly = result
-        .anomalies
-        .iter()
-        .find(|a| a.kind == kind)
-        .unwrap_or_else(|| panic!("no {kind} in {:#?}", result.anomalies));
-    anomaly
-        .cycle
-        .iter()
-        .map(|s| (s.txn, s.edge_to_next.clone()))
-        .collect()
-}
-
-fn steps(s: &[(usize, &str)]) -> Vec<(usize, String)> {
-    s.iter().map(|(t, e)| (*t, e.to_string())).collect()
 }
 
 fn assumes<'a>(result: &'a ElleResult, kind: &str) -> Option<&'a str> {
