@@ -501,6 +501,51 @@ fn disagreement(
     result
 }
 
+/// A refutation by a decision procedure (the version chains, on versions or on the
+/// values themselves): operation `op` cannot be placed, after the linearizable `prefix`.
+struct Decided<'a> {
+    /// The model, initial state and operations the procedure decided: a short search of
+    /// them cross-checks the refutation.
+    checked: (ModelKind, &'a Value, &'a [ModelOp]),
+    op: usize,
+    reason: String,
+    prefix: Vec<usize>,
+    /// How the procedure reasons, for the witness.
+    source: &'static str,
+}
+
+impl Decided<'_> {
+    /// The key's result: invalid with a witness, or `unknown` when a short search finds
+    /// a linearization after all (a disagreement is never turned into a verdict).
+    #[allow(clippy::too_many_arguments)]
+    fn into_result(
+        self,
+        mut result: KeyResult,
+        job: &Job<'_>,
+        shared: &Shared<'_>,
+        part: &Partition<'_>,
+        intervals: &[wgl::Interval],
+        position: usize,
+        started: Instant,
+    ) -> KeyResult {
+        let (kind, initial, parsed) = self.checked;
+        if search_disagrees(kind, initial, parsed, intervals, shared, position) {
+            return disagreement(result, job, self.op, &self.reason, started);
+        }
+        result.verdict = Verdict::Invalid;
+        result.witness = Some(witness::from_decision(
+            part,
+            shared.initial,
+            self.op,
+            self.reason,
+            &self.prefix,
+            self.source,
+        ));
+        result.elapsed_ms = ms(started.elapsed());
+        result
+    }
+}
+
 /// The result for a partition not started because the history was already proven
 /// invalid and the extra budget ran out.
 fn stopped(job: &Job<'_>) -> KeyResult {
@@ -608,27 +653,17 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                 match (first_invalid, undecided) {
                     (Some((op, reason, prefix, translated)), None) if count == 1 => {
                         result.method = "append-order".into();
-                        if search_disagrees(
-                            ModelKind::CasRegister,
-                            &Value::Null,
-                            &translated,
-                            &intervals,
-                            shared,
-                            position,
-                        ) {
-                            return disagreement(result, job, op, &reason, started);
-                        }
-                        result.verdict = Verdict::Invalid;
-                        result.witness = Some(witness::from_decision(
-                            &part,
-                            shared.initial,
+                        let decided = Decided {
+                            checked: (ModelKind::CasRegister, &Value::Null, &translated),
                             op,
                             reason,
-                            &prefix,
-                            "append-order: a version is named by the last token of the string",
-                        ));
-                        result.elapsed_ms = ms(started.elapsed());
-                        return result;
+                            prefix,
+                            source:
+                                "append-order: a version is named by the last token of the string",
+                        };
+                        return decided.into_result(
+                            result, job, shared, &part, &intervals, position, started,
+                        );
                     }
                     (Some((op, reason, _, _)), None) => {
                         // Every matching of the repeated tokens fails: invalid. The
@@ -719,27 +754,16 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     }
                     chains::ChainOutcome::Invalid { op, reason, prefix } => {
                         result.method = "version-chains".into();
-                        if search_disagrees(
-                            shared.model,
-                            shared.initial,
-                            &job.parsed,
-                            &intervals,
-                            shared,
-                            position,
-                        ) {
-                            return disagreement(result, job, op, &reason, started);
-                        }
-                        result.verdict = Verdict::Invalid;
-                        result.witness = Some(witness::from_decision(
-                            &part,
-                            shared.initial,
+                        let decided = Decided {
+                            checked: (shared.model, shared.initial, &job.parsed),
                             op,
                             reason,
-                            &prefix,
-                            "version chains: every value is written once",
-                        ));
-                        result.elapsed_ms = ms(started.elapsed());
-                        return result;
+                            prefix,
+                            source: "version chains: every value is written once",
+                        };
+                        return decided.into_result(
+                            result, job, shared, &part, &intervals, position, started,
+                        );
                     }
                     chains::ChainOutcome::NotApplicable => None,
                 }
