@@ -519,6 +519,29 @@ impl History {
     }
 }
 
+/// A history of client events from `(process, type, f, value)` steps, indices in order:
+/// the unit tests' way to write small histories.
+#[cfg(test)]
+pub(crate) fn history_of(steps: &[(u64, EventType, &str, Value)]) -> History {
+    let events = steps
+        .iter()
+        .enumerate()
+        .map(|(i, (p, kind, f, value))| Event {
+            index: i as u64,
+            time: 0,
+            process: Process::Client(*p),
+            kind: *kind,
+            f: f.to_string(),
+            key: None,
+            value: value.clone(),
+            node: None,
+            error: None,
+            line: None,
+        })
+        .collect();
+    History::new(events)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

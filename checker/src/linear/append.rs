@@ -388,7 +388,7 @@ fn enumerate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Event, EventType, History, Process};
+    use crate::history::EventType;
     use crate::model::ModelKind;
     use serde_json::json;
     use EventType::*;
@@ -401,23 +401,7 @@ mod tests {
     }
 
     fn translate_steps(steps: &[(u64, EventType, &str, Value)], initial: &str) -> Translation {
-        let events = steps
-            .iter()
-            .enumerate()
-            .map(|(i, (p, kind, f, value))| Event {
-                index: i as u64,
-                time: 0,
-                process: Process::Client(*p),
-                kind: *kind,
-                f: f.to_string(),
-                key: None,
-                value: value.clone(),
-                node: None,
-                error: None,
-                line: None,
-            })
-            .collect();
-        let ops = History::new(events).pair().unwrap();
+        let ops = crate::history::history_of(steps).pair().unwrap();
         let refs: Vec<&Operation> = ops.ops.iter().collect();
         let parsed: Vec<ModelOp> = refs
             .iter()
