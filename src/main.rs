@@ -11,6 +11,7 @@
 
 mod check;
 mod clean;
+mod dbs;
 mod node;
 mod reporting;
 mod run;
@@ -51,6 +52,8 @@ enum Command {
     Clean(clean::CleanArgs),
     /// Measure the test driver's own ceiling and its overhead per operation.
     BenchDriver(run::bench::BenchDriverArgs),
+    /// List the databases `--db` accepts (and `--show NAME` prints a description).
+    Dbs(dbs::DbsArgs),
     #[command(flatten)]
     Node(node::cli::NodeCommand),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => reporting::serve(args),
         Command::Clean(args) => clean::run(args),
         Command::BenchDriver(args) => run::bench::run(args),
+        Command::Dbs(args) => dbs::run(args),
         Command::Node(cmd) => node::cli::run(cmd),
     };
     match result {
