@@ -76,6 +76,13 @@ pub trait Client: Send {
     fn invoke<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Completion>;
 }
 
+/// A driver picks the client for the database at run time (`Box<dyn Client>`).
+impl<C: Client + ?Sized> Client for Box<C> {
+    fn invoke<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Completion> {
+        (**self).invoke(op)
+    }
+}
+
 /// A request of the bundled node's client API (without its id).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "lowercase")]

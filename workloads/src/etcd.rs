@@ -629,5 +629,8 @@ fn decode_json(bytes: &[u8]) -> Result<Value, EtcdError> {
     })
 }
 
+mod maintenance;
+pub use maintenance::{MemberHash, MemberStatus};
+
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,6 @@ pub mod generator;
 pub mod op;
 
 pub use client::{BoxFuture, BundledClient, Client, Connection, Reply, Request, RequestError};
-pub use etcd::{EtcdClient, EtcdConnection, EtcdError, EtcdReads};
+pub use etcd::{EtcdClient, EtcdConnection, EtcdError, EtcdReads, MemberHash, MemberStatus};
 pub use generator::{ConfigError, Generator, UnknownWorkload, WorkloadConfig, WorkloadKind};
 pub use op::{Completion, Op};
