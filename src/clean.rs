@@ -1,6 +1,8 @@
 //! `splitbrain clean`: removes what a harness that was itself killed left behind — node
-//! processes whose data lives in the store, and the network namespaces, bridges and veths
-//! of the netns backend.
+//! processes of runs in the store (any database: found by the pid files the harness
+//! writes, checked against the process's start time so that a reused pid is never
+//! signalled; bundled nodes also by their data directory), and the network namespaces,
+//! bridges and veths of the netns backend. Nothing is matched by process name.
 //!
 //! Normal runs never need this (they clean up on every exit path and their nodes die with
 //! the harness through `PR_SET_PDEATHSIG`); it exists for `kill -9` of the harness under a
@@ -19,12 +21,26 @@ pub struct CleanArgs {
 pub fn run(args: CleanArgs) -> anyhow::Result<i32> {
     let mut removed = Vec::new();
     let store = args.store.canonicalize().unwrap_or(args.store.clone());
+    let mut signalled = std::collections::BTreeSet::new();
     for (pid, data_dir) in store_nodes(&store) {
+        signalled.insert(pid);
         let p = nix::unistd::Pid::from_raw(pid);
         let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGCONT);
         if nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL).is_ok() {
             removed.push(format!("node process {pid} ({data_dir})"));
         }
+    }
+    for (pid, pid_file) in recorded_nodes(&store) {
+        if !signalled.insert(pid) {
+            let _ = std::fs::remove_file(&pid_file);
+            continue;
+        }
+        let p = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGCONT);
+        if nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL).is_ok() {
+            removed.push(format!("node process {pid} ({})", pid_file.display()));
+        }
+        let _ = std::fs::remove_file(&pid_file);
     }
     for item in splitbrain_nemesis::net::netns::clean_leftovers() {
         removed.push(item);
@@ -37,6 +53,54 @@ pub fn run(args: CleanArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Processes recorded in the store's pid files (`RUN/nodes/<n>/pid`) that are still the
+/// process that was recorded (same start time). Stale pid files are removed.
+fn recorded_nodes(store: &Path) -> Vec<(i32, PathBuf)> {
+    use crate::run::db::processes::{start_time, PID_FILE};
+    let mut out = Vec::new();
+    let mut pending = vec![(store.to_path_buf(), 0)];
+    // The store holds TEST/RUN/nodes/<n>/pid; a bounded walk does not wander into
+    // whatever else a user keeps there.
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && depth < 4 {
+                pending.push((path, depth + 1));
+            } else if kind.is_file()
+                && entry.file_name() == PID_FILE
+                && path
+                    .parent()
+                    .and_then(Path::parent)
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "nodes")
+            {
+                let record = std::fs::read_to_string(&path).unwrap_or_default();
+                let mut fields = record.split_whitespace().map(str::parse::<u64>);
+                match (fields.next(), fields.next()) {
+                    (Some(Ok(pid)), Some(Ok(started)))
+                        if pid > 0
+                            && pid < i32::MAX as u64
+                            && started > 0
+                            && start_time(pid as u32) == Some(started) =>
+                    {
+                        out.push((pid as i32, path))
+                    }
+                    _ => {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Node processes (`… node … --data-dir DIR`) whose data dir is inside `store`.

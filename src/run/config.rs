@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use crate::node::bugs::BugInfo;
 use crate::node::server::ReadMode;
 use splitbrain_checker::elle::ConsistencyModel;
+use splitbrain_db::{ClientSpec, Description};
 use splitbrain_nemesis::{FaultKind, TargetSpec};
-use splitbrain_workloads::WorkloadKind;
+use splitbrain_workloads::{EtcdReads, WorkloadKind};
 
 fn all_fault_targets() -> Vec<TargetSpec> {
     TargetSpec::ALL.to_vec()
@@ -27,6 +28,11 @@ fn all_fault_targets() -> Vec<TargetSpec> {
 #[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TestArgs {
+    /// The system under test: bundled (the built-in Raft KV, default), a built-in
+    /// description (etcd; `splitbrain dbs` lists them), or a description file
+    /// (FILE.toml).
+    #[arg(long, value_name = "NAME|FILE.toml")]
+    pub db: Option<String>,
     /// Workload: register, kv, mutex, set, list-append, rw-register (default kv).
     #[arg(long, value_name = "W")]
     pub workload: Option<String>,
@@ -56,11 +62,12 @@ pub struct TestArgs {
     /// The seed every random choice derives from (default: random, printed).
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
-    /// Network backend: proxy (any user) or netns (root, iptables) (default proxy).
+    /// Network backend: proxy (any user) or netns (root, iptables) (default proxy for
+    /// the bundled cluster, netns for other databases).
     #[arg(long, value_name = "proxy|netns")]
     pub net: Option<String>,
-    /// Read mode of the bundled cluster: read-index, log, lease, local (default
-    /// read-index).
+    /// How reads are served. The bundled cluster: read-index, log, lease, local (default
+    /// read-index); etcd: linearizable (default) or serializable (stale by design).
     #[arg(long, value_name = "M")]
     pub read_mode: Option<String>,
     /// Switch on a deliberate bug of the bundled cluster (see `splitbrain bugs`);
@@ -123,11 +130,139 @@ impl std::fmt::Display for NetKind {
     }
 }
 
+/// The system under test, as `--db` named it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DbChoice {
+    /// The bundled Raft KV.
+    #[default]
+    Bundled,
+    /// A description that ships with splitbrain (`etcd`).
+    Builtin(String),
+    /// A description file.
+    File(PathBuf),
+}
+
+impl DbChoice {
+    /// `bundled`, a built-in description's name, or a path (it contains `/` or ends in
+    /// `.toml`).
+    pub fn parse(arg: &str) -> DbChoice {
+        if arg == "bundled" {
+            DbChoice::Bundled
+        } else if arg.contains('/') || arg.ends_with(".toml") {
+            DbChoice::File(PathBuf::from(arg))
+        } else {
+            DbChoice::Builtin(arg.to_string())
+        }
+    }
+
+    /// As `--db` takes it.
+    pub fn arg(&self) -> String {
+        match self {
+            DbChoice::Bundled => "bundled".into(),
+            DbChoice::Builtin(name) => name.clone(),
+            DbChoice::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// The description behind a non-bundled choice.
+    pub fn description(&self) -> Result<Option<Description>, ConfigError> {
+        match self {
+            DbChoice::Bundled => Ok(None),
+            other => Description::resolve(&other.arg())
+                .map(Some)
+                .map_err(|e| ConfigError(format!("--db {}: {e}", other.arg()))),
+        }
+    }
+}
+
+impl Serialize for DbChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.arg())
+    }
+}
+
+impl<'de> Deserialize<'de> for DbChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(DbChoice::parse(&String::deserialize(d)?))
+    }
+}
+
+/// How reads are served: the bundled node's read path, or the read request of etcd's
+/// client. Written to `test.json` as its `--read-mode` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadSetting {
+    Bundled(ReadMode),
+    Etcd(EtcdReads),
+}
+
+impl ReadSetting {
+    const ETCD: [(&'static str, EtcdReads); 2] = [
+        ("linearizable", EtcdReads::Linearizable),
+        ("serializable", EtcdReads::Serializable),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReadSetting::Bundled(mode) => mode.name(),
+            ReadSetting::Etcd(reads) => Self::ETCD
+                .iter()
+                .find(|(_, r)| *r == reads)
+                .map_or("linearizable", |(n, _)| n),
+        }
+    }
+
+    fn parse(name: &str) -> Option<ReadSetting> {
+        ReadMode::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .map(ReadSetting::Bundled)
+            .or_else(|| {
+                Self::ETCD
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, r)| ReadSetting::Etcd(*r))
+            })
+    }
+
+    /// The bundled node's read mode (read-index unless the setting is one).
+    pub fn bundled(self) -> ReadMode {
+        match self {
+            ReadSetting::Bundled(mode) => mode,
+            ReadSetting::Etcd(_) => ReadMode::ReadIndex,
+        }
+    }
+
+    /// The etcd client's reads (linearizable unless the setting is one).
+    pub fn etcd(self) -> EtcdReads {
+        match self {
+            ReadSetting::Etcd(reads) => reads,
+            ReadSetting::Bundled(_) => EtcdReads::Linearizable,
+        }
+    }
+}
+
+impl Serialize for ReadSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ReadSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ReadSetting::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown read mode {name:?}")))
+    }
+}
+
 /// A fully resolved, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TestConfig {
     pub name: String,
+    /// The system under test (absent from older `test.json` files: bundled).
+    #[serde(default)]
+    pub db: DbChoice,
     pub workload: WorkloadKind,
     /// Fault kinds in canonical order; empty = no faults.
     pub nemesis: Vec<FaultKind>,
@@ -141,7 +276,7 @@ pub struct TestConfig {
     pub time_limit: f64,
     pub seed: u64,
     pub net: NetKind,
-    pub read_mode: ReadMode,
+    pub read_mode: ReadSetting,
     pub bugs: Vec<String>,
     pub store: PathBuf,
     pub test_count: usize,
@@ -178,6 +313,7 @@ impl TestArgs {
             self.bugs
         };
         Ok(TestArgs {
+            db: self.db.or(file.db),
             workload: self.workload.or(file.workload),
             nemesis: self.nemesis.or(file.nemesis),
             nemesis_interval: self.nemesis_interval.or(file.nemesis_interval),
@@ -239,6 +375,18 @@ impl TestConfig {
         is_root: bool,
     ) -> Result<TestConfig, ConfigError> {
         let mut args = args.merged()?;
+        let db = DbChoice::parse(args.db.as_deref().unwrap_or("bundled"));
+        let description = db.description()?;
+        if let Some(desc) = &description {
+            desc.check_requirements()
+                .map_err(|e| ConfigError(format!("--db {}: {e}", db.arg())))?;
+            if !args.bugs.is_empty() {
+                return err(format!(
+                    "--bug switches on a deliberate bug of the bundled cluster; it does not apply to --db {}",
+                    db.arg()
+                ));
+            }
+        }
         let mut chosen = Vec::new();
         for name in &args.bugs {
             match known_bugs.iter().find(|b| b.name == name) {
@@ -314,10 +462,39 @@ impl TestConfig {
             Some(list) => splitbrain_checker::elle::models::parse_models(list)
                 .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?,
         };
-        let nemesis = parse_nemesis(args.nemesis.as_deref().unwrap_or("all"))?;
+        let nemesis = match (&description, args.nemesis.as_deref()) {
+            // `all` means every fault the database can take.
+            (Some(_), None | Some("all")) => DESCRIBED_FAULTS.to_vec(),
+            (_, spec) => parse_nemesis(spec.unwrap_or("all"))?,
+        };
+        if let Some(desc) = &description {
+            refuse_faults(desc, &nemesis)?;
+            if workload == WorkloadKind::RwRegister
+                && matches!(desc.client(), ClientSpec::Etcd { .. })
+            {
+                return err(format!(
+                    "--db {} --workload rw-register: the etcd client serves register, kv, set, mutex and list-append",
+                    desc.name
+                ));
+            }
+        }
         let nemesis_interval = positive("nemesis-interval", args.nemesis_interval.unwrap_or(5.0))?;
+        // Only a database that can name its primary can target it.
+        let knows_primary = description
+            .as_ref()
+            .is_none_or(|d| matches!(d.client(), ClientSpec::Etcd { .. }));
         let fault_targets = match args.fault_targets.as_deref() {
-            None => all_fault_targets(),
+            None if knows_primary => all_fault_targets(),
+            None => all_fault_targets()
+                .into_iter()
+                .filter(|t| *t != TargetSpec::Primaries)
+                .collect(),
+            Some(list) if !knows_primary && list.contains("primaries") => {
+                return err(format!(
+                    "--fault-targets primaries: {} cannot tell which node is its primary",
+                    db.arg()
+                ))
+            }
             Some(list) => TargetSpec::parse_list(list)
                 .map_err(|e| ConfigError(format!("--fault-targets: {e}")))?,
         };
@@ -350,7 +527,18 @@ impl TestConfig {
         }
         let rate = positive("rate", args.rate.unwrap_or(200.0))?;
         let time_limit = positive("time-limit", args.time_limit.unwrap_or(60.0))?;
-        let net = match args.net.as_deref().unwrap_or("proxy") {
+        let default_net = if description.is_some() {
+            "netns"
+        } else {
+            "proxy"
+        };
+        let net = match args.net.as_deref().unwrap_or(default_net) {
+            "proxy" if description.is_some() => {
+                return err(format!(
+                    "--db {} --net proxy: a database we did not write has one peer address per member, so no proxy can sit on each link between two members; partitions need --net netns (root)",
+                    db.arg()
+                ))
+            }
             "proxy" => NetKind::Proxy,
             "netns" if !is_root => {
                 return err(
@@ -365,18 +553,7 @@ impl TestConfig {
             "netns" => NetKind::Netns,
             other => return err(format!("--net {other:?}: use proxy or netns")),
         };
-        let read_mode = match args.read_mode.as_deref() {
-            None => ReadMode::ReadIndex,
-            Some(name) => ReadMode::ALL
-                .into_iter()
-                .find(|mode| mode.name() == name)
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "--read-mode {name:?}: use one of {}",
-                        ReadMode::ALL.map(ReadMode::name).join(", ")
-                    ))
-                })?,
-        };
+        let read_mode = read_setting(description.as_ref(), args.read_mode.as_deref())?;
         let mut bugs = args.bugs;
         bugs.sort();
         bugs.dedup();
@@ -405,11 +582,15 @@ impl TestConfig {
                 }
                 n
             }
-            None => default_name(workload, &nemesis, &bugs),
+            None => match &description {
+                Some(desc) => format!("{}-{}", desc.name, default_name(workload, &nemesis, &bugs)),
+                None => default_name(workload, &nemesis, &bugs),
+            },
         };
         let seed = args.seed.unwrap_or_else(rand::random);
         Ok(TestConfig {
             name,
+            db,
             workload,
             nemesis,
             nemesis_interval,
@@ -433,7 +614,11 @@ impl TestConfig {
     /// The one-line command that reruns this configuration's schedule.
     pub fn reproduce_command(&self) -> String {
         let mut cmd = format!(
-            "splitbrain test --workload {} --nemesis {} --nemesis-interval {} --nodes {} --concurrency {} --rate {} --time-limit {} --seed {} --net {} --read-mode {}",
+            "splitbrain test{} --workload {} --nemesis {} --nemesis-interval {} --nodes {} --concurrency {} --rate {} --time-limit {} --seed {} --net {} --read-mode {}",
+            match &self.db {
+                DbChoice::Bundled => String::new(),
+                other => format!(" --db {}", other.arg()),
+            },
             self.workload,
             fault_names(&self.nemesis, ","),
             self.nemesis_interval,
@@ -463,6 +648,62 @@ impl TestConfig {
             cmd.push_str(&format!(" --consistency-models {}", names.join(",")));
         }
         cmd
+    }
+}
+
+/// What a described database takes when `--nemesis` is `all` or not given.
+const DESCRIBED_FAULTS: [FaultKind; 3] = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
+
+/// Refuses, with the reason, the faults a described database cannot take.
+fn refuse_faults(desc: &Description, nemesis: &[FaultKind]) -> Result<(), ConfigError> {
+    for kind in nemesis {
+        let why = match kind {
+            FaultKind::Partition | FaultKind::Kill | FaultKind::Pause => continue,
+            FaultKind::Clock => "its nodes share this machine's clock, and splitbrain sets only the bundled cluster's clocks (a Go binary such as etcd ignores libfaketime too); clock faults need the bundled cluster or real hosts",
+            FaultKind::SplitVote | FaultKind::FigureEight | FaultKind::SlowLeader => "the scripted faults steer by the Raft state the bundled cluster's admin API reports, and hold single Raft messages in its proxy",
+        };
+        return err(format!(
+            "--db {} --nemesis {}: {why}",
+            desc.name,
+            kind.name()
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `--read-mode` for the database: the bundled cluster's read paths, or etcd's
+/// linearizable and serializable reads; other described databases take none.
+fn read_setting(
+    desc: Option<&Description>,
+    given: Option<&str>,
+) -> Result<ReadSetting, ConfigError> {
+    let bundled_names = ReadMode::ALL.map(ReadMode::name).join(", ");
+    match desc.map(Description::client) {
+        None => match given {
+            None => Ok(ReadSetting::Bundled(ReadMode::ReadIndex)),
+            Some(name) => match ReadSetting::parse(name) {
+                Some(setting @ ReadSetting::Bundled(_)) => Ok(setting),
+                _ => err(format!(
+                    "--read-mode {name:?}: the bundled cluster's read modes are {bundled_names}"
+                )),
+            },
+        },
+        Some(ClientSpec::Etcd { .. }) => match given {
+            None => Ok(ReadSetting::Etcd(EtcdReads::Linearizable)),
+            Some(name) => match ReadSetting::parse(name) {
+                Some(setting @ ReadSetting::Etcd(_)) => Ok(setting),
+                _ => err(format!(
+                    "--read-mode {name:?}: etcd's read modes are linearizable and serializable"
+                )),
+            },
+        },
+        Some(_) => match given {
+            None => Ok(ReadSetting::Bundled(ReadMode::ReadIndex)),
+            Some(name) => err(format!(
+                "--read-mode {name:?}: {} sets how its nodes serve reads in its own description",
+                desc.map_or("", |d| d.name.as_str())
+            )),
+        },
     }
 }
 
@@ -497,7 +738,10 @@ mod tests {
             )
         };
         let c = lease(None, None).unwrap();
-        assert_eq!((c.read_mode, c.op_timeout), (ReadMode::Lease, 0.25));
+        assert_eq!(
+            (c.read_mode, c.op_timeout),
+            (ReadSetting::Bundled(ReadMode::Lease), 0.25)
+        );
         assert_eq!(c.rate, 400.0, "the bug's rate");
         let c = lease(Some("lease"), Some(0.1)).unwrap();
         assert_eq!(c.op_timeout, 0.1, "a shorter timeout is kept");
@@ -515,7 +759,10 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!((c.read_mode, c.op_timeout), (ReadMode::ReadIndex, 1.0));
+        assert_eq!(
+            (c.read_mode, c.op_timeout),
+            (ReadSetting::Bundled(ReadMode::ReadIndex), 1.0)
+        );
     }
 
     #[test]

@@ -9,7 +9,6 @@
 
 pub mod bench;
 pub mod config;
-pub mod convergence;
 pub mod db;
 pub mod net;
 pub mod progress;
@@ -25,7 +24,7 @@ use splitbrain_checker::{Analysis, EventType, Process, Verdict};
 use splitbrain_nemesis as nemesis;
 use splitbrain_reports::results::{CheckerResult, Convergence, Results};
 use splitbrain_reports::store as report_store;
-use splitbrain_workloads::{BundledClient, Generator, WorkloadConfig, WorkloadKind};
+use splitbrain_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -119,11 +118,15 @@ pub async fn run_test(
             ui.line(&format!("error: {e:#}"));
         }
     }
+    let mut node_logs = Vec::new();
+    let mut crashes = None;
     if let Ok(env) = env {
         ui.line("tearing down");
         for problem in env.teardown().await {
             notes.push(format!("teardown: {problem}"));
         }
+        node_logs = env.db.log_files();
+        crashes = env.db.crash_scan();
     }
     if let Some(e) = recorder.finish() {
         notes.push(format!(
@@ -192,14 +195,14 @@ pub async fn run_test(
         });
         results.convergence = Some(conv);
     }
-    results.node_logs = (1..=cfg.nodes)
-        .flat_map(|i| {
-            [
-                format!("nodes/n{i}/node.log"),
-                format!("nodes/n{i}/stderr.log"),
-            ]
-        })
-        .filter(|p| run_dir.path.join(p).exists())
+    if let Some(crashes) = crashes {
+        results.checkers.push(crash_result(&crashes));
+    }
+    results.node_logs = node_logs
+        .iter()
+        .filter(|p| p.exists())
+        .filter_map(|p| p.strip_prefix(&run_dir.path).ok())
+        .map(|p| p.display().to_string())
         .collect();
     results.partial = partial;
     results.seed = Some(cfg.seed);
@@ -239,6 +242,46 @@ fn txn_check(
     }
 }
 
+/// The log-pattern checker's result: any line of a node's log that matches one of the
+/// database's crash patterns makes the run invalid (a node that panicked or hit a fatal
+/// error may have done anything before it died).
+fn crash_result(crashes: &[db::CrashLine]) -> CheckerResult {
+    const SHOWN: usize = 10;
+    let (verdict, summary) = if crashes.is_empty() {
+        (
+            Verdict::Valid,
+            "no node log matched the database's crash patterns".to_string(),
+        )
+    } else {
+        let mut lines: Vec<String> = crashes
+            .iter()
+            .take(SHOWN)
+            .map(|c| {
+                format!(
+                    "{}:{}: {} (pattern {:?})",
+                    c.file, c.line, c.text, c.pattern
+                )
+            })
+            .collect();
+        if crashes.len() > SHOWN {
+            lines.push(format!("… and {} more", crashes.len() - SHOWN));
+        }
+        (
+            Verdict::Invalid,
+            format!(
+                "{} log line(s) match the crash patterns: {}",
+                crashes.len(),
+                lines.join("; ")
+            ),
+        )
+    };
+    CheckerResult {
+        name: "log-patterns".into(),
+        verdict,
+        summary,
+    }
+}
+
 /// What the phases learned that the analysis needs.
 #[derive(Default)]
 struct PhaseInfo {
@@ -254,14 +297,16 @@ async fn run_phases(
     faults: &mut nemesis::FaultState,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<PhaseInfo> {
-    let cluster = &env.cluster;
+    let db = &*env.db;
     ui.line(&format!(
-        "starting {} nodes ({} network)",
-        cfg.nodes, cfg.net
+        "starting {} {} nodes ({} network)",
+        cfg.nodes,
+        db.name(),
+        cfg.net
     ));
-    cluster.start_all()?;
-    let leader = cluster.await_leader(Duration::from_secs(30)).await?;
-    ui.line(&format!("leader elected: {leader}"));
+    db.start_all()?;
+    let ready = db.await_ready(Duration::from_secs(30)).await?;
+    ui.line(&ready);
 
     // Workload and nemesis, until the time limit or Ctrl-C.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -270,19 +315,15 @@ async fn run_phases(
         .map_err(|e| anyhow::anyhow!("workload: {e}"))?;
     let generator = Arc::new(Mutex::new(generator));
     let counters = Arc::new(workers::Counters::default());
-    let names = cluster.names();
+    let names = db.nodes();
     let mut tasks = Vec::new();
     for thread in 0..cfg.concurrency {
         let node = names[thread % names.len()].clone();
-        let addr = cluster
-            .client_addr(&node)
-            .context("a node without a client address")?;
-        let client = BundledClient::new(
-            workload,
-            addr.to_string(),
+        let client = db.client(
+            &node,
+            db::ClientPurpose::Worker,
             Duration::from_secs_f64(cfg.op_timeout),
-        )
-        .with_redirects(2);
+        )?;
         tasks.push(tokio::spawn(workers::run_worker(
             workers::WorkerSetup {
                 thread,
@@ -308,6 +349,7 @@ async fn run_phases(
     let fault_state = Arc::new(Mutex::new(String::from("none")));
     // The nemesis future borrows the fault state; the block ends that borrow before
     // healing needs it.
+    let control = db::Control(db);
     let nemesis_outcome = {
         let nemesis_run = {
             let recorder = recorder.clone();
@@ -315,7 +357,7 @@ async fn run_phases(
             let mut stop = stop_rx.clone();
             nemesis::run(
                 &schedule,
-                &**cluster,
+                &control,
                 &*env.net,
                 faults,
                 cfg.seed,
@@ -396,7 +438,7 @@ async fn run_phases(
 
     ui.line(&format!("recovering for {} s", cfg.recovery_time));
     tokio::time::sleep(Duration::from_secs_f64(cfg.recovery_time)).await;
-    if let Err(e) = cluster.await_leader(Duration::from_secs(20)).await {
+    if let Err(e) = db.await_ready(Duration::from_secs(20)).await {
         notes.push(format!("after healing: {e:#}"));
     }
 
@@ -411,14 +453,11 @@ async fn run_phases(
         if *interrupt.borrow() {
             break;
         }
-        let Some(addr) = cluster.client_addr(node) else {
-            continue;
-        };
-        let mut client = splitbrain_workloads::BundledClient::new(
-            workload,
-            addr.to_string(),
+        let mut client = db.client(
+            node,
+            db::ClientPurpose::FinalRead,
             Duration::from_secs_f64(cfg.op_timeout.max(2.0)),
-        );
+        )?;
         for op in &finals {
             let kind = workers::perform(&mut client, recorder, process, node, op).await;
             if kind == EventType::Info {
@@ -429,10 +468,14 @@ async fn run_phases(
     }
 
     ui.line("checking convergence");
-    let convergence = convergence::convergence(cluster, Duration::from_secs(10)).await;
-    Ok(PhaseInfo {
-        convergence: Some(convergence),
-    })
+    let convergence = db.convergence(Duration::from_secs(10)).await;
+    if convergence.is_none() {
+        notes.push(format!(
+            "convergence not checked: {} offers no state digest to compare across nodes",
+            db.name()
+        ));
+    }
+    Ok(PhaseInfo { convergence })
 }
 
 fn record_nemesis(recorder: &Recorder, f: &str, value: Value) {

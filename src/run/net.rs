@@ -1,19 +1,20 @@
-//! The environment of one run: the network backend (proxy or netns) and the bundled
-//! cluster wired through it, plus the nemesis's view of the cluster.
+//! The environment of one run: the network backend (proxy or netns) and the database
+//! wired through it.
 //!
 //! Set-up order matters: the network exists before any node starts (nodes are told the
 //! proxy addresses, or are started inside their namespaces); teardown is the reverse and
 //! runs on every exit path.
 
 use anyhow::{anyhow, Context};
-use splitbrain_nemesis::{self as nemesis, ClusterControl, Net, NetBackend, NetnsConfig};
+use splitbrain_nemesis::{self as nemesis, Net, NetBackend, NetnsConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::config::{NetKind, TestConfig};
-use super::db::{BundledCluster, CommandWrapper};
+use super::db::bundled::{BundledCluster, CommandWrapper};
+use super::db::described::DescribedCluster;
+use super::db::{self, Control, Database};
 use super::store::RunDir;
 use crate::node::launch::NodeSpec;
 
@@ -23,12 +24,77 @@ const NETNS_CLIENT_PORT: u16 = 7001;
 const NETNS_ADMIN_PORT: u16 = 7002;
 
 pub struct Environment {
-    pub cluster: Arc<BundledCluster>,
+    pub db: Arc<dyn Database>,
     pub net: Arc<Net>,
+}
+
+/// Starts each node's command inside its namespace.
+fn netns_wrapper(net: &Arc<Net>) -> CommandWrapper {
+    let net = net.clone();
+    Box::new(move |node: &str, cmd: std::process::Command| match &*net {
+        Net::Netns(ns) => ns
+            .wrap_command(node, &cmd)
+            .map_err(|e| anyhow!("placing {node} in its namespace: {e}")),
+        Net::Proxy(_) => Ok(cmd),
+    })
 }
 
 impl Environment {
     pub async fn setup(cfg: &TestConfig, run_dir: &RunDir) -> anyhow::Result<Environment> {
+        match cfg.db.description()? {
+            Some(desc) => Self::setup_described(cfg, run_dir, desc).await,
+            None => Self::setup_bundled(cfg, run_dir).await,
+        }
+    }
+
+    /// A described database: every node in its own namespace (the configuration refuses
+    /// the proxy for these), listening on the description's ports at its own address.
+    async fn setup_described(
+        cfg: &TestConfig,
+        run_dir: &RunDir,
+        desc: splitbrain_db::Description,
+    ) -> anyhow::Result<Environment> {
+        let names = super::node_names(cfg.nodes);
+        // The namespace layout wants a peer port per node; it only labels addresses.
+        let peer_port = desc
+            .ports()
+            .get("peer")
+            .or_else(|| desc.ports().values().next())
+            .copied()
+            .unwrap_or(NETNS_PEER_PORT);
+        let ns = tokio::task::spawn_blocking({
+            let names = names.clone();
+            move || nemesis::NetnsNet::setup(&NetnsConfig::new(&names, peer_port))
+        })
+        .await
+        .context("setting up network namespaces")??;
+        let mut nodes = Vec::new();
+        for n in &names {
+            nodes.push((n.clone(), std::net::IpAddr::from(ns.node_ip(n)?)));
+        }
+        let net = Arc::new(Net::Netns(ns));
+        let token = format!(
+            "splitbrain-{}-{}",
+            cfg.seed,
+            run_dir
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        );
+        let db = Arc::new(DescribedCluster::new(
+            desc,
+            cfg.workload,
+            cfg.read_mode.etcd(),
+            run_dir.path.clone(),
+            &nodes,
+            token,
+            Some(netns_wrapper(&net)),
+        ));
+        Ok(Environment { db, net })
+    }
+
+    async fn setup_bundled(cfg: &TestConfig, run_dir: &RunDir) -> anyhow::Result<Environment> {
         let names = super::node_names(cfg.nodes);
         let id_of = |name: &str| -> u64 { name[1..].parse().unwrap_or(0) };
         let exe = std::env::current_exe().context("locating the splitbrain executable")?;
@@ -102,7 +168,7 @@ impl Environment {
                     peers,
                     client_addrs,
                     data_dir: node_dir.join("data"),
-                    read_mode: cfg.read_mode,
+                    read_mode: cfg.read_mode.bundled(),
                     bugs: cfg.bugs.clone(),
                     log_file: Some(node_dir.join("node.log")),
                     // 20 ms ticks: elections after 200–400 ms, which a busy 2-core
@@ -112,31 +178,28 @@ impl Environment {
                 },
             );
         }
-        let wrap: Option<CommandWrapper> = match &*net {
-            Net::Netns(_) => {
-                let net = net.clone();
-                Some(Box::new(
-                    move |node: &str, cmd: std::process::Command| match &*net {
-                        Net::Netns(ns) => ns
-                            .wrap_command(node, &cmd)
-                            .map_err(|e| anyhow!("placing {node} in its namespace: {e}")),
-                        Net::Proxy(_) => Ok(cmd),
-                    },
-                ))
-            }
+        let wrap = match &*net {
+            Net::Netns(_) => Some(netns_wrapper(&net)),
             Net::Proxy(_) => None,
         };
         let client = listen.iter().map(|(n, l)| (n.clone(), l.1)).collect();
         let admin = listen.iter().map(|(n, l)| (n.clone(), l.2)).collect();
-        let cluster = Arc::new(BundledCluster::new(exe, specs, client, admin, wrap));
-        Ok(Environment { cluster, net })
+        let db = Arc::new(BundledCluster::new(
+            exe,
+            cfg.workload,
+            specs,
+            client,
+            admin,
+            wrap,
+        ));
+        Ok(Environment { db, net })
     }
 
     /// Heals everything the nemesis may have done (network, paused, killed, clocks),
     /// then makes sure every node runs; returns what could not be healed.
     pub async fn heal_all(&self, state: &mut nemesis::FaultState) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Err(e) = nemesis::heal_all(&*self.cluster, &*self.net, state).await {
+        if let Err(e) = nemesis::heal_all(&Control(&*self.db), &*self.net, state).await {
             problems.push(e.to_string());
         }
         // Belt and braces: a fault the nemesis never recorded (it was cancelled between
@@ -144,10 +207,10 @@ impl Environment {
         if let Err(e) = self.net.heal().await {
             problems.push(format!("healing the network: {e}"));
         }
-        problems.extend(self.cluster.heal_processes());
-        for node in self.cluster.names() {
-            if self.cluster.is_running(&node) {
-                let _ = self.cluster.reset_clock(&node).await;
+        problems.extend(db::heal_processes(&*self.db));
+        for node in self.db.nodes() {
+            if self.db.is_running(&node) {
+                let _ = self.db.reset_clock(&node).await;
             }
         }
         problems
@@ -156,54 +219,13 @@ impl Environment {
     /// Stops every node and removes the network; returns what went wrong.
     pub async fn teardown(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let cluster = self.cluster.clone();
-        if let Err(e) =
-            tokio::task::spawn_blocking(move || cluster.stop_all(Duration::from_secs(3))).await
-        {
+        let db = self.db.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || db.stop_all()).await {
             problems.push(format!("stopping nodes: {e}"));
         }
         if let Err(e) = self.net.teardown().await {
             problems.push(format!("tearing down the network: {e}"));
         }
         problems
-    }
-}
-
-impl ClusterControl for BundledCluster {
-    type Error = anyhow::Error;
-
-    async fn kill(&self, node: &str) -> anyhow::Result<()> {
-        BundledCluster::kill(self, node)
-    }
-
-    async fn restart(&self, node: &str) -> anyhow::Result<()> {
-        if self.is_running(node) {
-            return Ok(());
-        }
-        self.start(node)
-    }
-
-    async fn pause(&self, node: &str) -> anyhow::Result<()> {
-        BundledCluster::pause(self, node)
-    }
-
-    async fn resume(&self, node: &str) -> anyhow::Result<()> {
-        BundledCluster::resume(self, node)
-    }
-
-    async fn leader(&self) -> Option<String> {
-        BundledCluster::leader(self).await
-    }
-
-    async fn raft_view(&self, node: &str) -> anyhow::Result<nemesis::RaftView> {
-        self.status(node).await
-    }
-
-    async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {
-        BundledCluster::set_clock(self, node, offset_ms, rate).await
-    }
-
-    async fn reset_clock(&self, node: &str) -> anyhow::Result<()> {
-        BundledCluster::reset_clock(self, node).await
     }
 }

@@ -616,19 +616,6 @@ fn nix_sigint(pid: u32) {
     assert!(status.success());
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// `test-all` repeats each combination `--test-count` times, prints a summary table with
 /// a line per run, writes one JUnit test case per run, and exits with the worst verdict.
 #[test]

@@ -137,3 +137,17 @@ pub fn fixtures() -> PathBuf {
         .find(|p| p.join("EXPECTED.tsv").is_file())
         .expect("the shared fixtures (../shared/fixtures beside the checkout)")
 }
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

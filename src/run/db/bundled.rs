@@ -1,24 +1,26 @@
-//! The database side of the driver for the bundled Raft KV: start, stop, kill, pause
-//! and resume node processes, find the leader, and reach each node's admin API (status,
-//! digest, log terms, clock).
+//! The bundled Raft KV as a [`Database`]: its node processes (the `splitbrain node`
+//! command, placed in the network by a [`CommandWrapper`]), each node's admin API
+//! (status, digest, log terms, clock), and [`BundledClient`]s.
 //!
-//! The driver sees the system under test only through this type and the workload's
-//! client, so another system (etcd) needs another implementation of the same surface,
-//! not changes to the driver. Node processes are started by the node launcher
-//! ([`crate::node::launch::spawn_tied`]), so they die with the harness even when it is
-//! SIGKILLed, and are killed on drop.
+//! The bundled cluster can do everything a database can for the driver: it names its
+//! leader, reports its Raft state (so the scripted faults can steer by it), lets the
+//! nemesis set each node's clock, and offers a digest and an applied-history chain for
+//! the convergence check ([`super::convergence`]).
 
 use anyhow::{anyhow, Context};
 use serde_json::{json, Value};
 use splitbrain_nemesis::RaftView;
-use std::collections::{BTreeMap, BTreeSet};
+use splitbrain_reports::results::Convergence;
+use splitbrain_workloads::{BoxFuture, BundledClient, Client, WorkloadKind};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::Command;
 use std::time::Duration;
 
-use crate::node::launch::{admin_request_within, spawn_tied, NodeSpec};
+use super::processes::{NodeFiles, ProcessSet};
+use super::{ClientPurpose, Database};
+use crate::node::launch::{admin_request_within, NodeSpec};
 
 /// How to place a node process in the network: as is (proxy backend), or inside its
 /// network namespace.
@@ -27,6 +29,7 @@ pub type CommandWrapper = Box<dyn Fn(&str, Command) -> anyhow::Result<Command> +
 /// The bundled cluster as the driver controls it.
 pub struct BundledCluster {
     exe: PathBuf,
+    workload: WorkloadKind,
     /// Launch specification per node name (`n1`, `n2`, ...), in order.
     specs: BTreeMap<String, NodeSpec>,
     /// Where each node's client API is reachable from the harness.
@@ -34,13 +37,13 @@ pub struct BundledCluster {
     /// Where each node's admin API is reachable from the harness.
     admin_addrs: BTreeMap<String, SocketAddr>,
     wrap: Option<CommandWrapper>,
-    children: Mutex<BTreeMap<String, Child>>,
-    paused: Mutex<BTreeSet<String>>,
+    processes: ProcessSet,
 }
 
 impl BundledCluster {
     pub fn new(
         exe: PathBuf,
+        workload: WorkloadKind,
         specs: BTreeMap<String, NodeSpec>,
         client_addrs: BTreeMap<String, SocketAddr>,
         admin_addrs: BTreeMap<String, SocketAddr>,
@@ -48,172 +51,18 @@ impl BundledCluster {
     ) -> BundledCluster {
         BundledCluster {
             exe,
+            workload,
             specs,
             client_addrs,
             admin_addrs,
             wrap,
-            children: Mutex::new(BTreeMap::new()),
-            paused: Mutex::new(BTreeSet::new()),
+            processes: ProcessSet::default(),
         }
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.specs.keys().cloned().collect()
-    }
-
-    pub fn client_addr(&self, node: &str) -> Option<SocketAddr> {
-        self.client_addrs.get(node).copied()
-    }
-
-    /// Starts one node process (it must not be running).
-    pub fn start(&self, node: &str) -> anyhow::Result<()> {
-        let spec = self
-            .specs
-            .get(node)
-            .ok_or_else(|| anyhow!("no node named {node}"))?;
-        std::fs::create_dir_all(&spec.data_dir)
-            .with_context(|| format!("creating {}", spec.data_dir.display()))?;
-        let mut cmd = spec.command(&self.exe);
-        if let Some(wrap) = &self.wrap {
-            cmd = wrap(node, cmd)?;
-        }
-        let stderr_path = spec.data_dir.with_file_name("stderr.log");
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stderr_path)
-            .with_context(|| format!("opening {}", stderr_path.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(stderr));
-        let child = spawn_tied(cmd)
-            .with_context(|| format!("starting node {node} ({})", self.exe.display()))?;
-        self.lock_children().insert(node.to_string(), child);
-        Ok(())
-    }
-
-    /// Starts every node and makes sure none of them died at once (a port taken, a bad
-    /// data dir): such a node would silently turn a 5-node test into a 4-node one.
-    pub fn start_all(&self) -> anyhow::Result<()> {
-        for node in self.names() {
-            self.start(&node)?;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        for node in self.names() {
-            if !self.is_running(&node) {
-                let stderr = self
-                    .specs
-                    .get(&node)
-                    .map(|s| s.data_dir.with_file_name("stderr.log"))
-                    .and_then(|p| std::fs::read_to_string(p).ok())
-                    .and_then(|s| s.lines().last().map(str::to_string))
-                    .unwrap_or_default();
-                anyhow::bail!("node {node} exited right after starting: {stderr}");
-            }
-        }
-        Ok(())
-    }
-
-    fn lock_children(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Child>> {
-        self.children.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn signal(&self, node: &str, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
-        let children = self.lock_children();
-        let child = children
-            .get(node)
-            .ok_or_else(|| anyhow!("node {node} is not running"))?;
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        match nix::sys::signal::kill(pid, sig) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
-            Err(e) => Err(anyhow!("sending {sig} to node {node}: {e}")),
-        }
-    }
-
-    /// SIGKILLs a node and reaps it. Killing a node that is not running is a no-op.
-    pub fn kill(&self, node: &str) -> anyhow::Result<()> {
-        let child = self.lock_children().remove(node);
-        if let Some(mut child) = child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.paused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(node);
-        Ok(())
-    }
-
-    pub fn is_running(&self, node: &str) -> bool {
-        let mut children = self.lock_children();
-        match children.get_mut(node) {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
-    pub fn pause(&self, node: &str) -> anyhow::Result<()> {
-        self.signal(node, nix::sys::signal::Signal::SIGSTOP)?;
-        self.paused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(node.to_string());
-        Ok(())
-    }
-
-    pub fn resume(&self, node: &str) -> anyhow::Result<()> {
-        if self.is_running(node) {
-            self.signal(node, nix::sys::signal::Signal::SIGCONT)?;
-        }
-        self.paused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(node);
-        Ok(())
-    }
-
-    /// Resumes paused nodes and restarts dead ones; idempotent.
-    pub fn heal_processes(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        for node in self.names() {
-            if let Err(e) = self.resume(&node) {
-                problems.push(format!("resuming {node}: {e:#}"));
-            }
-            if !self.is_running(&node) {
-                self.lock_children().remove(&node);
-                if let Err(e) = self.start(&node) {
-                    problems.push(format!("restarting {node}: {e:#}"));
-                }
-            }
-        }
-        problems
-    }
-
-    /// Stops every node: SIGCONT (a stopped process cannot act on SIGTERM), SIGTERM,
-    /// then SIGKILL after a grace period. Always reaps.
-    pub fn stop_all(&self, grace: Duration) {
-        let mut children = std::mem::take(&mut *self.lock_children());
-        for child in children.values() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        let deadline = std::time::Instant::now() + grace;
-        while std::time::Instant::now() < deadline
-            && children
-                .values_mut()
-                .any(|c| matches!(c.try_wait(), Ok(None)))
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for child in children.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.paused
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+    fn files(spec: &NodeSpec) -> NodeFiles {
+        // The node's folder holds `data/`; its logs and pid file sit beside it.
+        NodeFiles::in_dir(spec.data_dir.parent().unwrap_or(&spec.data_dir))
     }
 
     /// One admin request; `op` is the request without its id.
@@ -243,13 +92,8 @@ impl BundledCluster {
     /// The node that currently believes it leads with the highest term, if any.
     pub async fn leader(&self) -> Option<String> {
         let mut best: Option<(u64, String)> = None;
-        for node in self.names() {
-            if self
-                .paused
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&node)
-            {
+        for node in self.nodes() {
+            if self.processes.is_paused(&node) {
                 continue;
             }
             if let Ok(s) = self.status(&node).await {
@@ -260,66 +104,171 @@ impl BundledCluster {
         }
         best.map(|(_, n)| n)
     }
-
-    /// Waits until some node leads (used after start-up and after healing).
-    pub async fn await_leader(&self, timeout: Duration) -> anyhow::Result<String> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(leader) = self.leader().await {
-                return Ok(leader);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!(
-                    "no leader was elected within {:.0} s; see the node logs",
-                    timeout.as_secs_f64()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    pub async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {
-        self.admin(
-            node,
-            json!({"op": "clock", "offset_ms": offset_ms, "rate": rate}),
-            Duration::from_millis(500),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Puts the node's clock back to real time. A node that is not running needs
-    /// nothing (it starts on real time); one that was just restarted may still be
-    /// opening its admin port, so this retries for a few seconds.
-    pub async fn reset_clock(&self, node: &str) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-        loop {
-            if !self.is_running(node) {
-                return Ok(());
-            }
-            match self
-                .admin(
-                    node,
-                    json!({"op": "clock-reset"}),
-                    Duration::from_millis(500),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
 }
 
-impl Drop for BundledCluster {
-    fn drop(&mut self) {
-        // The last line of defence (a panic, an early return): no node outlives us.
-        let mut children = std::mem::take(&mut *self.lock_children());
-        for child in children.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
+impl Database for BundledCluster {
+    fn name(&self) -> &str {
+        "bundled"
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.specs.keys().cloned().collect()
+    }
+
+    fn start(&self, node: &str) -> anyhow::Result<()> {
+        let spec = self
+            .specs
+            .get(node)
+            .ok_or_else(|| anyhow!("no node named {node}"))?;
+        std::fs::create_dir_all(&spec.data_dir)
+            .with_context(|| format!("creating {}", spec.data_dir.display()))?;
+        let mut cmd = spec.command(&self.exe);
+        if let Some(wrap) = &self.wrap {
+            cmd = wrap(node, cmd)?;
         }
+        self.processes.spawn(node, cmd, &Self::files(spec))
+    }
+
+    fn start_all(&self) -> anyhow::Result<()> {
+        for node in self.nodes() {
+            self.start(&node)?;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for (node, spec) in &self.specs {
+            if !self.is_running(node) {
+                anyhow::bail!(
+                    "node {node} exited right after starting: {}",
+                    ProcessSet::last_words(&Self::files(spec))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn kill(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.kill(node);
+        Ok(())
+    }
+
+    fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.pause(node)
+    }
+
+    fn resume(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.resume(node)
+    }
+
+    fn is_running(&self, node: &str) -> bool {
+        self.processes.is_running(node)
+    }
+
+    fn forget_exited(&self, node: &str) {
+        self.processes.forget_exited(node)
+    }
+
+    fn stop_all(&self) {
+        self.processes.stop_all(Duration::from_secs(3))
+    }
+
+    fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + timeout;
+            loop {
+                if let Some(leader) = self.leader().await {
+                    return Ok(format!("leader elected: {leader}"));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "no leader was elected within {:.0} s; see the node logs",
+                        timeout.as_secs_f64()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    }
+
+    fn primary(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(self.leader())
+    }
+
+    fn raft_view<'a>(&'a self, node: &'a str) -> BoxFuture<'a, anyhow::Result<RaftView>> {
+        Box::pin(self.status(node))
+    }
+
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a str,
+        offset_ms: i64,
+        rate: f64,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.admin(
+                node,
+                json!({"op": "clock", "offset_ms": offset_ms, "rate": rate}),
+                Duration::from_millis(500),
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// A node that is not running needs nothing (it starts on real time); one that was
+    /// just restarted may still be opening its admin port, so this retries for a few
+    /// seconds.
+    fn reset_clock<'a>(&'a self, node: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            loop {
+                if !self.is_running(node) {
+                    return Ok(());
+                }
+                match self
+                    .admin(
+                        node,
+                        json!({"op": "clock-reset"}),
+                        Duration::from_millis(500),
+                    )
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+    }
+
+    fn convergence(&self, wait: Duration) -> BoxFuture<'_, Option<Convergence>> {
+        Box::pin(async move { Some(super::convergence::convergence(self, wait).await) })
+    }
+
+    fn client(
+        &self,
+        node: &str,
+        purpose: ClientPurpose,
+        op_timeout: Duration,
+    ) -> anyhow::Result<Box<dyn Client>> {
+        let addr = self
+            .client_addrs
+            .get(node)
+            .ok_or_else(|| anyhow!("no node named {node}"))?;
+        let client = BundledClient::new(self.workload, addr.to_string(), op_timeout);
+        Ok(match purpose {
+            // A not-leader answer names the leader: follow it, as a real client would.
+            ClientPurpose::Worker => Box::new(client.with_redirects(2)),
+            ClientPurpose::FinalRead => Box::new(client),
+        })
+    }
+
+    fn log_files(&self) -> Vec<PathBuf> {
+        self.specs
+            .values()
+            .flat_map(|spec| {
+                let files = Self::files(spec);
+                [spec.log_file.clone(), Some(files.stderr)]
+            })
+            .flatten()
+            .collect()
     }
 }

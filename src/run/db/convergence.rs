@@ -14,7 +14,8 @@ use splitbrain_reports::results::{Convergence, NodeState, ReplicaCount, Verdict}
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::db::BundledCluster;
+use super::bundled::BundledCluster;
+use super::Database;
 
 struct Seen {
     applied_index: u64,
@@ -45,7 +46,7 @@ async fn observe(cluster: &BundledCluster, node: &str) -> Option<Seen> {
 
 /// Polls every node until their digests agree or `wait` runs out.
 pub async fn convergence(cluster: &BundledCluster, wait: Duration) -> Convergence {
-    let names = cluster.names();
+    let names = cluster.nodes();
     let deadline = tokio::time::Instant::now() + wait;
     let mut seen: BTreeMap<String, Option<Seen>> = BTreeMap::new();
     loop {

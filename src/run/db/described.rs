@@ -1,0 +1,549 @@
+//! A database described in TOML ([`splitbrain_db::Description`], etcd among the
+//! built-in ones) as a [`Database`]: each node is the description's start command,
+//! expanded for that node and placed in its network namespace, controlled by its pid;
+//! ready when the description's probe answers; read and written by the built-in client
+//! the description names.
+//!
+//! What such a database can tell the driver depends on its client: etcd's gateway names
+//! the leader (`/v3/maintenance/status`) and digests a member's store
+//! (`/v3/maintenance/hash`), so an etcd cluster gets leader-targeted faults and the
+//! convergence check; a database without such a call gets neither, and the report says
+//! its convergence was not checked. Clocks are never set: the configuration refuses clock
+//! faults for described databases before a run starts.
+
+use anyhow::{anyhow, Context};
+use splitbrain_checker::Verdict;
+use splitbrain_db::{ClientSpec, ClusterState, ClusterVars, Description, NodeVars};
+use splitbrain_reports::results::{Convergence, NodeState};
+use splitbrain_workloads::{
+    BoxFuture, BundledClient, Client, EtcdClient, EtcdConnection, EtcdReads, WorkloadKind,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::bundled::CommandWrapper;
+use super::processes::{NodeFiles, ProcessSet};
+use super::{ClientPurpose, CrashLine, Database};
+
+/// One node's fixed facts.
+struct Member {
+    id: u64,
+    addr: IpAddr,
+    node_dir: PathBuf,
+    data_dir: PathBuf,
+}
+
+/// A described database's cluster, as the driver controls it.
+pub struct DescribedCluster {
+    desc: Description,
+    workload: WorkloadKind,
+    reads: EtcdReads,
+    run_dir: PathBuf,
+    members: BTreeMap<String, Member>,
+    cluster: ClusterVars,
+    wrap: Option<CommandWrapper>,
+    processes: ProcessSet,
+    /// Nodes started at least once: they restart as members of an `existing` cluster.
+    started: Mutex<BTreeSet<String>>,
+    /// etcd member ids learned from status answers, so a leader can be named even while
+    /// it is paused and cannot answer itself.
+    member_ids: Mutex<BTreeMap<u64, String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl DescribedCluster {
+    /// `nodes`: each node's name and the address it listens on, in order.
+    pub fn new(
+        desc: Description,
+        workload: WorkloadKind,
+        reads: EtcdReads,
+        run_dir: PathBuf,
+        nodes: &[(String, IpAddr)],
+        token: String,
+        wrap: Option<CommandWrapper>,
+    ) -> DescribedCluster {
+        let members = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, addr))| {
+                let node_dir = run_dir.join("nodes").join(name);
+                let member = Member {
+                    id: i as u64 + 1,
+                    addr: *addr,
+                    data_dir: node_dir.join("data"),
+                    node_dir,
+                };
+                (name.clone(), member)
+            })
+            .collect();
+        DescribedCluster {
+            desc,
+            workload,
+            reads,
+            run_dir,
+            members,
+            cluster: ClusterVars {
+                nodes: nodes.to_vec(),
+                token,
+            },
+            wrap,
+            processes: ProcessSet::default(),
+            started: Mutex::new(BTreeSet::new()),
+            member_ids: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn member(&self, node: &str) -> anyhow::Result<&Member> {
+        self.members
+            .get(node)
+            .ok_or_else(|| anyhow!("no node named {node}"))
+    }
+
+    fn vars(&self, node: &str, state: ClusterState) -> anyhow::Result<NodeVars> {
+        let m = self.member(node)?;
+        Ok(NodeVars {
+            name: node.to_string(),
+            id: m.id,
+            addr: m.addr,
+            data_dir: m.data_dir.clone(),
+            node_dir: m.node_dir.clone(),
+            state,
+        })
+    }
+
+    /// Where the client port of `node` is.
+    fn client_addr(&self, node: &str) -> anyhow::Result<SocketAddr> {
+        let port_name = match self.desc.client() {
+            ClientSpec::Etcd { port } | ClientSpec::Bundled { port } => port,
+        };
+        let port = self.desc.ports().get(port_name).copied().ok_or_else(|| {
+            anyhow!(
+                "{}: the client port {port_name:?} is not a named port",
+                self.desc.name
+            )
+        })?;
+        Ok(SocketAddr::new(self.member(node)?.addr, port))
+    }
+
+    fn is_etcd(&self) -> bool {
+        matches!(self.desc.client(), ClientSpec::Etcd { .. })
+    }
+
+    /// The statuses of the reachable, unpaused members (etcd only).
+    async fn etcd_statuses(&self) -> Vec<(String, splitbrain_workloads::MemberStatus)> {
+        let mut out = Vec::new();
+        for node in self.nodes() {
+            if self.processes.is_paused(&node) || !self.is_running(&node) {
+                continue;
+            }
+            let Ok(addr) = self.client_addr(&node) else {
+                continue;
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            if let Ok(status) = EtcdConnection::new(addr.to_string()).status(deadline).await {
+                lock(&self.member_ids).insert(status.member_id, node.clone());
+                out.push((node, status));
+            }
+        }
+        out
+    }
+
+    async fn etcd_leader(&self) -> Option<String> {
+        let statuses = self.etcd_statuses().await;
+        let (_, best) = statuses
+            .iter()
+            .filter(|(_, s)| s.leader != 0)
+            .max_by_key(|(_, s)| s.raft_term)?;
+        lock(&self.member_ids).get(&best.leader).cloned()
+    }
+
+    /// etcd's digest per member: (revision, hash), or `None` when it did not answer.
+    async fn etcd_digests(&self) -> BTreeMap<String, Option<(u64, u64)>> {
+        let mut out = BTreeMap::new();
+        for node in self.nodes() {
+            let digest = match self.client_addr(&node) {
+                Ok(addr) => {
+                    let deadline = tokio::time::Instant::now() + Duration::from_millis(1000);
+                    EtcdConnection::new(addr.to_string())
+                        .hash(deadline)
+                        .await
+                        .ok()
+                        .map(|h| (h.revision, h.hash))
+                }
+                Err(_) => None,
+            };
+            out.insert(node, digest);
+        }
+        out
+    }
+
+    async fn etcd_convergence(&self, wait: Duration) -> Convergence {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = self.etcd_digests().await;
+        while !digests_agree(&seen) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            seen = self.etcd_digests().await;
+        }
+        digest_convergence(&seen, wait)
+    }
+}
+
+fn digests_agree(seen: &BTreeMap<String, Option<(u64, u64)>>) -> bool {
+    let mut values = seen.values();
+    match values.next() {
+        Some(Some(first)) => values.all(|v| v.as_ref() == Some(first)),
+        _ => false,
+    }
+}
+
+/// The verdict on final (revision, hash) digests: all equal is converged; two members
+/// with different hashes at the same revision hold different data (diverged); anything
+/// else (a member behind, or silent) is undecided.
+fn digest_convergence(seen: &BTreeMap<String, Option<(u64, u64)>>, wait: Duration) -> Convergence {
+    let nodes = seen
+        .iter()
+        .map(|(name, d)| NodeState {
+            name: name.clone(),
+            applied_index: d.map(|(revision, _)| revision),
+            digest: d.map(|(_, hash)| format!("{hash:08x}")),
+            history: None,
+            last_index: None,
+            reachable: d.is_some(),
+        })
+        .collect();
+    let mut by_revision: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u64, u64), Vec<&str>> = BTreeMap::new();
+    for (name, (revision, hash)) in seen.iter().filter_map(|(n, d)| Some((n, (*d)?))) {
+        by_revision.entry(revision).or_default().insert(hash);
+        groups.entry((revision, hash)).or_default().push(name);
+    }
+    let described: Vec<String> = groups
+        .iter()
+        .map(|((revision, hash), names)| {
+            format!("{} at revision {revision} hash {hash:08x}", names.join(","))
+        })
+        .collect();
+    let silent: Vec<&str> = seen
+        .iter()
+        .filter(|(_, d)| d.is_none())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let (verdict, mut explanation) = if digests_agree(seen) {
+        (
+            Verdict::Valid,
+            format!(
+                "all {} members hold the same data: {}",
+                seen.len(),
+                described.join("")
+            ),
+        )
+    } else if by_revision.values().any(|hashes| hashes.len() > 1) {
+        (
+            Verdict::Invalid,
+            format!(
+                "members hold different data at the same revision: {}",
+                described.join("; ")
+            ),
+        )
+    } else {
+        (
+            Verdict::Unknown,
+            format!(
+                "members did not converge within {:.0} s: {}",
+                wait.as_secs_f64(),
+                described.join("; ")
+            ),
+        )
+    };
+    if !silent.is_empty() {
+        explanation.push_str(&format!("; no digest from {}", silent.join(",")));
+    }
+    Convergence {
+        verdict,
+        nodes,
+        replicas_per_entry: Vec::new(),
+        explanation,
+    }
+}
+
+impl Database for DescribedCluster {
+    fn name(&self) -> &str {
+        &self.desc.name
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.members.keys().cloned().collect()
+    }
+
+    fn start(&self, node: &str) -> anyhow::Result<()> {
+        let first = !lock(&self.started).contains(node);
+        let state = if first {
+            ClusterState::New
+        } else {
+            ClusterState::Existing
+        };
+        let vars = self.vars(node, state)?;
+        std::fs::create_dir_all(&vars.node_dir)
+            .with_context(|| format!("creating {}", vars.node_dir.display()))?;
+        let (argv, env) = self
+            .desc
+            .start_command(&vars, &self.cluster)
+            .map_err(|e| anyhow!("{e}"))?;
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| anyhow!("{}: the start command is empty", self.desc.name))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).envs(env).current_dir(&vars.node_dir);
+        if let Some(wrap) = &self.wrap {
+            cmd = wrap(node, cmd)?;
+        }
+        self.processes
+            .spawn(node, cmd, &NodeFiles::in_dir(&vars.node_dir))?;
+        lock(&self.started).insert(node.to_string());
+        Ok(())
+    }
+
+    fn start_all(&self) -> anyhow::Result<()> {
+        for node in self.nodes() {
+            self.start(&node)?;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        for (node, m) in &self.members {
+            if !self.is_running(node) {
+                anyhow::bail!(
+                    "{} node {node} exited right after starting: {}",
+                    self.desc.name,
+                    ProcessSet::last_words(&NodeFiles::in_dir(&m.node_dir))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn kill(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.kill(node);
+        Ok(())
+    }
+
+    fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.pause(node)
+    }
+
+    fn resume(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.resume(node)
+    }
+
+    fn is_running(&self, node: &str) -> bool {
+        self.processes.is_running(node)
+    }
+
+    fn forget_exited(&self, node: &str) {
+        self.processes.forget_exited(node)
+    }
+
+    /// Stops every node, then wipes their data (the logs stay in the run folder): a
+    /// database's data directories can be large (etcd preallocates 64 MB of WAL per
+    /// member) and the history and logs are the run's record.
+    fn stop_all(&self) {
+        self.processes.stop_all(self.desc.stop_grace());
+        for node in self.nodes() {
+            let Ok(vars) = self.vars(&node, ClusterState::Existing) else {
+                continue;
+            };
+            match self.desc.wipe_paths(&vars, &self.cluster) {
+                Ok(paths) => {
+                    for path in paths {
+                        let removed = if path.is_dir() {
+                            std::fs::remove_dir_all(&path)
+                        } else {
+                            std::fs::remove_file(&path)
+                        };
+                        if let Err(e) = removed {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                tracing::warn!("wiping {}: {e}", path.display());
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("wiping {node}: {e}"),
+            }
+        }
+    }
+
+    fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
+        Box::pin(async move {
+            // The description knows how long its nodes take to come up.
+            let timeout = timeout.max(self.desc.ready_timeout());
+            let deadline = tokio::time::Instant::now() + timeout;
+            for node in self.nodes() {
+                let probe = self
+                    .desc
+                    .ready_probe(&self.vars(&node, ClusterState::Existing)?, &self.cluster);
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                probe.wait_ready(left).await.map_err(|e| {
+                    anyhow!(
+                        "{} node {node} was not ready within {:.0} s: {e}; see nodes/{node}/stderr.log",
+                        self.desc.name,
+                        timeout.as_secs_f64()
+                    )
+                })?;
+            }
+            if !self.is_etcd() {
+                return Ok(format!("all {} nodes ready", self.members.len()));
+            }
+            loop {
+                if let Some(leader) = self.etcd_leader().await {
+                    return Ok(format!(
+                        "all {} nodes ready; leader {leader}",
+                        self.members.len()
+                    ));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "no {} member named a leader within {:.0} s",
+                        self.desc.name,
+                        timeout.as_secs_f64()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    }
+
+    fn primary(&self) -> BoxFuture<'_, Option<String>> {
+        Box::pin(async move {
+            if self.is_etcd() {
+                self.etcd_leader().await
+            } else {
+                None
+            }
+        })
+    }
+
+    fn convergence(&self, wait: Duration) -> BoxFuture<'_, Option<Convergence>> {
+        Box::pin(async move {
+            if self.is_etcd() {
+                Some(self.etcd_convergence(wait).await)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn client(
+        &self,
+        node: &str,
+        purpose: ClientPurpose,
+        op_timeout: Duration,
+    ) -> anyhow::Result<Box<dyn Client>> {
+        let addr = self.client_addr(node)?.to_string();
+        Ok(match self.desc.client() {
+            ClientSpec::Etcd { .. } => {
+                Box::new(EtcdClient::new(self.workload, addr, op_timeout, self.reads))
+            }
+            ClientSpec::Bundled { .. } => {
+                let client = BundledClient::new(self.workload, addr, op_timeout);
+                match purpose {
+                    ClientPurpose::Worker => Box::new(client.with_redirects(2)),
+                    ClientPurpose::FinalRead => Box::new(client),
+                }
+            }
+        })
+    }
+
+    fn log_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for node in self.nodes() {
+            let Ok(vars) = self.vars(&node, ClusterState::Existing) else {
+                continue;
+            };
+            let own = NodeFiles::in_dir(&vars.node_dir);
+            files.push(own.stderr);
+            files.push(own.stdout);
+            files.extend(self.desc.log_files(&vars, &self.cluster));
+        }
+        files
+    }
+
+    fn crash_scan(&self) -> Option<Vec<CrashLine>> {
+        let found = self.desc.crash.scan(&self.log_files());
+        Some(
+            found
+                .into_iter()
+                .map(|m| CrashLine {
+                    file: m
+                        .file
+                        .strip_prefix(&self.run_dir)
+                        .unwrap_or(&m.file)
+                        .display()
+                        .to_string(),
+                    line: m.line,
+                    text: m.text,
+                    pattern: m.pattern,
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(entries: &[(&str, Option<(u64, u64)>)]) -> BTreeMap<String, Option<(u64, u64)>> {
+        entries.iter().map(|(n, d)| (n.to_string(), *d)).collect()
+    }
+
+    #[test]
+    fn equal_digests_converge() {
+        let c = digest_convergence(
+            &seen(&[
+                ("n1", Some((7, 1))),
+                ("n2", Some((7, 1))),
+                ("n3", Some((7, 1))),
+            ]),
+            Duration::from_secs(1),
+        );
+        assert_eq!(c.verdict, Verdict::Valid, "{}", c.explanation);
+    }
+
+    #[test]
+    fn different_data_at_one_revision_diverged() {
+        let c = digest_convergence(
+            &seen(&[
+                ("n1", Some((7, 1))),
+                ("n2", Some((7, 2))),
+                ("n3", Some((7, 1))),
+            ]),
+            Duration::from_secs(1),
+        );
+        assert_eq!(c.verdict, Verdict::Invalid, "{}", c.explanation);
+        assert!(
+            c.explanation.contains("n2 at revision 7"),
+            "{}",
+            c.explanation
+        );
+    }
+
+    #[test]
+    fn a_member_behind_or_silent_is_undecided() {
+        let behind = digest_convergence(
+            &seen(&[("n1", Some((7, 1))), ("n2", Some((6, 2)))]),
+            Duration::from_secs(1),
+        );
+        assert_eq!(behind.verdict, Verdict::Unknown, "{}", behind.explanation);
+        let silent = digest_convergence(
+            &seen(&[("n1", Some((7, 1))), ("n2", None)]),
+            Duration::from_secs(1),
+        );
+        assert_eq!(silent.verdict, Verdict::Unknown);
+        assert!(silent.explanation.contains("no digest from n2"));
+    }
+}

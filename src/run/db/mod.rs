@@ -1,0 +1,178 @@
+//! The system under test as the driver sees it: a [`Database`] (start, kill, pause,
+//! resume and stop nodes; tell when the cluster is ready and which node leads; offer a
+//! state digest for the convergence check; hand out clients) and the clients it opens.
+//! The driver, the nemesis and the convergence check reach a system only through this
+//! trait, so the bundled Raft KV ([`bundled`]) and a database described in TOML
+//! ([`described`], etcd among them) are run by the same code.
+//!
+//! What a database cannot do is said by its methods' errors (a Raft view, a clock) and,
+//! before a run starts, by the configuration's refusals (`run::config`), so no fault
+//! fails halfway through a run for want of a capability.
+
+pub mod bundled;
+pub mod convergence;
+pub mod described;
+pub mod processes;
+
+use anyhow::anyhow;
+use splitbrain_nemesis::{ClusterControl, RaftView};
+use splitbrain_reports::results::Convergence;
+use splitbrain_workloads::{BoxFuture, Client};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a client is for: the workload's workers, or the final reads after healing
+/// (which get a longer timeout and no redirects, to read each node's own answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientPurpose {
+    Worker,
+    FinalRead,
+}
+
+/// One system under test: its nodes and how to reach them.
+///
+/// Process control is by the pid recorded at spawn ([`processes::ProcessSet`]). Every
+/// method is idempotent in the sense [`ClusterControl`] requires: killing a dead node,
+/// resuming a running one, or starting a running one succeeds without effect.
+pub trait Database: Send + Sync {
+    /// The database's name in messages and reports (`bundled`, `etcd`).
+    fn name(&self) -> &str;
+    /// Node names in order (`n1`, `n2`, ...).
+    fn nodes(&self) -> Vec<String>;
+    /// Starts a node that is not running (on its existing data, if any).
+    fn start(&self, node: &str) -> anyhow::Result<()>;
+    /// Starts every node and fails if one of them exits at once (a taken port, a bad
+    /// flag): such a node would silently make the cluster smaller.
+    fn start_all(&self) -> anyhow::Result<()>;
+    /// SIGKILLs a node's process and reaps it.
+    fn kill(&self, node: &str) -> anyhow::Result<()>;
+    /// SIGSTOPs a node's process.
+    fn pause(&self, node: &str) -> anyhow::Result<()>;
+    /// SIGCONTs a node's process.
+    fn resume(&self, node: &str) -> anyhow::Result<()>;
+    fn is_running(&self, node: &str) -> bool;
+    /// Reaps a node that exited on its own, so that [`Database::start`] can start it.
+    fn forget_exited(&self, node: &str);
+    /// Stops every node (SIGTERM, then SIGKILL after the database's grace period).
+    fn stop_all(&self);
+    /// Waits until the cluster serves clients; returns a line for the user (`leader
+    /// elected: n3`, `all 5 nodes ready`).
+    fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>>;
+    /// The node that currently leads, when the database can tell.
+    fn primary(&self) -> BoxFuture<'_, Option<String>>;
+    /// A node's Raft state, for the scripted faults; only the bundled cluster has one.
+    fn raft_view<'a>(&'a self, node: &'a str) -> BoxFuture<'a, anyhow::Result<RaftView>> {
+        Box::pin(async move {
+            Err(anyhow!(
+                "{} does not report its Raft state (node {node})",
+                self.name()
+            ))
+        })
+    }
+    /// Sets a node's clock; only databases whose clock splitbrain controls can.
+    fn set_clock<'a>(
+        &'a self,
+        node: &'a str,
+        _offset_ms: i64,
+        _rate: f64,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            Err(anyhow!(
+                "splitbrain cannot set the clock of {} node {node}",
+                self.name()
+            ))
+        })
+    }
+    /// Puts a node's clock back to real time (nothing to do where clocks are not set).
+    fn reset_clock<'a>(&'a self, _node: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Compares the nodes' final states, polling for up to `wait`; `None` when the
+    /// database offers no digest to compare (the report says so).
+    fn convergence(&self, wait: Duration) -> BoxFuture<'_, Option<Convergence>>;
+    /// A client for one logical process, bound to `node`.
+    fn client(
+        &self,
+        node: &str,
+        purpose: ClientPurpose,
+        op_timeout: Duration,
+    ) -> anyhow::Result<Box<dyn Client>>;
+    /// The nodes' log files (absolute paths; some may not exist).
+    fn log_files(&self) -> Vec<PathBuf>;
+    /// Lines of the nodes' logs that match the database's crash patterns; `None` when
+    /// the database names none.
+    fn crash_scan(&self) -> Option<Vec<CrashLine>> {
+        None
+    }
+}
+
+/// A log line that matched one of the database's crash patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashLine {
+    /// The file, relative to the run folder.
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    pub text: String,
+    pub pattern: String,
+}
+
+/// Resumes paused nodes and restarts dead ones; returns what could not be healed.
+pub fn heal_processes(db: &dyn Database) -> Vec<String> {
+    let mut problems = Vec::new();
+    for node in db.nodes() {
+        if let Err(e) = db.resume(&node) {
+            problems.push(format!("resuming {node}: {e:#}"));
+        }
+        if !db.is_running(&node) {
+            db.forget_exited(&node);
+            if let Err(e) = db.start(&node) {
+                problems.push(format!("restarting {node}: {e:#}"));
+            }
+        }
+    }
+    problems
+}
+
+/// The nemesis's handle on a database.
+pub struct Control<'a>(pub &'a dyn Database);
+
+impl ClusterControl for Control<'_> {
+    type Error = anyhow::Error;
+
+    async fn kill(&self, node: &str) -> anyhow::Result<()> {
+        self.0.kill(node)
+    }
+
+    async fn restart(&self, node: &str) -> anyhow::Result<()> {
+        if self.0.is_running(node) {
+            return Ok(());
+        }
+        self.0.forget_exited(node);
+        self.0.start(node)
+    }
+
+    async fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.0.pause(node)
+    }
+
+    async fn resume(&self, node: &str) -> anyhow::Result<()> {
+        self.0.resume(node)
+    }
+
+    async fn leader(&self) -> Option<String> {
+        self.0.primary().await
+    }
+
+    async fn raft_view(&self, node: &str) -> anyhow::Result<RaftView> {
+        self.0.raft_view(node).await
+    }
+
+    async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> anyhow::Result<()> {
+        self.0.set_clock(node, offset_ms, rate).await
+    }
+
+    async fn reset_clock(&self, node: &str) -> anyhow::Result<()> {
+        self.0.reset_clock(node).await
+    }
+}
