@@ -630,4 +630,4 @@ fn decode_json(bytes: &[u8]) -> Result<Value, EtcdError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
