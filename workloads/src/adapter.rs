@@ -632,7 +632,7 @@ impl AdapterClient {
         self.in_flight = false;
         let broken = match outcome {
             Ok(()) => match self.interpret(op, id) {
-                Ok(completion) => return completion,
+                Ok((completion, extra)) => return with_extras(completion, extra),
                 Err(broken) => broken,
             },
             Err(broken) => broken,
@@ -700,8 +700,9 @@ impl AdapterClient {
         }
     }
 
-    /// The completion an answer line stands for, or why it is unusable.
-    fn interpret(&self, op: &Op, id: u64) -> Result<Completion, Broken> {
+    /// The completion an answer line stands for and the answer's extra fields, or why it
+    /// is unusable.
+    fn interpret(&self, op: &Op, id: u64) -> Result<(Completion, Map<String, Value>), Broken> {
         let text = self.line.trim();
         if !self.line.ends_with('\n') {
             return Err(Broken::BadLine(format!(
@@ -776,7 +777,7 @@ impl AdapterClient {
             }
         };
         answer.retain(|field, _| !KNOWN_FIELDS.contains(&field.as_str()));
-        Ok(with_extras(completion, answer))
+        Ok((completion, answer))
     }
 }
 

@@ -383,6 +383,25 @@ async fn clients_can_share_one_error_counter() {
 }
 
 #[test]
+fn extras_are_the_fields_beyond_the_protocol() {
+    let mut client = AdapterClient::new(spec("extras", &["adapter"], 1));
+    client.line =
+        r#"{"id":4,"type":"ok","value":1,"error":null,"text":"t","revision":12,"served_by":"n1"}"#
+            .to_string()
+            + "\n";
+    let (completion, extra) = match client.interpret(&write(1), 4) {
+        Ok(answer) => answer,
+        Err(_) => panic!("a good answer was refused"),
+    };
+    assert_eq!(completion, Completion::ok(serde_json::json!(1)));
+    let names: Vec<&str> = extra.keys().map(String::as_str).collect();
+    assert_eq!(names, ["revision", "served_by"]);
+    // Maelstrom's reply field names the request as well.
+    client.line = "{\"in_reply_to\":5,\"type\":\"write_ok\"}\n".to_string();
+    assert!(client.interpret(&write(1), 5).is_ok());
+}
+
+#[test]
 fn quotes_are_truncated_on_a_char_boundary() {
     assert_eq!(quote("abc"), "\"abc\"");
     let long = "é".repeat(300);
