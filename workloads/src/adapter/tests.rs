@@ -435,3 +435,203 @@ fn maelstrom_codes_are_definite_or_not() {
     }
     assert_eq!(maelstrom_code(99), None);
 }
+
+/// The etcd example adapter, bound to the member at `client` (`127.0.0.1:port`).
+fn etcd_adapter(client: &str, workload: &str, extra_args: &[&str]) -> AdapterClient {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/etcd-python/adapter.py")
+        .display()
+        .to_string();
+    let (host, port) = client.rsplit_once(':').expect("host:port");
+    let mut argv = vec!["python3", script.as_str()];
+    argv.extend_from_slice(extra_args);
+    let mut spec = spec(&format!("etcd-{workload}{}", extra_args.len()), &argv, 5000);
+    spec.handshake = Handshake {
+        node: "e1".into(),
+        addr: host.into(),
+        cluster: vec![("e1".into(), host.into())],
+        workload: workload.into(),
+        ports: BTreeMap::from([("client".to_string(), port.parse().expect("a port"))]),
+    };
+    AdapterClient::new(spec)
+}
+
+/// Runs the same operations through both clients and asserts the same completions.
+async fn agree(adapter: &mut AdapterClient, builtin: &mut crate::EtcdClient, ops: &[Op]) {
+    for op in ops {
+        let through_adapter = adapter.invoke(op).await;
+        let built_in = builtin.invoke(op).await;
+        assert_eq!(through_adapter, built_in, "{op:?}");
+        assert_ne!(
+            through_adapter.kind,
+            EventType::Info,
+            "{op:?}: {through_adapter:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
+    use crate::{EtcdClient, EtcdReads, WorkloadKind};
+    let etcd = crate::etcd::tests::start_etcd("adapter").await;
+    let timeout = Duration::from_secs(5);
+    let builtin =
+        |kind| EtcdClient::new(kind, etcd.client.clone(), timeout, EtcdReads::Linearizable);
+
+    // register: the same operations on two keys, then each reads the other's key.
+    let mut adapter = etcd_adapter(&etcd.client, "register", &[]);
+    adapter.open().await.expect("handshake");
+    let mut ours = builtin(WorkloadKind::Register);
+    let on = |key: i64, f: &str, value: Value| Op::new(f, Some(Key::Int(key)), value);
+    let script = |k: i64| {
+        vec![
+            on(k, "read", Value::Null),
+            on(k, "cas", serde_json::json!([null, 0])),
+            on(k, "write", serde_json::json!(1)),
+            on(k, "read", Value::Null),
+            on(k, "cas", serde_json::json!([1, 2])),
+            on(k, "cas", serde_json::json!([1, 3])),
+            on(k, "cas", serde_json::json!([null, 4])),
+            on(k, "read", Value::Null),
+        ]
+    };
+    let mut outcomes = Vec::new();
+    for (x, y) in script(1).iter().zip(script(2)) {
+        let through_adapter = adapter.invoke(x).await;
+        let built_in = ours.invoke(&y).await;
+        assert_eq!(through_adapter, built_in, "{x:?}");
+        outcomes.push(through_adapter.kind);
+    }
+    use EventType::{Fail, Ok};
+    assert_eq!(outcomes, [Ok, Ok, Ok, Ok, Ok, Fail, Fail, Ok]);
+    agree(
+        &mut adapter,
+        &mut ours,
+        &[on(1, "read", Value::Null), on(2, "read", Value::Null)],
+    )
+    .await;
+    // Values are stored alike: each client reads, and compares, what the other wrote.
+    let nested = serde_json::json!({"nested": [1, "two"], "a": null});
+    let done = adapter
+        .invoke(&Op::new("write", None, nested.clone()))
+        .await;
+    assert_eq!(done, Completion::ok(nested.clone()));
+    let done = ours.invoke(&Op::new("read", None, Value::Null)).await;
+    assert_eq!(done, Completion::ok(nested.clone()));
+    let cas = Op::new("cas", None, serde_json::json!([nested, 5]));
+    assert_eq!(ours.invoke(&cas).await.kind, EventType::Ok);
+    let done = adapter.invoke(&Op::new("read", None, Value::Null)).await;
+    assert_eq!(done, Completion::ok(serde_json::json!(5)));
+    let cas = Op::new("cas", None, serde_json::json!([5, nested]));
+    assert_eq!(adapter.invoke(&cas).await.kind, EventType::Ok);
+    let cas = Op::new("cas", None, serde_json::json!([nested, 5]));
+    assert_eq!(ours.invoke(&cas).await.kind, EventType::Ok);
+    assert_eq!(adapter.adapter_errors(), 0);
+
+    // --serializable reads answer too.
+    let mut serializable = etcd_adapter(&etcd.client, "register", &["--serializable"]);
+    let done = serializable
+        .invoke(&Op::new("read", None, Value::Null))
+        .await;
+    assert_eq!(done, Completion::ok(serde_json::json!(5)));
+
+    // list-append, set and mutex map onto the same keys as the built-in client.
+    let mut adapter = etcd_adapter(&etcd.client, "list-append", &[]);
+    let mut ours = builtin(WorkloadKind::ListAppend);
+    let txn = |v: Value| Op::new("txn", None, v);
+    let done = adapter
+        .invoke(&txn(serde_json::json!([
+            ["append", 7, 1],
+            ["r", 7, null],
+            ["append", "s", 2]
+        ])))
+        .await;
+    assert_eq!(
+        done,
+        Completion::ok(serde_json::json!([
+            ["append", 7, 1],
+            ["r", 7, [1]],
+            ["append", "s", 2]
+        ]))
+    );
+    agree(
+        &mut adapter,
+        &mut ours,
+        &[txn(serde_json::json!([
+            ["r", 7, null],
+            ["r", "s", null],
+            ["r", 8, null]
+        ]))],
+    )
+    .await;
+    let appends = |key: i64| txn(serde_json::json!([["append", key, 3], ["r", key, null]]));
+    let (through_adapter, built_in) = (
+        adapter.invoke(&appends(8)).await,
+        ours.invoke(&appends(9)).await,
+    );
+    assert_eq!(
+        through_adapter,
+        Completion::ok(serde_json::json!([["append", 8, 3], ["r", 8, [3]]]))
+    );
+    assert_eq!(
+        built_in,
+        Completion::ok(serde_json::json!([["append", 9, 3], ["r", 9, [3]]]))
+    );
+    // Each reads the other's appends.
+    let read_both = txn(serde_json::json!([["r", 8, null], ["r", 9, null]]));
+    agree(&mut adapter, &mut ours, &[read_both]).await;
+
+    let mut adapter = etcd_adapter(&etcd.client, "set", &[]);
+    let mut ours = builtin(WorkloadKind::Set);
+    let done = adapter
+        .invoke(&Op::new("add", None, serde_json::json!(1)))
+        .await;
+    assert_eq!(done.kind, EventType::Ok, "{done:?}");
+    agree(
+        &mut adapter,
+        &mut ours,
+        &[
+            Op::new("add", None, serde_json::json!(2)),
+            Op::new("read", None, Value::Null),
+        ],
+    )
+    .await;
+
+    let mut adapter = etcd_adapter(&etcd.client, "mutex", &[]);
+    let mut ours = builtin(WorkloadKind::Mutex);
+    let lock = |f: &str, owner: &str| Op::new(f, None, serde_json::json!(owner));
+    let done = adapter.invoke(&lock("acquire", "t1")).await;
+    assert_eq!(done.kind, EventType::Ok, "{done:?}");
+    agree(
+        &mut adapter,
+        &mut ours,
+        &[lock("acquire", "t2"), lock("release", "t2")],
+    )
+    .await;
+    let done = ours.invoke(&lock("release", "t1")).await;
+    assert_eq!(done.kind, EventType::Ok, "{done:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_etcd_adapter_fails_on_a_refused_connection() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let mut adapter = etcd_adapter(&closed, "register", &[]);
+    // The handshake does not contact etcd: an adapter starts while its node is down.
+    adapter.open().await.expect("handshake");
+    let done = adapter.invoke(&write(1)).await;
+    assert_eq!(done.kind, EventType::Fail, "{done:?}");
+    assert!(
+        done.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("connection-refused")),
+        "{done:?}"
+    );
+    // A workload it does not serve is refused at the handshake.
+    let mut adapter = etcd_adapter(&closed, "rw-register", &[]);
+    assert!(matches!(
+        adapter.open().await,
+        Err(AdapterError::Refused { .. })
+    ));
+}
