@@ -75,6 +75,14 @@ async fn eventually_gone(pid: u32) -> bool {
     false
 }
 
+/// Drops `client` (killing its adapter) and removes its stderr file. A failing test
+/// skips this and leaves the file for a look.
+fn finish(client: AdapterClient) {
+    let stderr = client.spec.stderr.clone();
+    drop(client);
+    let _ = std::fs::remove_file(stderr);
+}
+
 /// The pids of the processes the harness started for this spec (its marker lines).
 fn started_pids(spec: &AdapterSpec) -> Vec<u32> {
     let log = std::fs::read_to_string(&spec.stderr).unwrap_or_default();
@@ -159,6 +167,7 @@ async fn a_register_adapter_reaches_every_outcome() {
     assert!(gone(pid), "adapter {pid} survived close");
     let log = std::fs::read_to_string(&stderr).expect("stderr file");
     assert!(log.contains("register adapter for n1 ready"), "{log}");
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +200,7 @@ async fn garbage_is_info_and_the_adapter_is_replaced() {
     let done = client.invoke(&op("read", Value::Null)).await;
     assert_eq!(done.kind, EventType::Fail, "{done:?}");
     assert_eq!(client.adapter_errors(), 3);
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,6 +214,7 @@ async fn a_hanging_adapter_times_out_and_is_killed() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(gone(pid), "the hanging adapter {pid} survived");
     assert_eq!(client.adapter_errors(), 1);
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,6 +232,7 @@ async fn an_adapter_that_exits_makes_the_operation_info() {
     let done = client.invoke(&write(2)).await;
     assert_eq!(done.kind, EventType::Info, "{done:?}");
     assert_eq!(client.adapter_errors(), 2);
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,12 +247,14 @@ async fn a_wrong_id_or_type_makes_the_operation_info() {
     let error = done.error.unwrap_or_default();
     assert!(error.contains("answered request 2 with id 3"), "{error}");
 
+    finish(client);
     let mut client = misbehaving("bad-type", 1000);
     let done = client.invoke(&write(1)).await;
     assert_eq!(done.kind, EventType::Info, "{done:?}");
     let error = done.error.unwrap_or_default();
     assert!(error.contains("type \"\\\"okay\\\"\""), "{error}");
     assert_eq!(client.adapter_errors(), 1);
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +266,7 @@ async fn a_failed_handshake_is_an_error_and_leaves_no_process() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    finish(client);
     let mut client = misbehaving("bad-handshake", 1000);
     match client.open().await {
         Err(e @ AdapterError::BadHandshake { .. }) => {
@@ -259,6 +274,7 @@ async fn a_failed_handshake_is_an_error_and_leaves_no_process() {
         }
         other => panic!("expected a bad handshake, got {other:?}"),
     }
+    finish(client);
     let mut client = misbehaving("exit-handshake", 1000);
     match client.open().await {
         Err(e @ AdapterError::Exited { .. }) => {
@@ -273,12 +289,14 @@ async fn a_failed_handshake_is_an_error_and_leaves_no_process() {
         1000,
     );
     hang.start_timeout = Duration::from_secs(1);
+    finish(client);
     let mut client = AdapterClient::new(hang);
     assert!(matches!(
         client.open().await,
         Err(AdapterError::HandshakeTimeout { .. })
     ));
     // Through invoke: the operation was never sent, so it is a definite fail.
+    finish(client);
     let mut client = misbehaving("refuse", 1000);
     let done = client.invoke(&write(1)).await;
     assert_eq!(done.kind, EventType::Fail, "{done:?}");
@@ -289,6 +307,7 @@ async fn a_failed_handshake_is_an_error_and_leaves_no_process() {
         "{done:?}"
     );
     assert_eq!(client.adapter_errors(), 1);
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,6 +329,7 @@ async fn handshake_failures_leave_no_process() {
             pids.iter().all(|&pid| gone(pid)),
             "{mode}: {pids:?} survived"
         );
+        finish(client);
     }
 }
 
@@ -322,10 +342,12 @@ async fn a_missing_program_or_empty_command_is_an_error() {
         }
         other => panic!("expected a spawn error, got {other:?}"),
     }
+    finish(client);
     let mut client = AdapterClient::new(spec("empty", &[], 1000));
     assert!(matches!(client.open().await, Err(AdapterError::NoCommand)));
     let done = client.invoke(&write(1)).await;
     assert_eq!(done.kind, EventType::Fail, "{done:?}");
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +367,7 @@ async fn dropping_the_client_kills_the_adapter_and_its_children() {
         .trim()
         .parse()
         .expect("a pid");
-    drop(client);
+    finish(client);
     assert!(
         eventually_gone(pid).await,
         "adapter {pid} survived the drop"
@@ -369,6 +391,7 @@ async fn an_abandoned_operation_gets_a_fresh_adapter() {
     let done = client.invoke(&write(2)).await;
     assert_eq!(done, Completion::info(serde_json::json!(2), "timeout"));
     assert!(gone(first), "the abandoned adapter {first} survived");
+    finish(client);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +403,8 @@ async fn clients_can_share_one_error_counter() {
     let _ = b.invoke(&write(1)).await;
     assert_eq!(counter.load(Ordering::Relaxed), 2);
     assert_eq!(a.adapter_errors(), 2);
+    finish(a);
+    finish(b);
 }
 
 #[test]
@@ -399,6 +424,7 @@ fn extras_are_the_fields_beyond_the_protocol() {
     // Maelstrom's reply field names the request as well.
     client.line = "{\"in_reply_to\":5,\"type\":\"write_ok\"}\n".to_string();
     assert!(client.interpret(&write(1), 5).is_ok());
+    finish(client);
 }
 
 #[test]
@@ -536,6 +562,7 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     assert_eq!(done, Completion::ok(serde_json::json!(5)));
 
     // list-append, set and mutex map onto the same keys as the built-in client.
+    finish(adapter);
     let mut adapter = etcd_adapter(&etcd.client, "list-append", &[]);
     let mut ours = builtin(WorkloadKind::ListAppend);
     let txn = |v: Value| Op::new("txn", None, v);
@@ -581,6 +608,7 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     let read_both = txn(serde_json::json!([["r", 8, null], ["r", 9, null]]));
     agree(&mut adapter, &mut ours, &[read_both]).await;
 
+    finish(adapter);
     let mut adapter = etcd_adapter(&etcd.client, "set", &[]);
     let mut ours = builtin(WorkloadKind::Set);
     let done = adapter
@@ -597,6 +625,7 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     )
     .await;
 
+    finish(adapter);
     let mut adapter = etcd_adapter(&etcd.client, "mutex", &[]);
     let mut ours = builtin(WorkloadKind::Mutex);
     let lock = |f: &str, owner: &str| Op::new(f, None, serde_json::json!(owner));
@@ -610,6 +639,8 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     .await;
     let done = ours.invoke(&lock("release", "t1")).await;
     assert_eq!(done.kind, EventType::Ok, "{done:?}");
+    finish(serializable);
+    finish(adapter);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -629,9 +660,11 @@ async fn the_python_etcd_adapter_fails_on_a_refused_connection() {
         "{done:?}"
     );
     // A workload it does not serve is refused at the handshake.
+    finish(adapter);
     let mut adapter = etcd_adapter(&closed, "rw-register", &[]);
     assert!(matches!(
         adapter.open().await,
         Err(AdapterError::Refused { .. })
     ));
+    finish(adapter);
 }
