@@ -741,11 +741,16 @@ impl AdapterClient {
             .find_map(|f| answer.get(*f).and_then(Value::as_str))
             .map(str::to_string);
         let value = answer.remove("value");
+        let is_ok = kind == "ok" || kind.ends_with("_ok");
+        if is_ok && value.is_none() && op.f == "read" {
+            // Recording the invocation's `null` would claim the read saw nothing.
+            return Err(Broken::BadLine(format!(
+                "answered a read with no `value` (send \"value\":null for absent): {}",
+                quote(text)
+            )));
+        }
         let completion = match (kind.as_str(), code) {
-            ("ok", _) => Completion::ok(value.unwrap_or_else(|| op.value.clone())),
-            (k, _) if k.ends_with("_ok") => {
-                Completion::ok(value.unwrap_or_else(|| op.value.clone()))
-            }
+            _ if is_ok => Completion::ok(value.unwrap_or_else(|| op.value.clone())),
             ("fail" | "info" | "error", Some(code)) => {
                 let (error, definite) = match maelstrom_code(code) {
                     Some((name, definite)) => (format!("maelstrom-code-{code} {name}"), definite),

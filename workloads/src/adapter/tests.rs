@@ -424,6 +424,9 @@ fn extras_are_the_fields_beyond_the_protocol() {
     // Maelstrom's reply field names the request as well.
     client.line = "{\"in_reply_to\":5,\"type\":\"write_ok\"}\n".to_string();
     assert!(client.interpret(&write(1), 5).is_ok());
+    // A read must say what it read.
+    client.line = "{\"id\":6,\"type\":\"ok\"}\n".to_string();
+    assert!(client.interpret(&op("read", Value::Null), 6).is_err());
     finish(client);
 }
 
