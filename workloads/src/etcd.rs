@@ -633,4 +633,4 @@ mod maintenance;
 pub use maintenance::{MemberHash, MemberStatus};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

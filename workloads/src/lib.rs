@@ -12,6 +12,8 @@
 //!   outcome (only definite rejections are `fail`; anything uncertain is `info`).
 //! - [`etcd`]: [`EtcdClient`], the same for etcd through its v3 JSON gateway, and
 //!   [`EtcdConnection`], the raw gateway calls (also used by the benchmarks).
+//! - [`adapter`]: [`AdapterClient`], which tests any system through a user's adapter
+//!   process speaking JSON lines on its stdin and stdout (`examples/PROTOCOL.md`).
 //!
 //! A driver loop, in outline (the driver owns processes, timing and the history):
 //!
@@ -33,11 +35,13 @@
 //! # }
 //! ```
 
+pub mod adapter;
 pub mod client;
 pub mod etcd;
 pub mod generator;
 pub mod op;
 
+pub use adapter::{AdapterClient, AdapterError, AdapterSpec, Handshake, PROTOCOL_VERSION};
 pub use client::{BoxFuture, BundledClient, Client, Connection, Reply, Request, RequestError};
 pub use etcd::{EtcdClient, EtcdConnection, EtcdError, EtcdReads, MemberHash, MemberStatus};
 pub use generator::{ConfigError, Generator, UnknownWorkload, WorkloadConfig, WorkloadKind};

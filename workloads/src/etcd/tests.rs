@@ -139,10 +139,11 @@ async fn a_failed_compare_is_a_definite_fail() {
 }
 
 /// A single-member etcd on loopback ports in a temporary directory, stopped on drop.
-struct Etcd {
+pub(crate) struct Etcd {
     child: std::process::Child,
     dir: PathBuf,
-    client: String,
+    /// The member's client address, `127.0.0.1:port`.
+    pub(crate) client: String,
 }
 
 impl Drop for Etcd {
@@ -161,7 +162,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts etcd, or says why it cannot (`.ci/run` installs Debian's `etcd-server`).
-async fn start_etcd(tag: &str) -> Etcd {
+pub(crate) async fn start_etcd(tag: &str) -> Etcd {
     let dir = std::env::temp_dir().join(format!("splitbrain-etcd-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
