@@ -160,14 +160,18 @@ pub enum ReadyCheck {
     Tcp(Template),
 }
 
-/// `[client]`: which built-in client talks to the nodes. An `Exec` variant (an
-/// external adapter process) is planned; match with that in mind.
+/// `[client]`: which client talks to the nodes: a built-in one (`kind`), or an
+/// external adapter process (`exec`, speaking the adapter protocol of
+/// `examples/PROTOCOL.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientSpec {
     /// The etcd v3 JSON-gateway client, on the named port.
     Etcd { port: String },
     /// The bundled Raft KV's client, on the named port.
     Bundled { port: String },
+    /// An adapter: this command (templates, expanded per node). The adapter learns
+    /// its node's address and every named port from the protocol's handshake.
+    Exec { argv: Vec<Template> },
 }
 
 impl ClientSpec {
@@ -176,13 +180,16 @@ impl ClientSpec {
         match self {
             ClientSpec::Etcd { .. } => "etcd",
             ClientSpec::Bundled { .. } => "bundled",
+            ClientSpec::Exec { .. } => "exec",
         }
     }
 
-    /// The named port (a key of [`NodeSection::ports`]) the client connects to.
-    pub fn port(&self) -> &str {
+    /// The named port (a key of [`NodeSection::ports`]) a built-in client connects to;
+    /// `None` for an adapter, which is told every port.
+    pub fn port(&self) -> Option<&str> {
         match self {
-            ClientSpec::Etcd { port } | ClientSpec::Bundled { port } => port,
+            ClientSpec::Etcd { port } | ClientSpec::Bundled { port } => Some(port),
+            ClientSpec::Exec { .. } => None,
         }
     }
 }
@@ -246,6 +253,9 @@ pub struct Description {
     pub about: String,
     /// Where it was loaded from; errors name it.
     pub source: Source,
+    /// The folder holding the description file, absolute (`{description_dir}`);
+    /// `None` for a built-in description.
+    pub dir: Option<PathBuf>,
     /// `[[requires]]`: commands that must be installed.
     pub requires: Vec<Requirement>,
     /// `[node]`.
@@ -413,19 +423,25 @@ impl Description {
             .collect()
     }
 
+    /// The adapter command of an `exec` client, expanded for one node; `None` for a
+    /// built-in client.
+    pub fn exec_command(&self, node: &NodeVars, cluster: &ClusterVars) -> Option<Vec<String>> {
+        let ClientSpec::Exec { argv, .. } = &self.client else {
+            return None;
+        };
+        let vars = self.vars(node, cluster, None);
+        Some(argv.iter().map(|t| t.expand(&vars)).collect())
+    }
+
     /// Which client talks to the nodes.
     pub fn client(&self) -> &ClientSpec {
         &self.client
     }
 
-    /// The port number the client connects to.
-    pub fn client_port(&self) -> u16 {
+    /// The port number a built-in client connects to (`None` for an adapter).
+    pub fn client_port(&self) -> Option<u16> {
         // client.port is checked against node.ports at load time.
-        self.node
-            .ports
-            .get(self.client.port())
-            .copied()
-            .unwrap_or(0)
+        self.node.ports.get(self.client.port()?).copied()
     }
 
     /// `{peers}`: each node's `peer` template, joined.
@@ -449,6 +465,7 @@ impl Description {
                     cluster_state: None,
                     token: &cluster.token,
                     nodes: cluster.nodes.len(),
+                    description_dir: self.dir.as_ref(),
                 })
             })
             .collect::<Vec<_>>()
@@ -472,6 +489,7 @@ impl Description {
             cluster_state: Some(node.state.as_str()),
             token: &cluster.token,
             nodes: cluster.nodes.len(),
+            description_dir: self.dir.as_ref(),
         }
     }
 }
@@ -582,7 +600,8 @@ struct RawCrash {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawClient {
-    kind: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    exec: Option<Spanned<Vec<Spanned<String>>>>,
     port: Option<Spanned<String>>,
 }
 
@@ -839,19 +858,73 @@ impl RawDescription {
             }
             Ok(port.get_ref().clone())
         };
-        let client = match raw_client.kind.get_ref().as_str() {
-            "etcd" => ClientSpec::Etcd {
-                port: port("etcd")?,
-            },
-            "bundled" => ClientSpec::Bundled {
-                port: port("bundled")?,
-            },
-            other => {
+        let client = match (&raw_client.kind, &raw_client.exec) {
+            (Some(_), Some(exec)) => {
                 return Err(at.error(
-                    Some(raw_client.kind.span()),
-                    "client.kind",
-                    format!("unknown client kind `{other}`; expected one of {CLIENT_KINDS}"),
+                    Some(exec.span()),
+                    "client.exec",
+                    "give either `kind` (a built-in client) or `exec` (an adapter command), not both",
                 ))
+            }
+            (None, None) => {
+                return Err(at.error(
+                    Some(client_span.clone()),
+                    "client",
+                    format!("missing required key: `kind` (one of {CLIENT_KINDS}) or `exec` (an adapter command)"),
+                ))
+            }
+            (None, Some(exec)) => {
+                if exec.get_ref().is_empty() {
+                    return Err(at.error(
+                        Some(exec.span()),
+                        "client.exec",
+                        "must not be empty: it is the adapter's command and its arguments",
+                    ));
+                }
+                let mut argv = Vec::new();
+                for (i, arg) in exec.get_ref().iter().enumerate() {
+                    argv.push(
+                        Template::parse(arg.get_ref(), &ports, Scope::Node)
+                            .map_err(|why| at.error(Some(arg.span()), format!("client.exec[{i}]"), why))?,
+                    );
+                }
+                if let Some(port) = &raw_client.port {
+                    return Err(at.error(
+                        Some(port.span()),
+                        "client.port",
+                        "an adapter (`exec`) is told every named port in its handshake; `port` is for built-in clients",
+                    ));
+                }
+                ClientSpec::Exec { argv }
+            }
+            (Some(kind), None) => match kind.get_ref().as_str() {
+                "etcd" => ClientSpec::Etcd {
+                    port: port("etcd")?,
+                },
+                "bundled" => ClientSpec::Bundled {
+                    port: port("bundled")?,
+                },
+                other => {
+                    return Err(at.error(
+                        Some(kind.span()),
+                        "client.kind",
+                        format!("unknown client kind `{other}`; expected one of {CLIENT_KINDS}"),
+                    ))
+                }
+            },
+        };
+        let dir = match &source {
+            Source::Builtin(_) => None,
+            Source::File(path) => {
+                let parent = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                Some(
+                    parent
+                        .canonicalize()
+                        .unwrap_or_else(|_| parent.to_path_buf()),
+                )
             }
         };
 
@@ -859,6 +932,7 @@ impl RawDescription {
             name: self.name.into_inner(),
             about: self.about,
             source,
+            dir,
             requires,
             node: NodeSection {
                 ports,

@@ -34,6 +34,9 @@ pub enum Placeholder {
     Token,
     /// `{nodes}`: how many nodes the cluster has.
     Nodes,
+    /// `{description_dir}`: the folder holding the description file (absolute), so a
+    /// description can name scripts that sit beside it; `.` for a built-in one.
+    DescriptionDir,
 }
 
 impl Placeholder {
@@ -48,6 +51,7 @@ impl Placeholder {
             "cluster_state" => Placeholder::ClusterState,
             "token" => Placeholder::Token,
             "nodes" => Placeholder::Nodes,
+            "description_dir" => Placeholder::DescriptionDir,
             _ => Placeholder::Port(inner.strip_prefix("port.")?.to_string()),
         })
     }
@@ -66,13 +70,14 @@ impl fmt::Display for Placeholder {
             Placeholder::ClusterState => write!(f, "{{cluster_state}}"),
             Placeholder::Token => write!(f, "{{token}}"),
             Placeholder::Nodes => write!(f, "{{nodes}}"),
+            Placeholder::DescriptionDir => write!(f, "{{description_dir}}"),
         }
     }
 }
 
 /// All placeholders, for error messages.
 pub(crate) const KNOWN: &str = "{name}, {id}, {addr}, {port.NAME}, {data_dir}, {node_dir}, \
-                                {peers}, {cluster_state}, {token}, {nodes}";
+                                {peers}, {cluster_state}, {token}, {nodes}, {description_dir}";
 
 /// Which placeholders a key may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +274,8 @@ pub struct Vars<'a> {
     pub cluster_state: Option<&'static str>,
     pub token: &'a str,
     pub nodes: usize,
+    /// `None` for a built-in description (expands to `.`).
+    pub description_dir: Option<&'a PathBuf>,
 }
 
 impl Vars<'_> {
@@ -295,6 +302,10 @@ impl Vars<'_> {
             Placeholder::Nodes => {
                 let _ = write!(out, "{}", self.nodes);
             }
+            Placeholder::DescriptionDir => match self.description_dir {
+                Some(dir) => out.push_str(&dir.display().to_string()),
+                None => out.push('.'),
+            },
         }
     }
 }
@@ -319,6 +330,7 @@ mod tests {
             cluster_state: Some("new"),
             token: "T",
             nodes: 3,
+            description_dir: None,
         }
     }
 

@@ -83,7 +83,7 @@ fn base_is_valid() {
     assert_eq!(d.name, "x");
     assert_eq!(d.stop_grace(), DEFAULT_STOP_GRACE);
     assert_eq!(d.ready_timeout(), DEFAULT_READY_TIMEOUT);
-    assert_eq!(d.client_port(), 7000);
+    assert_eq!(d.client_port(), Some(7000));
 }
 
 #[test]

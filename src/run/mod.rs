@@ -307,6 +307,9 @@ async fn run_phases(
     db.start_all()?;
     let ready = db.await_ready(Duration::from_secs(30)).await?;
     ui.line(&ready);
+    if let Some(first) = db.nodes().first() {
+        db.check_client(first).await?;
+    }
 
     // Workload and nemesis, until the time limit or Ctrl-C.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -467,6 +470,7 @@ async fn run_phases(
         process += 1;
     }
 
+    notes.extend(db.client_notes());
     ui.line("checking convergence");
     let convergence = db.convergence(Duration::from_secs(10)).await;
     if convergence.is_none() {

@@ -2,7 +2,8 @@
 //! built-in ones) as a [`Database`]: each node is the description's start command,
 //! expanded for that node and placed in its network namespace, controlled by its pid;
 //! ready when the description's probe answers; read and written by the built-in client
-//! the description names.
+//! the description names, or by an external adapter process speaking the adapter
+//! protocol (`examples/PROTOCOL.md`), one per logical process.
 //!
 //! What such a database can tell the driver depends on its client: etcd's gateway names
 //! the leader (`/v3/maintenance/status`) and digests a member's store
@@ -16,13 +17,15 @@ use splitbrain_checker::Verdict;
 use splitbrain_db::{ClientSpec, ClusterState, ClusterVars, Description, NodeVars};
 use splitbrain_reports::results::{Convergence, NodeState};
 use splitbrain_workloads::{
-    BoxFuture, BundledClient, Client, EtcdClient, EtcdConnection, EtcdReads, WorkloadKind,
+    AdapterClient, AdapterSpec, BoxFuture, BundledClient, Client, EtcdClient, EtcdConnection,
+    EtcdReads, Handshake, WorkloadKind,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::bundled::CommandWrapper;
@@ -52,6 +55,8 @@ pub struct DescribedCluster {
     /// etcd member ids learned from status answers, so a leader can be named even while
     /// it is paused and cannot answer itself.
     member_ids: Mutex<BTreeMap<u64, String>>,
+    /// Adapter processes replaced after a protocol failure, over all clients.
+    adapter_errors: Arc<AtomicU64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +102,7 @@ impl DescribedCluster {
             processes: ProcessSet::default(),
             started: Mutex::new(BTreeSet::new()),
             member_ids: Mutex::new(BTreeMap::new()),
+            adapter_errors: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -118,11 +124,12 @@ impl DescribedCluster {
         })
     }
 
-    /// Where the client port of `node` is.
+    /// Where the client port of `node` is (built-in clients only).
     fn client_addr(&self, node: &str) -> anyhow::Result<SocketAddr> {
-        let port_name = match self.desc.client() {
-            ClientSpec::Etcd { port } | ClientSpec::Bundled { port } => port,
-        };
+        let port_name =
+            self.desc.client().port().ok_or_else(|| {
+                anyhow!("{}: an adapter has no single client port", self.desc.name)
+            })?;
         let port = self.desc.ports().get(port_name).copied().ok_or_else(|| {
             anyhow!(
                 "{}: the client port {port_name:?} is not a named port",
@@ -130,6 +137,38 @@ impl DescribedCluster {
             )
         })?;
         Ok(SocketAddr::new(self.member(node)?.addr, port))
+    }
+
+    /// An adapter process for one logical process bound to `node` (started on first
+    /// use); its stderr is appended to `adapters/<node>.stderr.log` in the run folder.
+    fn adapter(&self, node: &str, op_timeout: Duration) -> anyhow::Result<AdapterClient> {
+        let vars = self.vars(node, ClusterState::Existing)?;
+        let argv = self
+            .desc
+            .exec_command(&vars, &self.cluster)
+            .ok_or_else(|| anyhow!("{}: no adapter command", self.desc.name))?;
+        let dir = self.run_dir.join("adapters");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let spec = AdapterSpec {
+            argv,
+            env: Vec::new(),
+            stderr: dir.join(format!("{node}.stderr.log")),
+            handshake: Handshake {
+                node: node.to_string(),
+                addr: vars.addr.to_string(),
+                cluster: self
+                    .cluster
+                    .nodes
+                    .iter()
+                    .map(|(n, a)| (n.clone(), a.to_string()))
+                    .collect(),
+                workload: self.workload.name().to_string(),
+                ports: self.desc.ports().clone(),
+            },
+            timeout: op_timeout,
+            start_timeout: Duration::from_secs(5),
+        };
+        Ok(AdapterClient::new(spec).with_error_counter(self.adapter_errors.clone()))
     }
 
     fn is_etcd(&self) -> bool {
@@ -455,7 +494,30 @@ impl Database for DescribedCluster {
                     ClientPurpose::FinalRead => Box::new(client),
                 }
             }
+            ClientSpec::Exec { .. } => Box::new(self.adapter(node, op_timeout)?),
         })
+    }
+
+    fn check_client<'a>(&'a self, node: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            if !matches!(self.desc.client(), ClientSpec::Exec { .. }) {
+                return Ok(());
+            }
+            let mut adapter = self.adapter(node, Duration::from_secs(5))?;
+            let opened = adapter.open().await;
+            adapter.close().await;
+            opened.map_err(|e| anyhow!("the {} adapter refused to start: {e}", self.desc.name))
+        })
+    }
+
+    fn client_notes(&self) -> Vec<String> {
+        if !matches!(self.desc.client(), ClientSpec::Exec { .. }) {
+            return Vec::new();
+        }
+        let errors = self.adapter_errors.load(Ordering::Relaxed);
+        vec![format!(
+            "adapter errors: {errors} (an adapter that timed out, exited, printed a line that is not the protocol's, or answered the wrong id, was replaced; its operation was recorded as info; see adapters/)"
+        )]
     }
 
     fn log_files(&self) -> Vec<PathBuf> {

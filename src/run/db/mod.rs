@@ -97,6 +97,15 @@ pub trait Database: Send + Sync {
         purpose: ClientPurpose,
         op_timeout: Duration,
     ) -> anyhow::Result<Box<dyn Client>>;
+    /// Makes sure a client can be opened against `node` before the workload starts (an
+    /// adapter's handshake); an error aborts the run with the client's own message.
+    fn check_client<'a>(&'a self, _node: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// What the clients want said in the report's notes (an adapter's error count).
+    fn client_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// The nodes' log files (absolute paths; some may not exist).
     fn log_files(&self) -> Vec<PathBuf>;
     /// Lines of the nodes' logs that match the database's crash patterns; `None` when
