@@ -324,7 +324,8 @@ pub struct EventPair {
     pub complete: Option<usize>,
 }
 
-/// What [`History::pair_lenient`] found.
+/// What [`History::pair_lenient`] found: the one pairing of a history, from which the
+/// strict [`Operations`] are derived ([`PairedHistory::operations`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LenientPairs {
     /// Every client invocation, in order, with its completion when one was found.
@@ -332,6 +333,59 @@ pub struct LenientPairs {
     /// Positions of client completions that had no open invocation of their process
     /// (what [`History::pair`] rejects as `CompletionWithoutInvoke`), set aside.
     pub orphans: Vec<usize>,
+    /// Invocations that found their process still open, as (position of the
+    /// invocation, position of the open invocation it replaced): what [`History::pair`]
+    /// rejects as `DuplicateInvoke`.
+    pub reinvoked: Vec<(usize, usize)>,
+}
+
+/// A history paired once: the events and their [`LenientPairs`], kept together so that
+/// positions in the pairs always refer to these events.
+///
+/// A run pairs its history here once; the checkers take the strict
+/// [`PairedHistory::operations`] derived from it, and the reports (statistics, timeline)
+/// take the lenient pairs, which exist even for a history the checkers reject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PairedHistory {
+    history: History,
+    pairs: LenientPairs,
+}
+
+impl PairedHistory {
+    /// Pairs `history` ([`History::pair_lenient`]).
+    pub fn new(history: History) -> PairedHistory {
+        let pairs = history.pair_lenient();
+        PairedHistory { history, pairs }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.history.events
+    }
+
+    /// The lenient pairing: every invocation with its completion, and the orphans.
+    pub fn lenient(&self) -> &LenientPairs {
+        &self.pairs
+    }
+
+    /// The operations the checkers see, or the first pairing problem in recorded order
+    /// (as [`History::pair`]); derived from the lenient pairs without pairing again.
+    pub fn operations(&self) -> Result<Operations, PairError> {
+        self.history.operations_from(&self.pairs)
+    }
+
+    pub fn into_history(self) -> History {
+        self.history
+    }
+}
+
+impl From<History> for PairedHistory {
+    fn from(history: History) -> PairedHistory {
+        PairedHistory::new(history)
+    }
 }
 
 impl History {
@@ -342,20 +396,13 @@ impl History {
     /// Pairs each completion with the open invocation of its process, for displaying and
     /// counting any history, even one [`History::pair`] rejects: nothing is an error. A
     /// second invocation of a process replaces the first as the open one (which stays
-    /// without completion); a completion with no open invocation is an orphan; the
-    /// completion's `f` and key are not compared with the invocation's.
+    /// without completion; both are listed in `reinvoked`); a completion with no open
+    /// invocation is an orphan; the completion's `f` and key are not compared with the
+    /// invocation's. This is the one pairing pass: [`History::pair`] is derived from it.
     pub fn pair_lenient(&self) -> LenientPairs {
-        self.pair_events().0
-    }
-
-    /// The one pairing pass behind [`History::pair_lenient`] and [`History::pair`]: the
-    /// lenient pairs, and each invocation that found its process still open (its
-    /// position, and the position of the open invocation it replaced).
-    fn pair_events(&self) -> (LenientPairs, Vec<(usize, usize)>) {
         // process -> slot in `out.pairs` of its open invocation
         let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
         let mut out = LenientPairs::default();
-        let mut reinvoked = Vec::new();
         for (pos, e) in self.events.iter().enumerate() {
             let Process::Client(p) = e.process else {
                 continue;
@@ -363,7 +410,7 @@ impl History {
             match e.kind {
                 EventType::Invoke => {
                     if let Some(prev) = open.insert(p, out.pairs.len()) {
-                        reinvoked.push((pos, out.pairs[prev].invoke));
+                        out.reinvoked.push((pos, out.pairs[prev].invoke));
                     }
                     out.pairs.push(EventPair {
                         process: p,
@@ -377,7 +424,7 @@ impl History {
                 },
             }
         }
-        (out, reinvoked)
+        out
     }
 
     /// Pairs invocations with completions (Jepsen semantics):
@@ -387,9 +434,16 @@ impl History {
     ///
     /// Process numbers must not invoke twice without completing in between, and a
     /// completion must match its invocation's `f` (and key, when it names one). The
-    /// error is the first such problem in recorded order.
+    /// error is the first such problem in recorded order. The lenient pairing plus these
+    /// checks; [`PairedHistory::operations`] is the same without pairing again.
     pub fn pair(&self) -> Result<Operations, PairError> {
-        let (lenient, reinvoked) = self.pair_events();
+        self.operations_from(&self.pair_lenient())
+    }
+
+    /// The strict pairing derived from the lenient one of the same history: the operations,
+    /// or the earliest problem in recorded order.
+    fn operations_from(&self, lenient: &LenientPairs) -> Result<Operations, PairError> {
+        let events = &self.events;
         // Up to the first problem the lenient pairing is exactly the strict one, so the
         // earliest problem found in it is the one a strict pass would stop at.
         let mut first: Option<(usize, PairError)> = None;
@@ -402,8 +456,8 @@ impl History {
             Process::Client(p) => p,
             Process::Nemesis => unreachable!("nemesis events are never paired"),
         };
-        for &(pos, open) in &reinvoked {
-            let (e, o) = (&self.events[pos], &self.events[open]);
+        for &(pos, open) in &lenient.reinvoked {
+            let (e, o) = (&events[pos], &events[open]);
             found(
                 pos,
                 PairError::DuplicateInvoke {
@@ -417,7 +471,7 @@ impl History {
             );
         }
         for &pos in &lenient.orphans {
-            let e = &self.events[pos];
+            let e = &events[pos];
             found(
                 pos,
                 PairError::CompletionWithoutInvoke {
@@ -431,7 +485,7 @@ impl History {
         }
         for pair in &lenient.pairs {
             let Some(c) = pair.complete else { continue };
-            let (inv, e) = (&self.events[pair.invoke], &self.events[c]);
+            let (inv, e) = (&events[pair.invoke], &events[c]);
             if inv.f != e.f {
                 found(
                     c,
@@ -459,8 +513,7 @@ impl History {
         if let Some((_, error)) = first {
             return Err(error);
         }
-        let nemesis = self
-            .events
+        let nemesis = events
             .iter()
             .filter(|e| e.process == Process::Nemesis)
             .cloned()
@@ -471,8 +524,8 @@ impl History {
             ..Default::default()
         };
         for (inv_pos, comp_pos) in pending {
-            let inv = &self.events[inv_pos];
-            let comp = comp_pos.map(|c| &self.events[c]);
+            let inv = &events[inv_pos];
+            let comp = comp_pos.map(|c| &events[c]);
             let p = match inv.process {
                 Process::Client(p) => p,
                 Process::Nemesis => unreachable!("nemesis events are never paired"),
@@ -635,6 +688,29 @@ mod tests {
             .map(|p| (p.process, p.invoke, p.complete))
             .collect();
         assert_eq!(pairs, vec![(1, 1, None), (1, 2, Some(3)), (2, 4, None)]);
+        assert_eq!(l.reinvoked, vec![(2, 1)]);
+    }
+
+    #[test]
+    fn paired_history_derives_the_strict_pairing_from_the_lenient_one() {
+        let ok = History::new(vec![
+            ev(0, 0, EventType::Invoke, "write", json!(1)),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+            ev(2, 0, EventType::Fail, "write", json!(1)),
+            ev(3, 1, EventType::Ok, "read", json!(1)),
+            ev(4, 2, EventType::Invoke, "write", json!(2)),
+        ]);
+        let reinvoked = History::new(vec![
+            ev(0, 1, EventType::Invoke, "read", Value::Null),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+        ]);
+        let orphan = History::new(vec![ev(0, 7, EventType::Ok, "read", json!(1))]);
+        for h in [ok, reinvoked, orphan] {
+            let paired = PairedHistory::new(h.clone());
+            assert_eq!(paired.operations(), h.pair());
+            assert_eq!(paired.lenient(), &h.pair_lenient());
+            assert_eq!(paired.into_history(), h);
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::{cycles, lattice};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
 use splitbrain_checker::elle::{Anomaly, ElleResult};
-use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
+use splitbrain_checker::history::{Event, EventType, History, Key, Operations, PairedHistory};
 use splitbrain_checker::linear::{KeyResult, Witness};
 use splitbrain_checker::{EventPair, Operation};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,16 +46,19 @@ const ANOMALIES_SHOWN: usize = 60;
 #[derive(Debug, Clone)]
 pub struct ReportInput<'a> {
     pub results: &'a Results,
-    pub history: &'a History,
-    /// The paired operations the checkers saw (witness ids refer to them). When `None`,
-    /// the history is paired here; if that fails, witnesses are drawn from what they carry.
+    /// The history, paired once by the caller: the timeline and the charts use its lenient
+    /// pairs, which exist even for a history the checkers reject.
+    pub history: &'a PairedHistory,
+    /// The operations the checkers saw (witness ids refer to them). When `None`, they are
+    /// derived from `history`'s pairs; if the history cannot be checked, witnesses are
+    /// drawn from what they carry.
     pub ops: Option<&'a Operations>,
     /// What could not be read, shown at the top ("history.jsonl truncated at line 812").
     pub missing: Vec<String>,
 }
 
 impl<'a> ReportInput<'a> {
-    pub fn new(results: &'a Results, history: &'a History) -> Self {
+    pub fn new(results: &'a Results, history: &'a PairedHistory) -> Self {
         ReportInput {
             results,
             history,
@@ -71,7 +74,7 @@ pub fn render_report(input: &ReportInput) -> String {
     let mut missing = input.missing.clone();
     let ops: Option<&Operations> = match input.ops {
         Some(o) => Some(o),
-        None => match input.history.pair() {
+        None => match input.history.operations() {
             Ok(o) => {
                 owned_ops = o;
                 Some(&owned_ops)
@@ -100,9 +103,9 @@ struct Page<'a> {
     witnesses: Vec<(String, &'a KeyResult, &'a Witness)>,
     /// Event index -> event.
     events: BTreeMap<u64, &'a Event>,
-    /// The history paired leniently, once, for the timeline and the charts (the
-    /// checkers' strict pairing may have refused it).
-    pairs: Vec<EventPair>,
+    /// The history's lenient pairs, for the timeline and the charts (the checkers'
+    /// strict pairing may have refused it).
+    pairs: &'a [EventPair],
     end_ns: u64,
 }
 
@@ -122,15 +125,20 @@ impl<'a> Page<'a> {
             .collect();
         Page {
             results: input.results,
-            history: input.history,
+            history: input.history.history(),
             missing,
             ops_by_id,
             witnesses,
-            events: input.history.events.iter().map(|e| (e.index, e)).collect(),
-            pairs: input.history.pair_lenient().pairs,
+            events: input
+                .history
+                .events()
+                .iter()
+                .map(|e| (e.index, e))
+                .collect(),
+            pairs: &input.history.lenient().pairs,
             end_ns: input
                 .history
-                .events
+                .events()
                 .iter()
                 .map(|e| e.time)
                 .max()
@@ -296,7 +304,7 @@ impl<'a> Page<'a> {
     fn charts(&self) -> Markup {
         let mut points = Vec::new();
         let mut completions = Vec::new();
-        for op in &self.pairs {
+        for op in self.pairs {
             if let Some(c) = op.complete.map(|c| &self.history.events[c]) {
                 let inv = &self.history.events[op.invoke];
                 points.push(LatencyPoint {
@@ -805,7 +813,7 @@ impl<'a> Page<'a> {
             /// invoke event index -> witness anchor
             stuck: BTreeMap<u64, String>,
         }
-        let raw = &self.pairs;
+        let raw = self.pairs;
         let (lane_of, lanes) = assign_lanes(raw);
         let fs: BTreeSet<&str> = raw
             .iter()
@@ -1089,8 +1097,8 @@ mod tests {
             push(p, EventType::Invoke, invoke);
             push(p, EventType::Ok, done);
         }
-        let history = History::new(events);
-        let ops = history.pair().unwrap();
+        let history = PairedHistory::new(History::new(events));
+        let ops = history.operations().unwrap();
         let result = splitbrain_checker::elle::check_rw_register(&ops).unwrap();
         let (mut r, _) = valid_results();
         r.set_list_append(&result);
@@ -1298,7 +1306,7 @@ mod tests {
             .push("history.jsonl truncated at line 812".into());
         let page = render_report(&input);
         assert!(page.contains("history.jsonl truncated at line 812"));
-        let empty = History::default();
+        let empty = PairedHistory::default();
         let page = render_report(&ReportInput::new(&r, &empty));
         assert!(page.contains("No completed operations to plot."));
     }
@@ -1337,7 +1345,7 @@ mod tests {
 
     #[test]
     fn large_histories_stay_bounded() {
-        let h = crate::testutil::register_history(3, 100_000, 20);
+        let h = PairedHistory::new(crate::testutil::register_history(3, 100_000, 20));
         let r = Results::new("big", "2026-11-26T15:00:00Z", &h);
         let page = render_report(&ReportInput::new(&r, &h));
         // Charts are downsampled and the raw table is omitted beyond the limit.
