@@ -138,14 +138,12 @@ impl From<&str> for Key {
 /// One recorded event: one line of `history.jsonl`.
 ///
 /// Histories are read by the JSONL reader (`formats`), the one place that checks a line
-/// and says which line is wrong and why; the derived `Deserialize` is the plain serde
-/// round trip of one event, not a history reader.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// and says which line is wrong and why; there is no serde `Deserialize` for an event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Dense position in the history, from 0. Also the real-time order.
     pub index: u64,
     /// Nanoseconds since the run started (monotonic). Informational: ordering uses `index`.
-    #[serde(default)]
     pub time: u64,
     pub process: Process,
     #[serde(rename = "type")]
@@ -153,21 +151,46 @@ pub struct Event {
     /// The operation's function: `read`, `write`, `cas`, `acquire`, `txn`, ...
     pub f: String,
     /// The key for per-key (independent) histories; absent for a single object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     /// Invocation argument, or the completion's result (e.g. the value read).
-    #[serde(default)]
     pub value: Value,
     /// The node the client talked to, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Why an operation failed or is indeterminate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Anything else the client recorded about the event (the etcd client's `revision`,
+    /// an external adapter's own fields), written as top-level keys of the line and read
+    /// back from the keys the format does not know. Checkers ignore it. A key that names
+    /// one of the fields above ([`Event::FIELDS`]) is not written.
+    #[serde(flatten, serialize_with = "serialize_extra")]
+    pub extra: serde_json::Map<String, Value>,
     /// The 1-based line of the source file this event came from, for error messages.
     /// Not part of the format.
     #[serde(skip)]
     pub line: Option<usize>,
+}
+
+impl Event {
+    /// The keys of a `history.jsonl` line that are event fields, not [`Event::extra`].
+    pub const FIELDS: &'static [&'static str] = &[
+        "index", "time", "process", "type", "f", "key", "value", "node", "error",
+    ];
+}
+
+/// Writes the extra fields that do not collide with an event field (an empty map writes
+/// nothing, as flattening an empty map adds no key).
+fn serialize_extra<S: serde::Serializer>(
+    extra: &serde_json::Map<String, Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        extra
+            .iter()
+            .filter(|(k, _)| !Event::FIELDS.contains(&k.as_str())),
+    )
 }
 
 /// A whole history, in recorded order.
@@ -590,6 +613,7 @@ pub(crate) fn history_of(steps: &[(u64, EventType, &str, Value)]) -> History {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         })
         .collect();
     History::new(events)
@@ -612,6 +636,7 @@ mod tests {
             node: None,
             error: None,
             line: Some(index as usize + 1),
+            extra: Default::default(),
         }
     }
 
@@ -713,15 +738,53 @@ mod tests {
         }
     }
 
+    /// Reads one JSONL line with the one history reader.
+    fn read_line(line: &str) -> Event {
+        let read = crate::formats::read_jsonl_until_error(line.as_bytes(), "test");
+        assert!(read.error.is_none(), "{:?}", read.error);
+        let mut events = read.history.events;
+        assert_eq!(events.len(), 1);
+        events.remove(0)
+    }
+
     #[test]
     fn event_json_round_trip() {
-        let line = r#"{"index":6,"time":9500,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n3","n4"]}}"#;
-        let e: Event = serde_json::from_str(line).unwrap();
+        let line = r#"{"index":0,"time":9500,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n3","n4"]}}"#;
+        let e = read_line(line);
         assert_eq!(e.process, Process::Nemesis);
         assert_eq!(serde_json::to_string(&e).unwrap(), line);
         let line = r#"{"index":0,"time":1200,"process":0,"type":"invoke","f":"write","key":"k3","value":5,"node":"n1"}"#;
-        let e: Event = serde_json::from_str(line).unwrap();
+        let e = read_line(line);
         assert_eq!(e.key, Some(Key::Str("k3".into())));
         assert_eq!(serde_json::to_string(&e).unwrap(), line);
+    }
+
+    #[test]
+    fn extra_fields_are_written_as_top_level_keys_and_read_back() {
+        let mut e = ev(0, 3, EventType::Ok, "read", json!(1));
+        e.extra.insert("revision".into(), json!(12));
+        e.extra
+            .insert("leader".into(), json!({"id": "n2", "term": [1, 2]}));
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"index":0,"time":0,"process":3,"type":"ok","f":"read","value":1,"leader":{"id":"n2","term":[1,2]},"revision":12}"#
+        );
+        let back = read_line(&line);
+        assert_eq!(back.extra, e.extra);
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn extra_keys_naming_an_event_field_are_not_written() {
+        let mut e = ev(0, 3, EventType::Ok, "read", json!(1));
+        e.extra.insert("f".into(), json!("write"));
+        e.extra.insert("line".into(), json!(7));
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"index":0,"time":0,"process":3,"type":"ok","f":"read","value":1,"line":7}"#
+        );
+        assert_eq!(read_line(&line).extra.get("line"), Some(&json!(7)));
     }
 }

@@ -1073,6 +1073,7 @@ mod tests {
                 node: None,
                 error: None,
                 line: None,
+                extra: Default::default(),
             });
         };
         // x = 1, then x = 2, then (another process) a read of 1: a stale read that only
@@ -1325,6 +1326,7 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         };
         // p0 crashes (info) and its thread continues as p2; p1 stays open forever.
         let h = History::new(vec![

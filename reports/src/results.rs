@@ -706,6 +706,7 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         }
     }
 

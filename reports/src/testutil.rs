@@ -81,6 +81,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
                 node: None,
                 error: None,
                 line: None,
+                extra: Default::default(),
             });
             nemesis_at += 1;
         }
@@ -115,6 +116,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
                     node: Some(node),
                     error: None,
                     line: None,
+                    extra: Default::default(),
                 });
                 th.open = Some((f.into(), key, value));
                 let slow = if in_partition { 40_000_000 } else { 0 };
@@ -156,6 +158,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
                     node: None,
                     error,
                     line: None,
+                    extra: Default::default(),
                 });
                 if kind == EventType::Info {
                     th.process += concurrency;
@@ -235,6 +238,7 @@ pub fn invalid_results_with(hostile: Option<&str>) -> (Results, PairedHistory) {
             node: Some("n3".into()),
             error: None,
             line: None,
+            extra: Default::default(),
         });
     };
     // New processes, so the appended operations never clash with open ones.
@@ -392,6 +396,7 @@ pub fn list_append_results_with(hostile: Option<&str>) -> (Results, PairedHistor
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         });
     };
     // T0 and T1 overlap, as do T2 and T3; T4 runs last.

@@ -69,6 +69,7 @@ impl Recorder {
             node: r.node,
             error: r.error,
             line: Some(inner.events.len() + 1),
+            extra: Default::default(),
         };
         if let Some(w) = inner.writer.as_mut() {
             if let Err(e) = w.append(&event) {
