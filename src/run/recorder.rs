@@ -57,6 +57,12 @@ impl Recorder {
 
     /// Records one event and returns it (with its index and time).
     pub fn record(&self, r: Record) -> Event {
+        self.record_with_extra(r, serde_json::Map::new())
+    }
+
+    /// [`Recorder::record`] with the event's extra fields (what a client's completion
+    /// carried besides its value, e.g. etcd's `revision`).
+    pub fn record_with_extra(&self, r: Record, extra: serde_json::Map<String, Value>) -> Event {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let event = Event {
             index: inner.events.len() as u64,
@@ -68,8 +74,8 @@ impl Recorder {
             value: r.value,
             node: r.node,
             error: r.error,
+            extra,
             line: Some(inner.events.len() + 1),
-            extra: Default::default(),
         };
         if let Some(w) = inner.writer.as_mut() {
             if let Err(e) = w.append(&event) {
