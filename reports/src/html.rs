@@ -9,7 +9,8 @@
 //! witnesses drawn as Porcupine does, transactional anomalies (each dependency cycle
 //! drawn by [`crate::cycles`] beside its explanation), per-key results, per-`f` statistics, availability
 //! per fault window, convergence, configuration, node logs and the raw history lines the
-//! witnesses point at (`#ev-<index>`).
+//! witnesses point at (`#ev-<index>`), with any extra fields a client recorded (also in
+//! the timeline's hover).
 //!
 //! Everything that comes from a history is untrusted: HTML goes through maud's escaping,
 //! SVG through [`crate::charts::esc`], and the JSON blob has `<`, `>` and `&` escaped as
@@ -769,6 +770,8 @@ impl<'a> Page<'a> {
             .filter(|(i, _)| all || marked.contains(i))
             .map(|(_, e)| *e)
             .collect();
+        // A column for the clients' extra fields only when some event has them.
+        let with_extra = rows.iter().any(|e| !e.extra.is_empty());
         html! {
             section.card id="raw" {
                 h2 { "Raw history" }
@@ -776,7 +779,7 @@ impl<'a> Page<'a> {
                 @else { p.muted { "The history has " (self.events.len()) " events; listed here are the " (rows.len()) " that the witnesses refer to." } }
                 @if rows.is_empty() { p.empty { "No events." } } @else {
                     table.raw {
-                        thead { tr { th.num { "index" } th.num { "time (s)" } th { "process" } th { "type" } th { "f" } th { "key" } th { "value" } th { "node" } th { "error" } } }
+                        thead { tr { th.num { "index" } th.num { "time (s)" } th { "process" } th { "type" } th { "f" } th { "key" } th { "value" } th { "node" } th { "error" } @if with_extra { th { "extra" } } } }
                         tbody {
                             @for e in rows {
                                 tr id={"ev-" (e.index)} .hl[all && marked.contains(&e.index)] {
@@ -789,6 +792,7 @@ impl<'a> Page<'a> {
                                     td.v { (charts::clip(&e.value.to_string(), 300)) }
                                     td { (e.node.as_deref().unwrap_or("")) }
                                     td { (e.error.as_deref().unwrap_or("")) }
+                                    @if with_extra { td.v { (extra_text(e)) } }
                                 }
                             }
                         }
@@ -988,11 +992,30 @@ fn describe_op(inv: &Event, comp: Option<&Event>) -> String {
         if let Some(e) = &c.error {
             s.push_str(&format!(" ({})", charts::clip(e, 80)));
         }
+        if !c.extra.is_empty() {
+            s.push(' ');
+            s.push_str(&extra_text(c));
+        }
     }
     if let Some(n) = &inv.node {
         s.push_str(&format!(" @{n}"));
     }
     s
+}
+
+/// An event's extra fields as `name=value` pairs in name order, each clipped.
+fn extra_text(e: &Event) -> String {
+    e.extra
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                charts::clip(k, 40),
+                charts::clip(&v.to_string(), 80)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn pill_class(kind: EventType) -> &'static str {
@@ -1141,6 +1164,31 @@ mod tests {
         assert_eq!(page.matches("</script>").count(), 3);
         // The blob still carries the value, escaped for JSON.
         assert!(page.contains("\\u003c/script\\u003e"));
+    }
+
+    #[test]
+    fn extra_fields_are_shown_with_their_event() {
+        let (r, h) = valid_results();
+        let plain = render_report(&ReportInput::new(&r, &h));
+        assert!(!plain.contains("<th>extra</th>"));
+        let mut events = h.into_history().events;
+        let ok = events
+            .iter()
+            .position(|e| e.kind == EventType::Ok)
+            .expect("an ok completion");
+        events[ok]
+            .extra
+            .insert("revision".into(), serde_json::json!(12));
+        events[ok]
+            .extra
+            .insert("<b>".into(), serde_json::json!("</script>"));
+        let h = PairedHistory::new(History::new(events));
+        let page = render_report(&ReportInput::new(&r, &h));
+        // In the raw history (a column only when some event has extras)...
+        assert!(page.contains("<th>extra</th>"));
+        assert!(page.contains(r#"&lt;b&gt;=&quot;&lt;/script&gt;&quot; revision=12"#));
+        // ...and in the timeline's description of the operation, escaped for the blob.
+        assert!(page.contains(r#"\u003cb\u003e=\"\u003c/script\u003e\" revision=12"#));
     }
 
     #[test]
