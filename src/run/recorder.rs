@@ -61,8 +61,10 @@ impl Recorder {
     }
 
     /// [`Recorder::record`] with the event's extra fields (what a client's completion
-    /// carried besides its value, e.g. etcd's `revision`).
-    pub fn record_with_extra(&self, r: Record, extra: serde_json::Map<String, Value>) -> Event {
+    /// carried besides its value, e.g. etcd's `revision`). A field named like one of the
+    /// event's own ([`Event::FIELDS`]) is dropped, as it could not be written.
+    pub fn record_with_extra(&self, r: Record, mut extra: serde_json::Map<String, Value>) -> Event {
+        extra.retain(|name, _| !Event::FIELDS.contains(&name.as_str()));
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let event = Event {
             index: inner.events.len() as u64,

@@ -131,7 +131,8 @@ mod tests {
     use splitbrain_checker::formats::{read_path, Format};
     use splitbrain_workloads::Completion;
 
-    /// A client whose every read answers 5 at etcd revision 12.
+    /// A client whose every read answers 5 at etcd revision 12, with a `node` extra field
+    /// that would collide with the event's own.
     struct AtRevision;
 
     impl Client for AtRevision {
@@ -139,7 +140,11 @@ mod tests {
             &'a mut self,
             _op: &'a Op,
         ) -> splitbrain_workloads::BoxFuture<'a, Completion> {
-            Box::pin(async { Completion::ok(json!(5)).with_extra("revision", 12) })
+            Box::pin(async {
+                Completion::ok(json!(5))
+                    .with_extra("revision", 12)
+                    .with_extra("node", "n2")
+            })
         }
     }
 

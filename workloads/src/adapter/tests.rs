@@ -421,6 +421,12 @@ fn extras_are_the_fields_beyond_the_protocol() {
     assert_eq!(completion, Completion::ok(serde_json::json!(1)));
     let names: Vec<&str> = extra.keys().map(String::as_str).collect();
     assert_eq!(names, ["revision", "served_by"]);
+    assert_eq!(
+        with_extras(completion, extra),
+        Completion::ok(serde_json::json!(1))
+            .with_extra("revision", 12)
+            .with_extra("served_by", "n1")
+    );
     // Maelstrom's reply field names the request as well.
     client.line = "{\"in_reply_to\":5,\"type\":\"write_ok\"}\n".to_string();
     assert!(client.interpret(&write(1), 5).is_ok());
