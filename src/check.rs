@@ -16,7 +16,7 @@ use splitbrain_checker::linear::{
     self, CheckOptions, KeyResult, LinearizabilityResult, ProgressFn, Verdict,
 };
 use splitbrain_checker::model::ModelKind;
-use splitbrain_checker::{Analysis, History, Operations};
+use splitbrain_checker::{Analysis, Operations, PairedHistory};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -107,7 +107,7 @@ struct FileOutcome {
     #[serde(flatten, serialize_with = "analysis_json")]
     analysis: Option<Analysis>,
     #[serde(skip)]
-    checked: Option<(History, Operations)>,
+    checked: Option<(PairedHistory, Operations)>,
 }
 
 impl FileOutcome {
@@ -468,7 +468,8 @@ fn check_file(
         Checker::ListAppend => LIST_APPEND.to_string(),
         Checker::RwRegister => RW_REGISTER.to_string(),
     });
-    let ops = match history.pair() {
+    let history = PairedHistory::new(history);
+    let ops = match history.operations() {
         Ok(ops) => ops,
         Err(e) => {
             outcome.error = Some(format!("{}: {e}", path.display()));

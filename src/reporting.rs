@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use splitbrain_checker::{Analysis, History, Operations};
+use splitbrain_checker::{Analysis, Operations, PairedHistory};
 use splitbrain_reports::{
     html, junit, results as rr, serve as report_serve, store as report_store,
 };
@@ -35,13 +35,14 @@ pub struct CheckReport<'a> {
     pub path: &'a str,
     pub error: Option<&'a str>,
     pub analysis: Option<&'a Analysis>,
-    pub history: Option<&'a History>,
+    /// The history, paired once by `check`.
+    pub history: Option<&'a PairedHistory>,
     pub ops: Option<&'a Operations>,
 }
 
 /// Writes the HTML report for a history checked offline.
 pub fn write_check_report(out: &Path, c: CheckReport<'_>) -> anyhow::Result<()> {
-    let empty = History::default();
+    let empty = PairedHistory::default();
     let history = c.history.unwrap_or(&empty);
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

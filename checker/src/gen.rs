@@ -224,6 +224,7 @@ where
             node: None,
             error: (kind == EventType::Info).then(|| "timeout".to_string()),
             line: None,
+            extra: Default::default(),
         };
         index += 1;
         e
@@ -518,6 +519,7 @@ pub fn random_history(
                     node: None,
                     error: None,
                     line: None,
+                    extra: Default::default(),
                 };
                 open[slot] = Some(e.clone());
                 events.push(e);
@@ -626,6 +628,7 @@ pub fn random_unique_register_history(
                     node: None,
                     error: None,
                     line: None,
+                    extra: Default::default(),
                 };
                 open[slot] = Some(e.clone());
                 events.push(e);
@@ -847,10 +850,13 @@ mod tests {
         let n = write_jsonl(&opts, &mut buf).unwrap();
         let h = generate(&opts).unwrap();
         assert_eq!(n as usize, h.events.len());
-        let parsed: Vec<Event> = String::from_utf8(buf)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+        let read = crate::formats::read_jsonl_until_error(buf.as_slice(), "generated");
+        assert!(read.error.is_none(), "{:?}", read.error);
+        let parsed: Vec<Event> = read
+            .history
+            .events
+            .into_iter()
+            .map(|e| Event { line: None, ..e })
             .collect();
         assert_eq!(parsed, h.events);
     }

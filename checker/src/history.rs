@@ -138,14 +138,12 @@ impl From<&str> for Key {
 /// One recorded event: one line of `history.jsonl`.
 ///
 /// Histories are read by the JSONL reader (`formats`), the one place that checks a line
-/// and says which line is wrong and why; the derived `Deserialize` is the plain serde
-/// round trip of one event, not a history reader.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// and says which line is wrong and why; there is no serde `Deserialize` for an event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Dense position in the history, from 0. Also the real-time order.
     pub index: u64,
     /// Nanoseconds since the run started (monotonic). Informational: ordering uses `index`.
-    #[serde(default)]
     pub time: u64,
     pub process: Process,
     #[serde(rename = "type")]
@@ -153,21 +151,46 @@ pub struct Event {
     /// The operation's function: `read`, `write`, `cas`, `acquire`, `txn`, ...
     pub f: String,
     /// The key for per-key (independent) histories; absent for a single object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Key>,
     /// Invocation argument, or the completion's result (e.g. the value read).
-    #[serde(default)]
     pub value: Value,
     /// The node the client talked to, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Why an operation failed or is indeterminate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Anything else the client recorded about the event (the etcd client's `revision`,
+    /// an external adapter's own fields), written as top-level keys of the line and read
+    /// back from the keys the format does not know. Checkers ignore it. A key that names
+    /// one of the fields above ([`Event::FIELDS`]) is not written.
+    #[serde(flatten, serialize_with = "serialize_extra")]
+    pub extra: serde_json::Map<String, Value>,
     /// The 1-based line of the source file this event came from, for error messages.
     /// Not part of the format.
     #[serde(skip)]
     pub line: Option<usize>,
+}
+
+impl Event {
+    /// The keys of a `history.jsonl` line that are event fields, not [`Event::extra`].
+    pub const FIELDS: &'static [&'static str] = &[
+        "index", "time", "process", "type", "f", "key", "value", "node", "error",
+    ];
+}
+
+/// Writes the extra fields that do not collide with an event field (an empty map writes
+/// nothing, as flattening an empty map adds no key).
+fn serialize_extra<S: serde::Serializer>(
+    extra: &serde_json::Map<String, Value>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        extra
+            .iter()
+            .filter(|(k, _)| !Event::FIELDS.contains(&k.as_str())),
+    )
 }
 
 /// A whole history, in recorded order.
@@ -324,7 +347,8 @@ pub struct EventPair {
     pub complete: Option<usize>,
 }
 
-/// What [`History::pair_lenient`] found.
+/// What [`History::pair_lenient`] found: the one pairing of a history, from which the
+/// strict [`Operations`] are derived ([`PairedHistory::operations`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LenientPairs {
     /// Every client invocation, in order, with its completion when one was found.
@@ -332,6 +356,59 @@ pub struct LenientPairs {
     /// Positions of client completions that had no open invocation of their process
     /// (what [`History::pair`] rejects as `CompletionWithoutInvoke`), set aside.
     pub orphans: Vec<usize>,
+    /// Invocations that found their process still open, as (position of the
+    /// invocation, position of the open invocation it replaced): what [`History::pair`]
+    /// rejects as `DuplicateInvoke`.
+    pub reinvoked: Vec<(usize, usize)>,
+}
+
+/// A history paired once: the events and their [`LenientPairs`], kept together so that
+/// positions in the pairs always refer to these events.
+///
+/// A run pairs its history here once; the checkers take the strict
+/// [`PairedHistory::operations`] derived from it, and the reports (statistics, timeline)
+/// take the lenient pairs, which exist even for a history the checkers reject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PairedHistory {
+    history: History,
+    pairs: LenientPairs,
+}
+
+impl PairedHistory {
+    /// Pairs `history` ([`History::pair_lenient`]).
+    pub fn new(history: History) -> PairedHistory {
+        let pairs = history.pair_lenient();
+        PairedHistory { history, pairs }
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.history.events
+    }
+
+    /// The lenient pairing: every invocation with its completion, and the orphans.
+    pub fn lenient(&self) -> &LenientPairs {
+        &self.pairs
+    }
+
+    /// The operations the checkers see, or the first pairing problem in recorded order
+    /// (as [`History::pair`]); derived from the lenient pairs without pairing again.
+    pub fn operations(&self) -> Result<Operations, PairError> {
+        self.history.operations_from(&self.pairs)
+    }
+
+    pub fn into_history(self) -> History {
+        self.history
+    }
+}
+
+impl From<History> for PairedHistory {
+    fn from(history: History) -> PairedHistory {
+        PairedHistory::new(history)
+    }
 }
 
 impl History {
@@ -342,20 +419,13 @@ impl History {
     /// Pairs each completion with the open invocation of its process, for displaying and
     /// counting any history, even one [`History::pair`] rejects: nothing is an error. A
     /// second invocation of a process replaces the first as the open one (which stays
-    /// without completion); a completion with no open invocation is an orphan; the
-    /// completion's `f` and key are not compared with the invocation's.
+    /// without completion; both are listed in `reinvoked`); a completion with no open
+    /// invocation is an orphan; the completion's `f` and key are not compared with the
+    /// invocation's. This is the one pairing pass: [`History::pair`] is derived from it.
     pub fn pair_lenient(&self) -> LenientPairs {
-        self.pair_events().0
-    }
-
-    /// The one pairing pass behind [`History::pair_lenient`] and [`History::pair`]: the
-    /// lenient pairs, and each invocation that found its process still open (its
-    /// position, and the position of the open invocation it replaced).
-    fn pair_events(&self) -> (LenientPairs, Vec<(usize, usize)>) {
         // process -> slot in `out.pairs` of its open invocation
         let mut open: hashbrown::HashMap<u64, usize> = hashbrown::HashMap::new();
         let mut out = LenientPairs::default();
-        let mut reinvoked = Vec::new();
         for (pos, e) in self.events.iter().enumerate() {
             let Process::Client(p) = e.process else {
                 continue;
@@ -363,7 +433,7 @@ impl History {
             match e.kind {
                 EventType::Invoke => {
                     if let Some(prev) = open.insert(p, out.pairs.len()) {
-                        reinvoked.push((pos, out.pairs[prev].invoke));
+                        out.reinvoked.push((pos, out.pairs[prev].invoke));
                     }
                     out.pairs.push(EventPair {
                         process: p,
@@ -377,7 +447,7 @@ impl History {
                 },
             }
         }
-        (out, reinvoked)
+        out
     }
 
     /// Pairs invocations with completions (Jepsen semantics):
@@ -387,9 +457,16 @@ impl History {
     ///
     /// Process numbers must not invoke twice without completing in between, and a
     /// completion must match its invocation's `f` (and key, when it names one). The
-    /// error is the first such problem in recorded order.
+    /// error is the first such problem in recorded order. The lenient pairing plus these
+    /// checks; [`PairedHistory::operations`] is the same without pairing again.
     pub fn pair(&self) -> Result<Operations, PairError> {
-        let (lenient, reinvoked) = self.pair_events();
+        self.operations_from(&self.pair_lenient())
+    }
+
+    /// The strict pairing derived from the lenient one of the same history: the operations,
+    /// or the earliest problem in recorded order.
+    fn operations_from(&self, lenient: &LenientPairs) -> Result<Operations, PairError> {
+        let events = &self.events;
         // Up to the first problem the lenient pairing is exactly the strict one, so the
         // earliest problem found in it is the one a strict pass would stop at.
         let mut first: Option<(usize, PairError)> = None;
@@ -402,8 +479,8 @@ impl History {
             Process::Client(p) => p,
             Process::Nemesis => unreachable!("nemesis events are never paired"),
         };
-        for &(pos, open) in &reinvoked {
-            let (e, o) = (&self.events[pos], &self.events[open]);
+        for &(pos, open) in &lenient.reinvoked {
+            let (e, o) = (&events[pos], &events[open]);
             found(
                 pos,
                 PairError::DuplicateInvoke {
@@ -417,7 +494,7 @@ impl History {
             );
         }
         for &pos in &lenient.orphans {
-            let e = &self.events[pos];
+            let e = &events[pos];
             found(
                 pos,
                 PairError::CompletionWithoutInvoke {
@@ -431,7 +508,7 @@ impl History {
         }
         for pair in &lenient.pairs {
             let Some(c) = pair.complete else { continue };
-            let (inv, e) = (&self.events[pair.invoke], &self.events[c]);
+            let (inv, e) = (&events[pair.invoke], &events[c]);
             if inv.f != e.f {
                 found(
                     c,
@@ -459,8 +536,7 @@ impl History {
         if let Some((_, error)) = first {
             return Err(error);
         }
-        let nemesis = self
-            .events
+        let nemesis = events
             .iter()
             .filter(|e| e.process == Process::Nemesis)
             .cloned()
@@ -471,8 +547,8 @@ impl History {
             ..Default::default()
         };
         for (inv_pos, comp_pos) in pending {
-            let inv = &self.events[inv_pos];
-            let comp = comp_pos.map(|c| &self.events[c]);
+            let inv = &events[inv_pos];
+            let comp = comp_pos.map(|c| &events[c]);
             let p = match inv.process {
                 Process::Client(p) => p,
                 Process::Nemesis => unreachable!("nemesis events are never paired"),
@@ -537,6 +613,7 @@ pub(crate) fn history_of(steps: &[(u64, EventType, &str, Value)]) -> History {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         })
         .collect();
     History::new(events)
@@ -559,6 +636,7 @@ mod tests {
             node: None,
             error: None,
             line: Some(index as usize + 1),
+            extra: Default::default(),
         }
     }
 
@@ -635,17 +713,78 @@ mod tests {
             .map(|p| (p.process, p.invoke, p.complete))
             .collect();
         assert_eq!(pairs, vec![(1, 1, None), (1, 2, Some(3)), (2, 4, None)]);
+        assert_eq!(l.reinvoked, vec![(2, 1)]);
+    }
+
+    #[test]
+    fn paired_history_derives_the_strict_pairing_from_the_lenient_one() {
+        let ok = History::new(vec![
+            ev(0, 0, EventType::Invoke, "write", json!(1)),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+            ev(2, 0, EventType::Fail, "write", json!(1)),
+            ev(3, 1, EventType::Ok, "read", json!(1)),
+            ev(4, 2, EventType::Invoke, "write", json!(2)),
+        ]);
+        let reinvoked = History::new(vec![
+            ev(0, 1, EventType::Invoke, "read", Value::Null),
+            ev(1, 1, EventType::Invoke, "read", Value::Null),
+        ]);
+        let orphan = History::new(vec![ev(0, 7, EventType::Ok, "read", json!(1))]);
+        for h in [ok, reinvoked, orphan] {
+            let paired = PairedHistory::new(h.clone());
+            assert_eq!(paired.operations(), h.pair());
+            assert_eq!(paired.lenient(), &h.pair_lenient());
+            assert_eq!(paired.into_history(), h);
+        }
+    }
+
+    /// Reads one JSONL line with the one history reader.
+    fn read_line(line: &str) -> Event {
+        let read = crate::formats::read_jsonl_until_error(line.as_bytes(), "test");
+        assert!(read.error.is_none(), "{:?}", read.error);
+        let mut events = read.history.events;
+        assert_eq!(events.len(), 1);
+        events.remove(0)
     }
 
     #[test]
     fn event_json_round_trip() {
-        let line = r#"{"index":6,"time":9500,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n3","n4"]}}"#;
-        let e: Event = serde_json::from_str(line).unwrap();
+        let line = r#"{"index":0,"time":9500,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n3","n4"]}}"#;
+        let e = read_line(line);
         assert_eq!(e.process, Process::Nemesis);
         assert_eq!(serde_json::to_string(&e).unwrap(), line);
         let line = r#"{"index":0,"time":1200,"process":0,"type":"invoke","f":"write","key":"k3","value":5,"node":"n1"}"#;
-        let e: Event = serde_json::from_str(line).unwrap();
+        let e = read_line(line);
         assert_eq!(e.key, Some(Key::Str("k3".into())));
         assert_eq!(serde_json::to_string(&e).unwrap(), line);
+    }
+
+    #[test]
+    fn extra_fields_are_written_as_top_level_keys_and_read_back() {
+        let mut e = ev(0, 3, EventType::Ok, "read", json!(1));
+        e.extra.insert("revision".into(), json!(12));
+        e.extra
+            .insert("leader".into(), json!({"id": "n2", "term": [1, 2]}));
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"index":0,"time":0,"process":3,"type":"ok","f":"read","value":1,"leader":{"id":"n2","term":[1,2]},"revision":12}"#
+        );
+        let back = read_line(&line);
+        assert_eq!(back.extra, e.extra);
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn extra_keys_naming_an_event_field_are_not_written() {
+        let mut e = ev(0, 3, EventType::Ok, "read", json!(1));
+        e.extra.insert("f".into(), json!("write"));
+        e.extra.insert("line".into(), json!(7));
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"index":0,"time":0,"process":3,"type":"ok","f":"read","value":1,"line":7}"#
+        );
+        assert_eq!(read_line(&line).extra.get("line"), Some(&json!(7)));
     }
 }

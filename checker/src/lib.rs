@@ -28,6 +28,6 @@ pub mod verdict;
 
 pub use history::{
     Event, EventPair, EventType, History, Key, LenientPairs, Operation, Operations, Outcome,
-    Process,
+    PairedHistory, Process,
 };
 pub use verdict::{Analysis, Verdict};

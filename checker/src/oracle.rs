@@ -370,6 +370,7 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         }
     }
 

@@ -116,6 +116,7 @@ fn non_txn_operations_are_skipped() {
         node: None,
         error: None,
         line: None,
+        extra: Default::default(),
     });
     let r = h.check();
     assert_clean(&r);

@@ -290,6 +290,49 @@ fn jsonl_optional_fields_blank_lines_and_extras() {
     assert_eq!(h.events[3].key, Some(Key::Int(7)));
     assert_eq!(h.events[3].value, Value::Null);
     assert_eq!(h.events[3].line, Some(6));
+    // Keys that are not event fields are kept, as the event's extra fields.
+    assert_eq!(
+        Value::Object(h.events[0].extra.clone()),
+        json!({"extra": {"x": 1}})
+    );
+    assert!(h.events[1..].iter().all(|e| e.extra.is_empty()));
+}
+
+#[test]
+fn jsonl_extra_fields_are_kept_but_event_fields_are_still_checked() {
+    let h = read_str(
+        r#"{"process":0,"type":"ok","f":"read","value":3,"revision":12,"leader":"n2","late":null}"#,
+        Format::Jsonl,
+        "h.jsonl",
+    )
+    .unwrap();
+    assert_eq!(
+        Value::Object(h.events[0].extra.clone()),
+        json!({"revision": 12, "leader": "n2", "late": null})
+    );
+    assert_eq!(h.events[0].value, json!(3));
+    // An event field given twice, or of the wrong type, is an error as before; an extra
+    // field is never taken for an event field.
+    assert_error(
+        read_str(
+            r#"{"process":0,"type":"ok","f":"read","f":"write","revision":1}"#,
+            Format::Jsonl,
+            "h.jsonl",
+        ),
+        "h.jsonl",
+        1,
+        "duplicate field `f`",
+    );
+    assert_error(
+        read_str(
+            r#"{"process":0,"type":"ok","f":"read","node":7,"revision":1}"#,
+            Format::Jsonl,
+            "h.jsonl",
+        ),
+        "h.jsonl",
+        1,
+        "`node` must be a string; got 7",
+    );
 }
 
 #[test]
@@ -773,6 +816,7 @@ fn history_parse_speed() {
             node: invoke.then(|| format!("n{}", process % 5 + 1)),
             error: None,
             line: None,
+            extra: Default::default(),
         });
     }
     write_jsonl(&mut writer, &History::new(events)).unwrap();
@@ -835,19 +879,24 @@ mod generated {
             prop::option::of(any::<String>()),
             prop::option::of(any::<String>()),
             any::<u64>(),
+            // Extra fields, named so they never collide with an event field.
+            prop::collection::btree_map("x_[a-z]{0,4}", json_value(), 0..3),
         )
-            .prop_map(|(process, kind, f, key, value, node, error, time)| Event {
-                index: 0,
-                time,
-                process,
-                kind,
-                f,
-                key,
-                value,
-                node,
-                error,
-                line: None,
-            })
+            .prop_map(
+                |(process, kind, f, key, value, node, error, time, extra)| Event {
+                    index: 0,
+                    time,
+                    process,
+                    kind,
+                    f,
+                    key,
+                    value,
+                    node,
+                    error,
+                    line: None,
+                    extra: extra.into_iter().collect(),
+                },
+            )
     }
 
     proptest! {

@@ -35,6 +35,7 @@ impl Builder {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         });
         self
     }

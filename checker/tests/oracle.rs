@@ -387,6 +387,7 @@ fn force_search(h: &History) -> History {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         });
     }
     out
@@ -608,6 +609,7 @@ fn force_string_search(h: &History) -> History {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         });
     }
     out

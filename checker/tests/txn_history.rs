@@ -41,6 +41,7 @@ impl H {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         });
         self
     }

@@ -7,6 +7,7 @@
 //!
 //! Writes `<dir>/report.html` (and the other run outputs) and prints the timings.
 
+use splitbrain_checker::PairedHistory;
 use splitbrain_reports::results::Results;
 use splitbrain_reports::store::write_run_outputs;
 use splitbrain_reports::testutil::{attach_linearizability, register_history};
@@ -25,6 +26,7 @@ fn main() {
     let history = register_history(1, ops, 20);
     let generated = t.elapsed();
     let t = Instant::now();
+    let history = PairedHistory::new(history);
     let mut results = Results::new("large", "2026-11-26T15:00:00Z", &history);
     attach_linearizability(&mut results, &history);
     let checked = t.elapsed();
@@ -37,7 +39,7 @@ fn main() {
     let size = std::fs::metadata(dir.join("report.html")).map_or(0, |m| m.len());
     println!(
         "{} events, {ops} operations: generated in {generated:.2?}, stats+check in {checked:.2?}, outputs written in {rendered:.2?}; report.html is {:.1} MB ({} verdict)",
-        history.events.len(),
+        history.events().len(),
         size as f64 / 1e6,
         results.verdict
     );

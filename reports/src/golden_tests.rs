@@ -11,6 +11,7 @@ use crate::results::{CheckerResult, Results, Verdict};
 use crate::store::{parse_results, write_run_outputs, RESULTS_JSON};
 use crate::testutil::list_append_results;
 use splitbrain_checker::formats::{self, Format};
+use splitbrain_checker::history::PairedHistory;
 use splitbrain_checker::linear;
 use splitbrain_checker::model::ModelKind;
 use std::fs;
@@ -23,7 +24,8 @@ fn results_json_matches_the_golden_file() {
     let dir = Path::new(GOLDEN_DIR);
     let text = fs::read_to_string(dir.join("history.jsonl")).unwrap();
     let history = formats::read_history(text.as_bytes(), Format::Jsonl, "history.jsonl").unwrap();
-    let ops = history.pair().unwrap();
+    let history = PairedHistory::new(history);
+    let ops = history.operations().unwrap();
 
     let mut r = Results::new("golden", "2026-12-04T06:00:00Z", &history);
     r.duration_s = 9.5;

@@ -9,7 +9,8 @@
 //! witnesses drawn as Porcupine does, transactional anomalies (each dependency cycle
 //! drawn by [`crate::cycles`] beside its explanation), per-key results, per-`f` statistics, availability
 //! per fault window, convergence, configuration, node logs and the raw history lines the
-//! witnesses point at (`#ev-<index>`).
+//! witnesses point at (`#ev-<index>`), with any extra fields a client recorded (also in
+//! the timeline's hover).
 //!
 //! Everything that comes from a history is untrusted: HTML goes through maud's escaping,
 //! SVG through [`crate::charts::esc`], and the JSON blob has `<`, `>` and `&` escaped as
@@ -22,7 +23,7 @@ use crate::{cycles, lattice};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Serialize;
 use splitbrain_checker::elle::{Anomaly, ElleResult};
-use splitbrain_checker::history::{Event, EventType, History, Key, Operations};
+use splitbrain_checker::history::{Event, EventType, History, Key, Operations, PairedHistory};
 use splitbrain_checker::linear::{KeyResult, Witness};
 use splitbrain_checker::{EventPair, Operation};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,16 +47,19 @@ const ANOMALIES_SHOWN: usize = 60;
 #[derive(Debug, Clone)]
 pub struct ReportInput<'a> {
     pub results: &'a Results,
-    pub history: &'a History,
-    /// The paired operations the checkers saw (witness ids refer to them). When `None`,
-    /// the history is paired here; if that fails, witnesses are drawn from what they carry.
+    /// The history, paired once by the caller: the timeline and the charts use its lenient
+    /// pairs, which exist even for a history the checkers reject.
+    pub history: &'a PairedHistory,
+    /// The operations the checkers saw (witness ids refer to them). When `None`, they are
+    /// derived from `history`'s pairs; if the history cannot be checked, witnesses are
+    /// drawn from what they carry.
     pub ops: Option<&'a Operations>,
     /// What could not be read, shown at the top ("history.jsonl truncated at line 812").
     pub missing: Vec<String>,
 }
 
 impl<'a> ReportInput<'a> {
-    pub fn new(results: &'a Results, history: &'a History) -> Self {
+    pub fn new(results: &'a Results, history: &'a PairedHistory) -> Self {
         ReportInput {
             results,
             history,
@@ -71,7 +75,7 @@ pub fn render_report(input: &ReportInput) -> String {
     let mut missing = input.missing.clone();
     let ops: Option<&Operations> = match input.ops {
         Some(o) => Some(o),
-        None => match input.history.pair() {
+        None => match input.history.operations() {
             Ok(o) => {
                 owned_ops = o;
                 Some(&owned_ops)
@@ -100,9 +104,9 @@ struct Page<'a> {
     witnesses: Vec<(String, &'a KeyResult, &'a Witness)>,
     /// Event index -> event.
     events: BTreeMap<u64, &'a Event>,
-    /// The history paired leniently, once, for the timeline and the charts (the
-    /// checkers' strict pairing may have refused it).
-    pairs: Vec<EventPair>,
+    /// The history's lenient pairs, for the timeline and the charts (the checkers'
+    /// strict pairing may have refused it).
+    pairs: &'a [EventPair],
     end_ns: u64,
 }
 
@@ -122,15 +126,20 @@ impl<'a> Page<'a> {
             .collect();
         Page {
             results: input.results,
-            history: input.history,
+            history: input.history.history(),
             missing,
             ops_by_id,
             witnesses,
-            events: input.history.events.iter().map(|e| (e.index, e)).collect(),
-            pairs: input.history.pair_lenient().pairs,
+            events: input
+                .history
+                .events()
+                .iter()
+                .map(|e| (e.index, e))
+                .collect(),
+            pairs: &input.history.lenient().pairs,
             end_ns: input
                 .history
-                .events
+                .events()
                 .iter()
                 .map(|e| e.time)
                 .max()
@@ -296,7 +305,7 @@ impl<'a> Page<'a> {
     fn charts(&self) -> Markup {
         let mut points = Vec::new();
         let mut completions = Vec::new();
-        for op in &self.pairs {
+        for op in self.pairs {
             if let Some(c) = op.complete.map(|c| &self.history.events[c]) {
                 let inv = &self.history.events[op.invoke];
                 points.push(LatencyPoint {
@@ -761,6 +770,8 @@ impl<'a> Page<'a> {
             .filter(|(i, _)| all || marked.contains(i))
             .map(|(_, e)| *e)
             .collect();
+        // A column for the clients' extra fields only when some event has them.
+        let with_extra = rows.iter().any(|e| !e.extra.is_empty());
         html! {
             section.card id="raw" {
                 h2 { "Raw history" }
@@ -768,7 +779,7 @@ impl<'a> Page<'a> {
                 @else { p.muted { "The history has " (self.events.len()) " events; listed here are the " (rows.len()) " that the witnesses refer to." } }
                 @if rows.is_empty() { p.empty { "No events." } } @else {
                     table.raw {
-                        thead { tr { th.num { "index" } th.num { "time (s)" } th { "process" } th { "type" } th { "f" } th { "key" } th { "value" } th { "node" } th { "error" } } }
+                        thead { tr { th.num { "index" } th.num { "time (s)" } th { "process" } th { "type" } th { "f" } th { "key" } th { "value" } th { "node" } th { "error" } @if with_extra { th { "extra" } } } }
                         tbody {
                             @for e in rows {
                                 tr id={"ev-" (e.index)} .hl[all && marked.contains(&e.index)] {
@@ -781,6 +792,7 @@ impl<'a> Page<'a> {
                                     td.v { (charts::clip(&e.value.to_string(), 300)) }
                                     td { (e.node.as_deref().unwrap_or("")) }
                                     td { (e.error.as_deref().unwrap_or("")) }
+                                    @if with_extra { td.v { (extra_text(e)) } }
                                 }
                             }
                         }
@@ -805,7 +817,7 @@ impl<'a> Page<'a> {
             /// invoke event index -> witness anchor
             stuck: BTreeMap<u64, String>,
         }
-        let raw = &self.pairs;
+        let raw = self.pairs;
         let (lane_of, lanes) = assign_lanes(raw);
         let fs: BTreeSet<&str> = raw
             .iter()
@@ -980,11 +992,30 @@ fn describe_op(inv: &Event, comp: Option<&Event>) -> String {
         if let Some(e) = &c.error {
             s.push_str(&format!(" ({})", charts::clip(e, 80)));
         }
+        if !c.extra.is_empty() {
+            s.push(' ');
+            s.push_str(&extra_text(c));
+        }
     }
     if let Some(n) = &inv.node {
         s.push_str(&format!(" @{n}"));
     }
     s
+}
+
+/// An event's extra fields as `name=value` pairs in name order, each clipped.
+fn extra_text(e: &Event) -> String {
+    e.extra
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                charts::clip(k, 40),
+                charts::clip(&v.to_string(), 80)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn pill_class(kind: EventType) -> &'static str {
@@ -1065,6 +1096,7 @@ mod tests {
                 node: None,
                 error: None,
                 line: None,
+                extra: Default::default(),
             });
         };
         // x = 1, then x = 2, then (another process) a read of 1: a stale read that only
@@ -1089,8 +1121,8 @@ mod tests {
             push(p, EventType::Invoke, invoke);
             push(p, EventType::Ok, done);
         }
-        let history = History::new(events);
-        let ops = history.pair().unwrap();
+        let history = PairedHistory::new(History::new(events));
+        let ops = history.operations().unwrap();
         let result = splitbrain_checker::elle::check_rw_register(&ops).unwrap();
         let (mut r, _) = valid_results();
         r.set_list_append(&result);
@@ -1132,6 +1164,31 @@ mod tests {
         assert_eq!(page.matches("</script>").count(), 3);
         // The blob still carries the value, escaped for JSON.
         assert!(page.contains("\\u003c/script\\u003e"));
+    }
+
+    #[test]
+    fn extra_fields_are_shown_with_their_event() {
+        let (r, h) = valid_results();
+        let plain = render_report(&ReportInput::new(&r, &h));
+        assert!(!plain.contains("<th>extra</th>"));
+        let mut events = h.into_history().events;
+        let ok = events
+            .iter()
+            .position(|e| e.kind == EventType::Ok)
+            .expect("an ok completion");
+        events[ok]
+            .extra
+            .insert("revision".into(), serde_json::json!(12));
+        events[ok]
+            .extra
+            .insert("<b>".into(), serde_json::json!("</script>"));
+        let h = PairedHistory::new(History::new(events));
+        let page = render_report(&ReportInput::new(&r, &h));
+        // In the raw history (a column only when some event has extras)...
+        assert!(page.contains("<th>extra</th>"));
+        assert!(page.contains(r#"&lt;b&gt;=&quot;&lt;/script&gt;&quot; revision=12"#));
+        // ...and in the timeline's description of the operation, escaped for the blob.
+        assert!(page.contains(r#"\u003cb\u003e=\"\u003c/script\u003e\" revision=12"#));
     }
 
     #[test]
@@ -1298,7 +1355,7 @@ mod tests {
             .push("history.jsonl truncated at line 812".into());
         let page = render_report(&input);
         assert!(page.contains("history.jsonl truncated at line 812"));
-        let empty = History::default();
+        let empty = PairedHistory::default();
         let page = render_report(&ReportInput::new(&r, &empty));
         assert!(page.contains("No completed operations to plot."));
     }
@@ -1317,6 +1374,7 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         };
         // p0 crashes (info) and its thread continues as p2; p1 stays open forever.
         let h = History::new(vec![
@@ -1337,7 +1395,7 @@ mod tests {
 
     #[test]
     fn large_histories_stay_bounded() {
-        let h = crate::testutil::register_history(3, 100_000, 20);
+        let h = PairedHistory::new(crate::testutil::register_history(3, 100_000, 20));
         let r = Results::new("big", "2026-11-26T15:00:00Z", &h);
         let page = render_report(&ReportInput::new(&r, &h));
         // Charts are downsampled and the raw table is omitted beyond the limit.

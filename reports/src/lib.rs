@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - [`results`]: the stable `results.json` schema and the statistics computed from a
-//!   history ([`results::compute_stats`]). The checks' verdicts and details in it are
+//!   paired history ([`results::compute_stats`]). The checks' verdicts and details in it are
 //!   the checker's own types (`splitbrain_checker::Verdict`, `Analysis` and the results
 //!   inside): this crate renders what the checker says.
 //! - [`html`]: `report.html`, one self-contained page (inline CSS, JS, SVG and data):
@@ -21,9 +21,10 @@
 //! be diffed and cached. Nothing here reads the clock.
 //!
 //! ```
-//! use splitbrain_checker::history::History;
+//! use splitbrain_checker::history::{History, PairedHistory};
 //! use splitbrain_reports::{html, results::{Results, CheckerResult, Verdict}};
-//! let history = History::default();
+//! // Paired once; the statistics and the page both use these pairs.
+//! let history = PairedHistory::new(History::default());
 //! let mut results = Results::new("demo", "2026-01-01T00:00:00Z", &history);
 //! results.checkers.push(CheckerResult {
 //!     name: "linearizability".into(),

@@ -97,7 +97,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use splitbrain_checker::elle::ElleResult;
-use splitbrain_checker::history::{Event, EventType, History, Process};
+use splitbrain_checker::history::{Event, EventType, PairedHistory, Process};
 use splitbrain_checker::linear::LinearizabilityResult;
 use splitbrain_checker::Analysis;
 use std::collections::BTreeMap;
@@ -144,8 +144,13 @@ pub struct Results {
 
 impl Results {
     /// A result with everything empty but the name, start time and statistics; the caller
-    /// fills in the checkers and then calls [`Results::settle_verdict`].
-    pub fn new(name: impl Into<String>, started_at: impl Into<String>, history: &History) -> Self {
+    /// fills in the checkers and then calls [`Results::settle_verdict`]. The statistics
+    /// come from `history`'s pairs, paired once by the caller.
+    pub fn new(
+        name: impl Into<String>,
+        started_at: impl Into<String>,
+        history: &PairedHistory,
+    ) -> Self {
         Results {
             schema_version: SCHEMA_VERSION,
             name: name.into(),
@@ -609,14 +614,15 @@ pub(crate) fn round6(x: f64) -> f64 {
 
 /// Statistics of a history: per-`f` counts and latencies, fault windows and availability.
 /// Pure: the same history always gives the same statistics.
-pub fn compute_stats(history: &History) -> Stats {
+pub fn compute_stats(paired: &PairedHistory) -> Stats {
+    let history = paired.history();
     let end_ns = history.events.iter().map(|e| e.time).max().unwrap_or(0);
-    // Paired leniently, so that statistics exist for any history, even one the checkers
+    // The lenient pairs, so that statistics exist for any history, even one the checkers
     // reject.
-    let pairs = history.pair_lenient().pairs;
+    let pairs = &paired.lenient().pairs;
     let event = |pos: usize| &history.events[pos];
     let mut by_f: BTreeMap<String, (FStats, Vec<f64>)> = BTreeMap::new();
-    for op in &pairs {
+    for op in pairs {
         let inv = event(op.invoke);
         let (s, lat) = by_f.entry(inv.f.clone()).or_insert_with(|| {
             (
@@ -649,7 +655,7 @@ pub fn compute_stats(history: &History) -> Stats {
 
     let mut faults = fault_windows(&history.events, end_ns);
     let mut outside = Availability::default();
-    for op in &pairs {
+    for op in pairs {
         let outcome = op.complete.map(|c| event(c).kind);
         let invoke_index = event(op.invoke).index;
         let mut inside = false;
@@ -700,11 +706,14 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         }
     }
 
     use EventType::*;
     use Process::{Client as C, Nemesis as N};
+
+    use splitbrain_checker::history::History;
 
     fn sample() -> History {
         History::new(vec![
@@ -725,7 +734,7 @@ mod tests {
 
     #[test]
     fn counts_and_latency_per_f() {
-        let s = compute_stats(&sample());
+        let s = compute_stats(&sample().into());
         assert_eq!(s.events, 12);
         assert_eq!(s.operations, 5);
         let read = &s.by_f[0];
@@ -744,7 +753,7 @@ mod tests {
 
     #[test]
     fn fault_windows_and_availability() {
-        let s = compute_stats(&sample());
+        let s = compute_stats(&sample().into());
         assert_eq!(s.faults.len(), 2);
         let p = &s.faults[0];
         assert_eq!(p.kind, "partition");
@@ -768,7 +777,7 @@ mod tests {
             ev(2, N, Invoke, "stop", Value::Null),
             ev(3, N, Info, "stop", json!("fully connected")),
         ]);
-        let s = compute_stats(&h);
+        let s = compute_stats(&h.into());
         assert_eq!(s.faults.len(), 1, "{:?}", s.faults);
         assert_eq!(s.faults[0].targets, "Cut off {:n1 #{:n2}}");
         assert_eq!(s.faults[0].stop_index, Some(2));
@@ -786,7 +795,7 @@ mod tests {
     fn verdict_composition_and_round_trip() {
         assert_eq!(Verdict::Valid.combine(Verdict::Unknown), Verdict::Unknown);
         assert_eq!(Verdict::Unknown.combine(Verdict::Invalid), Verdict::Invalid);
-        let mut r = Results::new("t", "2026-01-01T00:00:00Z", &sample());
+        let mut r = Results::new("t", "2026-01-01T00:00:00Z", &sample().into());
         r.checkers.push(CheckerResult {
             name: "linearizability".into(),
             verdict: Verdict::Invalid,

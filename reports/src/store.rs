@@ -18,7 +18,7 @@ use crate::ReportError;
 use maud::{html, PreEscaped, DOCTYPE};
 use serde_json::Value;
 use splitbrain_checker::formats;
-use splitbrain_checker::history::{History, Operations};
+use splitbrain_checker::history::{History, Operations, PairedHistory};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,10 +40,12 @@ pub const TEST_ALL_JUNIT_XML: &str = "test-all-junit.xml";
 const DERIVED: [&str; 5] = [RESULTS_JSON, REPORT_HTML, JUNIT_XML, SUMMARY_MD, INDEX_HTML];
 
 /// Writes `results.json`, `report.html`, `junit.xml` and `summary.md` into `run_dir`.
+/// `history` is the run's history paired once (the one `results` was made from); `ops`
+/// the operations the checkers saw, when it could be checked.
 pub fn write_run_outputs(
     run_dir: &Path,
     results: &Results,
-    history: &History,
+    history: &PairedHistory,
     ops: Option<&Operations>,
 ) -> Result<(), ReportError> {
     let json = serde_json::to_string_pretty(results)?;
@@ -84,11 +86,12 @@ pub struct Rerendered {
 /// is left as recorded. Whatever cannot be read is listed on the page.
 pub fn rerender(run_dir: &Path) -> Result<Rerendered, ReportError> {
     let (history, mut missing) = read_history_lenient(&run_dir.join(HISTORY_JSONL));
+    let history = PairedHistory::new(history);
     let results_path = run_dir.join(RESULTS_JSON);
     let results = match fs::read(&results_path) {
         Ok(bytes) => parse_results(&results_path, &bytes)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if history.events.is_empty() {
+            if history.events().is_empty() {
                 return Err(ReportError::NothingToRender {
                     path: run_dir.to_path_buf(),
                 });
@@ -116,7 +119,7 @@ pub fn rerender(run_dir: &Path) -> Result<Rerendered, ReportError> {
     };
     write_derived(run_dir, &input)?;
     Ok(Rerendered {
-        events: history.events.len(),
+        events: history.events().len(),
         results,
         missing,
     })
@@ -417,9 +420,9 @@ mod tests {
         TempDir(dir)
     }
 
-    fn write_history(dir: &Path, history: &History) -> String {
+    fn write_history(dir: &Path, history: &PairedHistory) -> String {
         let text: String = history
-            .events
+            .events()
             .iter()
             .map(|e| serde_json::to_string(e).unwrap() + "\n")
             .collect();

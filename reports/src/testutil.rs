@@ -9,7 +9,7 @@
 
 use crate::results::{CheckerResult, Convergence, NodeState, ReplicaCount, Results, Verdict};
 use serde_json::{json, Value};
-use splitbrain_checker::history::{Event, EventType, History, Key, Process};
+use splitbrain_checker::history::{Event, EventType, History, Key, PairedHistory, Process};
 use splitbrain_checker::linear;
 use splitbrain_checker::model::ModelKind;
 use std::collections::BTreeMap;
@@ -81,6 +81,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
                 node: None,
                 error: None,
                 line: None,
+                extra: Default::default(),
             });
             nemesis_at += 1;
         }
@@ -115,6 +116,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
                     node: Some(node),
                     error: None,
                     line: None,
+                    extra: Default::default(),
                 });
                 th.open = Some((f.into(), key, value));
                 let slow = if in_partition { 40_000_000 } else { 0 };
@@ -156,6 +158,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
                     node: None,
                     error,
                     line: None,
+                    extra: Default::default(),
                 });
                 if kind == EventType::Info {
                     th.process += concurrency;
@@ -167,7 +170,7 @@ pub fn register_history(seed: u64, ops: usize, concurrency: u64) -> History {
     History::new(events)
 }
 
-fn base_results(name: &str, history: &History) -> Results {
+fn base_results(name: &str, history: &PairedHistory) -> Results {
     let mut r = Results::new(name, "2026-11-26T15:00:00Z", history);
     r.duration_s = 12.5;
     r.seed = Some(42);
@@ -204,8 +207,8 @@ fn base_results(name: &str, history: &History) -> Results {
 }
 
 /// A valid run over [`register_history`].
-pub fn valid_results() -> (Results, History) {
-    let history = register_history(7, 600, 5);
+pub fn valid_results() -> (Results, PairedHistory) {
+    let history = PairedHistory::new(register_history(7, 600, 5));
     let mut r = base_results("register-valid", &history);
     r.checkers = vec![CheckerResult {
         name: "convergence".into(),
@@ -218,7 +221,7 @@ pub fn valid_results() -> (Results, History) {
 
 /// [`register_history`] plus a stale read on `k1` (it returns the value before the last
 /// completed write), and the witness for it. `hostile` puts markup into a value.
-pub fn invalid_results_with(hostile: Option<&str>) -> (Results, History) {
+pub fn invalid_results_with(hostile: Option<&str>) -> (Results, PairedHistory) {
     let mut history = register_history(11, 400, 5);
     let end = history.events.last().map_or(0, |e| e.time);
     let key = Key::Str("k1".into());
@@ -235,6 +238,7 @@ pub fn invalid_results_with(hostile: Option<&str>) -> (Results, History) {
             node: Some("n3".into()),
             error: None,
             line: None,
+            extra: Default::default(),
         });
     };
     // New processes, so the appended operations never clash with open ones.
@@ -305,6 +309,7 @@ pub fn invalid_results_with(hostile: Option<&str>) -> (Results, History) {
         10_000_000,
     );
 
+    let history = PairedHistory::new(history);
     let mut r = base_results("register-stale-read", &history);
     r.checkers = vec![CheckerResult {
         name: "convergence".into(),
@@ -317,8 +322,8 @@ pub fn invalid_results_with(hostile: Option<&str>) -> (Results, History) {
 
 /// Runs the real linearizability checker (register model) on `history` and records its
 /// result and checker entry in `r`.
-pub fn attach_linearizability(r: &mut Results, history: &History) {
-    let ops = match history.pair() {
+pub fn attach_linearizability(r: &mut Results, history: &PairedHistory) {
+    let ops = match history.operations() {
         Ok(ops) => ops,
         Err(e) => {
             r.notes.push(format!("could not pair the history: {e}"));
@@ -340,7 +345,7 @@ pub fn attach_linearizability(r: &mut Results, history: &History) {
 }
 
 /// [`invalid_results_with`] without hostile values.
-pub fn invalid_results() -> (Results, History) {
+pub fn invalid_results() -> (Results, PairedHistory) {
     invalid_results_with(None)
 }
 
@@ -348,7 +353,7 @@ pub fn invalid_results() -> (Results, History) {
 /// checker's result for it: T1 sees T0's append to `x` but not its append to `y`
 /// (G-single: T0's writes are not atomic to T1), and T2 and T3 each read the other's
 /// append (G1c). `hostile` goes into a key name.
-pub fn list_append_results_with(hostile: Option<&str>) -> (Results, History) {
+pub fn list_append_results_with(hostile: Option<&str>) -> (Results, PairedHistory) {
     let y = hostile.unwrap_or("y");
     let txns: [(u64, Value, Value); 5] = [
         (
@@ -391,6 +396,7 @@ pub fn list_append_results_with(hostile: Option<&str>) -> (Results, History) {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         });
     };
     // T0 and T1 overlap, as do T2 and T3; T4 runs last.
@@ -404,12 +410,12 @@ pub fn list_append_results_with(hostile: Option<&str>) -> (Results, History) {
     }
     push(txns[4].0, EventType::Invoke, txns[4].1.clone());
     push(txns[4].0, EventType::Ok, txns[4].2.clone());
-    let history = History::new(events);
+    let history = PairedHistory::new(History::new(events));
     let mut r = base_results("list-append-anomalies", &history);
     r.reproduce =
         Some("splitbrain test --workload list-append --bug non-atomic-txn --seed 42".into());
     r.config["workload"] = json!("list-append");
-    match history.pair() {
+    match history.operations() {
         Ok(ops) => match splitbrain_checker::elle::check_list_append(&ops) {
             Ok(mut result) => {
                 // A measured time would make the fixture differ from run to run (and
@@ -427,6 +433,6 @@ pub fn list_append_results_with(hostile: Option<&str>) -> (Results, History) {
 }
 
 /// [`list_append_results_with`] without hostile values.
-pub fn list_append_results() -> (Results, History) {
+pub fn list_append_results() -> (Results, PairedHistory) {
     list_append_results_with(None)
 }

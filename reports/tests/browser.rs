@@ -5,6 +5,7 @@
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`); without it the test fails with how to
 //! install it, unless `SPLITBRAIN_SKIP_BROWSER=1` is set.
 
+use splitbrain_checker::PairedHistory;
 use splitbrain_reports::results::Results;
 use splitbrain_reports::store::{update_index, write_run_outputs, REPORT_HTML};
 use splitbrain_reports::testutil::{
@@ -120,7 +121,7 @@ fn check_page(bin: &Path, name: &str, sample: Sample) {
         Sample::Invalid => invalid_results(),
         Sample::ListAppend => list_append_results(),
         Sample::Large => {
-            let history = register_history(1, 100_000, 20);
+            let history = PairedHistory::new(register_history(1, 100_000, 20));
             let mut r = Results::new("large", "2026-11-26T15:00:00Z", &history);
             attach_linearizability(&mut r, &history);
             (r, history)

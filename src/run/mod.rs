@@ -136,8 +136,9 @@ pub async fn run_test(
 
     // Analysis.
     ui.line("checking");
-    let history = recorder.history();
-    let ops = match history.pair() {
+    // Paired once: the checkers, the statistics and the page all use these pairs.
+    let history = splitbrain_checker::PairedHistory::new(recorder.history());
+    let ops = match history.operations() {
         Ok(ops) => Some(ops),
         Err(e) => {
             notes.push(format!("the history cannot be paired: {e}"));

@@ -57,6 +57,14 @@ impl Recorder {
 
     /// Records one event and returns it (with its index and time).
     pub fn record(&self, r: Record) -> Event {
+        self.record_with_extra(r, serde_json::Map::new())
+    }
+
+    /// [`Recorder::record`] with the event's extra fields (what a client's completion
+    /// carried besides its value, e.g. etcd's `revision`). A field named like one of the
+    /// event's own ([`Event::FIELDS`]) is dropped, as it could not be written.
+    pub fn record_with_extra(&self, r: Record, mut extra: serde_json::Map<String, Value>) -> Event {
+        extra.retain(|name, _| !Event::FIELDS.contains(&name.as_str()));
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let event = Event {
             index: inner.events.len() as u64,
@@ -68,6 +76,7 @@ impl Recorder {
             value: r.value,
             node: r.node,
             error: r.error,
+            extra,
             line: Some(inner.events.len() + 1),
         };
         if let Some(w) = inner.writer.as_mut() {

@@ -109,14 +109,64 @@ pub async fn perform(
     });
     let done = client.invoke(op).await;
     let kind = done.kind;
-    recorder.record(Record {
-        process: Process::Client(process),
-        kind,
-        f: op.f.clone(),
-        key: op.key.clone(),
-        value: done.value,
-        node: None,
-        error: done.error,
-    });
+    recorder.record_with_extra(
+        Record {
+            process: Process::Client(process),
+            kind,
+            f: op.f.clone(),
+            key: op.key.clone(),
+            value: done.value,
+            node: None,
+            error: done.error,
+        },
+        done.extra,
+    );
     kind
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use splitbrain_checker::formats::{read_path, Format};
+    use splitbrain_workloads::Completion;
+
+    /// A client whose every read answers 5 at etcd revision 12, with a `node` extra field
+    /// that would collide with the event's own.
+    struct AtRevision;
+
+    impl Client for AtRevision {
+        fn invoke<'a>(
+            &'a mut self,
+            _op: &'a Op,
+        ) -> splitbrain_workloads::BoxFuture<'a, Completion> {
+            Box::pin(async {
+                Completion::ok(json!(5))
+                    .with_extra("revision", 12)
+                    .with_extra("node", "n2")
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_completions_extra_fields_reach_the_history_and_its_file() {
+        let dir = std::env::temp_dir().join(format!("sb-workers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("history.jsonl");
+        let recorder = Recorder::create(&path, std::time::Instant::now()).unwrap();
+        let op = Op::new("read", None, Value::Null);
+        let kind = perform(&mut AtRevision, &recorder, 0, "n1", &op).await;
+        assert_eq!(kind, EventType::Ok);
+        assert_eq!(recorder.finish(), None);
+        let events = recorder.history().events;
+        assert!(events[0].extra.is_empty(), "the invocation has no extra");
+        assert_eq!(
+            Value::Object(events[1].extra.clone()),
+            json!({"revision": 12})
+        );
+        let (read, _) = read_path(&path, Some(Format::Jsonl)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(read.events, events);
+    }
 }

@@ -787,9 +787,8 @@ impl AdapterClient {
 }
 
 /// Attaches a response's extra fields (e.g. a `revision`) to its completion.
-fn with_extras(completion: Completion, extra: Map<String, Value>) -> Completion {
-    // extra fields: attached once Completion carries them
-    let _ = extra;
+fn with_extras(mut completion: Completion, extra: Map<String, Value>) -> Completion {
+    completion.extra.extend(extra);
     completion
 }
 

@@ -19,6 +19,11 @@
 //!   absent key) puts the lists that grew. A failed guard is a definite `fail`
 //!   (`txn-conflict`); a read-only transaction is answered by the first `txn` alone.
 //!
+//! Every `ok` completion carries, as the extra field `revision`, the store revision of
+//! the gateway's last answer for the operation (its `header.revision`): the revision a
+//! read saw or a write created; for a list-append transaction, that of its commit (or of
+//! its snapshot, when it only read).
+//!
 //! Outcomes: a refused connection, a request that never left this process, a request
 //! the gateway rejected as malformed (HTTP 400: invalid argument, out of range) and a
 //! failed compare are `fail`. A timeout, a connection that broke after the request was
@@ -112,6 +117,9 @@ impl EtcdError {
 pub struct EtcdConnection {
     addr: String,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// The `header.revision` of the last successful answer, if it had one; cleared by
+    /// every call, so it always belongs to the latest call.
+    last_revision: Option<i64>,
 }
 
 impl EtcdConnection {
@@ -120,11 +128,18 @@ impl EtcdConnection {
         EtcdConnection {
             addr: addr.into(),
             sender: None,
+            last_revision: None,
         }
     }
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// The store revision (`header.revision`) of the last call's answer: `None` when that
+    /// call failed or its answer had no readable revision.
+    pub fn last_revision(&self) -> Option<i64> {
+        self.last_revision
     }
 
     /// A sender that is ready for a request, connecting if needed. Errors mean nothing
@@ -188,6 +203,7 @@ impl EtcdConnection {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body.to_string())))
             .map_err(|e| EtcdError::Malformed(format!("building the request: {e}")))?;
+        self.last_revision = None;
         let sender = self.ready(deadline).await?;
         let exchange = async {
             let response = sender.send_request(request).await?;
@@ -213,6 +229,11 @@ impl EtcdConnection {
             ))
         })?;
         if (200..300).contains(&status) {
+            // Informational: an answer without a readable revision is still an answer.
+            self.last_revision = json
+                .get("header")
+                .and_then(|header| int_field(header, "revision").ok())
+                .filter(|&revision| revision > 0);
             return Ok(json);
         }
         let message = json
@@ -286,6 +307,8 @@ impl EtcdClient {
 
     async fn perform(&mut self, op: &Op) -> Completion {
         let deadline = Instant::now() + self.timeout;
+        // The revision attached to an `ok` is always one of this operation's answers.
+        self.connection.last_revision = None;
         let key = |default: &str| {
             op.key
                 .as_ref()
@@ -366,7 +389,10 @@ impl EtcdClient {
             }
         };
         match outcome {
-            Ok(Ok(value)) => Completion::ok(value),
+            Ok(Ok(value)) => match self.connection.last_revision() {
+                Some(revision) => Completion::ok(value).with_extra("revision", revision),
+                None => Completion::ok(value),
+            },
             Ok(Err(rejection)) => rejection,
             Err(e) if e.is_definite() => Completion::fail(op.value.clone(), e.code()),
             Err(e) => uncertain(op, e.code()),

@@ -68,6 +68,12 @@ pub struct Completion {
     /// Why the operation failed or is in doubt (`cas-mismatch`, `not-leader`,
     /// `timeout`, `connection-closed`, ...); `None` for `ok`.
     pub error: Option<String>,
+    /// What else the client learned from the answer (etcd's `revision`, an external
+    /// adapter's own fields), kept in the completion event's
+    /// [`extra`](splitbrain_checker::Event::extra) for people to read; the checkers
+    /// ignore it. Empty unless the client adds to it ([`Completion::with_extra`]).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl Completion {
@@ -76,6 +82,7 @@ impl Completion {
             kind: EventType::Ok,
             value,
             error: None,
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -84,6 +91,7 @@ impl Completion {
             kind: EventType::Fail,
             value,
             error: Some(error.into()),
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -92,7 +100,16 @@ impl Completion {
             kind: EventType::Info,
             value,
             error: Some(error.into()),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// Adds one extra field (replacing one of the same name). A name that is one of the
+    /// history's own fields (`f`, `value`, ...: [`Event::FIELDS`](splitbrain_checker::Event::FIELDS))
+    /// is not written to the history.
+    pub fn with_extra(mut self, key: impl Into<String>, value: impl Into<Value>) -> Completion {
+        self.extra.insert(key.into(), value.into());
+        self
     }
 }
 
@@ -110,5 +127,14 @@ mod tests {
         let mixed = json!([["r", 1, null], ["append", 2, 5]]);
         assert!(!Op::new("txn", None, mixed).is_read_only());
         assert!(!Op::new("txn", None, json!("garbage")).is_read_only());
+    }
+
+    #[test]
+    fn extra_fields_are_empty_unless_added() {
+        assert!(Completion::ok(json!(1)).extra.is_empty());
+        let done = Completion::ok(json!(1))
+            .with_extra("revision", 12)
+            .with_extra("revision", 13);
+        assert_eq!(Value::Object(done.extra), json!({"revision": 13}));
     }
 }

@@ -126,6 +126,7 @@ pub fn generate(options: &ListAppendOptions) -> History {
             node: None,
             error: (kind == EventType::Info).then(|| "timeout".to_string()),
             line: None,
+            extra: Default::default(),
         });
     };
     while started < options.txns || running > 0 {

@@ -36,7 +36,7 @@
 //!
 //! let ev = |index, process, kind, value| Event {
 //!     index, time: index, process: Process::Client(process), kind, f: "txn".into(),
-//!     key: None, value, node: None, error: None, line: None,
+//!     key: None, value, node: None, error: None, extra: Default::default(), line: None,
 //! };
 //! let history = History::new(vec![
 //!     ev(0, 0, EventType::Invoke, json!([["append", 1, 10]])),

@@ -441,6 +441,7 @@ mod tests {
                     node: None,
                     error: None,
                     line: None,
+                    extra: Default::default(),
                 });
             }
         }

@@ -294,6 +294,7 @@ impl Builder<'_> {
             node,
             error,
             line: Some(line),
+            extra: Default::default(),
         });
         Ok(())
     }

@@ -7,8 +7,10 @@
 //!
 //! On input, `index` and `time` are optional: a missing `index` is the event's position,
 //! a missing `time` is 0. A present `index` must equal the position (dense, from 0, in
-//! line order). Blank lines are skipped and unknown fields are ignored, so later versions
-//! can add fields without breaking older readers.
+//! line order). Blank lines are skipped. Keys that are not event fields are kept, as the
+//! event's [`Event::extra`] (a client's own fields, such as etcd's `revision`), so later
+//! versions can add fields without breaking older readers; a key given twice is an error
+//! for event fields, and the last one wins for extra fields.
 //!
 //! Writing ([`JsonlWriter`]) emits one line per event and flushes it, so a run that
 //! crashes loses at most the line being written.
@@ -101,24 +103,121 @@ pub fn read_until_error<R: BufRead>(mut reader: R, file: &str) -> PartialHistory
 
 /// The typed shape of a line. Every field that is not plain data has a strict
 /// deserializer; anything unusual falls through to [`explain`].
-#[derive(Deserialize)]
 struct FastEvent {
-    #[serde(default)]
     index: Option<u64>,
-    #[serde(default)]
     time: Option<u64>,
     process: FastProcess,
-    #[serde(rename = "type")]
     kind: EventType,
     f: String,
-    #[serde(default)]
     key: Option<FastKey>,
-    #[serde(default)]
     value: Value,
-    #[serde(default)]
     node: Option<String>,
-    #[serde(default)]
     error: Option<String>,
+    /// Every key that is not one of the above.
+    extra: serde_json::Map<String, Value>,
+}
+
+/// A key of a line: one of the event's fields, or an extra one.
+enum Field {
+    Index,
+    Time,
+    Process,
+    Type,
+    F,
+    Key,
+    Value,
+    Node,
+    Error,
+    Extra(String),
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "index" => Field::Index,
+                    "time" => Field::Time,
+                    "process" => Field::Process,
+                    "type" => Field::Type,
+                    "f" => Field::F,
+                    "key" => Field::Key,
+                    "value" => Field::Value,
+                    "node" => Field::Node,
+                    "error" => Field::Error,
+                    other => Field::Extra(other.to_string()),
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// Stores a field's value, refusing a field given twice (as serde's derive does).
+fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl<'de> Deserialize<'de> for FastEvent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastEvent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event (a JSON object)")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<FastEvent, A::Error> {
+                let (mut index, mut time, mut process, mut kind, mut f) =
+                    (None, None, None, None, None);
+                let (mut key, mut value, mut node, mut error) = (None, None, None, None);
+                let mut extra = serde_json::Map::new();
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Index => {
+                            once(&mut index, "index", map.next_value::<Option<u64>>()?)?
+                        }
+                        Field::Time => once(&mut time, "time", map.next_value::<Option<u64>>()?)?,
+                        Field::Process => once(&mut process, "process", map.next_value()?)?,
+                        Field::Type => once(&mut kind, "type", map.next_value()?)?,
+                        Field::F => once(&mut f, "f", map.next_value()?)?,
+                        Field::Key => once(&mut key, "key", map.next_value::<Option<FastKey>>()?)?,
+                        Field::Value => once(&mut value, "value", map.next_value()?)?,
+                        Field::Node => {
+                            once(&mut node, "node", map.next_value::<Option<String>>()?)?
+                        }
+                        Field::Error => {
+                            once(&mut error, "error", map.next_value::<Option<String>>()?)?
+                        }
+                        Field::Extra(name) => {
+                            extra.insert(name, map.next_value()?);
+                        }
+                    }
+                }
+                Ok(FastEvent {
+                    index: index.flatten(),
+                    time: time.flatten(),
+                    process: process.ok_or_else(|| de::Error::missing_field("process"))?,
+                    kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
+                    f: f.ok_or_else(|| de::Error::missing_field("f"))?,
+                    key: key.flatten(),
+                    value: value.unwrap_or(Value::Null),
+                    node: node.flatten(),
+                    error: error.flatten(),
+                    extra,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 struct FastProcess(Process);
@@ -201,6 +300,7 @@ fn parse_line(text: &str, file: &str, line: usize, position: u64) -> Result<Even
         value: fast.value,
         node: fast.node,
         error: fast.error,
+        extra: fast.extra,
         line: Some(line),
     })
 }

@@ -146,6 +146,7 @@ fn parse_line(text: &str, file: &str, line: usize) -> Result<(Event, bool), Form
         node: None,
         error: None,
         line: Some(line),
+        extra: Default::default(),
     };
     Ok((event, timed_out))
 }

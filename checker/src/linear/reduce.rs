@@ -295,6 +295,7 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         }
     }
 

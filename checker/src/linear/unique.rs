@@ -312,6 +312,7 @@ mod tests {
             node: None,
             error: None,
             line: None,
+            extra: Default::default(),
         }
     }
 

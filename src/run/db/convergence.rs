@@ -10,7 +10,8 @@
 //! some index stays different.
 
 use serde_json::json;
-use splitbrain_reports::results::{Convergence, NodeState, ReplicaCount, Verdict};
+use splitbrain_checker::Verdict;
+use splitbrain_reports::results::{Convergence, NodeState, ReplicaCount};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

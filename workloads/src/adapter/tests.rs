@@ -9,6 +9,27 @@ use nix::errno::Errno;
 use splitbrain_checker::EventType;
 use std::path::Path;
 
+/// A completion with its extra fields checked and set aside, so that a test compares
+/// the rest: the register fixture's `served_by` names the handshake's node, and etcd's
+/// `revision` (from the adapter or the built-in client, which read at different
+/// revisions) is a positive integer.
+trait Plain {
+    fn plain(self) -> Completion;
+}
+
+impl Plain for Completion {
+    fn plain(mut self) -> Completion {
+        for (name, value) in std::mem::take(&mut self.extra) {
+            match name.as_str() {
+                "served_by" => assert_eq!(value, "n1", "{self:?}"),
+                "revision" => assert!(value.as_i64().is_some_and(|r| r > 0), "{value}"),
+                other => panic!("unexpected extra field {other}: {value}"),
+            }
+        }
+        self
+    }
+}
+
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/adapters")
@@ -103,13 +124,19 @@ async fn a_register_adapter_reaches_every_outcome() {
     client.open().await.expect("handshake");
     let pid = client.pid().expect("running");
 
-    let done = client.invoke(&write(1)).await;
+    let done = client.invoke(&write(1)).await.plain();
     assert_eq!(done, Completion::ok(serde_json::json!(1)));
-    let done = client.invoke(&op("read", Value::Null)).await;
+    let done = client.invoke(&op("read", Value::Null)).await.plain();
     assert_eq!(done, Completion::ok(serde_json::json!(1)));
-    let done = client.invoke(&op("cas", serde_json::json!([1, 2]))).await;
+    let done = client
+        .invoke(&op("cas", serde_json::json!([1, 2])))
+        .await
+        .plain();
     assert_eq!(done, Completion::ok(serde_json::json!([1, 2])));
-    let done = client.invoke(&op("cas", serde_json::json!([1, 3]))).await;
+    let done = client
+        .invoke(&op("cas", serde_json::json!([1, 3])))
+        .await
+        .plain();
     assert_eq!(
         done,
         Completion::fail(serde_json::json!([1, 3]), "cas-mismatch")
@@ -117,22 +144,23 @@ async fn a_register_adapter_reaches_every_outcome() {
     // Another key is another register: absent reads as null.
     let done = client
         .invoke(&Op::new("read", Some(Key::Int(3)), Value::Null))
-        .await;
+        .await
+        .plain();
     assert_eq!(done, Completion::ok(Value::Null));
 
     // The adapter's own info and fail.
-    let done = client.invoke(&write(-1)).await;
+    let done = client.invoke(&write(-1)).await.plain();
     assert_eq!(
         done,
         Completion::info(serde_json::json!(-1), "pretend-timeout")
     );
-    let done = client.invoke(&write(-2)).await;
+    let done = client.invoke(&write(-2)).await.plain();
     assert_eq!(
         done,
         Completion::fail(serde_json::json!(-2), "pretend-refused")
     );
     // Maelstrom codes: definite, indefinite, unknown; `text` is kept.
-    let done = client.invoke(&write(-20)).await;
+    let done = client.invoke(&write(-20)).await.plain();
     assert_eq!(
         done,
         Completion::fail(
@@ -140,18 +168,21 @@ async fn a_register_adapter_reaches_every_outcome() {
             "maelstrom-code-20 key-does-not-exist: no such key here"
         )
     );
-    let done = client.invoke(&write(-13)).await;
+    let done = client.invoke(&write(-13)).await.plain();
     assert_eq!(
         done,
         Completion::info(serde_json::json!(-13), "maelstrom-code-13 crash")
     );
-    let done = client.invoke(&write(-99)).await;
+    let done = client.invoke(&write(-99)).await.plain();
     assert_eq!(
         done,
         Completion::info(serde_json::json!(-99), "maelstrom-code-99")
     );
     // An unsupported operation: code 10, definite.
-    let done = client.invoke(&op("acquire", serde_json::json!("t1"))).await;
+    let done = client
+        .invoke(&op("acquire", serde_json::json!("t1")))
+        .await
+        .plain();
     assert_eq!(done.kind, EventType::Fail, "{done:?}");
     assert!(
         done.error
@@ -421,6 +452,12 @@ fn extras_are_the_fields_beyond_the_protocol() {
     assert_eq!(completion, Completion::ok(serde_json::json!(1)));
     let names: Vec<&str> = extra.keys().map(String::as_str).collect();
     assert_eq!(names, ["revision", "served_by"]);
+    assert_eq!(
+        with_extras(completion, extra),
+        Completion::ok(serde_json::json!(1))
+            .with_extra("revision", 12)
+            .with_extra("served_by", "n1")
+    );
     // Maelstrom's reply field names the request as well.
     client.line = "{\"in_reply_to\":5,\"type\":\"write_ok\"}\n".to_string();
     assert!(client.interpret(&write(1), 5).is_ok());
@@ -488,8 +525,8 @@ fn etcd_adapter(client: &str, workload: &str, extra_args: &[&str]) -> AdapterCli
 /// Runs the same operations through both clients and asserts the same completions.
 async fn agree(adapter: &mut AdapterClient, builtin: &mut crate::EtcdClient, ops: &[Op]) {
     for op in ops {
-        let through_adapter = adapter.invoke(op).await;
-        let built_in = builtin.invoke(op).await;
+        let through_adapter = adapter.invoke(op).await.plain();
+        let built_in = builtin.invoke(op).await.plain();
         assert_eq!(through_adapter, built_in, "{op:?}");
         assert_ne!(
             through_adapter.kind,
@@ -526,8 +563,8 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     };
     let mut outcomes = Vec::new();
     for (x, y) in script(1).iter().zip(script(2)) {
-        let through_adapter = adapter.invoke(x).await;
-        let built_in = ours.invoke(&y).await;
+        let through_adapter = adapter.invoke(x).await.plain();
+        let built_in = ours.invoke(&y).await.plain();
         assert_eq!(through_adapter, built_in, "{x:?}");
         outcomes.push(through_adapter.kind);
     }
@@ -543,25 +580,33 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     let nested = serde_json::json!({"nested": [1, "two"], "a": null});
     let done = adapter
         .invoke(&Op::new("write", None, nested.clone()))
-        .await;
+        .await
+        .plain();
     assert_eq!(done, Completion::ok(nested.clone()));
-    let done = ours.invoke(&Op::new("read", None, Value::Null)).await;
+    let done = ours
+        .invoke(&Op::new("read", None, Value::Null))
+        .await
+        .plain();
     assert_eq!(done, Completion::ok(nested.clone()));
     let cas = Op::new("cas", None, serde_json::json!([nested, 5]));
-    assert_eq!(ours.invoke(&cas).await.kind, EventType::Ok);
-    let done = adapter.invoke(&Op::new("read", None, Value::Null)).await;
+    assert_eq!(ours.invoke(&cas).await.plain().kind, EventType::Ok);
+    let done = adapter
+        .invoke(&Op::new("read", None, Value::Null))
+        .await
+        .plain();
     assert_eq!(done, Completion::ok(serde_json::json!(5)));
     let cas = Op::new("cas", None, serde_json::json!([5, nested]));
-    assert_eq!(adapter.invoke(&cas).await.kind, EventType::Ok);
+    assert_eq!(adapter.invoke(&cas).await.plain().kind, EventType::Ok);
     let cas = Op::new("cas", None, serde_json::json!([nested, 5]));
-    assert_eq!(ours.invoke(&cas).await.kind, EventType::Ok);
+    assert_eq!(ours.invoke(&cas).await.plain().kind, EventType::Ok);
     assert_eq!(adapter.adapter_errors(), 0);
 
     // --serializable reads answer too.
     let mut serializable = etcd_adapter(&etcd.client, "register", &["--serializable"]);
     let done = serializable
         .invoke(&Op::new("read", None, Value::Null))
-        .await;
+        .await
+        .plain();
     assert_eq!(done, Completion::ok(serde_json::json!(5)));
 
     // list-append, set and mutex map onto the same keys as the built-in client.
@@ -575,7 +620,8 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
             ["r", 7, null],
             ["append", "s", 2]
         ])))
-        .await;
+        .await
+        .plain();
     assert_eq!(
         done,
         Completion::ok(serde_json::json!([
@@ -596,8 +642,8 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     .await;
     let appends = |key: i64| txn(serde_json::json!([["append", key, 3], ["r", key, null]]));
     let (through_adapter, built_in) = (
-        adapter.invoke(&appends(8)).await,
-        ours.invoke(&appends(9)).await,
+        adapter.invoke(&appends(8)).await.plain(),
+        ours.invoke(&appends(9)).await.plain(),
     );
     assert_eq!(
         through_adapter,
@@ -616,7 +662,8 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     let mut ours = builtin(WorkloadKind::Set);
     let done = adapter
         .invoke(&Op::new("add", None, serde_json::json!(1)))
-        .await;
+        .await
+        .plain();
     assert_eq!(done.kind, EventType::Ok, "{done:?}");
     agree(
         &mut adapter,
@@ -632,7 +679,7 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
     let mut adapter = etcd_adapter(&etcd.client, "mutex", &[]);
     let mut ours = builtin(WorkloadKind::Mutex);
     let lock = |f: &str, owner: &str| Op::new(f, None, serde_json::json!(owner));
-    let done = adapter.invoke(&lock("acquire", "t1")).await;
+    let done = adapter.invoke(&lock("acquire", "t1")).await.plain();
     assert_eq!(done.kind, EventType::Ok, "{done:?}");
     agree(
         &mut adapter,
@@ -640,7 +687,7 @@ async fn the_python_etcd_adapter_agrees_with_the_builtin_client() {
         &[lock("acquire", "t2"), lock("release", "t2")],
     )
     .await;
-    let done = ours.invoke(&lock("release", "t1")).await;
+    let done = ours.invoke(&lock("release", "t1")).await.plain();
     assert_eq!(done.kind, EventType::Ok, "{done:?}");
     finish(serializable);
     finish(adapter);

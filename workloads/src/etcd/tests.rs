@@ -128,6 +128,32 @@ async fn outcomes_are_classified_definite_or_not() {
 }
 
 #[tokio::test]
+async fn an_ok_answer_carries_its_revision() {
+    let addr = fake_gateway(Fake::Answer(
+        200,
+        r#"{"header":{"cluster_id":"1","revision":"12"},"kvs":[{"key":"cg==","value":"NQ==","mod_revision":"11"}]}"#,
+    ))
+    .await;
+    let done = client(&addr, WorkloadKind::Register, 2000)
+        .invoke(&read())
+        .await;
+    assert_eq!(done, Completion::ok(json!(5)).with_extra("revision", 12));
+    let done = client(&addr, WorkloadKind::Register, 2000)
+        .invoke(&write(3))
+        .await;
+    assert_eq!(done, Completion::ok(json!(3)).with_extra("revision", 12));
+
+    // No header, or a revision that is not a number: still ok, with no revision.
+    for body in [r#"{}"#, r#"{"header":{"revision":"twelve"}}"#] {
+        let addr = fake_gateway(Fake::Answer(200, body)).await;
+        let done = client(&addr, WorkloadKind::Register, 2000)
+            .invoke(&write(3))
+            .await;
+        assert_eq!(done, Completion::ok(json!(3)), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn a_failed_compare_is_a_definite_fail() {
     // A txn whose compare failed answers without `succeeded` (defaults are omitted).
     let addr = fake_gateway(Fake::Answer(200, r#"{"header":{"revision":"7"}}"#)).await;
@@ -136,6 +162,10 @@ async fn a_failed_compare_is_a_definite_fail() {
         .await;
     assert_eq!(done.kind, EventType::Fail, "{done:?}");
     assert_eq!(done.error.as_deref(), Some("cas-mismatch"));
+    assert!(
+        done.extra.is_empty(),
+        "only ok completions carry a revision"
+    );
 }
 
 /// A single-member etcd on loopback ports in a temporary directory, stopped on drop.
@@ -206,8 +236,22 @@ pub(crate) async fn start_etcd(tag: &str) -> Etcd {
     }
 }
 
+/// Performs one operation. An `ok` must carry the revision it was answered at, which is
+/// checked and then dropped, so the assertions compare the rest.
 async fn run(client: &mut EtcdClient, f: &str, key: Option<i64>, value: Value) -> Completion {
-    client.invoke(&Op::new(f, key.map(Key::Int), value)).await
+    let mut done = client.invoke(&Op::new(f, key.map(Key::Int), value)).await;
+    if done.kind == EventType::Ok {
+        let revision = done.extra.remove("revision");
+        assert!(
+            revision
+                .as_ref()
+                .and_then(Value::as_i64)
+                .is_some_and(|r| r > 0),
+            "{f}: revision {revision:?}"
+        );
+    }
+    assert!(done.extra.is_empty(), "{done:?}");
+    done
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
