@@ -2,7 +2,8 @@
 //! well-behaved register and one that breaks the protocol in each way we know, checking
 //! the completions and that no adapter process survives; and the etcd example adapter
 //! (`examples/etcd-python/adapter.py`) against a real single-member etcd, compared with
-//! the built-in [`crate::EtcdClient`].
+//! the built-in [`crate::EtcdClient`]. The Redis example adapter has its own module,
+//! `tests/redis.rs`.
 
 use super::*;
 use nix::errno::Errno;
@@ -29,6 +30,8 @@ impl Plain for Completion {
         self
     }
 }
+
+mod redis;
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
