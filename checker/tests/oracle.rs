@@ -987,3 +987,79 @@ fn append_order_with_repeated_tokens_agrees_with_oracle_in_both_directions() {
     assert!(of(Verdict::Valid) > 1000, "{counts:?}");
     assert!(of(Verdict::Invalid) > 300, "{counts:?}");
 }
+
+/// Set histories with many indeterminate adds, and two mutants of each: one `ok` read
+/// gains the element of an `info` add (maybe read before the add was invoked), and one
+/// `ok` read loses an element. The set reductions (drop adds no read contains, bound
+/// observed ones by their first reader) must agree with the oracle on all of them.
+#[test]
+fn set_info_reductions_agree_with_oracle() {
+    let initial = gen::initial_value("set").unwrap();
+    let (mut cases, mut invalid, mut dropped, mut bounded) = (0, 0, 0, 0);
+    for seed in 0..1500u64 {
+        let mut opts = GenOptions::new("set", seed);
+        opts.keys = (seed % 2) as usize;
+        opts.ops = 3 + (seed % 7) as usize;
+        opts.concurrency = 2 + (seed / 7 % 3) as usize;
+        opts.info_rate = [0.3, 0.5, 0.7][(seed / 3 % 3) as usize];
+        opts.values = Values::Unique;
+        let h = gen::generate(&opts).unwrap();
+        let mut histories = vec![h.clone()];
+        histories.extend(set_read_mutant(&h, seed, true));
+        histories.extend(set_read_mutant(&h, seed, false));
+        for (i, h) in histories.iter().enumerate() {
+            let what = format!("set info-heavy seed {seed} history {i}");
+            if !assert_agrees(h, "set", &initial, &what) {
+                invalid += 1;
+            }
+            let r = linear::check(
+                &h.pair().unwrap(),
+                ModelKind::Set,
+                Some(&initial),
+                &single_threaded(),
+            )
+            .unwrap();
+            dropped += r.keys.iter().map(|k| k.info_dropped).sum::<usize>();
+            bounded += r.keys.iter().map(|k| k.info_bounded).sum::<usize>();
+            cases += 1;
+        }
+    }
+    eprintln!("{cases} cases, {invalid} invalid, {dropped} info adds dropped, {bounded} bounded");
+    assert!(cases > 2500, "only {cases} cases");
+    assert!(invalid > 300, "only {invalid} invalid");
+    assert!(
+        dropped > 500 && bounded > 100,
+        "reductions barely exercised: {dropped} dropped, {bounded} bounded"
+    );
+}
+
+/// One `ok` set read of `h` with the element of an `info` add of its key added
+/// (`gain`), or with one of its elements removed. `None` when there is no such read.
+fn set_read_mutant(h: &History, seed: u64, gain: bool) -> Option<History> {
+    let ops = h.pair().ok()?;
+    let reads: Vec<&Operation> = ops
+        .ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && o.f == "read" && o.output.is_array())
+        .collect();
+    let read = *reads.get((seed as usize * 7919) % reads.len().max(1))?;
+    let mut items = read.output.as_array()?.clone();
+    if gain {
+        let adds: Vec<&Operation> = ops
+            .ops
+            .iter()
+            .filter(|o| o.outcome == Outcome::Info && o.f == "add" && o.key == read.key)
+            .filter(|o| !items.contains(&o.input))
+            .collect();
+        let add = adds.get((seed as usize * 31) % adds.len().max(1))?;
+        items.push(add.input.clone());
+    } else {
+        if items.is_empty() {
+            return None;
+        }
+        items.remove((seed as usize) % items.len());
+    }
+    let mut out = h.clone();
+    out.events[read.complete_index? as usize].value = Value::Array(items);
+    Some(out)
+}

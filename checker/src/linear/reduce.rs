@@ -36,6 +36,15 @@
 //! W stops being pending to infinity, and the search treats it like any `ok` operation.
 //! If `r` falls before W's invocation, nothing is changed (the partition is invalid, and
 //! the pre-checks say why).
+//!
+//! **The set model** (see `set_adds`) takes both reductions in their set form, since a
+//! set only grows and adds commute: an `info` add of `e` that no `ok` read contains is
+//! dropped (in any linearization every read precedes it, else that read would contain
+//! `e`; removing it changes no read's state), and the only add of an `e` that is not in
+//! the initial set, observed by some `ok` read, is bounded by the earliest completion of
+//! such a read (the read's state contains `e`, which only that add can put there).
+//! Without this, a few dozen timed-out adds that never took effect leave the search
+//! 2^n subsets to track until the final read.
 
 use crate::history::{Operation, Outcome};
 use crate::model::{ModelKind, ModelOp};
@@ -73,6 +82,10 @@ pub(crate) fn reduce(
         ModelKind::Register | ModelKind::CasRegister => {}
         ModelKind::KvAppend => {
             kv_append(initial, ops, parsed, &mut out);
+            return out;
+        }
+        ModelKind::Set => {
+            set_adds(initial, ops, parsed, &mut out);
             return out;
         }
         _ => return out,
@@ -151,6 +164,51 @@ pub(crate) fn reduce(
         }
     }
     out
+}
+
+/// Both reductions for the set model (see the module doc).
+fn set_adds(initial: &Value, ops: &[&Operation], parsed: &[ModelOp], out: &mut Reduction) {
+    let text = |v: &Value| v.to_string();
+    let initially: hashbrown::HashSet<String> =
+        initial.as_array().into_iter().flatten().map(text).collect();
+    // Per element: the earliest completion of an `ok` read containing it, and how many
+    // adds of it there are.
+    let mut earliest: HashMap<String, u64> = HashMap::new();
+    let mut adds: HashMap<String, u32> = HashMap::new();
+    for (op, p) in ops.iter().zip(parsed) {
+        match p {
+            ModelOp::ReadSet(Some(items)) if op.outcome == Outcome::Ok => {
+                let Some(c) = op.complete_index else { continue };
+                for item in items {
+                    let e = earliest.entry(text(item)).or_insert(u64::MAX);
+                    *e = (*e).min(c);
+                }
+            }
+            ModelOp::Add(v) => *adds.entry(text(v)).or_insert(0) += 1,
+            _ => {}
+        }
+    }
+    for (i, (op, p)) in ops.iter().zip(parsed).enumerate() {
+        let (ModelOp::Add(v), Outcome::Info) = (p, op.outcome) else {
+            continue;
+        };
+        let element = text(v);
+        match earliest.get(&element) {
+            None => {
+                out.keep[i] = false;
+                out.dropped += 1;
+            }
+            Some(&r)
+                if !initially.contains(&element)
+                    && adds.get(&element) == Some(&1)
+                    && r > op.invoke_index =>
+            {
+                out.returns[i] = Some(r);
+                out.bounded += 1;
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// The delimiters of framed tokens: every update argument (and a non-empty initial
