@@ -193,6 +193,8 @@ impl<'de> Deserialize<'de> for DbChoice {
 pub enum ReadSetting {
     Bundled(ReadMode),
     Etcd(EtcdReads),
+    /// A described database whose reads its own description (or adapter) sets.
+    Native,
 }
 
 impl ReadSetting {
@@ -208,10 +210,14 @@ impl ReadSetting {
                 .iter()
                 .find(|(_, r)| *r == reads)
                 .map_or("linearizable", |(n, _)| n),
+            ReadSetting::Native => "native",
         }
     }
 
     fn parse(name: &str) -> Option<ReadSetting> {
+        if name == "native" {
+            return Some(ReadSetting::Native);
+        }
         ReadMode::ALL
             .into_iter()
             .find(|m| m.name() == name)
@@ -228,7 +234,7 @@ impl ReadSetting {
     pub fn bundled(self) -> ReadMode {
         match self {
             ReadSetting::Bundled(mode) => mode,
-            ReadSetting::Etcd(_) => ReadMode::ReadIndex,
+            ReadSetting::Etcd(_) | ReadSetting::Native => ReadMode::ReadIndex,
         }
     }
 
@@ -236,7 +242,7 @@ impl ReadSetting {
     pub fn etcd(self) -> EtcdReads {
         match self {
             ReadSetting::Etcd(reads) => reads,
-            ReadSetting::Bundled(_) => EtcdReads::Linearizable,
+            ReadSetting::Bundled(_) | ReadSetting::Native => EtcdReads::Linearizable,
         }
     }
 }
@@ -698,7 +704,7 @@ fn read_setting(
             },
         },
         Some(_) => match given {
-            None => Ok(ReadSetting::Bundled(ReadMode::ReadIndex)),
+            None | Some("native") => Ok(ReadSetting::Native),
             Some(name) => err(format!(
                 "--read-mode {name:?}: {} sets how its nodes serve reads in its own description",
                 desc.map_or("", |d| d.name.as_str())

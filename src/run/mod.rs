@@ -110,10 +110,12 @@ pub async fn run_test(
         notes.push("interrupted (Ctrl-C): the history is partial".into());
     }
     let mut phase_info = PhaseInfo::default();
+    let mut stopped_early = None;
     match phase_result {
         Ok(info) => phase_info = info,
         Err(e) => {
             partial = true;
+            stopped_early = Some(format!("the run stopped early: {e:#}"));
             notes.push(format!("the run stopped early: {e:#}"));
             ui.line(&format!("error: {e:#}"));
         }
@@ -195,6 +197,15 @@ pub async fn run_test(
             summary: conv.explanation.clone(),
         });
         results.convergence = Some(conv);
+    }
+    if let Some(why) = stopped_early {
+        // A run that failed before its time was up proves nothing valid: what it
+        // recorded may still be invalid, but otherwise the verdict is unknown.
+        results.checkers.push(CheckerResult {
+            name: "run".into(),
+            verdict: Verdict::Unknown,
+            summary: why,
+        });
     }
     if let Some(crashes) = crashes {
         results.checkers.push(crash_result(&crashes));

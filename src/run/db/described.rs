@@ -482,19 +482,22 @@ impl Database for DescribedCluster {
         purpose: ClientPurpose,
         op_timeout: Duration,
     ) -> anyhow::Result<Box<dyn Client>> {
-        let addr = self.client_addr(node)?.to_string();
         Ok(match self.desc.client() {
-            ClientSpec::Etcd { .. } => {
-                Box::new(EtcdClient::new(self.workload, addr, op_timeout, self.reads))
-            }
+            ClientSpec::Exec { .. } => Box::new(self.adapter(node, op_timeout)?),
+            ClientSpec::Etcd { .. } => Box::new(EtcdClient::new(
+                self.workload,
+                self.client_addr(node)?.to_string(),
+                op_timeout,
+                self.reads,
+            )),
             ClientSpec::Bundled { .. } => {
+                let addr = self.client_addr(node)?.to_string();
                 let client = BundledClient::new(self.workload, addr, op_timeout);
                 match purpose {
                     ClientPurpose::Worker => Box::new(client.with_redirects(2)),
                     ClientPurpose::FinalRead => Box::new(client),
                 }
             }
-            ClientSpec::Exec { .. } => Box::new(self.adapter(node, op_timeout)?),
         })
     }
 
@@ -515,8 +518,11 @@ impl Database for DescribedCluster {
             return Vec::new();
         }
         let errors = self.adapter_errors.load(Ordering::Relaxed);
+        if errors == 0 {
+            return vec!["adapter errors: 0".into()];
+        }
         vec![format!(
-            "adapter errors: {errors} (an adapter that timed out, exited, printed a line that is not the protocol's, or answered the wrong id, was replaced; its operation was recorded as info; see adapters/)"
+            "adapter errors: {errors} (each time an adapter timed out, exited, printed a line that is not the protocol's, or answered the wrong id, it was replaced and its operation recorded as info; its stderr is in adapters/)"
         )]
     }
 

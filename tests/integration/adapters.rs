@@ -1,0 +1,269 @@
+//! External client adapters (`[client] exec`, the protocol of `examples/PROTOCOL.md`):
+//! the Python etcd adapter reaches the built-in etcd client's verdicts, the Redis
+//! example's asynchronous replication is caught, and adapters that break the protocol
+//! (garbage, hangs, exits, a refused handshake) give `info` operations and a clear note
+//! (or abort the run with the adapter's message), never a crash or a hang, and leave no
+//! adapter process behind. Root only (the nodes run in network namespaces).
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn available(command: &str, package: &str) -> bool {
+    if !is_root() {
+        eprintln!("skipped: described databases run in network namespaces, which need root");
+        return false;
+    }
+    if Command::new(command).arg("--version").output().is_err() {
+        eprintln!("skipped: {command} is not installed (apt-get install {package})");
+        return false;
+    }
+    true
+}
+
+fn described_run(store: &Path, db: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "test",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--rate",
+        "100",
+        "--concurrency",
+        "6",
+        "--recovery-time",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn assert_no_adapter_left(store: &Path, script: &str) {
+    assert_nothing_left(store);
+    let left = processes_mentioning(script);
+    assert!(left.is_empty(), "adapters left behind: {left:?}");
+}
+
+#[test]
+fn the_python_etcd_adapter_reaches_the_built_in_clients_verdicts() {
+    if !available("etcd", "etcd-server") || !available("python3", "python3") {
+        return;
+    }
+    let _guard = cluster_lock();
+    let store = TempDir::new("etcd-python");
+    let example = repo().join("examples/etcd-python/etcd.toml");
+    let out = described_run(
+        store.path(),
+        &example,
+        &[
+            "--nodes",
+            "3",
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "8",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("adapter errors: 0"), "{}", text(&out));
+    let history = std::fs::read_to_string(latest_run(store.path()).join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(r#""revision":"#),
+        "the adapter's extra field is kept"
+    );
+    assert_no_adapter_left(store.path(), "adapter.py");
+
+    // The same adapter with serializable reads: stale under partitions, as the built-in
+    // client's serializable reads are (tests/integration/etcd.rs).
+    let described = std::fs::read_to_string(&example).unwrap().replace(
+        r#"exec = ["python3", "{description_dir}/adapter.py"]"#,
+        &format!(
+            r#"exec = ["python3", "{}", "--serializable"]"#,
+            repo().join("examples/etcd-python/adapter.py").display()
+        ),
+    );
+    assert!(
+        described.contains("--serializable"),
+        "the exec line was found"
+    );
+    let serializable = store.path().join("etcd-python-serializable.toml");
+    std::fs::write(&serializable, described).unwrap();
+    let mut codes = Vec::new();
+    for seed in 1..=3u64 {
+        let out = described_run(
+            store.path(),
+            &serializable,
+            &[
+                "--nodes",
+                "3",
+                "--workload",
+                "register",
+                "--nemesis",
+                "partition",
+                "--nemesis-interval",
+                "2",
+                "--time-limit",
+                "10",
+                "--seed",
+                &seed.to_string(),
+            ],
+        );
+        assert_ne!(code(&out), 255, "{}", text(&out));
+        codes.push(code(&out));
+        if code(&out) == 1 {
+            assert_no_adapter_left(store.path(), "adapter.py");
+            return;
+        }
+    }
+    panic!("the adapter's serializable reads were never caught: exit codes {codes:?}");
+}
+
+#[test]
+fn redis_replicas_are_caught_serving_stale_reads() {
+    if !available("redis-server", "redis-server") || !available("python3", "python3") {
+        return;
+    }
+    let _guard = cluster_lock();
+    let store = TempDir::new("redis");
+    let example = repo().join("examples/redis/redis.toml");
+    let mut codes = Vec::new();
+    for seed in 1..=3u64 {
+        let out = described_run(
+            store.path(),
+            &example,
+            &[
+                "--nodes",
+                "3",
+                "--workload",
+                "register",
+                "--nemesis",
+                "partition",
+                "--nemesis-interval",
+                "2",
+                "--time-limit",
+                "8",
+                "--seed",
+                &seed.to_string(),
+            ],
+        );
+        assert_ne!(code(&out), 255, "{}", text(&out));
+        codes.push(code(&out));
+        if code(&out) == 1 {
+            let said = text(&out);
+            assert!(said.contains("convergence not checked"), "{said}");
+            assert_no_adapter_left(store.path(), "adapter.py");
+            return;
+        }
+    }
+    panic!("redis was never caught: exit codes {codes:?}");
+}
+
+/// A description whose "database" is Python's HTTP server (cheap to start, ready at
+/// once) and whose client is the misbehaving test adapter in `mode`.
+fn broken_adapter_db(dir: &Path, mode: &str) -> PathBuf {
+    let script = repo().join("workloads/tests/adapters/misbehave.py");
+    let text = format!(
+        r#"name = "broken-{mode}"
+about = "an HTTP server with an adapter that breaks the protocol ({mode})"
+[node]
+ports = {{ http = 8000 }}
+start = ["python3", "-m", "http.server", "{{port.http}}", "--bind", "{{addr}}"]
+[ready]
+tcp = "{{addr}}:{{port.http}}"
+timeout = 10.0
+[client]
+exec = ["python3", "{}", "{mode}"]
+"#,
+        script.display()
+    );
+    let path = dir.join(format!("broken-{mode}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn broken_adapters_give_info_operations_and_a_note_never_a_crash() {
+    if !available("python3", "python3") {
+        return;
+    }
+    let _guard = cluster_lock();
+    let store = TempDir::new("broken-adapters");
+    for mode in ["garbage", "hang", "exit", "wrong-id"] {
+        let db = broken_adapter_db(store.path(), mode);
+        let out = described_run(
+            store.path(),
+            &db,
+            &[
+                "--nodes",
+                "1",
+                "--nemesis",
+                "none",
+                "--workload",
+                "register",
+                "--op-timeout",
+                "0.5",
+                "--time-limit",
+                "3",
+                "--seed",
+                "1",
+            ],
+        );
+        let said = text(&out);
+        assert!(matches!(code(&out), 0..=2), "{mode}: {said}");
+        let errors: u64 = said
+            .split("adapter errors: ")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{mode}: no adapter note: {said}"));
+        assert!(errors > 0, "{mode}: {said}");
+        let history =
+            std::fs::read_to_string(latest_run(store.path()).join("history.jsonl")).unwrap();
+        // A timeout is an info (a read in doubt a fail: it changed nothing); every
+        // other breach names the adapter and quotes what it did.
+        let named = |l: &&str| match mode {
+            "hang" => l.contains(r#""error":"timeout""#),
+            _ => l.contains("misbehave.py"),
+        };
+        assert!(
+            history
+                .lines()
+                .filter(named)
+                .any(|l| l.contains(r#""type":"info""#)),
+            "{mode}: an info operation from the broken adapter"
+        );
+        assert_no_adapter_left(store.path(), "misbehave.py");
+    }
+
+    // A refused handshake aborts the run with the adapter's own message.
+    let db = broken_adapter_db(store.path(), "refuse");
+    let out = described_run(
+        store.path(),
+        &db,
+        &[
+            "--nodes",
+            "1",
+            "--nemesis",
+            "none",
+            "--workload",
+            "register",
+            "--time-limit",
+            "3",
+        ],
+    );
+    let said = text(&out);
+    assert_eq!(code(&out), 2, "{said}");
+    assert!(said.contains("this adapter refuses to work"), "{said}");
+    assert_no_adapter_left(store.path(), "misbehave.py");
+}
