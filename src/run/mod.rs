@@ -210,10 +210,15 @@ pub async fn run_test(
     if let Some(crashes) = crashes {
         results.checkers.push(crash_result(&crashes));
     }
+    let run_path = std::path::absolute(&run_dir.path).unwrap_or_else(|_| run_dir.path.clone());
     results.node_logs = node_logs
         .iter()
         .filter(|p| p.exists())
-        .filter_map(|p| p.strip_prefix(&run_dir.path).ok())
+        .filter_map(|p| {
+            p.strip_prefix(&run_dir.path)
+                .or_else(|_| p.strip_prefix(&run_path))
+                .ok()
+        })
         .map(|p| p.display().to_string())
         .collect();
     results.partial = partial;

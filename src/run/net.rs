@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::config::{NetKind, TestConfig};
 use super::db::bundled::{BundledCluster, CommandWrapper};
 use super::db::described::DescribedCluster;
+use super::db::processes::LocalRunner;
 use super::db::{self, Control, Database};
 use super::store::RunDir;
 use crate::node::launch::NodeSpec;
@@ -86,10 +87,11 @@ impl Environment {
             desc,
             cfg.workload,
             cfg.read_mode.etcd(),
-            run_dir.path.clone(),
+            // Absolute: each node runs in its own folder.
+            std::path::absolute(&run_dir.path).context("resolving the run folder")?,
             &nodes,
             token,
-            Some(netns_wrapper(&net)),
+            Box::new(LocalRunner::new(Some(netns_wrapper(&net)))),
         ));
         Ok(Environment { db, net })
     }
@@ -190,7 +192,7 @@ impl Environment {
             specs,
             client,
             admin,
-            wrap,
+            Box::new(LocalRunner::new(wrap)),
         ));
         Ok(Environment { db, net })
     }

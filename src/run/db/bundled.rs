@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::processes::{NodeFiles, ProcessSet};
+use super::processes::{Launch, NodeFiles, NodeRunner};
 use super::{ClientPurpose, Database};
 use crate::node::launch::{admin_request_within, NodeSpec};
 
@@ -36,8 +36,7 @@ pub struct BundledCluster {
     client_addrs: BTreeMap<String, SocketAddr>,
     /// Where each node's admin API is reachable from the harness.
     admin_addrs: BTreeMap<String, SocketAddr>,
-    wrap: Option<CommandWrapper>,
-    processes: ProcessSet,
+    processes: Box<dyn NodeRunner>,
 }
 
 impl BundledCluster {
@@ -47,7 +46,7 @@ impl BundledCluster {
         specs: BTreeMap<String, NodeSpec>,
         client_addrs: BTreeMap<String, SocketAddr>,
         admin_addrs: BTreeMap<String, SocketAddr>,
-        wrap: Option<CommandWrapper>,
+        processes: Box<dyn NodeRunner>,
     ) -> BundledCluster {
         BundledCluster {
             exe,
@@ -55,8 +54,7 @@ impl BundledCluster {
             specs,
             client_addrs,
             admin_addrs,
-            wrap,
-            processes: ProcessSet::default(),
+            processes,
         }
     }
 
@@ -122,11 +120,11 @@ impl Database for BundledCluster {
             .ok_or_else(|| anyhow!("no node named {node}"))?;
         std::fs::create_dir_all(&spec.data_dir)
             .with_context(|| format!("creating {}", spec.data_dir.display()))?;
-        let mut cmd = spec.command(&self.exe);
-        if let Some(wrap) = &self.wrap {
-            cmd = wrap(node, cmd)?;
-        }
-        self.processes.spawn(node, cmd, &Self::files(spec))
+        let files = Self::files(spec);
+        // The spec's paths are relative to the harness's own directory.
+        let here = std::env::current_dir().context("reading the current directory")?;
+        let launch = Launch::of(&spec.command(&self.exe), &here);
+        self.processes.spawn(node, &launch, &files)
     }
 
     fn start_all(&self) -> anyhow::Result<()> {
@@ -138,7 +136,7 @@ impl Database for BundledCluster {
             if !self.is_running(node) {
                 anyhow::bail!(
                     "node {node} exited right after starting: {}",
-                    ProcessSet::last_words(&Self::files(spec))
+                    self.processes.last_words(&Self::files(spec))
                 );
             }
         }

@@ -23,13 +23,11 @@ use splitbrain_workloads::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::bundled::CommandWrapper;
-use super::processes::{NodeFiles, ProcessSet};
+use super::processes::{Launch, NodeFiles, NodeRunner};
 use super::{ClientPurpose, CrashLine, Database};
 
 /// One node's fixed facts.
@@ -48,8 +46,7 @@ pub struct DescribedCluster {
     run_dir: PathBuf,
     members: BTreeMap<String, Member>,
     cluster: ClusterVars,
-    wrap: Option<CommandWrapper>,
-    processes: ProcessSet,
+    processes: Box<dyn NodeRunner>,
     /// Nodes started at least once: they restart as members of an `existing` cluster.
     started: Mutex<BTreeSet<String>>,
     /// etcd member ids learned from status answers, so a leader can be named even while
@@ -72,7 +69,7 @@ impl DescribedCluster {
         run_dir: PathBuf,
         nodes: &[(String, IpAddr)],
         token: String,
-        wrap: Option<CommandWrapper>,
+        processes: Box<dyn NodeRunner>,
     ) -> DescribedCluster {
         let members = nodes
             .iter()
@@ -98,8 +95,7 @@ impl DescribedCluster {
                 nodes: nodes.to_vec(),
                 token,
             },
-            wrap,
-            processes: ProcessSet::default(),
+            processes,
             started: Mutex::new(BTreeSet::new()),
             member_ids: Mutex::new(BTreeMap::new()),
             adapter_errors: Arc::new(AtomicU64::new(0)),
@@ -335,16 +331,13 @@ impl Database for DescribedCluster {
             .desc
             .start_command(&vars, &self.cluster)
             .map_err(|e| anyhow!("{e}"))?;
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| anyhow!("{}: the start command is empty", self.desc.name))?;
-        let mut cmd = Command::new(program);
-        cmd.args(args).envs(env).current_dir(&vars.node_dir);
-        if let Some(wrap) = &self.wrap {
-            cmd = wrap(node, cmd)?;
-        }
+        let launch = Launch {
+            argv,
+            env,
+            cwd: vars.node_dir.clone(),
+        };
         self.processes
-            .spawn(node, cmd, &NodeFiles::in_dir(&vars.node_dir))?;
+            .spawn(node, &launch, &NodeFiles::in_dir(&vars.node_dir))?;
         lock(&self.started).insert(node.to_string());
         Ok(())
     }
@@ -359,7 +352,7 @@ impl Database for DescribedCluster {
                 anyhow::bail!(
                     "{} node {node} exited right after starting: {}",
                     self.desc.name,
-                    ProcessSet::last_words(&NodeFiles::in_dir(&m.node_dir))
+                    self.processes.last_words(&NodeFiles::in_dir(&m.node_dir))
                 );
             }
         }

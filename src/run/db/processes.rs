@@ -1,6 +1,10 @@
 //! The node processes of one run, whatever the database: spawned by the harness (tied to
 //! it with `PR_SET_PDEATHSIG`), signalled only by the pid recorded at spawn, and reaped.
 //!
+//! How a node is started is a [`NodeRunner`]: [`LocalRunner`] runs it on this machine
+//! (placed in its network namespace by a wrapper); a runner for remote hosts starts it
+//! over SSH. Databases build a [`Launch`] and never spawn processes themselves.
+//!
 //! Every live node has a pid file (`nodes/<n>/pid`: the pid and the process's start time
 //! in clock ticks since boot) so that `splitbrain clean` can stop the nodes of a harness
 //! that was itself SIGKILLed without matching processes by name, and without signalling
@@ -36,6 +40,119 @@ impl NodeFiles {
             stderr: node_dir.join("stderr.log"),
             pid: node_dir.join(PID_FILE),
         }
+    }
+}
+
+/// What to run for one node: its command line, extra environment and working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// The program first.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+impl Launch {
+    /// The launch of a prepared command (program, arguments, set variables, directory).
+    pub fn of(cmd: &Command, default_cwd: &Path) -> Launch {
+        let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        Launch {
+            argv: std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(text)
+                .collect(),
+            env: cmd
+                .get_envs()
+                .filter_map(|(k, v)| Some((text(k), text(v?))))
+                .collect(),
+            cwd: cmd
+                .get_current_dir()
+                .map_or_else(|| default_cwd.to_path_buf(), Path::to_path_buf),
+        }
+    }
+}
+
+/// Starts, signals and stops the node processes of one run, by the pid recorded at
+/// start. All methods are idempotent as [`super::Database`] requires.
+pub trait NodeRunner: Send + Sync {
+    /// Starts `node` (which must not be running), its output to `files`.
+    fn spawn(&self, node: &str, launch: &Launch, files: &NodeFiles) -> anyhow::Result<()>;
+    fn is_running(&self, node: &str) -> bool;
+    /// Forgets (and reaps) a node that exited on its own.
+    fn forget_exited(&self, node: &str);
+    /// SIGKILL, and wait until it is gone.
+    fn kill(&self, node: &str);
+    fn pause(&self, node: &str) -> anyhow::Result<()>;
+    fn resume(&self, node: &str) -> anyhow::Result<()>;
+    fn is_paused(&self, node: &str) -> bool;
+    /// SIGCONT + SIGTERM to every node, SIGKILL after `grace`.
+    fn stop_all(&self, grace: Duration);
+    /// The last line a node wrote to its stderr (for "exited at once" errors).
+    fn last_words(&self, files: &NodeFiles) -> String;
+}
+
+/// Nodes as processes of this machine, each command passed through `wrap` (into its
+/// network namespace) when given.
+pub struct LocalRunner {
+    processes: ProcessSet,
+    wrap: Option<super::bundled::CommandWrapper>,
+}
+
+impl LocalRunner {
+    pub fn new(wrap: Option<super::bundled::CommandWrapper>) -> LocalRunner {
+        LocalRunner {
+            processes: ProcessSet::default(),
+            wrap,
+        }
+    }
+}
+
+impl NodeRunner for LocalRunner {
+    fn spawn(&self, node: &str, launch: &Launch, files: &NodeFiles) -> anyhow::Result<()> {
+        let (program, args) = launch
+            .argv
+            .split_first()
+            .ok_or_else(|| anyhow!("node {node}: the command is empty"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&launch.cwd);
+        if let Some(wrap) = &self.wrap {
+            cmd = wrap(node, cmd)?;
+        }
+        self.processes.spawn(node, cmd, files)
+    }
+
+    fn is_running(&self, node: &str) -> bool {
+        self.processes.is_running(node)
+    }
+
+    fn forget_exited(&self, node: &str) {
+        self.processes.forget_exited(node)
+    }
+
+    fn kill(&self, node: &str) {
+        self.processes.kill(node)
+    }
+
+    fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.pause(node)
+    }
+
+    fn resume(&self, node: &str) -> anyhow::Result<()> {
+        self.processes.resume(node)
+    }
+
+    fn is_paused(&self, node: &str) -> bool {
+        self.processes.is_paused(node)
+    }
+
+    fn stop_all(&self, grace: Duration) {
+        self.processes.stop_all(grace)
+    }
+
+    fn last_words(&self, files: &NodeFiles) -> String {
+        ProcessSet::last_words(files)
     }
 }
 
