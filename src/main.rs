@@ -2,6 +2,8 @@
 //!
 //! - `test`, `test-all`, `clean`: the test driver against the bundled cluster ([`run`],
 //!   [`clean`]).
+//! - `lab`: SSH hosts in network namespaces, to try `--hosts` on one machine
+//!   ([`run::hosts::lab`]).
 //! - `check`: offline linearizability checking of recorded histories ([`check`]).
 //! - `report`, `serve`: re-render a stored run, browse the store ([`reporting`]).
 //! - `node`, `cluster`, `bugs`, `bench-cluster`: the bundled Raft KV ([`node`], on the `splitbrain-raft` core).
@@ -52,6 +54,8 @@ enum Command {
     Clean(clean::CleanArgs),
     /// Measure the test driver's own ceiling and its overhead per operation.
     BenchDriver(run::bench::BenchDriverArgs),
+    /// Start or stop a lab: SSH hosts in network namespaces on this machine (root).
+    Lab(run::hosts::lab::LabArgs),
     /// List the databases `--db` accepts (and `--show NAME` prints a description).
     Dbs(dbs::DbsArgs),
     #[command(flatten)]
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Clean(args) => clean::run(args),
         Command::BenchDriver(args) => run::bench::run(args),
         Command::Dbs(args) => dbs::run(args),
+        Command::Lab(args) => run::hosts::lab::cli(args),
         Command::Node(cmd) => node::cli::run(cmd),
     };
     match result {

@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod config;
 pub mod db;
+pub mod hosts;
 pub mod net;
 pub mod progress;
 pub mod recorder;

@@ -36,7 +36,7 @@ fn netns_wrapper(net: &Arc<Net>) -> CommandWrapper {
         Net::Netns(ns) => ns
             .wrap_command(node, &cmd)
             .map_err(|e| anyhow!("placing {node} in its namespace: {e}")),
-        Net::Proxy(_) => Ok(cmd),
+        _ => Ok(cmd),
     })
 }
 
@@ -182,7 +182,7 @@ impl Environment {
         }
         let wrap = match &*net {
             Net::Netns(_) => Some(netns_wrapper(&net)),
-            Net::Proxy(_) => None,
+            _ => None,
         };
         let client = listen.iter().map(|(n, l)| (n.clone(), l.1)).collect();
         let admin = listen.iter().map(|(n, l)| (n.clone(), l.2)).collect();

@@ -1,15 +1,17 @@
 //! Network backends: how a grudge becomes dropped packets.
 //!
-//! Two backends implement [`NetBackend`]: [`proxy::ProxyNet`] (a userspace TCP proxy per
+//! Three backends implement [`NetBackend`]: [`proxy::ProxyNet`] (a userspace TCP proxy per
 //! directed link, any user, loopback only) and [`netns::NetnsNet`] (a network namespace
-//! per node on a private bridge, `iptables` DROP rules, needs root). Both must be set up
-//! before the nodes start, because a node learns where to dial each peer from
-//! [`NetBackend::peer_addr`]. [`Net`] wraps either, so the driver can pick one at run
+//! per node on a private bridge, `iptables` DROP rules, needs root), and
+//! [`remote::RemoteNet`] (real hosts, tagged iptables rules over a remote shell). All
+//! must be set up before the nodes start, because a node learns where to dial each peer
+//! from [`NetBackend::peer_addr`]. [`Net`] wraps any, so the driver can pick one at run
 //! time without trait objects.
 
 pub mod messages;
 pub mod netns;
 pub mod proxy;
+pub mod remote;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,13 +55,15 @@ pub trait NetBackend {
     fn teardown(&self) -> impl Future<Output = Result<(), NemesisError>> + Send;
 }
 
-/// Either backend, chosen at run time (`--net proxy` or `--net netns`).
+/// One backend, chosen at run time (`--net proxy`, `--net netns`, or `--hosts`).
 #[derive(Debug)]
 pub enum Net {
     /// The userspace TCP proxy.
     Proxy(proxy::ProxyNet),
     /// Network namespaces with iptables.
     Netns(netns::NetnsNet),
+    /// Real hosts (`--hosts`), iptables over a remote shell.
+    Remote(remote::RemoteNet),
 }
 
 impl NetBackend for Net {
@@ -67,6 +71,7 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => net.peer_addr(from, to),
             Net::Netns(net) => net.peer_addr(from, to),
+            Net::Remote(net) => net.peer_addr(from, to),
         }
     }
 
@@ -74,6 +79,7 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => net.partition(grudge).await,
             Net::Netns(net) => net.partition(grudge).await,
+            Net::Remote(net) => net.partition(grudge).await,
         }
     }
 
@@ -81,6 +87,7 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => net.heal().await,
             Net::Netns(net) => net.heal().await,
+            Net::Remote(net) => net.heal().await,
         }
     }
 
@@ -88,6 +95,7 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => NetBackend::set_message_rules(net, rules).await,
             Net::Netns(net) => net.set_message_rules(rules).await,
+            Net::Remote(net) => net.set_message_rules(rules).await,
         }
     }
 
@@ -100,6 +108,7 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => ProxyNet::release_held(net, from, to, count),
             Net::Netns(net) => net.release_held(from, to, count).await,
+            Net::Remote(net) => net.release_held(from, to, count).await,
         }
     }
 
@@ -107,6 +116,7 @@ impl NetBackend for Net {
         match self {
             Net::Proxy(net) => net.teardown().await,
             Net::Netns(net) => net.teardown().await,
+            Net::Remote(net) => net.teardown().await,
         }
     }
 }

@@ -118,8 +118,7 @@ impl Database for BundledCluster {
             .specs
             .get(node)
             .ok_or_else(|| anyhow!("no node named {node}"))?;
-        std::fs::create_dir_all(&spec.data_dir)
-            .with_context(|| format!("creating {}", spec.data_dir.display()))?;
+        self.processes.make_dir(node, &spec.data_dir)?;
         let files = Self::files(spec);
         // The spec's paths are relative to the harness's own directory.
         let here = std::env::current_dir().context("reading the current directory")?;

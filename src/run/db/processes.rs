@@ -2,8 +2,8 @@
 //! it with `PR_SET_PDEATHSIG`), signalled only by the pid recorded at spawn, and reaped.
 //!
 //! How a node is started is a [`NodeRunner`]: [`LocalRunner`] runs it on this machine
-//! (placed in its network namespace by a wrapper); a runner for remote hosts starts it
-//! over SSH. Databases build a [`Launch`] and never spawn processes themselves.
+//! (placed in its network namespace by a wrapper); `run::hosts::runner::RemoteRunner`
+//! starts it on a host over SSH. Databases build a [`Launch`] and never spawn processes themselves.
 //!
 //! Every live node has a pid file (`nodes/<n>/pid`: the pid and the process's start time
 //! in clock ticks since boot) so that `splitbrain clean` can stop the nodes of a harness
@@ -77,6 +77,10 @@ impl Launch {
 pub trait NodeRunner: Send + Sync {
     /// Starts `node` (which must not be running), its output to `files`.
     fn spawn(&self, node: &str, launch: &Launch, files: &NodeFiles) -> anyhow::Result<()>;
+    /// Creates a folder a node needs (its data directory) where the node runs.
+    fn make_dir(&self, _node: &str, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+    }
     fn is_running(&self, node: &str) -> bool;
     /// Forgets (and reaps) a node that exited on its own.
     fn forget_exited(&self, node: &str);
