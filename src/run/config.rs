@@ -95,6 +95,10 @@ pub struct TestArgs {
     /// (comma-separated, Elle's names; default strict-serializable).
     #[arg(long, value_name = "M,…")]
     pub consistency_models: Option<String>,
+    /// Run the nodes on SSH hosts named in this TOML file (`[hosts] n1 = "root@10.0.0.1"`,
+    /// ...; see the README, or `splitbrain lab up` for hosts on this machine).
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
     /// Read settings from a TOML file (the same names as the flags, e.g.
     /// `workload = "kv"`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -113,6 +117,9 @@ pub enum NetKind {
     Proxy,
     /// A network namespace per node, partitions as iptables rules (root).
     Netns,
+    /// Each node on its own SSH host (`--hosts`), partitions as tagged iptables rules
+    /// installed over SSH.
+    Hosts,
 }
 
 impl NetKind {
@@ -120,6 +127,7 @@ impl NetKind {
         match self {
             NetKind::Proxy => "proxy",
             NetKind::Netns => "netns",
+            NetKind::Hosts => "hosts",
         }
     }
 }
@@ -292,6 +300,9 @@ pub struct TestConfig {
     /// means strict-serializable. Absent from older `test.json` files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consistency_models: Vec<ConsistencyModel>,
+    /// The hosts file (absolute) when the nodes run on SSH hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<PathBuf>,
 }
 
 /// Why a configuration was rejected; the message says what to do instead.
@@ -338,6 +349,7 @@ impl TestArgs {
             recovery_time: self.recovery_time.or(file.recovery_time),
             name: self.name.or(file.name),
             consistency_models: self.consistency_models.or(file.consistency_models),
+            hosts: self.hosts.or(file.hosts),
             config: None,
         })
     }
@@ -504,7 +516,24 @@ impl TestConfig {
             Some(list) => TargetSpec::parse_list(list)
                 .map_err(|e| ConfigError(format!("--fault-targets: {e}")))?,
         };
-        let nodes = args.nodes.unwrap_or(5);
+        let hosts = match &args.hosts {
+            None => None,
+            Some(path) => Some(
+                crate::run::hosts::HostsFile::load(path)
+                    .map_err(|e| ConfigError(format!("--hosts: {e:#}")))?,
+            ),
+        };
+        let nodes = match (&hosts, args.nodes) {
+            (Some(h), Some(n)) if n != h.hosts.len() => {
+                return err(format!(
+                    "--nodes {n}, but the hosts file {} names {} hosts: drop --nodes",
+                    h.path.display(),
+                    h.hosts.len()
+                ))
+            }
+            (Some(h), _) => h.hosts.len(),
+            (None, n) => n.unwrap_or(5),
+        };
         if !(1..=9).contains(&nodes) {
             return err(format!(
                 "--nodes {nodes}: the bundled cluster runs 1 to 9 nodes (3 or 5 are typical)"
@@ -539,6 +568,20 @@ impl TestConfig {
             "proxy"
         };
         let net = match args.net.as_deref().unwrap_or(default_net) {
+            _ if hosts.is_some() => match args.net.as_deref() {
+                None | Some("hosts") if nemesis.iter().any(|k| MESSAGE_FAULTS.contains(k)) => {
+                    return err(
+                        "--nemesis split-vote and figure-8 drop and hold single Raft messages, which only the proxy can do; they cannot run with --hosts",
+                    )
+                }
+                None | Some("hosts") => NetKind::Hosts,
+                Some(other) => {
+                    return err(format!(
+                        "--net {other} with --hosts: the nodes run on the hosts, and partitions are iptables rules there; drop --net"
+                    ))
+                }
+            },
+            "hosts" => return err("--net hosts needs --hosts FILE"),
             "proxy" if description.is_some() => {
                 return err(format!(
                     "--db {} --net proxy: a database we did not write has one peer address per member, so no proxy can sit on each link between two members; partitions need --net netns (root)",
@@ -614,6 +657,13 @@ impl TestConfig {
             op_timeout,
             recovery_time,
             consistency_models,
+            hosts: match hosts {
+                Some(h) => Some(
+                    std::path::absolute(&h.path)
+                        .map_err(|e| ConfigError(format!("--hosts {}: {e}", h.path.display())))?,
+                ),
+                None => None,
+            },
         })
     }
 
@@ -652,6 +702,9 @@ impl TestConfig {
         if !self.consistency_models.is_empty() {
             let names: Vec<&str> = self.consistency_models.iter().map(|m| m.name()).collect();
             cmd.push_str(&format!(" --consistency-models {}", names.join(",")));
+        }
+        if let Some(hosts) = &self.hosts {
+            cmd.push_str(&format!(" --hosts {}", hosts.display()));
         }
         cmd
     }

@@ -128,7 +128,7 @@ pub async fn run_test(
         for problem in env.teardown().await {
             notes.push(format!("teardown: {problem}"));
         }
-        node_logs = env.db.log_files();
+        node_logs = env.log_files();
         crashes = env.db.crash_scan();
     }
     if let Some(e) = recorder.finish() {

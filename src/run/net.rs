@@ -16,6 +16,7 @@ use super::db::bundled::{BundledCluster, CommandWrapper};
 use super::db::described::DescribedCluster;
 use super::db::processes::LocalRunner;
 use super::db::{self, Control, Database};
+use super::hosts::{self, Hosts, HostsFile};
 use super::store::RunDir;
 use crate::node::launch::NodeSpec;
 
@@ -27,6 +28,8 @@ const NETNS_ADMIN_PORT: u16 = 7002;
 pub struct Environment {
     pub db: Arc<dyn Database>,
     pub net: Arc<Net>,
+    /// With `--hosts`: the run's folder on the hosts, emptied into the store at teardown.
+    pub remote: Option<hosts::RemoteRun>,
 }
 
 /// Starts each node's command inside its namespace.
@@ -42,6 +45,9 @@ fn netns_wrapper(net: &Arc<Net>) -> CommandWrapper {
 
 impl Environment {
     pub async fn setup(cfg: &TestConfig, run_dir: &RunDir) -> anyhow::Result<Environment> {
+        if let Some(path) = &cfg.hosts {
+            return Self::setup_hosts(cfg, run_dir, path).await;
+        }
         match cfg.db.description()? {
             Some(desc) => Self::setup_described(cfg, run_dir, desc).await,
             None => Self::setup_bundled(cfg, run_dir).await,
@@ -93,7 +99,11 @@ impl Environment {
             token,
             Box::new(LocalRunner::new(Some(netns_wrapper(&net)))),
         ));
-        Ok(Environment { db, net })
+        Ok(Environment {
+            db,
+            net,
+            remote: None,
+        })
     }
 
     async fn setup_bundled(cfg: &TestConfig, run_dir: &RunDir) -> anyhow::Result<Environment> {
@@ -194,7 +204,160 @@ impl Environment {
             admin,
             Box::new(LocalRunner::new(wrap)),
         ));
-        Ok(Environment { db, net })
+        Ok(Environment {
+            db,
+            net,
+            remote: None,
+        })
+    }
+
+    /// Nodes on SSH hosts: connect, check the hosts, upload what the nodes need into the
+    /// run's folder on each host; the nodes listen on their host's address.
+    async fn setup_hosts(
+        cfg: &TestConfig,
+        run_dir: &RunDir,
+        path: &std::path::Path,
+    ) -> anyhow::Result<Environment> {
+        if cfg.db.description()?.is_some() {
+            anyhow::bail!(
+                "--hosts runs the bundled cluster for now; described databases (--db {}) on hosts are not wired yet",
+                cfg.db.arg()
+            );
+        }
+        let file = HostsFile::load(path)?;
+        let stamp = run_dir
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let run_id: String = format!("{stamp}-{}", cfg.seed)
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let root = hosts::remote_root(&run_id);
+        let pool = Arc::new(
+            Hosts::connect(&file, &run_dir.path.join("known_hosts"))
+                .await
+                .context("connecting to the hosts")?,
+        );
+        let remote = hosts::RemoteRun {
+            hosts: pool.clone(),
+            root: root.clone(),
+            local_nodes: run_dir.path.join("nodes"),
+        };
+        match Self::setup_hosts_bundled(cfg, &file, pool, &root, &run_id).await {
+            Ok((db, net)) => Ok(Environment {
+                db,
+                net,
+                remote: Some(remote),
+            }),
+            Err(e) => {
+                for problem in remote.remove().await {
+                    tracing::warn!("removing the run folder from the hosts: {problem}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn setup_hosts_bundled(
+        cfg: &TestConfig,
+        file: &HostsFile,
+        pool: Arc<Hosts>,
+        root: &str,
+        run_id: &str,
+    ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
+        let names = super::node_names(cfg.nodes);
+        let id_of = |name: &str| -> u64 { name[1..].parse().unwrap_or(0) };
+        pool.preflight(&[]).await?;
+        let exe = std::env::current_exe().context("locating the splitbrain executable")?;
+        let bytes = Arc::new(
+            tokio::fs::read(&exe)
+                .await
+                .with_context(|| format!("reading {}", exe.display()))?,
+        );
+        let remote_exe = format!("{root}/bin/splitbrain");
+        let mut uploads = Vec::new();
+        for n in &names {
+            let (pool, bytes, n, to) = (pool.clone(), bytes.clone(), n.clone(), remote_exe.clone());
+            uploads.push(tokio::spawn(async move {
+                pool.upload(&n, &bytes, &to, "755").await
+            }));
+        }
+        for upload in uploads {
+            upload.await.context("uploading splitbrain")??;
+        }
+        let mut listen = BTreeMap::new();
+        for n in &names {
+            let ip = file
+                .hosts
+                .get(n)
+                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?
+                .ip()?;
+            listen.insert(
+                n.clone(),
+                (
+                    SocketAddr::new(ip, NETNS_PEER_PORT),
+                    SocketAddr::new(ip, NETNS_CLIENT_PORT),
+                    SocketAddr::new(ip, NETNS_ADMIN_PORT),
+                ),
+            );
+        }
+        let peers = listen.iter().map(|(n, l)| (n.clone(), l.0)).collect();
+        let shell: Arc<dyn nemesis::net::remote::RemoteShell> = pool.clone();
+        let net = Arc::new(Net::Remote(nemesis::net::remote::RemoteNet::new(
+            shell,
+            peers,
+            format!("{}{run_id}", nemesis::net::remote::TAG_PREFIX),
+        )?));
+        let mut specs = BTreeMap::new();
+        for n in &names {
+            let (peer, client, admin) = listen[n];
+            let mut peers = BTreeMap::new();
+            let mut client_addrs = BTreeMap::new();
+            for other in names.iter().filter(|o| *o != n) {
+                peers.insert(id_of(other), net.peer_addr(n, other)?.to_string());
+                client_addrs.insert(id_of(other), listen[other].1.to_string());
+            }
+            let node_dir = std::path::PathBuf::from(format!("{root}/{n}"));
+            specs.insert(
+                n.clone(),
+                NodeSpec {
+                    id: id_of(n),
+                    name: n.clone(),
+                    peer_listen: peer.to_string(),
+                    client_listen: client.to_string(),
+                    admin_listen: admin.to_string(),
+                    peers,
+                    client_addrs,
+                    data_dir: node_dir.join("data"),
+                    read_mode: cfg.read_mode.bundled(),
+                    bugs: cfg.bugs.clone(),
+                    log_file: Some(node_dir.join("node.log")),
+                    tick_ms: 20,
+                    seed: cfg.seed.wrapping_add(id_of(n)),
+                },
+            );
+        }
+        let client = listen.iter().map(|(n, l)| (n.clone(), l.1)).collect();
+        let admin = listen.iter().map(|(n, l)| (n.clone(), l.2)).collect();
+        let db: Arc<dyn Database> = Arc::new(BundledCluster::new(
+            remote_exe.into(),
+            cfg.workload,
+            specs,
+            client,
+            admin,
+            Box::new(hosts::runner::RemoteRunner::new(pool, root.to_string())),
+        ));
+        Ok((db, net))
+    }
+
+    /// The nodes' log files after teardown (downloaded from the hosts, with `--hosts`).
+    pub fn log_files(&self) -> Vec<std::path::PathBuf> {
+        match &self.remote {
+            Some(remote) => remote.log_files(),
+            None => self.db.log_files(),
+        }
     }
 
     /// Heals everything the nemesis may have done (network, paused, killed, clocks),
@@ -227,6 +390,9 @@ impl Environment {
         }
         if let Err(e) = self.net.teardown().await {
             problems.push(format!("tearing down the network: {e}"));
+        }
+        if let Some(remote) = &self.remote {
+            problems.extend(remote.finish().await);
         }
         problems
     }

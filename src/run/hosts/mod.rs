@@ -396,7 +396,8 @@ impl Hosts {
         mode: &str,
     ) -> anyhow::Result<()> {
         use tokio::io::AsyncWriteExt;
-        let part = format!("{path}.part");
+        // Hosts may share a file system (the lab): each writes its own part file.
+        let part = format!("{path}.part-{host}");
         let script = format!(
             "mkdir -p \"$(dirname {p})\" && cat > {part} && chmod {mode} {part} && mv {part} {p}",
             p = sq(path),
@@ -540,12 +541,80 @@ impl Hosts {
             bail!("the hosts are not ready: {}", problems.join("; "))
         }
     }
+}
 
-    /// Closes every master connection.
-    pub async fn close(self) {
-        for (_, s) in self.sessions {
-            let _ = s.close().await;
+/// What one run put on the hosts: the per-run folder on each, and where its nodes'
+/// files go in the local run folder.
+pub struct RemoteRun {
+    pub hosts: Arc<Hosts>,
+    /// `/tmp/splitbrain/<run>` on every host.
+    pub root: String,
+    /// The local run folder's `nodes/`.
+    pub local_nodes: PathBuf,
+}
+
+/// Names in a node's remote folder that are not worth downloading.
+const NOT_DOWNLOADED: [&str; 2] = ["data", "pid"];
+
+impl RemoteRun {
+    /// Downloads each node's folder (logs; not its data) into `nodes/<n>/`, then removes
+    /// the run's folder from every host. Returns what went wrong.
+    pub async fn finish(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for host in self.hosts.names() {
+            let remote = format!("{}/{host}", self.root);
+            if let Err(e) = self
+                .hosts
+                .download_dir(
+                    &host,
+                    &remote,
+                    &NOT_DOWNLOADED,
+                    &self.local_nodes.join(&host),
+                )
+                .await
+            {
+                problems.push(format!("{e:#}"));
+            }
         }
+        problems.extend(self.remove().await);
+        problems
+    }
+
+    /// Removes the run's folder from every host (and `/tmp/splitbrain` once empty).
+    pub async fn remove(&self) -> Vec<String> {
+        let script = format!(
+            "rm -rf {}; rmdir /tmp/splitbrain 2>/dev/null; exit 0",
+            sq(&self.root)
+        );
+        let scripts = self
+            .hosts
+            .names()
+            .into_iter()
+            .map(|h| (h, script.clone()))
+            .collect();
+        self.hosts
+            .run_each(scripts)
+            .await
+            .into_iter()
+            .filter_map(|(_, r)| r.err().map(|e| format!("{e:#}")))
+            .collect()
+    }
+
+    /// The downloaded log files (absolute paths).
+    pub fn log_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for host in self.hosts.names() {
+            if let Ok(entries) = std::fs::read_dir(self.local_nodes.join(&host)) {
+                let mut logs: Vec<PathBuf> = entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "log") && p.is_file())
+                    .collect();
+                logs.sort();
+                files.extend(logs);
+            }
+        }
+        files
     }
 }
 
