@@ -6,4 +6,5 @@ mod adapters;
 mod cli;
 mod e2e;
 mod etcd;
+mod hosts;
 mod support;

@@ -82,7 +82,8 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-/// Network namespaces of ours (`sb…`) currently present.
+/// Network namespaces of the netns backend (`sb<4 hex>…`) currently present; a lab's
+/// (`sbl…`, made on purpose by `splitbrain lab up`) are not leftovers.
 pub fn our_namespaces() -> Vec<String> {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return Vec::new();
@@ -90,7 +91,7 @@ pub fn our_namespaces() -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("sb"))
+        .filter(|n| n.starts_with("sb") && !n.starts_with("sbl"))
         .map(str::to_string)
         .collect()
 }

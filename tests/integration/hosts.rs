@@ -1,0 +1,259 @@
+//! `splitbrain test --hosts`: nodes on SSH hosts. The hosts are a lab (`splitbrain lab
+//! up`): network namespaces on this machine, each with its own sshd. The bundled cluster
+//! over SSH is valid under partitions, kills and pauses; `--bug stale-reads` is caught
+//! under its nemesis within three seeds; afterwards no node process, tagged iptables rule
+//! or remote file is left, and `lab down` leaves no namespace or sshd. Root only (CI is
+//! root); each test says so when it skips.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn lab_available() -> bool {
+    if !is_root() {
+        eprintln!("skipped: the lab's hosts are network namespaces running sshd, which need root (CI is root)");
+        return false;
+    }
+    if !Path::new("/usr/sbin/sshd").exists() || Command::new("ssh").arg("-V").output().is_err() {
+        eprintln!("skipped: the lab needs OpenSSH (apt-get install openssh-server openssh-client; CI installs them)");
+        return false;
+    }
+    true
+}
+
+/// A lab for one test; `down` on drop, also when the test fails.
+struct Lab {
+    hosts: PathBuf,
+    /// The sshd pids with their start times, from the lab's record.
+    sshd: Vec<(u32, u64)>,
+    namespaces: Vec<String>,
+}
+
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+impl Lab {
+    fn up(dir: &Path, nodes: usize) -> Lab {
+        let hosts = dir.join("hosts.toml");
+        let out = run(&[
+            "lab",
+            "up",
+            "--hosts-file",
+            hosts.to_str().unwrap(),
+            "--nodes",
+            &nodes.to_string(),
+        ]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("hosts.lab/lab.json")).unwrap())
+                .unwrap();
+        let sshd = record["sshd"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap() as u32, p[1].as_u64().unwrap()))
+            .collect();
+        let namespaces = record["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        Lab {
+            hosts,
+            sshd,
+            namespaces,
+        }
+    }
+
+    /// This run's rules (tagged `splitbrain-`) in the hosts' firewalls.
+    fn tagged_rules(&self) -> Vec<String> {
+        let mut rules = Vec::new();
+        for ns in &self.namespaces {
+            let out = Command::new("ip")
+                .args(["netns", "exec", ns, "iptables", "-w", "-S", "INPUT"])
+                .output()
+                .unwrap();
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if line.contains("splitbrain-") {
+                    rules.push(format!("{ns}: {line}"));
+                }
+            }
+        }
+        rules
+    }
+
+    fn down(&self) -> std::process::Output {
+        run(&["lab", "down", "--hosts-file", self.hosts.to_str().unwrap()])
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.hosts.exists() {
+            let _ = self.down();
+        }
+    }
+}
+
+/// Nothing of a finished run is left on the hosts.
+/// (Other tests' netns runs may be live on this machine: only ours are looked at.)
+fn assert_nothing_left_on_hosts(lab: &Lab, store: &Path) {
+    let procs = processes_mentioning(&store.display().to_string());
+    assert!(procs.is_empty(), "processes left behind: {procs:?}");
+    let procs = processes_mentioning("/tmp/splitbrain/");
+    assert!(
+        procs.is_empty(),
+        "node processes left on the hosts: {procs:?}"
+    );
+    let rules = lab.tagged_rules();
+    assert!(rules.is_empty(), "iptables rules left: {rules:?}");
+    assert!(
+        !Path::new("/tmp/splitbrain").exists(),
+        "files left on the hosts: {:?}",
+        walk(Path::new("/tmp/splitbrain"))
+    );
+}
+
+fn hosts_run(lab: &Lab, store: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "test",
+        "--hosts",
+        lab.hosts.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--workload",
+        "register",
+        "--time-limit",
+        "10",
+        "--recovery-time",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn the_bundled_cluster_over_ssh_is_valid_and_its_stale_reads_bug_is_caught() {
+    if !lab_available() {
+        return;
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab");
+    let store = dir.path().join("store");
+    let lab = Lab::up(dir.path(), 3);
+    assert_eq!(lab.namespaces.len(), 3);
+    assert!(
+        our_namespaces().iter().all(|n| !lab.namespaces.contains(n)),
+        "lab namespaces are not netns leftovers"
+    );
+
+    let out = hosts_run(
+        &lab,
+        &store,
+        &[
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let run_dir = latest_run(&store);
+    assert_eq!(results(&run_dir)["verdict"], "valid");
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    for fault in ["start-partition", "kill", "pause"] {
+        assert!(
+            history.contains(&format!("\"f\":\"{fault}\"")),
+            "a {fault} happened"
+        );
+    }
+    for n in ["n1", "n2", "n3"] {
+        assert!(
+            run_dir.join(format!("nodes/{n}/node.log")).is_file(),
+            "{n}'s log was downloaded"
+        );
+        assert!(!run_dir.join(format!("nodes/{n}/data")).exists());
+    }
+    assert_nothing_left_on_hosts(&lab, &store);
+
+    // The bug's own nemesis, from `splitbrain bugs`.
+    let bugs = text(&run(&["bugs"]));
+    let nemesis = bugs
+        .lines()
+        .find(|l| l.starts_with("stale-reads\t"))
+        .and_then(|l| l.split('\t').nth(1))
+        .expect("splitbrain bugs lists stale-reads")
+        .to_string();
+    let mut codes = Vec::new();
+    for seed in 1..=3u64 {
+        let out = hosts_run(
+            &lab,
+            &store,
+            &[
+                "--bug",
+                "stale-reads",
+                "--nemesis",
+                &nemesis,
+                "--seed",
+                &seed.to_string(),
+            ],
+        );
+        codes.push(code(&out));
+        assert!(code(&out) <= 2, "{}", text(&out));
+        assert_nothing_left_on_hosts(&lab, &store);
+        if code(&out) == 1 {
+            break;
+        }
+    }
+    assert!(
+        codes.contains(&1),
+        "stale reads caught within 3 seeds: {codes:?}"
+    );
+
+    let out = lab.down();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    for (pid, started) in &lab.sshd {
+        assert_ne!(
+            start_time(*pid),
+            Some(*started),
+            "sshd {pid} survived lab down"
+        );
+    }
+    let left: Vec<String> = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| lab.namespaces.iter().any(|n| l.starts_with(n.as_str())))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "lab namespaces left: {left:?}");
+    assert!(!lab.hosts.exists() && !dir.path().join("hosts.lab").exists());
+}
+
+#[test]
+fn a_bad_hosts_file_is_refused_with_its_line_and_key() {
+    let dir = TempDir::new("hosts-file");
+    let hosts = dir.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "[hosts]\nn1 = \"root@10.0.0.1\"\nn2 = \"root@10.0.0.2:ssh\"\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "test",
+        "--hosts",
+        hosts.to_str().unwrap(),
+        "--time-limit",
+        "1",
+    ]);
+    assert_eq!(code(&out), 254, "{}", text(&out));
+    assert!(text(&out).contains("line 3, `n2`"), "{}", text(&out));
+}
