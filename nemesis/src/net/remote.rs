@@ -246,7 +246,7 @@ mod tests {
     async fn a_grudge_becomes_tagged_drops_of_peer_addresses_only() {
         let shell = Arc::new(Recorded::default());
         let net = net(shell.clone());
-        let grudge = Grudge::from_entries([("n1".to_string(), ["n2".to_string()].into())]);
+        let grudge = Grudge::from_entries([("n1".to_string(), vec!["n2".to_string()])]);
         net.partition(&grudge).await.unwrap();
         let mut calls = shell.0.lock().unwrap().clone();
         calls.sort();

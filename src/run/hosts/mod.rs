@@ -595,8 +595,8 @@ impl RemoteRun {
         self.hosts
             .run_each(scripts)
             .await
-            .into_iter()
-            .filter_map(|(_, r)| r.err().map(|e| format!("{e:#}")))
+            .into_values()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
             .collect()
     }
 
