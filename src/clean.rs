@@ -2,7 +2,9 @@
 //! processes of runs in the store (any database: found by the pid files the harness
 //! writes, checked against the process's start time so that a reused pid is never
 //! signalled; bundled nodes also by their data directory), and the network namespaces,
-//! bridges and veths of the netns backend. Nothing is matched by process name.
+//! bridges and veths of the netns backend; with `--hosts FILE`, instead, on each SSH
+//! host the recorded node processes, the tagged iptables rules and the run folders. Nothing is
+//! matched by process name.
 //!
 //! Normal runs never need this (they clean up on every exit path and their nodes die with
 //! the harness through `PR_SET_PDEATHSIG`); it exists for `kill -9` of the harness under a
@@ -16,10 +18,19 @@ pub struct CleanArgs {
     /// The store whose nodes to stop (default ./store).
     #[arg(long, value_name = "DIR", default_value = "store")]
     pub store: PathBuf,
+    /// Clean these SSH hosts instead of this machine: node processes recorded by any
+    /// run, iptables rules tagged `splitbrain-`, and `/tmp/splitbrain`.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
 }
 
 pub fn run(args: CleanArgs) -> anyhow::Result<i32> {
     let mut removed = Vec::new();
+    if let Some(path) = &args.hosts {
+        removed.extend(clean_hosts(path)?);
+        report(&removed);
+        return Ok(0);
+    }
     let store = args.store.canonicalize().unwrap_or(args.store.clone());
     let mut signalled = std::collections::BTreeSet::new();
     for (pid, data_dir) in store_nodes(&store) {
@@ -45,14 +56,62 @@ pub fn run(args: CleanArgs) -> anyhow::Result<i32> {
     for item in splitbrain_nemesis::net::netns::clean_leftovers() {
         removed.push(item);
     }
+    report(&removed);
+    Ok(0)
+}
+
+fn report(removed: &[String]) {
     if removed.is_empty() {
         println!("nothing to clean");
     } else {
-        for r in &removed {
+        for r in removed {
             println!("removed {r}");
         }
     }
-    Ok(0)
+}
+
+/// Runs [`crate::run::hosts::clean_script`] on every host of the hosts file.
+fn clean_hosts(path: &Path) -> anyhow::Result<Vec<String>> {
+    use crate::run::hosts::{self, Hosts, HostsFile};
+    let file = HostsFile::load(path)?;
+    let known_hosts = std::env::temp_dir().join(format!(
+        "splitbrain-clean-{}-known_hosts",
+        std::process::id()
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let pool = std::sync::Arc::new(Hosts::connect(&file, &known_hosts).await?);
+        let script = hosts::clean_script();
+        let scripts = pool
+            .names()
+            .into_iter()
+            .map(|h| (h, script.clone()))
+            .collect();
+        let mut removed = Vec::new();
+        let mut problems = Vec::new();
+        for (host, out) in pool.run_each(scripts).await {
+            match out {
+                Ok(out) => removed.extend(
+                    out.lines()
+                        .filter_map(|l| l.strip_prefix("removed "))
+                        .map(|l| format!("{l} on host {host}")),
+                ),
+                Err(e) => problems.push(format!("{e:#}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(removed)
+        } else {
+            Err(anyhow::anyhow!(
+                "cleaning the hosts: {}",
+                problems.join("; ")
+            ))
+        }
+    });
+    let _ = std::fs::remove_file(&known_hosts);
+    result
 }
 
 /// Processes recorded in the store's pid files (`RUN/nodes/<n>/pid`) that are still the

@@ -240,6 +240,7 @@ impl Environment {
                 .await
                 .context("connecting to the hosts")?,
         );
+        pool.keep_alive();
         let remote = hosts::RemoteRun {
             hosts: pool.clone(),
             root: root.clone(),

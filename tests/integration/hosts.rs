@@ -257,3 +257,100 @@ fn a_bad_hosts_file_is_refused_with_its_line_and_key() {
     assert_eq!(code(&out), 254, "{}", text(&out));
     assert!(text(&out).contains("line 3, `n2`"), "{}", text(&out));
 }
+
+/// Starts a long run on the lab and returns once a partition has started.
+fn start_until_partitioned(lab: &Lab, store: &Path, seed: &str) -> std::process::Child {
+    let child = Command::new(bin())
+        .args([
+            "test",
+            "--hosts",
+            lab.hosts.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,pause",
+            "--nemesis-interval",
+            "1",
+            "--time-limit",
+            "120",
+            "--seed",
+            seed,
+        ])
+        .env("CI", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let history = walk(store)
+            .into_iter()
+            .find(|p| p.ends_with("history.jsonl"))
+            .and_then(|h| std::fs::read_to_string(h).ok())
+            .unwrap_or_default();
+        if history.contains("start-partition") {
+            return child;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the run never got to a partition"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_leaves_nothing_on_the_hosts_and_clean_removes_what_a_killed_harness_left() {
+    if !lab_available() {
+        return;
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab-stop");
+    let lab = Lab::up(dir.path(), 3);
+
+    let store = dir.path().join("interrupted");
+    let child = start_until_partitioned(&lab, &store, "4");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(matches!(out.status.code(), Some(0..=2)), "{}", text(&out));
+    let run_dir = latest_run(&store);
+    assert_eq!(results(&run_dir)["partial"], true);
+    assert!(
+        run_dir.join("nodes/n2/node.log").is_file(),
+        "logs downloaded"
+    );
+    assert_nothing_left_on_hosts(&lab, &store);
+
+    // A harness killed outright cleans nothing: `clean --hosts` does.
+    let store = dir.path().join("killed");
+    let mut child = start_until_partitioned(&lab, &store, "5");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !processes_mentioning("/tmp/splitbrain/").is_empty(),
+        "the nodes outlive a killed harness"
+    );
+    let out = run(&["clean", "--hosts", lab.hosts.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("removed node process"),
+        "{}",
+        text(&out)
+    );
+    // The killed harness's SSH masters exit once idle (15 s).
+    let killed = std::time::Instant::now();
+    while !processes_mentioning(&store.display().to_string()).is_empty()
+        && killed.elapsed() < std::time::Duration::from_secs(30)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_nothing_left_on_hosts(&lab, &store);
+    let out = run(&["clean", "--hosts", lab.hosts.to_str().unwrap()]);
+    assert!(text(&out).contains("nothing to clean"), "{}", text(&out));
+}

@@ -264,6 +264,9 @@ impl std::fmt::Debug for Hosts {
     }
 }
 
+/// Seconds an SSH master without a command lives on (after the harness was killed).
+const MASTER_IDLE_SECS: usize = 15;
+
 /// What every host needs whatever runs there.
 pub const BASE_COMMANDS: [&str; 7] = ["sh", "setsid", "tar", "kill", "iptables", "sed", "cut"];
 
@@ -294,8 +297,14 @@ impl Hosts {
                         .user_known_hosts_file(run_known_hosts);
                 }
             }
-            // The control socket's path must stay short (108 bytes).
+            // The control socket's path must stay short (108 bytes). A master left by a
+            // harness that was killed exits once idle; [`Hosts::keep_alive`] keeps a live
+            // run's masters busy.
             b.control_directory(std::env::temp_dir())
+                .control_persist(openssh::ControlPersist::IdleFor(
+                    std::num::NonZeroUsize::new(MASTER_IDLE_SECS)
+                        .unwrap_or(std::num::NonZeroUsize::MIN),
+                ))
                 .connect_timeout(Duration::from_secs(10))
                 .server_alive_interval(Duration::from_secs(5));
             let (name, entry) = (name.clone(), entry.clone());
@@ -325,6 +334,26 @@ impl Hosts {
             entries: file.hosts.clone(),
             sessions,
         })
+    }
+
+    /// Runs `true` on every host every few seconds while the pool lives, so that no
+    /// master idles out during a quiet stretch of a run.
+    pub fn keep_alive(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(MASTER_IDLE_SECS as u64 / 3)).await;
+                let Some(hosts) = weak.upgrade() else {
+                    return;
+                };
+                let scripts = hosts
+                    .names()
+                    .into_iter()
+                    .map(|h| (h, "true".into()))
+                    .collect();
+                let _ = hosts.run_each(scripts).await;
+            }
+        });
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -551,6 +580,27 @@ pub struct RemoteRun {
     pub root: String,
     /// The local run folder's `nodes/`.
     pub local_nodes: PathBuf,
+}
+
+/// The script `splitbrain clean --hosts` runs on every host: kills the node processes
+/// recorded in any run's pid files (still the recorded process: same start time),
+/// deletes every iptables rule tagged `splitbrain-`, and removes `/tmp/splitbrain`.
+/// Prints one `removed ...` line per thing removed.
+pub fn clean_script() -> String {
+    use splitbrain_nemesis::net::remote::{remove_tagged_script, TAG_PREFIX};
+    format!(
+        "{alive}for f in /tmp/splitbrain/*/*/pid; do [ -f \"$f\" ] || continue\n\
+         set -- $(cat \"$f\"); [ -n \"$2\" ] || continue\n\
+         if alive $1 $2; then kill -CONT $1; kill -KILL $1; echo \"removed node process $1 ($f)\"; fi\n\
+         done\n\
+         n=$(iptables -w -S INPUT | grep -c -e '--comment \"\\?{TAG_PREFIX}')\n\
+         {rules}\
+         [ \"$n\" -gt 0 ] && echo \"removed $n tagged iptables rule(s)\"\n\
+         if [ -d /tmp/splitbrain ]; then rm -rf /tmp/splitbrain && echo 'removed /tmp/splitbrain'; fi\n\
+         exit 0\n",
+        alive = runner::ALIVE_FN,
+        rules = remove_tagged_script(TAG_PREFIX, true),
+    )
 }
 
 /// Names in a node's remote folder that are not worth downloading.

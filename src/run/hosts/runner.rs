@@ -18,7 +18,7 @@ use crate::run::db::processes::{Launch, NodeFiles, NodeRunner};
 /// A shell function: `alive PID START` succeeds while that very process runs (not a
 /// zombie, same start time). Field 3 of `/proc/PID/stat` is the state, 22 the start time;
 /// the command name (field 2) may hold spaces, so fields are counted after the last ')'.
-const ALIVE_FN: &str = "alive() { set -- \"$2\" $(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f1,20); [ -n \"$2\" ] && [ \"$2\" != Z ] && [ \"$2\" != X ] && [ \"$3\" = \"$1\" ]; }\n";
+pub const ALIVE_FN: &str = "alive() { set -- \"$2\" $(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f1,20); [ -n \"$2\" ] && [ \"$2\" != Z ] && [ \"$2\" != X ] && [ \"$3\" = \"$1\" ]; }\n";
 
 /// A started node: its pid and start time (clock ticks since boot) on its host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
