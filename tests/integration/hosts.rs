@@ -260,7 +260,7 @@ fn a_bad_hosts_file_is_refused_with_its_line_and_key() {
 
 /// Starts a long run on the lab and returns once a partition has started.
 fn start_until_partitioned(lab: &Lab, store: &Path, seed: &str) -> std::process::Child {
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args([
             "test",
             "--hosts",
@@ -293,10 +293,11 @@ fn start_until_partitioned(lab: &Lab, store: &Path, seed: &str) -> std::process:
         if history.contains("start-partition") {
             return child;
         }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "the run never got to a partition"
-        );
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never got to a partition");
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
