@@ -259,6 +259,8 @@ fn a_bad_hosts_file_is_refused_with_its_line_and_key() {
 }
 
 /// Starts a long run on the lab and returns once a partition has started.
+// The caller waits for the child it gets back.
+#[allow(clippy::zombie_processes)]
 fn start_until_partitioned(lab: &Lab, store: &Path, seed: &str) -> std::process::Child {
     let mut child = Command::new(bin())
         .args([
