@@ -218,12 +218,6 @@ impl Environment {
         run_dir: &RunDir,
         path: &std::path::Path,
     ) -> anyhow::Result<Environment> {
-        if cfg.db.description()?.is_some() {
-            anyhow::bail!(
-                "--hosts runs the bundled cluster for now; described databases (--db {}) on hosts are not wired yet",
-                cfg.db.arg()
-            );
-        }
         let file = HostsFile::load(path)?;
         let stamp = run_dir
             .path
@@ -246,7 +240,13 @@ impl Environment {
             root: root.clone(),
             local_nodes: run_dir.path.join("nodes"),
         };
-        match Self::setup_hosts_bundled(cfg, &file, pool, &root, &run_id).await {
+        let built = match cfg.db.description()? {
+            Some(desc) => {
+                Self::setup_hosts_described(cfg, run_dir, desc, &file, pool, &root, &run_id).await
+            }
+            None => Self::setup_hosts_bundled(cfg, &file, pool, &root, &run_id).await,
+        };
+        match built {
             Ok((db, net)) => Ok(Environment {
                 db,
                 net,
@@ -259,6 +259,59 @@ impl Environment {
                 Err(e)
             }
         }
+    }
+
+    /// A described database on hosts: the description's command runs on each host (the
+    /// hosts must have it), listening on the host's address.
+    async fn setup_hosts_described(
+        cfg: &TestConfig,
+        run_dir: &RunDir,
+        desc: splitbrain_db::Description,
+        file: &HostsFile,
+        pool: Arc<Hosts>,
+        root: &str,
+        run_id: &str,
+    ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
+        let names = super::node_names(cfg.nodes);
+        let required: Vec<String> = desc.requires.iter().map(|r| r.command.clone()).collect();
+        pool.preflight(&required).await?;
+        let peer_port = desc
+            .ports()
+            .get("peer")
+            .or_else(|| desc.ports().values().next())
+            .copied()
+            .unwrap_or(NETNS_PEER_PORT);
+        let mut nodes = Vec::new();
+        let mut peers = BTreeMap::new();
+        for n in &names {
+            let ip = file
+                .hosts
+                .get(n)
+                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?
+                .ip()?;
+            nodes.push((n.clone(), ip));
+            peers.insert(n.clone(), SocketAddr::new(ip, peer_port));
+        }
+        let shell: Arc<dyn nemesis::net::remote::RemoteShell> = pool.clone();
+        let tag = format!("{}{run_id}", nemesis::net::remote::TAG_PREFIX);
+        let net = Arc::new(Net::Remote(nemesis::net::remote::RemoteNet::new(
+            shell,
+            peers,
+            tag.clone(),
+        )?));
+        let db: Arc<dyn Database> = Arc::new(
+            DescribedCluster::new(
+                desc,
+                cfg.workload,
+                cfg.read_mode.etcd(),
+                std::path::absolute(&run_dir.path).context("resolving the run folder")?,
+                &nodes,
+                tag,
+                Box::new(hosts::runner::RemoteRunner::new(pool, root.to_string())),
+            )
+            .on_hosts(root.into()),
+        );
+        Ok((db, net))
     }
 
     async fn setup_hosts_bundled(

@@ -47,6 +47,9 @@ pub struct DescribedCluster {
     members: BTreeMap<String, Member>,
     cluster: ClusterVars,
     processes: Box<dyn NodeRunner>,
+    /// With `--hosts`: the run's folder on the hosts, which holds each node's folder
+    /// (`<root>/<node>`); its files come home to `nodes/<node>/` at teardown.
+    node_root: Option<PathBuf>,
     /// Nodes started at least once: they restart as members of an `existing` cluster.
     started: Mutex<BTreeSet<String>>,
     /// etcd member ids learned from status answers, so a leader can be named even while
@@ -96,9 +99,31 @@ impl DescribedCluster {
                 token,
             },
             processes,
+            node_root: None,
             started: Mutex::new(BTreeSet::new()),
             member_ids: Mutex::new(BTreeMap::new()),
             adapter_errors: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The nodes run on SSH hosts, each in `root/<node>` there.
+    pub fn on_hosts(mut self, root: PathBuf) -> DescribedCluster {
+        for (name, m) in self.members.iter_mut() {
+            m.node_dir = root.join(name);
+            m.data_dir = m.node_dir.join("data");
+        }
+        self.node_root = Some(root);
+        self
+    }
+
+    /// Where a node's file is read after the run: on hosts, the downloaded copy.
+    fn local_copy(&self, path: PathBuf) -> PathBuf {
+        match &self.node_root {
+            Some(root) => match path.strip_prefix(root) {
+                Ok(rest) => self.run_dir.join("nodes").join(rest),
+                Err(_) => path,
+            },
+            None => path,
         }
     }
 
@@ -325,8 +350,7 @@ impl Database for DescribedCluster {
             ClusterState::Existing
         };
         let vars = self.vars(node, state)?;
-        std::fs::create_dir_all(&vars.node_dir)
-            .with_context(|| format!("creating {}", vars.node_dir.display()))?;
+        self.processes.make_dir(node, &vars.node_dir)?;
         let (argv, env) = self
             .desc
             .start_command(&vars, &self.cluster)
@@ -392,15 +416,8 @@ impl Database for DescribedCluster {
             match self.desc.wipe_paths(&vars, &self.cluster) {
                 Ok(paths) => {
                     for path in paths {
-                        let removed = if path.is_dir() {
-                            std::fs::remove_dir_all(&path)
-                        } else {
-                            std::fs::remove_file(&path)
-                        };
-                        if let Err(e) = removed {
-                            if e.kind() != std::io::ErrorKind::NotFound {
-                                tracing::warn!("wiping {}: {e}", path.display());
-                            }
+                        if let Err(e) = self.processes.remove_path(&node, &path) {
+                            tracing::warn!("wiping {node}: {e:#}");
                         }
                     }
                 }
@@ -530,7 +547,7 @@ impl Database for DescribedCluster {
             files.push(own.stdout);
             files.extend(self.desc.log_files(&vars, &self.cluster));
         }
-        files
+        files.into_iter().map(|f| self.local_copy(f)).collect()
     }
 
     fn crash_scan(&self) -> Option<Vec<CrashLine>> {

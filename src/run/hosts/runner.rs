@@ -146,6 +146,11 @@ impl NodeRunner for RemoteRunner {
         self.run(node, script).map(drop)
     }
 
+    fn remove_path(&self, node: &str, path: &Path) -> anyhow::Result<()> {
+        let script = format!("rm -rf {}", sq(&path.to_string_lossy()));
+        self.run(node, script).map(drop)
+    }
+
     fn is_running(&self, node: &str) -> bool {
         let Some((s, _)) = self.lock().get(node).cloned() else {
             return false;
