@@ -357,3 +357,124 @@ fn ctrl_c_leaves_nothing_on_the_hosts_and_clean_removes_what_a_killed_harness_le
     let out = run(&["clean", "--hosts", lab.hosts.to_str().unwrap()]);
     assert!(text(&out).contains("nothing to clean"), "{}", text(&out));
 }
+
+#[test]
+fn etcd_over_ssh_is_valid() {
+    if !lab_available() {
+        return;
+    }
+    if Command::new("etcd").arg("--version").output().is_err() {
+        eprintln!("skipped: etcd is not installed (apt-get install etcd-server; CI installs it)");
+        return;
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab-etcd");
+    let store = dir.path().join("store");
+    let lab = Lab::up(dir.path(), 3);
+    let out = hosts_run(
+        &lab,
+        &store,
+        &[
+            "--db",
+            "etcd",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "2",
+            "--rate",
+            "100",
+            "--concurrency",
+            "6",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let run_dir = latest_run(&store);
+    assert_eq!(results(&run_dir)["verdict"], "valid");
+    let history = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    assert!(history.contains("start-partition"), "a partition happened");
+    assert!(
+        run_dir.join("nodes/n1/stderr.log").is_file(),
+        "etcd's log came home"
+    );
+    assert!(
+        !run_dir.join("nodes/n1/data").exists(),
+        "etcd's data stayed behind"
+    );
+    assert_nothing_left_on_hosts(&lab, &store);
+}
+
+#[test]
+fn hosts_that_lack_a_command_or_cannot_be_reached_are_named_before_the_run() {
+    if !lab_available() {
+        return;
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab-preflight");
+    let store = dir.path().join("store");
+    let lab = Lab::up(dir.path(), 3);
+    let desc = dir.path().join("needs.toml");
+    std::fs::write(
+        &desc,
+        r#"name = "needs-a-tool"
+about = "a database whose command no host has"
+
+[[requires]]
+command = "splitbrain-missing-tool"
+package = "nothing"
+
+[node]
+ports = { main = 7100 }
+start = ["splitbrain-missing-tool", "{addr}"]
+peer = "{name}={addr}"
+peer_separator = ","
+
+[ready]
+tcp = "{addr}:{port.main}"
+
+[client]
+exec = ["true"]
+"#,
+    )
+    .unwrap();
+    let out = hosts_run(
+        &lab,
+        &store,
+        &["--db", desc.to_str().unwrap(), "--nemesis", "partition"],
+    );
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("host n2 (root@10.79.0.3) lacks the command `splitbrain-missing-tool`"),
+        "{}",
+        text(&out)
+    );
+    assert_nothing_left_on_hosts(&lab, &store);
+
+    // A host whose sshd does not answer (nothing listens on port 2).
+    let broken = dir.path().join("broken.toml");
+    let hosts = std::fs::read_to_string(&lab.hosts)
+        .unwrap()
+        .replace("root@10.79.0.4\"", "root@10.79.0.4:2\"");
+    std::fs::write(&broken, hosts).unwrap();
+    let out = run(&[
+        "test",
+        "--hosts",
+        broken.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--workload",
+        "register",
+        "--nemesis",
+        "partition",
+        "--time-limit",
+        "3",
+    ]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach host n3 (root@10.79.0.4:2)"),
+        "{}",
+        text(&out)
+    );
+    assert_nothing_left_on_hosts(&lab, &store);
+}

@@ -530,7 +530,7 @@ impl Hosts {
             .chain(commands.iter().cloned())
         {
             check.push_str(&format!(
-                "command -v {c} >/dev/null 2>&1 || echo \"missing {c}\"\n",
+                "command -v {c} >/dev/null 2>&1 || echo missing {c}\n",
                 c = sq(&c)
             ));
         }
