@@ -140,7 +140,12 @@ impl HostsFile {
             None => format!("hosts file {shown}, `{key}`"),
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let resolve = |p: PathBuf| match (p.strip_prefix("~"), &home) {
+            (Ok(rest), Some(home)) => home.join(rest),
+            _ if p.is_absolute() => p,
+            _ => base.join(p),
+        };
         let clocks = match raw.clocks.as_deref() {
             None | Some("fixed") => Clocks::Fixed,
             Some("may-change") => Clocks::MayChange,
@@ -705,6 +710,13 @@ mod tests {
         assert_eq!(f.hosts["n2"].user, None);
         assert_eq!(f.hosts["n3"].identity.as_deref(), Some(Path::new("/k3")));
         assert_eq!(f.hosts["n3"].display(), "admin@db3:2222");
+        let f = parse("identity = \"~/.ssh/k\"\n[hosts]\nn1 = \"a@b\"\n").unwrap();
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                f.hosts["n1"].identity,
+                Some(PathBuf::from(home).join(".ssh/k"))
+            );
+        }
     }
 
     #[test]
