@@ -112,6 +112,12 @@ pub fn up(hosts_file: &Path, nodes: usize) -> anyhow::Result<LabRecord> {
             hosts_file.display()
         );
     }
+    if hosts_file.exists() {
+        bail!(
+            "{} exists: the lab writes a new hosts file (and `lab down` removes it); choose another path",
+            hosts_file.display()
+        );
+    }
     let net = format!("{}.{}.{}.", LAB_SUBNET[0], LAB_SUBNET[1], LAB_SUBNET[2]);
     if run("ip", &["-4", "-o", "addr", "show"])?.contains(&format!("inet {net}")) {
         bail!("{net}0/24 is already in use on this machine (another lab? `splitbrain lab down`)");
