@@ -153,29 +153,39 @@ pub fn test_all(args: TestArgs) -> anyhow::Result<i32> {
         Some(_) => vec![base.workload],
         None => WorkloadKind::ALL.to_vec(),
     };
-    // Each fault alone, then all of them together.
-    let nemeses: Vec<Vec<FaultKind>> = match &args.nemesis {
-        Some(_) => vec![base.nemesis.clone()],
+    // Each fault alone, then all of them together (`all`: every fault the database
+    // can take).
+    let nemeses: Vec<String> = match &args.nemesis {
+        Some(spec) => vec![spec.clone()],
         None => FaultKind::ALL
             .iter()
-            .map(|f| vec![*f])
-            .chain(std::iter::once(FaultKind::ALL.to_vec()))
+            .map(|f| f.name().to_string())
+            .chain(std::iter::once("all".to_string()))
             .collect(),
     };
     let mut configs = Vec::new();
     for &w in &workloads {
         for n in &nemeses {
-            let name = if args.name.is_some() {
-                format!("{}-{w}-{}", base.name, config::fault_names(n, "+"))
-            } else {
-                config::default_name(w, n, &base.bugs)
-            };
-            configs.extend(repeated(TestConfig {
-                name,
-                workload: w,
-                nemesis: n.clone(),
-                ..base.clone()
-            }));
+            // Each combination is resolved like a `test` of its own, so a database's
+            // refusals apply (etcd takes no clock faults, no rw-register).
+            let mut per = args.clone();
+            per.workload = Some(w.name().to_string());
+            per.nemesis = Some(n.clone());
+            per.seed = Some(base.seed);
+            per.name = None;
+            match TestConfig::resolve(per, crate::node::bugs::BUGS, is_root()) {
+                Ok(mut cfg) => {
+                    if args.name.is_some() {
+                        cfg.name = format!(
+                            "{}-{w}-{}",
+                            base.name,
+                            config::fault_names(&cfg.nemesis, "+")
+                        );
+                    }
+                    configs.extend(repeated(cfg));
+                }
+                Err(e) => println!("skipping {w} with --nemesis {n}: {e}"),
+            }
         }
     }
     run::progress::init_tracing();

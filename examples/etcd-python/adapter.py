@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """An etcd adapter for splitbrain, in Python with only the standard library.
 
-It speaks splitbrain's adapter protocol, version 1 (examples/PROTOCOL.md): JSON lines,
+It speaks splitbrain's adapter protocol, version 1 (README.md, "The adapter protocol"): JSON lines,
 requests on stdin, answers on stdout, logs on stderr. It is the protocol's conformance
 example: it performs the same requests as splitbrain's built-in etcd client
 (workloads/src/etcd.rs), so the two give alike histories.

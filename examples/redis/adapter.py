@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A Redis adapter for splitbrain, in Python with only the standard library.
 
-It speaks splitbrain's adapter protocol, version 1 (examples/PROTOCOL.md): JSON lines,
+It speaks splitbrain's adapter protocol, version 1 (README.md, "The adapter protocol"): JSON lines,
 requests on stdin, answers on stdout, logs on stderr. It tests a Redis primary with
 asynchronous replicas (redis.toml, start.sh):
 

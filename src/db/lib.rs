@@ -162,7 +162,7 @@ pub enum ReadyCheck {
 
 /// `[client]`: which client talks to the nodes: a built-in one (`kind`), or an
 /// external adapter process (`exec`, speaking the adapter protocol of
-/// `examples/PROTOCOL.md`).
+/// the README's "The adapter protocol").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientSpec {
     /// The etcd v3 JSON-gateway client, on the named port.

@@ -240,7 +240,9 @@ pub(crate) fn start_local_cluster(
     Ok((children, specs))
 }
 
-fn start_etcd(root: &Path, seed: u64) -> anyhow::Result<(Children, Vec<String>)> {
+/// A 3-member etcd on loopback ports (data and logs under `root/etcd`); returns the
+/// members and their client addresses. The members die with this process.
+pub(crate) fn start_etcd(root: &Path, seed: u64) -> anyhow::Result<(Children, Vec<String>)> {
     let base = free_port_base(6, &mut port_rng(seed.wrapping_add(7)))?;
     let peer = |i: u16| format!("http://127.0.0.1:{}", base + 2 * i);
     let client = |i: u16| format!("127.0.0.1:{}", base + 2 * i + 1);
@@ -279,7 +281,7 @@ fn start_etcd(root: &Path, seed: u64) -> anyhow::Result<(Children, Vec<String>)>
         .stderr(log);
         children
             .children
-            .push(cmd.spawn().context("starting etcd")?);
+            .push(crate::node::launch::spawn_tied(cmd).context("starting etcd")?);
     }
     Ok((children, (0..3).map(client).collect()))
 }

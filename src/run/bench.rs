@@ -14,13 +14,18 @@
 //! ceiling. A `splitbrain test` spreads its workers over every node, so followers answer
 //! `not-leader` and clients follow the hint, which costs more than the driver does.
 //! Speed is only ever measured here and reported, never asserted by tests.
+//!
+//! `--db etcd` runs the raw and driven measurements against a 3-member etcd on loopback
+//! through the built-in etcd client instead (one member's client port, as
+//! `bench-cluster --etcd` does): the driver's rate against etcd next to the client's own.
 
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::Value;
 use splitbrain_checker::{EventType, Process};
 use splitbrain_workloads::{
-    BoxFuture, BundledClient, Client, Completion, Generator, Op, WorkloadConfig, WorkloadKind,
+    BoxFuture, BundledClient, Client, Completion, EtcdClient, EtcdConnection, EtcdReads, Generator,
+    Op, WorkloadConfig, WorkloadKind,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,6 +56,11 @@ pub struct BenchDriverArgs {
     /// Skip the cluster measurements (the null system needs no nodes).
     #[arg(long)]
     pub null_only: bool,
+    /// The system the raw and driven measurements run against: bundled (a 3-node
+    /// cluster, clients on the leader) or etcd (a 3-member etcd on loopback, clients on
+    /// one member through the built-in etcd client; needs etcd-server).
+    #[arg(long, default_value = "bundled", value_parser = ["bundled", "etcd"])]
+    pub db: String,
 }
 
 /// A system that answers every operation at once: reads see this client's last write
@@ -187,8 +197,8 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// The same clients on pre-generated operations, one at a time each, nothing recorded.
-async fn raw_clients(
-    clients: Vec<BundledClient>,
+async fn raw_clients<C: Client + 'static>(
+    clients: Vec<C>,
     workload: WorkloadKind,
     seed: u64,
     seconds: u64,
@@ -267,10 +277,16 @@ fn run_in(args: &BenchDriverArgs, workload: WorkloadKind, root: &Path) -> anyhow
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let cluster = if args.null_only {
+    let etcd = args.db == "etcd";
+    let cluster = if args.null_only || etcd {
         None
     } else {
         Some(crate::node::bench::start_local_cluster(3, args.seed, root)?)
+    };
+    let etcd_cluster = if etcd && !args.null_only {
+        Some(crate::node::bench::start_etcd(root, args.seed)?)
+    } else {
+        None
     };
     runtime.block_on(async {
         let leader_addr = match &cluster {
@@ -281,10 +297,19 @@ fn run_in(args: &BenchDriverArgs, workload: WorkloadKind, root: &Path) -> anyhow
             }
             None => None,
         };
+        let etcd_addr = match &etcd_cluster {
+            Some((_, clients)) => Some(wait_for_etcd(&clients[0], root).await?),
+            None => None,
+        };
         println!(
-            "# bench-driver: workload {}, {} s per measurement, clients talk to the leader of a 3-node cluster (fsync on)",
+            "# bench-driver: workload {}, {} s per measurement, {}",
             workload.name(),
-            args.seconds
+            args.seconds,
+            if etcd {
+                "clients talk to one member of a 3-member etcd on loopback (v3 JSON gateway, linearizable reads)"
+            } else {
+                "clients talk to the leader of a 3-node cluster (fsync on)"
+            }
         );
         println!(
             "{:>7} | {:>12} {:>12} | {:>10} {:>9} {:>9} | {:>10} {:>9} {:>9} {:>9} {:>11}",
@@ -315,7 +340,7 @@ fn run_in(args: &BenchDriverArgs, workload: WorkloadKind, root: &Path) -> anyhow
                 null.rate(),
                 null.cpu_us_per_op()
             );
-            if let Some(addr) = &leader_addr {
+            let measured = if let Some(addr) = &leader_addr {
                 let client = || BundledClient::new(workload, addr.clone(), Duration::from_secs(5));
                 let raw = raw_clients((0..c).map(|_| client()).collect(), workload, args.seed, args.seconds)
                     .await?;
@@ -327,6 +352,26 @@ fn run_in(args: &BenchDriverArgs, workload: WorkloadKind, root: &Path) -> anyhow
                     &root.join(format!("cluster-{i}.jsonl")),
                 )
                 .await?;
+                Some((raw, driven))
+            } else if let Some(addr) = &etcd_addr {
+                let client = || {
+                    EtcdClient::new(workload, addr.clone(), Duration::from_secs(5), EtcdReads::Linearizable)
+                };
+                let raw = raw_clients((0..c).map(|_| client()).collect(), workload, args.seed, args.seconds)
+                    .await?;
+                let driven = through_driver(
+                    (0..c).map(|_| client()).collect(),
+                    workload,
+                    args.seed,
+                    args.seconds,
+                    &root.join(format!("etcd-{i}.jsonl")),
+                )
+                .await?;
+                Some((raw, driven))
+            } else {
+                None
+            };
+            if let Some((raw, driven)) = measured {
                 row.push_str(&format!(
                     " {:>10.0} {:>6.2} ms {:>6.2} ms | {:>10.0} {:>6.2} ms {:>6.2} ms {:>8.2}× {:>8.2} µs",
                     raw.rate(),
@@ -350,7 +395,29 @@ fn run_in(args: &BenchDriverArgs, workload: WorkloadKind, root: &Path) -> anyhow
         anyhow::Ok(())
     })?;
     drop(cluster);
+    if let Some((mut members, _)) = etcd_cluster {
+        members.stop_all();
+    }
     Ok(0)
+}
+
+/// Waits until a put through the member at `addr` succeeds (the cluster has a leader).
+async fn wait_for_etcd(addr: &str, root: &Path) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut connection = EtcdConnection::new(addr);
+    loop {
+        let attempt = tokio::time::Instant::now() + Duration::from_secs(1);
+        if connection.put("warmup", b"0", attempt).await.is_ok() {
+            return Ok(addr.to_string());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "etcd did not come up within 30 s (logs in {})",
+                root.join("etcd").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[cfg(test)]

@@ -199,6 +199,13 @@ pub async fn run_test(
         });
         results.convergence = Some(conv);
     }
+    if let Some(why) = nothing_succeeded(history.history()) {
+        results.checkers.push(CheckerResult {
+            name: "run".into(),
+            verdict: Verdict::Unknown,
+            summary: why,
+        });
+    }
     if let Some(why) = stopped_early {
         // A run that failed before its time was up proves nothing valid: what it
         // recorded may still be invalid, but otherwise the verdict is unknown.
@@ -258,6 +265,39 @@ fn txn_check(
     } else {
         elle::check_list_append_with(ops, &options)
     }
+}
+
+/// Why a history tested nothing: client operations were attempted but none completed
+/// `ok` (a client that cannot reach the system, an adapter that misreads it). Such a
+/// history is trivially linearizable; calling it valid would hide a broken set-up.
+fn nothing_succeeded(history: &splitbrain_checker::History) -> Option<String> {
+    let mut attempted = 0usize;
+    let mut errors: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for e in &history.events {
+        if !matches!(e.process, Process::Client(_)) {
+            continue;
+        }
+        match e.kind {
+            EventType::Ok => return None,
+            EventType::Invoke => attempted += 1,
+            _ => *errors.entry(e.error.as_deref().unwrap_or("-")).or_default() += 1,
+        }
+    }
+    if attempted == 0 {
+        return None;
+    }
+    let common = errors
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(e, n)| {
+            let shown: String = e.chars().take(200).collect();
+            let cut = if shown.len() < e.len() { "…" } else { "" };
+            format!("; the most common error ({n} times): {shown}{cut}")
+        })
+        .unwrap_or_default();
+    Some(format!(
+        "none of {attempted} client operations completed ok, so nothing was tested{common}"
+    ))
 }
 
 /// The log-pattern checker's result: any line of a node's log that matches one of the

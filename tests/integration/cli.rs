@@ -380,3 +380,60 @@ fn check_gives_the_verdict_first_and_lists_stopped_keys() {
     assert_eq!(code(&out), 254, "{}", text(&out));
     assert!(text(&out).contains("--after-invalid"), "{}", text(&out));
 }
+
+/// `splitbrain clean` stops the processes recorded in a store's pid files (what a
+/// SIGKILLed harness leaves of a database we did not write, etcd say), and only those:
+/// a pid file whose start time does not match the live process (the pid was reused) is
+/// removed without signalling anyone.
+#[test]
+fn clean_stops_recorded_node_processes_and_spares_reused_pids() {
+    // `clean` also removes every splitbrain network namespace: never beside a live run.
+    let _guard = cluster_lock();
+    let store = TempDir::new("clean");
+    let node_dir = store.path().join("etcd-register/20260101T000000/nodes/n1");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let mut orphan = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("300")
+        .spawn()
+        .unwrap();
+    let start_time = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+    };
+    std::fs::write(
+        node_dir.join("pid"),
+        format!("{} {}\n", orphan.id(), start_time(orphan.id())),
+    )
+    .unwrap();
+    let other_dir = store.path().join("etcd-register/20260101T000000/nodes/n2");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    std::fs::write(
+        other_dir.join("pid"),
+        format!("{} {}\n", bystander.id(), start_time(bystander.id()) + 1),
+    )
+    .unwrap();
+    let out = run(&["clean", "--store", store.path().to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("node process {}", orphan.id())),
+        "{}",
+        text(&out)
+    );
+    let status = orphan.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the recorded process was killed: {status:?}"
+    );
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "a reused pid is never signalled"
+    );
+    assert!(!node_dir.join("pid").exists() && !other_dir.join("pid").exists());
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

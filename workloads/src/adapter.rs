@@ -3,7 +3,8 @@
 //! history's operations into requests to that system. The harness starts one adapter
 //! process per logical process, bound to one node, and speaks JSON lines with it over
 //! the adapter's stdin and stdout; the adapter's stderr is appended to a file in the run
-//! folder. `examples/PROTOCOL.md` is the specification a user implements from; in short:
+//! folder. The README's "The adapter protocol" is the specification a user implements
+//! from; in short:
 //!
 //! ```text
 //! → {"type":"init","protocol":1,"node":"n1","addr":"10.0.0.1","ports":{"client":2379},

@@ -13,7 +13,7 @@
 //! - [`etcd`]: [`EtcdClient`], the same for etcd through its v3 JSON gateway, and
 //!   [`EtcdConnection`], the raw gateway calls (also used by the benchmarks).
 //! - [`adapter`]: [`AdapterClient`], which tests any system through a user's adapter
-//!   process speaking JSON lines on its stdin and stdout (`examples/PROTOCOL.md`).
+//!   process speaking JSON lines on its stdin and stdout (the README's "The adapter protocol").
 //!
 //! A driver loop, in outline (the driver owns processes, timing and the history):
 //!

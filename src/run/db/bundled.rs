@@ -142,25 +142,8 @@ impl Database for BundledCluster {
         Ok(())
     }
 
-    fn kill(&self, node: &str) -> anyhow::Result<()> {
-        self.processes.kill(node);
-        Ok(())
-    }
-
-    fn pause(&self, node: &str) -> anyhow::Result<()> {
-        self.processes.pause(node)
-    }
-
-    fn resume(&self, node: &str) -> anyhow::Result<()> {
-        self.processes.resume(node)
-    }
-
-    fn is_running(&self, node: &str) -> bool {
-        self.processes.is_running(node)
-    }
-
-    fn forget_exited(&self, node: &str) {
-        self.processes.forget_exited(node)
+    fn runner(&self) -> &dyn NodeRunner {
+        &*self.processes
     }
 
     fn stop_all(&self) {

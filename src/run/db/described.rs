@@ -3,7 +3,7 @@
 //! expanded for that node and placed in its network namespace, controlled by its pid;
 //! ready when the description's probe answers; read and written by the built-in client
 //! the description names, or by an external adapter process speaking the adapter
-//! protocol (`examples/PROTOCOL.md`), one per logical process.
+//! protocol (the README's "The adapter protocol"), one per logical process.
 //!
 //! What such a database can tell the driver depends on its client: etcd's gateway names
 //! the leader (`/v3/maintenance/status`) and digests a member's store
@@ -383,25 +383,8 @@ impl Database for DescribedCluster {
         Ok(())
     }
 
-    fn kill(&self, node: &str) -> anyhow::Result<()> {
-        self.processes.kill(node);
-        Ok(())
-    }
-
-    fn pause(&self, node: &str) -> anyhow::Result<()> {
-        self.processes.pause(node)
-    }
-
-    fn resume(&self, node: &str) -> anyhow::Result<()> {
-        self.processes.resume(node)
-    }
-
-    fn is_running(&self, node: &str) -> bool {
-        self.processes.is_running(node)
-    }
-
-    fn forget_exited(&self, node: &str) {
-        self.processes.forget_exited(node)
+    fn runner(&self) -> &dyn NodeRunner {
+        &*self.processes
     }
 
     /// Stops every node, then wipes their data (the logs stay in the run folder): a

@@ -18,6 +18,8 @@ use anyhow::anyhow;
 use splitbrain_nemesis::{ClusterControl, RaftView};
 use splitbrain_reports::results::Convergence;
 use splitbrain_workloads::{BoxFuture, Client};
+
+use processes::NodeRunner;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,15 +46,28 @@ pub trait Database: Send + Sync {
     /// Starts every node and fails if one of them exits at once (a taken port, a bad
     /// flag): such a node would silently make the cluster smaller.
     fn start_all(&self) -> anyhow::Result<()>;
+    /// What starts and signals the node processes.
+    fn runner(&self) -> &dyn NodeRunner;
     /// SIGKILLs a node's process and reaps it.
-    fn kill(&self, node: &str) -> anyhow::Result<()>;
+    fn kill(&self, node: &str) -> anyhow::Result<()> {
+        self.runner().kill(node);
+        Ok(())
+    }
     /// SIGSTOPs a node's process.
-    fn pause(&self, node: &str) -> anyhow::Result<()>;
+    fn pause(&self, node: &str) -> anyhow::Result<()> {
+        self.runner().pause(node)
+    }
     /// SIGCONTs a node's process.
-    fn resume(&self, node: &str) -> anyhow::Result<()>;
-    fn is_running(&self, node: &str) -> bool;
+    fn resume(&self, node: &str) -> anyhow::Result<()> {
+        self.runner().resume(node)
+    }
+    fn is_running(&self, node: &str) -> bool {
+        self.runner().is_running(node)
+    }
     /// Reaps a node that exited on its own, so that [`Database::start`] can start it.
-    fn forget_exited(&self, node: &str);
+    fn forget_exited(&self, node: &str) {
+        self.runner().forget_exited(node)
+    }
     /// Stops every node (SIGTERM, then SIGKILL after the database's grace period).
     fn stop_all(&self);
     /// Waits until the cluster serves clients; returns a line for the user (`leader
