@@ -274,7 +274,15 @@ impl Environment {
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
         let names = super::node_names(cfg.nodes);
         let required: Vec<String> = desc.requires.iter().map(|r| r.command.clone()).collect();
-        pool.preflight(&required).await?;
+        let mut ips = BTreeMap::new();
+        for n in &names {
+            let entry = file
+                .hosts
+                .get(n)
+                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?;
+            ips.insert(n.clone(), entry.ip()?);
+        }
+        pool.preflight(&required, &ips).await?;
         let peer_port = desc
             .ports()
             .get("peer")
@@ -283,12 +291,8 @@ impl Environment {
             .unwrap_or(NETNS_PEER_PORT);
         let mut nodes = Vec::new();
         let mut peers = BTreeMap::new();
-        for n in &names {
-            let ip = file
-                .hosts
-                .get(n)
-                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?
-                .ip()?;
+        for (n, ip) in &ips {
+            let ip = *ip;
             nodes.push((n.clone(), ip));
             peers.insert(n.clone(), SocketAddr::new(ip, peer_port));
         }
@@ -323,7 +327,15 @@ impl Environment {
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
         let names = super::node_names(cfg.nodes);
         let id_of = |name: &str| -> u64 { name[1..].parse().unwrap_or(0) };
-        pool.preflight(&[]).await?;
+        let mut ips = BTreeMap::new();
+        for n in &names {
+            let entry = file
+                .hosts
+                .get(n)
+                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?;
+            ips.insert(n.clone(), entry.ip()?);
+        }
+        pool.preflight(&[], &ips).await?;
         let exe = std::env::current_exe().context("locating the splitbrain executable")?;
         let bytes = Arc::new(
             tokio::fs::read(&exe)
@@ -342,12 +354,8 @@ impl Environment {
             upload.await.context("uploading splitbrain")??;
         }
         let mut listen = BTreeMap::new();
-        for n in &names {
-            let ip = file
-                .hosts
-                .get(n)
-                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?
-                .ip()?;
+        for (n, ip) in &ips {
+            let ip = *ip;
             listen.insert(
                 n.clone(),
                 (

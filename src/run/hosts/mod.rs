@@ -525,10 +525,15 @@ impl Hosts {
         Ok(())
     }
 
-    /// Checks every host before a run: root, and the commands the run needs. One error
-    /// names each host and what it lacks.
-    pub async fn preflight(self: &Arc<Self>, commands: &[String]) -> anyhow::Result<()> {
-        let mut check = String::from("echo \"uid $(id -u)\"\n");
+    /// Checks every host before a run: root, the commands the run needs, and that no
+    /// node's address is where the control connection comes from (a partition would
+    /// cut splitbrain's own connection). One error names each host and what it lacks.
+    pub async fn preflight(
+        self: &Arc<Self>,
+        commands: &[String],
+        node_ips: &BTreeMap<String, IpAddr>,
+    ) -> anyhow::Result<()> {
+        let mut check = String::from("echo \"uid $(id -u)\"\necho \"control $SSH_CONNECTION\"\n");
         for c in BASE_COMMANDS
             .iter()
             .map(|s| s.to_string())
@@ -545,6 +550,7 @@ impl Hosts {
             .map(|h| (h, check.clone()))
             .collect();
         let mut problems = Vec::new();
+        let mut control = BTreeMap::new();
         for (host, result) in self.run_each(scripts).await {
             let shown = self
                 .entry(&host)
@@ -561,6 +567,15 @@ impl Hosts {
                             }
                         } else if let Some(c) = line.strip_prefix("missing ") {
                             lacks.push(format!("the command `{c}`"));
+                        } else if let Some(conn) = line.strip_prefix("control ") {
+                            // `client_ip client_port server_ip server_port`
+                            if let Some(ip) = conn
+                                .split_whitespace()
+                                .next()
+                                .and_then(|ip| ip.parse::<IpAddr>().ok())
+                            {
+                                control.insert(host.clone(), ip);
+                            }
                         }
                     }
                     if !lacks.is_empty() {
@@ -569,12 +584,41 @@ impl Hosts {
                 }
             }
         }
+        problems.extend(control_conflicts(&control, node_ips));
         if problems.is_empty() {
             Ok(())
         } else {
             bail!("the hosts are not ready: {}", problems.join("; "))
         }
     }
+}
+
+/// Partitions drop the peers' addresses, so no two nodes may share one and none may be
+/// the address a host sees the control connection come from. `control`: host → the
+/// control connection's source address as that host sees it.
+pub fn control_conflicts(
+    control: &BTreeMap<String, IpAddr>,
+    node_ips: &BTreeMap<String, IpAddr>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (host, from) in control {
+        for (node, ip) in node_ips.iter().filter(|(n, _)| *n != host) {
+            if ip == from {
+                problems.push(format!(
+                    "host {host} sees splitbrain's connection come from {from}, the address of {node}: a partition that cuts {node} off would cut splitbrain off too; run splitbrain on a machine that is not one of the hosts"
+                ));
+            }
+        }
+    }
+    let mut seen: BTreeMap<IpAddr, &str> = BTreeMap::new();
+    for (node, ip) in node_ips {
+        if let Some(other) = seen.insert(*ip, node) {
+            problems.push(format!(
+                "{other} and {node} have the same address {ip}: partitions between them cannot be made"
+            ));
+        }
+    }
+    problems
 }
 
 /// What one run put on the hosts: the per-run folder on each, and where its nodes'
@@ -741,6 +785,27 @@ mod tests {
         assert!(e.contains("hosts.toml") && e.contains("line"), "{e}");
         let e = parse("[hosts]\nn1 = \"a b@c\"\n").unwrap_err().to_string();
         assert!(e.contains("user@host"), "{e}");
+    }
+
+    #[test]
+    fn the_control_address_and_shared_addresses_are_refused() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let nodes: BTreeMap<String, IpAddr> = [("n1", "10.0.0.1"), ("n2", "10.0.0.2")]
+            .map(|(n, a)| (n.to_string(), ip(a)))
+            .into();
+        let apart: BTreeMap<String, IpAddr> = [("n1", "10.0.0.9"), ("n2", "10.0.0.9")]
+            .map(|(n, a)| (n.to_string(), ip(a)))
+            .into();
+        assert!(control_conflicts(&apart, &nodes).is_empty());
+        // splitbrain runs on n1: n2 sees it come from n1's address.
+        let on_n1: BTreeMap<String, IpAddr> = [("n2".to_string(), ip("10.0.0.1"))].into();
+        let problems = control_conflicts(&on_n1, &nodes);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("address of n1"), "{problems:?}");
+        let same: BTreeMap<String, IpAddr> = [("n1", "10.0.0.1"), ("n2", "10.0.0.1")]
+            .map(|(n, a)| (n.to_string(), ip(a)))
+            .into();
+        assert!(control_conflicts(&BTreeMap::new(), &same)[0].contains("same address"));
     }
 
     #[test]
