@@ -296,6 +296,17 @@ impl Environment {
             nodes.push((n.clone(), ip));
             peers.insert(n.clone(), SocketAddr::new(ip, peer_port));
         }
+        // The description's own files (a start script) go along, once per host.
+        let description_dir = match &desc.dir {
+            Some(local) => {
+                let remote = format!("{root}/description");
+                for n in &names {
+                    pool.upload_dir(n, local, &remote).await?;
+                }
+                Some(std::path::PathBuf::from(remote))
+            }
+            None => None,
+        };
         let shell: Arc<dyn nemesis::net::remote::RemoteShell> = pool.clone();
         let tag = format!("{}{run_id}", nemesis::net::remote::TAG_PREFIX);
         let net = Arc::new(Net::Remote(nemesis::net::remote::RemoteNet::new(
@@ -313,7 +324,7 @@ impl Environment {
                 tag,
                 Box::new(hosts::runner::RemoteRunner::new(pool, root.to_string())),
             )
-            .on_hosts(root.into()),
+            .on_hosts(root.into(), description_dir),
         );
         Ok((db, net))
     }

@@ -50,6 +50,9 @@ pub struct DescribedCluster {
     /// With `--hosts`: the run's folder on the hosts, which holds each node's folder
     /// (`<root>/<node>`); its files come home to `nodes/<node>/` at teardown.
     node_root: Option<PathBuf>,
+    /// With `--hosts`: the description as the nodes see it (`{description_dir}` is its
+    /// copy on the hosts); adapters, which run here, use `desc`.
+    node_desc: Option<Description>,
     /// Nodes started at least once: they restart as members of an `existing` cluster.
     started: Mutex<BTreeSet<String>>,
     /// etcd member ids learned from status answers, so a leader can be named even while
@@ -100,19 +103,26 @@ impl DescribedCluster {
             },
             processes,
             node_root: None,
+            node_desc: None,
             started: Mutex::new(BTreeSet::new()),
             member_ids: Mutex::new(BTreeMap::new()),
             adapter_errors: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// The nodes run on SSH hosts, each in `root/<node>` there.
-    pub fn on_hosts(mut self, root: PathBuf) -> DescribedCluster {
+    /// The nodes run on SSH hosts, each in `root/<node>` there; `description_dir` is
+    /// where the description's folder was copied on the hosts.
+    pub fn on_hosts(mut self, root: PathBuf, description_dir: Option<PathBuf>) -> DescribedCluster {
         for (name, m) in self.members.iter_mut() {
             m.node_dir = root.join(name);
             m.data_dir = m.node_dir.join("data");
         }
         self.node_root = Some(root);
+        if let Some(dir) = description_dir {
+            let mut desc = self.desc.clone();
+            desc.dir = Some(dir);
+            self.node_desc = Some(desc);
+        }
         self
     }
 
@@ -352,7 +362,9 @@ impl Database for DescribedCluster {
         let vars = self.vars(node, state)?;
         self.processes.make_dir(node, &vars.node_dir)?;
         let (argv, env) = self
-            .desc
+            .node_desc
+            .as_ref()
+            .unwrap_or(&self.desc)
             .start_command(&vars, &self.cluster)
             .map_err(|e| anyhow!("{e}"))?;
         let launch = Launch {

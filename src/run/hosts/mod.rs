@@ -429,7 +429,6 @@ impl Hosts {
         path: &str,
         mode: &str,
     ) -> anyhow::Result<()> {
-        use tokio::io::AsyncWriteExt;
         // Hosts may share a file system (the lab): each writes its own part file.
         let part = format!("{path}.part-{host}");
         let script = format!(
@@ -437,33 +436,52 @@ impl Hosts {
             p = sq(path),
             part = sq(&part)
         );
+        self.run_with_input(host, &script, bytes)
+            .await
+            .with_context(|| format!("host {host}: uploading {path}"))
+    }
+
+    /// Copies the local folder `local` into `remote` on `host` (created).
+    pub async fn upload_dir(&self, host: &str, local: &Path, remote: &str) -> anyhow::Result<()> {
+        let out = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(local)
+            .args(["-cf", "-", "."])
+            .output()
+            .with_context(|| format!("packing {}", local.display()))?;
+        if !out.status.success() {
+            bail!(
+                "packing {}: {}",
+                local.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let script = format!("mkdir -p {r} && tar -C {r} -xf -", r = sq(remote));
+        self.run_with_input(host, &script, &out.stdout)
+            .await
+            .with_context(|| format!("host {host}: uploading {} to {remote}", local.display()))
+    }
+
+    /// Runs `script` on `host` with `input` on its standard input.
+    async fn run_with_input(&self, host: &str, script: &str, input: &[u8]) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
         let mut child = self
             .session(host)?
             .command("sh")
             .arg("-c")
-            .arg(&script)
+            .arg(script)
             .stdin(openssh::Stdio::piped())
             .stdout(openssh::Stdio::null())
             .stderr(openssh::Stdio::piped())
             .spawn()
-            .await
-            .with_context(|| format!("host {host}: uploading {path}"))?;
+            .await?;
         if let Some(mut stdin) = child.stdin().take() {
-            stdin
-                .write_all(bytes)
-                .await
-                .with_context(|| format!("host {host}: uploading {path}"))?;
+            stdin.write_all(input).await?;
             stdin.shutdown().await.ok();
         }
-        let out = child
-            .wait_with_output()
-            .await
-            .with_context(|| format!("host {host}: uploading {path}"))?;
+        let out = child.wait_with_output().await?;
         if !out.status.success() {
-            bail!(
-                "host {host}: uploading {path} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(())
     }
