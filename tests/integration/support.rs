@@ -82,7 +82,7 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-/// Network namespaces of ours (`sb…`) currently present.
+/// Network namespaces the netns backend creates (`sb<4 hex>-n<i>`) currently present.
 pub fn our_namespaces() -> Vec<String> {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return Vec::new();
@@ -90,7 +90,7 @@ pub fn our_namespaces() -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("sb"))
+        .filter(|n| splitbrain_nemesis::net::netns::is_our_name(n))
         .map(str::to_string)
         .collect()
 }
