@@ -82,8 +82,8 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-/// Network namespaces of the netns backend (`sb<4 hex>…`) currently present; a lab's
-/// (`sbl…`, made on purpose by `splitbrain lab up`) are not leftovers.
+/// Network namespaces the netns backend creates (`sb<4 hex>-n<i>`) currently present; a
+/// lab's (`sbl<4 hex>-n<i>`, made on purpose by `splitbrain lab up`) are not among them.
 pub fn our_namespaces() -> Vec<String> {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return Vec::new();
@@ -91,7 +91,7 @@ pub fn our_namespaces() -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("sb") && !n.starts_with("sbl"))
+        .filter(|n| splitbrain_nemesis::net::netns::is_our_name(n))
         .map(str::to_string)
         .collect()
 }
