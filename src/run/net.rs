@@ -32,6 +32,45 @@ pub struct Environment {
     pub remote: Option<hosts::RemoteRun>,
 }
 
+/// Each node's listeners (peer, client, admin), as the harness reaches them.
+type Listeners = BTreeMap<String, (SocketAddr, SocketAddr, SocketAddr)>;
+
+/// The launch specification of bundled node `n`, whose folder is `node_dir` (on this
+/// machine or on its host): its peers reached through `net`, its settings from `cfg`.
+fn bundled_spec(
+    cfg: &TestConfig,
+    n: &str,
+    listen: &Listeners,
+    net: &Net,
+    node_dir: std::path::PathBuf,
+) -> anyhow::Result<NodeSpec> {
+    let id_of = |name: &str| -> u64 { name[1..].parse().unwrap_or(0) };
+    let (peer, client, admin) = listen[n];
+    let mut peers = BTreeMap::new();
+    let mut client_addrs = BTreeMap::new();
+    for other in listen.keys().filter(|o| *o != n) {
+        peers.insert(id_of(other), net.peer_addr(n, other)?.to_string());
+        client_addrs.insert(id_of(other), listen[other].1.to_string());
+    }
+    Ok(NodeSpec {
+        id: id_of(n),
+        name: n.to_string(),
+        peer_listen: peer.to_string(),
+        client_listen: client.to_string(),
+        admin_listen: admin.to_string(),
+        peers,
+        client_addrs,
+        data_dir: node_dir.join("data"),
+        read_mode: cfg.read_mode.bundled(),
+        bugs: cfg.bugs.clone(),
+        log_file: Some(node_dir.join("node.log")),
+        // 20 ms ticks: elections after 200–400 ms, which a busy 2-core machine does not
+        // trigger spuriously.
+        tick_ms: 20,
+        seed: cfg.seed.wrapping_add(id_of(n)),
+    })
+}
+
 /// Starts each node's command inside its namespace.
 fn netns_wrapper(net: &Arc<Net>) -> CommandWrapper {
     let net = net.clone();
@@ -108,7 +147,6 @@ impl Environment {
 
     async fn setup_bundled(cfg: &TestConfig, run_dir: &RunDir) -> anyhow::Result<Environment> {
         let names = super::node_names(cfg.nodes);
-        let id_of = |name: &str| -> u64 { name[1..].parse().unwrap_or(0) };
         let exe = std::env::current_exe().context("locating the splitbrain executable")?;
 
         // Addresses each node listens on, and how the harness reaches them.
@@ -159,36 +197,10 @@ impl Environment {
 
         let mut specs = BTreeMap::new();
         for n in &names {
-            let (peer, client, admin) = listen[n];
-            let mut peers = BTreeMap::new();
-            let mut client_addrs = BTreeMap::new();
-            for other in names.iter().filter(|o| *o != n) {
-                peers.insert(id_of(other), net.peer_addr(n, other)?.to_string());
-                client_addrs.insert(id_of(other), listen[other].1.to_string());
-            }
             let node_dir = run_dir.node_dir(n);
             std::fs::create_dir_all(&node_dir)
                 .with_context(|| format!("creating {}", node_dir.display()))?;
-            specs.insert(
-                n.clone(),
-                NodeSpec {
-                    id: id_of(n),
-                    name: n.clone(),
-                    peer_listen: peer.to_string(),
-                    client_listen: client.to_string(),
-                    admin_listen: admin.to_string(),
-                    peers,
-                    client_addrs,
-                    data_dir: node_dir.join("data"),
-                    read_mode: cfg.read_mode.bundled(),
-                    bugs: cfg.bugs.clone(),
-                    log_file: Some(node_dir.join("node.log")),
-                    // 20 ms ticks: elections after 200–400 ms, which a busy 2-core
-                    // machine does not trigger spuriously.
-                    tick_ms: 20,
-                    seed: cfg.seed.wrapping_add(id_of(n)),
-                },
-            );
+            specs.insert(n.clone(), bundled_spec(cfg, n, &listen, &net, node_dir)?);
         }
         let wrap = match &*net {
             Net::Netns(_) => Some(netns_wrapper(&net)),
@@ -337,7 +349,6 @@ impl Environment {
         run_id: &str,
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
         let names = super::node_names(cfg.nodes);
-        let id_of = |name: &str| -> u64 { name[1..].parse().unwrap_or(0) };
         let mut ips = BTreeMap::new();
         for n in &names {
             let entry = file
@@ -385,32 +396,8 @@ impl Environment {
         )?));
         let mut specs = BTreeMap::new();
         for n in &names {
-            let (peer, client, admin) = listen[n];
-            let mut peers = BTreeMap::new();
-            let mut client_addrs = BTreeMap::new();
-            for other in names.iter().filter(|o| *o != n) {
-                peers.insert(id_of(other), net.peer_addr(n, other)?.to_string());
-                client_addrs.insert(id_of(other), listen[other].1.to_string());
-            }
             let node_dir = std::path::PathBuf::from(format!("{root}/{n}"));
-            specs.insert(
-                n.clone(),
-                NodeSpec {
-                    id: id_of(n),
-                    name: n.clone(),
-                    peer_listen: peer.to_string(),
-                    client_listen: client.to_string(),
-                    admin_listen: admin.to_string(),
-                    peers,
-                    client_addrs,
-                    data_dir: node_dir.join("data"),
-                    read_mode: cfg.read_mode.bundled(),
-                    bugs: cfg.bugs.clone(),
-                    log_file: Some(node_dir.join("node.log")),
-                    tick_ms: 20,
-                    seed: cfg.seed.wrapping_add(id_of(n)),
-                },
-            );
+            specs.insert(n.clone(), bundled_spec(cfg, n, &listen, &net, node_dir)?);
         }
         let client = listen.iter().map(|(n, l)| (n.clone(), l.1)).collect();
         let admin = listen.iter().map(|(n, l)| (n.clone(), l.2)).collect();

@@ -26,21 +26,31 @@ fn available(command: &str, package: &str) -> bool {
 }
 
 fn described_run(store: &Path, db: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "test",
-        "--db",
-        db.to_str().unwrap(),
-        "--store",
-        store.to_str().unwrap(),
-        "--rate",
-        "100",
-        "--concurrency",
-        "6",
-        "--recovery-time",
-        "1",
-    ];
+    let mut args = vec!["--db", db.to_str().unwrap()];
     args.extend_from_slice(extra);
-    run(&args)
+    short_test(store, &args)
+}
+
+/// A short register run under partitions on 3 nodes of `db`, with `seed`.
+fn partitioned_register(store: &Path, db: &Path, secs: &str, seed: &str) -> std::process::Output {
+    described_run(
+        store,
+        db,
+        &[
+            "--nodes",
+            "3",
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            secs,
+            "--seed",
+            seed,
+        ],
+    )
 }
 
 fn assert_no_adapter_left(store: &Path, script: &str) {
@@ -99,34 +109,10 @@ fn the_python_etcd_adapter_reaches_the_built_in_clients_verdicts() {
     );
     let serializable = store.path().join("etcd-python-serializable.toml");
     std::fs::write(&serializable, described).unwrap();
-    let mut codes = Vec::new();
-    for seed in 1..=3u64 {
-        let out = described_run(
-            store.path(),
-            &serializable,
-            &[
-                "--nodes",
-                "3",
-                "--workload",
-                "register",
-                "--nemesis",
-                "partition",
-                "--nemesis-interval",
-                "2",
-                "--time-limit",
-                "10",
-                "--seed",
-                &seed.to_string(),
-            ],
-        );
-        assert_ne!(code(&out), 255, "{}", text(&out));
-        codes.push(code(&out));
-        if code(&out) == 1 {
-            assert_no_adapter_left(store.path(), "adapter.py");
-            return;
-        }
-    }
-    panic!("the adapter's serializable reads were never caught: exit codes {codes:?}");
+    caught_within_seeds(3, "the adapter's serializable reads", |seed| {
+        partitioned_register(store.path(), &serializable, "10", seed)
+    });
+    assert_no_adapter_left(store.path(), "adapter.py");
 }
 
 #[test]
@@ -137,36 +123,12 @@ fn redis_replicas_are_caught_serving_stale_reads() {
     let _guard = cluster_lock();
     let store = TempDir::new("redis");
     let example = repo().join("examples/redis/redis.toml");
-    let mut codes = Vec::new();
-    for seed in 1..=3u64 {
-        let out = described_run(
-            store.path(),
-            &example,
-            &[
-                "--nodes",
-                "3",
-                "--workload",
-                "register",
-                "--nemesis",
-                "partition",
-                "--nemesis-interval",
-                "2",
-                "--time-limit",
-                "8",
-                "--seed",
-                &seed.to_string(),
-            ],
-        );
-        assert_ne!(code(&out), 255, "{}", text(&out));
-        codes.push(code(&out));
-        if code(&out) == 1 {
-            let said = text(&out);
-            assert!(said.contains("convergence not checked"), "{said}");
-            assert_no_adapter_left(store.path(), "adapter.py");
-            return;
-        }
-    }
-    panic!("redis was never caught: exit codes {codes:?}");
+    let out = caught_within_seeds(3, "redis's stale reads", |seed| {
+        partitioned_register(store.path(), &example, "8", seed)
+    });
+    let said = text(&out);
+    assert!(said.contains("convergence not checked"), "{said}");
+    assert_no_adapter_left(store.path(), "adapter.py");
 }
 
 /// A description whose "database" is Python's HTTP server (cheap to start, ready at

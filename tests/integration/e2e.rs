@@ -8,21 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn test_run(store: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "test",
-        "--store",
-        store.to_str().unwrap(),
-        "--nodes",
-        "3",
-        "--rate",
-        "100",
-        "--concurrency",
-        "6",
-        "--recovery-time",
-        "1",
-    ];
+    let mut args = vec!["--nodes", "3"];
     args.extend_from_slice(extra);
-    run(&args)
+    short_test(store, &args)
 }
 
 #[test]
@@ -110,9 +98,8 @@ fn caught_within(
     interval: &str,
     seeds: u64,
 ) -> std::path::PathBuf {
-    let mut outcomes = Vec::new();
-    for seed in 1..=seeds {
-        let out = test_run(
+    caught_within_seeds(seeds, bug, |seed| {
+        test_run(
             store,
             &[
                 "--bug",
@@ -126,18 +113,13 @@ fn caught_within(
                 "--time-limit",
                 "10",
                 "--seed",
-                &seed.to_string(),
+                seed,
             ],
-        );
-        outcomes.push(code(&out));
-        assert_ne!(code(&out), 255, "{}", text(&out));
-        if code(&out) == 1 {
-            let run = latest_run(store);
-            assert_eq!(results(&run)["verdict"], "invalid");
-            return run;
-        }
-    }
-    panic!("{bug} never caught in {seeds} runs: exit codes {outcomes:?}");
+        )
+    });
+    let run = latest_run(store);
+    assert_eq!(results(&run)["verdict"], "invalid");
+    run
 }
 
 /// `skip-fsync` acknowledges writes before they are durable; killing nodes loses them,

@@ -22,23 +22,9 @@ fn etcd_available() -> bool {
 }
 
 fn etcd_run(store: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "test",
-        "--db",
-        "etcd",
-        "--store",
-        store.to_str().unwrap(),
-        "--nodes",
-        "3",
-        "--rate",
-        "100",
-        "--concurrency",
-        "6",
-        "--recovery-time",
-        "1",
-    ];
+    let mut args = vec!["--db", "etcd", "--nodes", "3"];
     args.extend_from_slice(extra);
-    run(&args)
+    short_test(store, &args)
 }
 
 /// Processes started for this store: etcd's data directories live in it.
@@ -100,9 +86,8 @@ fn etcd_with_linearizable_reads_is_valid_and_serializable_reads_are_caught_stale
 
     // Serializable reads: a member cut off from the majority keeps answering from its
     // own, older state.
-    let mut codes = Vec::new();
-    for seed in 1..=3u64 {
-        let out = etcd_run(
+    caught_within_seeds(3, "etcd's serializable reads", |seed| {
+        etcd_run(
             store.path(),
             &[
                 "--workload",
@@ -116,30 +101,24 @@ fn etcd_with_linearizable_reads_is_valid_and_serializable_reads_are_caught_stale
                 "--time-limit",
                 "10",
                 "--seed",
-                &seed.to_string(),
+                seed,
             ],
-        );
-        assert_ne!(code(&out), 255, "{}", text(&out));
-        codes.push(code(&out));
-        if code(&out) == 1 {
-            let run = latest_run(store.path());
-            let caught = results(&run);
-            assert_eq!(caught["verdict"], "invalid");
-            let witness = caught["linearizability"]["keys"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|k| k["verdict"] == "invalid")
-                .expect("an invalid key");
-            assert!(
-                !witness["witness"].is_null() || !witness["counterexample"].is_null(),
-                "a witness: {witness}"
-            );
-            assert_no_etcd_left(store.path());
-            return;
-        }
-    }
-    panic!("serializable reads were never caught: exit codes {codes:?}");
+        )
+    });
+    let run = latest_run(store.path());
+    let caught = results(&run);
+    assert_eq!(caught["verdict"], "invalid");
+    let witness = caught["linearizability"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["verdict"] == "invalid")
+        .expect("an invalid key");
+    assert!(
+        !witness["witness"].is_null() || !witness["counterexample"].is_null(),
+        "a witness: {witness}"
+    );
+    assert_no_etcd_left(store.path());
 }
 
 #[test]

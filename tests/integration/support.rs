@@ -152,3 +152,37 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `splitbrain test` with the short-run settings the end-to-end tests share (rate 100,
+/// 6 clients, 1 s of recovery) and `extra` flags.
+pub fn short_test(store: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "test",
+        "--store",
+        store.to_str().expect("a UTF-8 temp path"),
+        "--rate",
+        "100",
+        "--concurrency",
+        "6",
+        "--recovery-time",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Runs `run(seed)` for seeds 1..=`seeds` until one exits 1 (invalid) and returns that
+/// run's output; panics with every exit code (`what` says what was never caught) if none
+/// does, and at once on an internal error (255).
+pub fn caught_within_seeds(seeds: u64, what: &str, mut run: impl FnMut(&str) -> Output) -> Output {
+    let mut codes = Vec::new();
+    for seed in 1..=seeds {
+        let out = run(&seed.to_string());
+        assert_ne!(code(&out), 255, "{}", text(&out));
+        codes.push(code(&out));
+        if code(&out) == 1 {
+            return out;
+        }
+    }
+    panic!("{what} never caught in {seeds} runs: exit codes {codes:?}");
+}
