@@ -8,6 +8,13 @@
 //! (symlinks followed) must still lie under the resolved store. Plain `std::net`, one
 //! short-lived thread per connection, `Connection: close`; it stops when the shutdown
 //! flag is set.
+//!
+//! Binding to loopback is not enough on its own: a web page can rebind its own DNS name
+//! to 127.0.0.1 and read whatever the server answers, so a request must name the server
+//! by a loopback name in its `Host` header. Redirects are built from the cleaned path
+//! (never from the raw target, where `//host` is a protocol-relative URL to another
+//! site); files are streamed, not read whole; and at most [`MAX_CONNECTIONS`] are served
+//! at once (the rest get `503`).
 
 use crate::ReportError;
 use maud::html;
@@ -15,7 +22,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +30,36 @@ use std::time::Duration;
 const MAX_HEAD: usize = 16 * 1024;
 /// How often the accept loop looks at the shutdown flag.
 const POLL: Duration = Duration::from_millis(25);
+/// Connections served at once; each holds a thread until it is answered or its read
+/// times out.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// A bound server; [`Server::run`] serves until shutdown.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     root: Arc<PathBuf>,
+    /// Connections being served now (bounded by [`MAX_CONNECTIONS`]).
+    live: Arc<AtomicUsize>,
+}
+
+/// Holds one of the [`MAX_CONNECTIONS`] slots until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(live: &Arc<AtomicUsize>) -> Option<Slot> {
+        live.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_CONNECTIONS).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| Slot(Arc::clone(live)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Server {
@@ -43,6 +74,7 @@ impl Server {
         Ok(Server {
             listener,
             root: Arc::new(root),
+            live: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -56,11 +88,37 @@ impl Server {
     pub fn run(&self, shutdown: &AtomicBool) -> Result<(), ReportError> {
         while !shutdown.load(Ordering::SeqCst) {
             match self.listener.accept() {
-                Ok((stream, _)) => {
+                Ok((mut stream, _)) => {
+                    let Some(slot) = Slot::take(&self.live) else {
+                        // Answered from the accept loop without waiting, and the client
+                        // is told rather than left hanging. What it already sent is
+                        // read first: closing over unread data resets the connection,
+                        // and the client would lose the answer.
+                        let _ = stream.set_nonblocking(true);
+                        let mut sink = [0u8; 2048];
+                        let mut drained = 0;
+                        while drained < MAX_HEAD {
+                            match stream.read(&mut sink) {
+                                Ok(n) if n > 0 => drained += n,
+                                _ => break,
+                            }
+                        }
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                        let _ = write_response(
+                            &mut stream,
+                            Response::text("503 Service Unavailable", "too many connections\n"),
+                            false,
+                        );
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
+                        continue;
+                    };
                     let root = Arc::clone(&self.root);
+                    let port = self.listener.local_addr().map(|a| a.port()).unwrap_or(0);
                     std::thread::spawn(move || {
+                        let _slot = slot;
                         // A client that goes away mid-response is not our problem.
-                        let _ = handle(stream, &root);
+                        let _ = handle(stream, &root, port);
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
@@ -82,7 +140,22 @@ struct Response {
     status: &'static str,
     content_type: &'static str,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    body: Body,
+}
+
+/// What follows the head: bytes made here, or a file streamed from disk.
+enum Body {
+    Bytes(Vec<u8>),
+    File { file: fs::File, len: u64 },
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
 }
 
 impl Response {
@@ -91,12 +164,26 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
+            body: Body::Bytes(body.as_bytes().to_vec()),
         }
     }
 }
 
-fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
+/// Whether a `Host` header value names this server by a loopback name: `localhost`,
+/// `127.0.0.1` or `[::1]`, with no port or our own.
+fn is_loopback_host(host: &str, port: u16) -> bool {
+    let host = host.trim().to_ascii_lowercase();
+    let (name, given_port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && (n.starts_with('[') == n.ends_with(']')) => {
+            (n.to_string(), Some(p.to_string()))
+        }
+        _ => (host.clone(), None),
+    };
+    let port_ok = given_port.is_none_or(|p| p == port.to_string());
+    port_ok && matches!(name.as_str(), "localhost" | "127.0.0.1" | "[::1]")
+}
+
+fn handle(mut stream: TcpStream, root: &Path, port: u16) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
@@ -117,10 +204,24 @@ fn handle(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
         }
     }
     let text = String::from_utf8_lossy(&head);
-    let mut parts = text.lines().next().unwrap_or("").split_whitespace();
+    let mut lines = text.lines();
+    let mut parts = lines.next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let head_only = method == "HEAD";
-    let response = if method != "GET" && method != "HEAD" {
+    let host = lines.take_while(|l| !l.is_empty()).find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| value.trim())
+    });
+    let response = if host.is_none() {
+        Response::text("400 Bad Request", "a Host header is required\n")
+    } else if !host.is_some_and(|h| is_loopback_host(h, port)) {
+        Response::text(
+            "421 Misdirected Request",
+            "this server answers only to localhost, 127.0.0.1 and [::1]\n",
+        )
+    } else if method != "GET" && method != "HEAD" {
         let mut r = Response::text("405 Method Not Allowed", "only GET and HEAD\n");
         r.headers.push(("Allow".into(), "GET, HEAD".into()));
         r
@@ -143,7 +244,19 @@ fn write_response(stream: &mut TcpStream, r: Response, head_only: bool) -> std::
     out.push_str("\r\n");
     stream.write_all(out.as_bytes())?;
     if !head_only {
-        stream.write_all(&r.body)?;
+        match r.body {
+            Body::Bytes(bytes) => stream.write_all(&bytes)?,
+            Body::File { file, len } => {
+                // Exactly the length announced, even if the file grew meanwhile.
+                let sent = std::io::copy(&mut file.take(len), stream)?;
+                if sent < len {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the file shrank while it was sent",
+                    ));
+                }
+            }
+        }
     }
     stream.flush()
 }
@@ -177,9 +290,15 @@ fn respond(root: &Path, target: &str) -> Response {
     }
     if resolved.is_dir() {
         if !path_part.ends_with('/') {
-            // Relative links in a directory's page need the trailing slash.
+            // Relative links in a directory's page need the trailing slash. The location
+            // is rebuilt from the cleaned segments: the raw `//name` would be a
+            // protocol-relative URL, a redirect to the host `name`.
+            let cleaned: String = segments
+                .iter()
+                .map(|s| format!("/{}", percent_encode(s)))
+                .collect();
             let mut r = Response::text("301 Moved Permanently", "moved\n");
-            r.headers.push(("Location".into(), format!("{path_part}/")));
+            r.headers.push(("Location".into(), format!("{cleaned}/")));
             return r;
         }
         let index = resolved.join("index.html");
@@ -192,14 +311,21 @@ fn respond(root: &Path, target: &str) -> Response {
 }
 
 fn file_response(path: &Path) -> Response {
-    match fs::read(path) {
-        Ok(body) => Response {
+    let opened = fs::File::open(path).and_then(|file| {
+        let meta = file.metadata()?;
+        Ok((file, meta))
+    });
+    match opened {
+        Ok((file, meta)) if meta.is_file() => Response {
             status: "200 OK",
             content_type: content_type(path),
             headers: Vec::new(),
-            body,
+            body: Body::File {
+                file,
+                len: meta.len(),
+            },
         },
-        Err(_) => Response::text("404 Not Found", "not found\n"),
+        _ => Response::text("404 Not Found", "not found\n"),
     }
 }
 
@@ -236,7 +362,7 @@ fn listing(dir: &Path, shown_as: &str) -> Response {
         status: "200 OK",
         content_type: "text/html; charset=utf-8",
         headers: Vec::new(),
-        body: body.into_string().into_bytes(),
+        body: Body::Bytes(body.into_string().into_bytes()),
     }
 }
 
@@ -351,6 +477,180 @@ mod tests {
 
         stop.store(true, Ordering::SeqCst);
         thread.join().unwrap().unwrap();
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A server on an ephemeral port over `store`, stopped when the guard drops.
+    struct Running {
+        addr: SocketAddr,
+        live: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<Result<(), ReportError>>>,
+    }
+
+    impl Running {
+        fn start(store: &Path) -> Running {
+            let server = Server::bind(store, 0).unwrap();
+            let addr = server.local_addr().unwrap();
+            let live = Arc::clone(&server.live);
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || server.run(&stop))
+            };
+            Running {
+                addr,
+                live,
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::SeqCst);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn temp_store(name: &str) -> PathBuf {
+        let base =
+            std::env::temp_dir().join(format!("splitbrain-serve-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("store/reg")).unwrap();
+        fs::write(
+            base.join("store/reg/results.json"),
+            "{\"verdict\":\"valid\"}",
+        )
+        .unwrap();
+        base
+    }
+
+    /// Sends `request` as is and reads the whole answer.
+    fn raw(addr: SocketAddr, request: &str) -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn a_foreign_host_header_is_refused() {
+        // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1
+        // sends its own name as Host; only loopback names may read the store.
+        let base = temp_store("host");
+        let server = Running::start(&base.join("store"));
+        let port = server.addr.port();
+        for host in [
+            "evil.example".to_string(),
+            format!("evil.example:{port}"),
+            format!("127.0.0.1.evil.example:{port}"),
+            "".to_string(),
+        ] {
+            let out = raw(
+                server.addr,
+                &format!("GET /reg/results.json HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+            );
+            assert!(
+                out.starts_with("HTTP/1.1 421") || out.starts_with("HTTP/1.1 400"),
+                "{host}: {out}"
+            );
+            assert!(!out.contains("verdict"), "{host}: {out}");
+        }
+        let out = raw(server.addr, "GET /reg/results.json HTTP/1.1\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 400"), "no Host: {out}");
+        for host in [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            "localhost".to_string(),
+            format!("LOCALHOST:{port}"),
+        ] {
+            let out = raw(
+                server.addr,
+                &format!("GET /reg/results.json HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+            );
+            assert!(
+                out.starts_with("HTTP/1.1 200") && out.contains("verdict"),
+                "{host}: {out}"
+            );
+        }
+        drop(server);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_redirect_never_leaves_the_server() {
+        // `//reg` is a directory of the store; redirecting to `//reg/` would send the
+        // browser to the host `reg` (a protocol-relative URL).
+        let base = temp_store("redirect");
+        let server = Running::start(&base.join("store"));
+        for target in ["//reg", "///reg", "/./reg", "//reg?x=1"] {
+            let out = raw(
+                server.addr,
+                &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+            );
+            assert!(out.starts_with("HTTP/1.1 301"), "{target}: {out}");
+            let location = out
+                .lines()
+                .find_map(|l| l.strip_prefix("Location: "))
+                .unwrap_or_default();
+            assert_eq!(location, "/reg/", "{target}: {out}");
+        }
+        drop(server);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn large_files_are_served_whole() {
+        let base = temp_store("large");
+        // Bigger than any buffer the server uses, with content that shows misordering.
+        let body: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        fs::write(base.join("store/reg/history.jsonl"), &body).unwrap();
+        let server = Running::start(&base.join("store"));
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /reg/history.jsonl HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&out[..split]);
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{head}"
+        );
+        assert!(out[split + 4..] == body[..], "the body differs");
+        drop(server);
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn connections_are_bounded() {
+        let base = temp_store("bounded");
+        let server = Running::start(&base.join("store"));
+        // Connections that never send a request hold their slot until the read timeout.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(server.addr).unwrap())
+            .collect();
+        // Wait until the server has taken all of them in.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.live.load(Ordering::SeqCst) < MAX_CONNECTIONS
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = raw(
+            server.addr,
+            "GET /reg/results.json HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+        drop(idle);
+        drop(server);
         fs::remove_dir_all(&base).unwrap();
     }
 
