@@ -89,7 +89,8 @@
 //!   stop_f (optional), targets, start_index, stop_index (optional), start_s, end_s,
 //!   closed, availability}`. A window opens at `start-X` (closed by `stop-X`), `kill`
 //!   (`restart`/`start`), `pause` (`resume`), `clock-*` (`clock-reset`), `partition`
-//!   (`heal`); an unclosed window lasts to the end of the history.
+//!   (`heal`); the run's final `heal-all` closes every window; an unclosed window lasts
+//!   to the end of the history.
 //! - `availability` (per window, and `outside_faults` for operations invoked while no
 //!   window was open): `{invoked, ok, fail, info, fraction}` where `fraction` is
 //!   `ok / invoked` (`null` when nothing was invoked).
@@ -104,6 +105,13 @@ use std::collections::BTreeMap;
 
 /// The version written into every `results.json`.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The nemesis `f` with which a run records that it healed every fault at the end of
+/// its workload (partitions, kills, pauses, clocks alike), before its final reads.
+pub const FINAL_HEAL: &str = "heal-all";
+/// The value of the final heal. Runs recorded before [`FINAL_HEAL`] existed wrote it
+/// with the `f` `heal`, which otherwise ends only partitions.
+pub const FINAL_HEAL_VALUE: &str = "all faults healed";
 
 pub use splitbrain_checker::Verdict;
 
@@ -551,12 +559,14 @@ fn fault_windows(events: &[Event], end_ns: u64) -> Vec<FaultWindow> {
             }
             continue;
         }
+        let heals_all =
+            e.f == FINAL_HEAL || (e.f == "heal" && e.value.as_str() == Some(FINAL_HEAL_VALUE));
         let stops = fault_stop_kinds(&e.f);
-        if !stops.is_empty() {
+        if heals_all || !stops.is_empty() {
             let matching: Vec<usize> = open
                 .iter()
                 .enumerate()
-                .filter(|(_, w)| stops.contains(&w.window.kind))
+                .filter(|(_, w)| heals_all || stops.contains(&w.window.kind))
                 .map(|(i, _)| i)
                 .collect();
             // A stop naming exactly one open window's targets closes only that one.
@@ -767,6 +777,51 @@ mod tests {
         assert_eq!(k.availability.invoked, 1);
         assert_eq!(s.outside_faults.invoked, 2);
         assert_eq!(s.outside_faults.fraction, Some(1.0));
+    }
+
+    #[test]
+    fn the_final_heal_ends_every_fault() {
+        // A kill, a pause and a clock fault still open when the run heals everything:
+        // none of them lasted to the end, and the final reads after the heal happened
+        // outside any fault.
+        for (f, value) in [
+            (FINAL_HEAL, json!("all faults healed")),
+            // Runs recorded before the final heal had its own name.
+            ("heal", json!("all faults healed")),
+        ] {
+            let h = History::new(vec![
+                ev(0, N, Info, "kill", json!(["n1"])),
+                ev(1, N, Info, "pause", json!(["n2"])),
+                ev(2, N, Info, "clock-bump", json!({"n3": 100})),
+                ev(3, N, Info, "start-partition", json!({"n1": ["n2"]})),
+                ev(4, N, Info, f, value),
+                ev(5, C(0), Invoke, "read", Value::Null),
+                ev(6, C(0), Ok, "read", json!(1)),
+            ]);
+            let s = compute_stats(&h.into());
+            assert_eq!(s.faults.len(), 4, "{f}: {:?}", s.faults);
+            for w in &s.faults {
+                assert!(w.closed, "{f}: {} never healed: {w:?}", w.kind);
+                assert_eq!(w.stop_index, Some(4), "{f}: {w:?}");
+                assert_eq!(w.availability.invoked, 0, "{f}: {w:?}");
+            }
+            assert_eq!(s.outside_faults.invoked, 1, "{f}");
+        }
+        // A plain `heal` (a partition's end in Jepsen's vocabulary) still ends only
+        // partitions.
+        let h = History::new(vec![
+            ev(0, N, Info, "kill", json!(["n1"])),
+            ev(1, N, Info, "start-partition", json!({"n1": ["n2"]})),
+            ev(2, N, Info, "heal", Value::Null),
+        ]);
+        let s = compute_stats(&h.into());
+        let open: Vec<&str> = s
+            .faults
+            .iter()
+            .filter(|w| !w.closed)
+            .map(|w| w.kind.as_str())
+            .collect();
+        assert_eq!(open, ["kill"]);
     }
 
     #[test]

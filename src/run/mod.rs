@@ -23,7 +23,7 @@ use splitbrain_checker::linear::{self, CheckOptions};
 use splitbrain_checker::model::ModelKind;
 use splitbrain_checker::{Analysis, EventType, Process, Verdict};
 use splitbrain_nemesis as nemesis;
-use splitbrain_reports::results::{CheckerResult, Convergence, Results};
+use splitbrain_reports::results::{self as rr, CheckerResult, Convergence, Results};
 use splitbrain_reports::store as report_store;
 use splitbrain_workloads::{Generator, WorkloadConfig, WorkloadKind};
 use std::sync::{Arc, Mutex};
@@ -492,7 +492,7 @@ async fn run_phases(
     for problem in env.heal_all(faults).await {
         notes.push(format!("heal: {problem}"));
     }
-    record_nemesis(recorder, "heal", json!("all faults healed"));
+    record_nemesis(recorder, rr::FINAL_HEAL, json!(rr::FINAL_HEAL_VALUE));
     if *interrupt.borrow() {
         return Ok(PhaseInfo::default());
     }
