@@ -1,7 +1,7 @@
 //! Clock faults as data, and a seeded generator of values that matter to our Raft.
 //!
 //! The bundled node reads time through a clock with an offset and a rate that its admin
-//! API sets (DESIGN §5), so a clock fault is just a description here; the executor turns
+//! API sets, so a clock fault is just a description here; the executor turns
 //! it into `ClusterControl::set_clock` calls. Pure and seeded, like the grudge, so a
 //! schedule is fully determined by its seed.
 //!

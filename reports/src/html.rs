@@ -914,7 +914,7 @@ fn edge_colour(kind: &str) -> &'static str {
 
 /// Packs processes into timeline lanes like client threads: a process takes the lowest
 /// lane whose previous process has finished its last operation (after an `info`, a
-/// thread continues under a new process number, DESIGN.md §3). A process that never
+/// thread continues under a new process number, as the history format requires). A process that never
 /// completes keeps its lane. Returns each process's lane and each lane's label (its
 /// first process, with `+` when it hosts more).
 fn assign_lanes(raw: &[EventPair]) -> (BTreeMap<u64, usize>, Vec<String>) {

@@ -1,7 +1,7 @@
 //! The run directory and the store: writing a run's report files, re-rendering a stored
 //! run, and `store/index.html`.
 //!
-//! A run directory (`store/<test-name>/<YYYYmmddTHHMMSS>/`, DESIGN.md §7) holds what the
+//! A run directory (`store/<test-name>/<YYYYmmddTHHMMSS>/`, README "Store layout") holds what the
 //! harness recorded (`test.json`, `history.jsonl`, logs) and what this crate derives from
 //! it (`results.json`, `report.html`, `junit.xml`, `summary.md`). This module writes only
 //! the derived files, each atomically (a temporary file in the same directory, then a

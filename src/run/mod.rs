@@ -1,5 +1,5 @@
 //! `splitbrain test` and `test-all`: one run of a workload against the bundled cluster
-//! under faults, from set-up to verdict (DESIGN.md §2).
+//! under faults, from set-up to verdict.
 //!
 //! Phases: store folder → network → nodes → workload + nemesis for the time limit →
 //! heal → recovery → final reads from every node → convergence check → teardown →
@@ -423,7 +423,7 @@ async fn run_phases(
                 faults,
                 cfg.seed,
                 move |ev: nemesis::NemesisEvent| {
-                    // The history keeps DESIGN.md's event shape (f and value); what the
+                    // The history keeps the README's nemesis event shape (f and value); what the
                     // executor resolved at run time (the shape, "leader n3") goes to
                     // splitbrain.log and the progress line.
                     let detail = ev.detail.as_deref().unwrap_or("");

@@ -1,4 +1,4 @@
-//! The store layout (DESIGN.md §7): `store/<test-name>/<YYYYmmddTHHMMSS>/` per run,
+//! The store layout (README, "Store layout"): `store/<test-name>/<YYYYmmddTHHMMSS>/` per run,
 //! `store/latest` pointing at the newest run.
 //!
 //! A run directory is always new: nothing a previous run recorded is ever overwritten.

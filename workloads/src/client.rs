@@ -45,7 +45,7 @@
 //! `not-leader` is a definite `fail` with error `not-leader`: by default a worker is
 //! bound to its node and does not retry elsewhere (Jepsen style); the driver moves on.
 //! [`BundledClient::with_redirects`] lets an operation follow the leader hint instead
-//! (safe, since nothing was proposed), as DESIGN.md §6 allows.
+//! (safe: a `not-leader` reply means nothing was proposed).
 
 use std::future::Future;
 use std::pin::Pin;

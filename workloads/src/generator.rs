@@ -1,4 +1,5 @@
-//! Seeded, pure operation generators, one per workload (DESIGN.md §2).
+//! Seeded, pure operation generators, one per workload: the same seed gives the same
+//! operations, whatever the system under test answers.
 //!
 //! A [`Generator`] answers one question for the driver: "what should worker thread `t`
 //! do next?" ([`Generator::next_op`]), and after the run "which reads prove what the

@@ -11,7 +11,7 @@ use serde_json::Value;
 use splitbrain_checker::{EventType, Key};
 
 /// One operation a generator asks a worker to perform, in the history's vocabulary
-/// (DESIGN.md §3).
+/// (see the README, "The history format").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Op {
     /// The operation's function: `read`, `write`, `cas`, `acquire`, `release`, `add` or
