@@ -71,7 +71,7 @@ pub enum NemesisError {
     Parse {
         what: &'static str,
         got: String,
-        expected: &'static str,
+        expected: std::borrow::Cow<'static, str>,
     },
 
     /// The cluster (the driver's `ClusterControl`) failed to perform a fault action.

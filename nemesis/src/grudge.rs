@@ -312,7 +312,7 @@ impl FromStr for PartitionShape {
             .ok_or_else(|| NemesisError::Parse {
                 what: "partition shape",
                 got: s.to_string(),
-                expected: PartitionShape::EXPECTED,
+                expected: PartitionShape::EXPECTED.into(),
             })
     }
 }

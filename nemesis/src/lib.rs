@@ -9,6 +9,9 @@
 //!   node, iptables DROP rules, root).
 //! - [`process`]: SIGKILL / SIGSTOP / SIGCONT by pid, idempotent.
 //! - [`clock`]: clock faults as data and a seeded generator of values that matter.
+//! - [`faults`]: one row per fault kind (name, lane, needs, in `all`) and the
+//!   [`faults::Capabilities`] a database and its network offer; validation, the schedule
+//!   and the refusals read these.
 //! - [`schedule`]: the seeded plan of fault starts and stops (Jepsen's nemesis generator).
 //! - [`control`]: the driver's [`control::ClusterControl`], the [`control::FaultState`]
 //!   every fault is recorded in before it is attempted, and the primitive actions shared
@@ -48,6 +51,7 @@ pub mod clock;
 pub mod control;
 pub mod error;
 pub mod executor;
+pub mod faults;
 pub mod grudge;
 pub mod net;
 pub mod process;
@@ -58,6 +62,7 @@ pub use clock::ClockFault;
 pub use control::{ClusterControl, FaultState, RaftView};
 pub use error::NemesisError;
 pub use executor::{heal_all, run, NemesisEvent, Phase, RunOutcome};
+pub use faults::{Ability, Capabilities, FaultRow, Lane, Needs, FAULTS};
 pub use grudge::{Grudge, NodeName, PartitionShape};
 pub use net::messages::{FrameClassifier, MessageRules};
 pub use net::netns::{NetnsConfig, NetnsNet};

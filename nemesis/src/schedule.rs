@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::ClockFault;
+use crate::faults::{FaultRow, Lane, FAULTS};
 
 /// A target resolved at run time to the node that leads when the fault starts; its
 /// stop (restart, resume) applies to that same node.
@@ -64,7 +65,7 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Every kind, in a fixed order.
+    /// Every kind `all` includes, in a fixed order.
     pub const ALL: [FaultKind; 4] = [
         FaultKind::Partition,
         FaultKind::Kill,
@@ -72,7 +73,7 @@ impl FaultKind {
         FaultKind::Clock,
     ];
 
-    /// Every kind that has a name, including those `all` leaves out.
+    /// Every kind that has a name, including those `all` leaves out, in row order.
     pub const NAMED: [FaultKind; 7] = [
         FaultKind::Partition,
         FaultKind::Kill,
@@ -83,20 +84,22 @@ impl FaultKind {
         FaultKind::SlowLeader,
     ];
 
-    const EXPECTED: &'static str =
-        "partition, kill, pause, clock, split-vote, figure-8, slow-leader, all, none";
+    /// This kind's row: name, lane, needs.
+    pub fn row(self) -> &'static FaultRow {
+        // The rows are in kind order (tested), so this is an index.
+        &FAULTS[self as usize]
+    }
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
-        match self {
-            FaultKind::Partition => "partition",
-            FaultKind::Kill => "kill",
-            FaultKind::Pause => "pause",
-            FaultKind::Clock => "clock",
-            FaultKind::SplitVote => "split-vote",
-            FaultKind::FigureEight => "figure-8",
-            FaultKind::SlowLeader => "slow-leader",
-        }
+        self.row().name
+    }
+
+    /// The names `--nemesis` takes, for messages.
+    fn expected() -> String {
+        let mut names: Vec<&str> = FAULTS.iter().map(|row| row.name).collect();
+        names.extend(["all", "none"]);
+        names.join(", ")
     }
 
     /// Parses a comma-separated list such as `partition,kill`, or `all`, or `none`.
@@ -108,7 +111,7 @@ impl FaultKind {
             .filter(|item| !item.is_empty())
         {
             match item {
-                "all" => kinds.extend(FaultKind::ALL),
+                "all" => kinds.extend(FAULTS.iter().filter(|r| r.in_all).map(|r| r.kind)),
                 "none" => {}
                 other => {
                     kinds.insert(other.parse()?);
@@ -136,7 +139,7 @@ impl FromStr for FaultKind {
             .ok_or_else(|| NemesisError::Parse {
                 what: "fault kind",
                 got: s.to_string(),
-                expected: FaultKind::EXPECTED,
+                expected: FaultKind::expected().into(),
             })
     }
 }
@@ -228,7 +231,7 @@ impl TargetSpec {
             return Err(NemesisError::Parse {
                 what: "fault target",
                 got: list.to_string(),
-                expected: TargetSpec::EXPECTED,
+                expected: TargetSpec::EXPECTED.into(),
             });
         }
         Ok(specs)
@@ -269,7 +272,7 @@ impl FromStr for TargetSpec {
             .ok_or_else(|| NemesisError::Parse {
                 what: "fault target",
                 got: s.to_string(),
-                expected: TargetSpec::EXPECTED,
+                expected: TargetSpec::EXPECTED.into(),
             })
     }
 }
@@ -368,27 +371,17 @@ pub fn schedule(cfg: &ScheduleConfig, duration: Duration) -> Vec<Step> {
     if kinds.is_empty() || cfg.interval.is_zero() {
         return steps;
     }
-    let lanes: [&[FaultKind]; 3] = [
-        &[
-            FaultKind::Partition,
-            FaultKind::SplitVote,
-            FaultKind::FigureEight,
-            FaultKind::SlowLeader,
-        ],
-        &[FaultKind::Kill, FaultKind::Pause],
-        &[FaultKind::Clock],
-    ];
-    for (lane, lane_kinds) in lanes.into_iter().enumerate() {
+    for (lane_index, lane) in Lane::ALL.into_iter().enumerate() {
         let kinds: Vec<FaultKind> = kinds
             .iter()
             .copied()
-            .filter(|kind| lane_kinds.contains(kind))
+            .filter(|kind| kind.row().lane == lane)
             .collect();
         if kinds.is_empty() {
             continue;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        rng.set_stream(lane as u64);
+        rng.set_stream(lane_index as u64);
         // Let the cluster settle (elect a leader) before the first fault.
         let mut at = jitter(cfg.interval, &mut rng);
         while at < duration {
@@ -416,15 +409,14 @@ fn usable_kinds(cfg: &ScheduleConfig, nodes: &[NodeName]) -> Vec<FaultKind> {
         .iter()
         .copied()
         .filter(|kind| match kind {
+            // Partitions draw their shape from the configured ones; a shape fits from
+            // two nodes on (the run refuses fewer than three before it starts).
             FaultKind::Partition => cfg
                 .shapes
                 .iter()
                 .any(|shape| shape.min_nodes() <= nodes.len()),
             FaultKind::Kill | FaultKind::Pause => !nodes.is_empty() && !cfg.targets.is_empty(),
-            FaultKind::Clock => !nodes.is_empty(),
-            FaultKind::SplitVote => nodes.len() >= 3 && !nodes.len().is_multiple_of(2),
-            FaultKind::FigureEight => nodes.len() >= 5 && !nodes.len().is_multiple_of(2),
-            FaultKind::SlowLeader => nodes.len() >= 3,
+            _ => kind.row().nodes_refusal(nodes.len()).is_none(),
         })
         .collect()
 }

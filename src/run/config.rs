@@ -106,9 +106,6 @@ pub struct TestArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Scripted faults that drop or hold single messages: the proxy network only.
-const MESSAGE_FAULTS: [FaultKind; 2] = [FaultKind::SplitVote, FaultKind::FigureEight];
-
 /// How the nodes are networked, and so how partitions are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -483,13 +480,14 @@ impl TestConfig {
             Some(list) => splitbrain_checker::elle::models::parse_models(list)
                 .map_err(|e| ConfigError(format!("--consistency-models: {e}")))?,
         };
+        let can = crate::run::db::capabilities(description.as_ref());
         let nemesis = match (&description, args.nemesis.as_deref()) {
             // `all` means every fault the database can take.
-            (Some(_), None | Some("all")) => DESCRIBED_FAULTS.to_vec(),
+            (Some(_), None | Some("all")) => can.all_faults(),
             (_, spec) => parse_nemesis(spec.unwrap_or("all"))?,
         };
         if let Some(desc) = &description {
-            refuse_faults(desc, &nemesis)?;
+            refuse_faults(desc, &can, &nemesis)?;
             if workload == WorkloadKind::RwRegister
                 && matches!(desc.client(), ClientSpec::Etcd { .. })
             {
@@ -501,9 +499,7 @@ impl TestConfig {
         }
         let nemesis_interval = positive("nemesis-interval", args.nemesis_interval.unwrap_or(5.0))?;
         // Only a database that can name its primary can target it.
-        let knows_primary = description
-            .as_ref()
-            .is_none_or(|d| matches!(d.client(), ClientSpec::Etcd { .. }));
+        let knows_primary = can.leader.is_yes();
         let fault_targets = match args.fault_targets.as_deref() {
             None if knows_primary => all_fault_targets(),
             None => all_fault_targets()
@@ -542,20 +538,11 @@ impl TestConfig {
                 "--nodes {nodes}: the bundled cluster runs 1 to 9 nodes (3 or 5 are typical)"
             ));
         }
-        if nodes < 3 && nemesis.contains(&FaultKind::Partition) {
-            return err(format!(
-                "--nodes {nodes} cannot be partitioned meaningfully; use --nodes 3 or more, or leave partition out of --nemesis"
-            ));
-        }
-        if nemesis.contains(&FaultKind::SplitVote) && (nodes < 3 || nodes.is_multiple_of(2)) {
-            return err(format!(
-                "--nemesis split-vote needs an odd number of nodes, at least 3 (got --nodes {nodes})"
-            ));
-        }
-        if nemesis.contains(&FaultKind::FigureEight) && (nodes < 5 || nodes.is_multiple_of(2)) {
-            return err(format!(
-                "--nemesis figure-8 needs an odd number of nodes, at least 5 (got --nodes {nodes})"
-            ));
+        if let Some(e) = nemesis
+            .iter()
+            .find_map(|kind| kind.row().nodes_refusal(nodes))
+        {
+            return err(e);
         }
         let concurrency = args.concurrency.unwrap_or(10);
         if concurrency == 0 || concurrency > 1000 {
@@ -572,7 +559,7 @@ impl TestConfig {
         };
         let net = match args.net.as_deref().unwrap_or(default_net) {
             _ if hosts.is_some() => match args.net.as_deref() {
-                None | Some("hosts") if nemesis.iter().any(|k| MESSAGE_FAULTS.contains(k)) => {
+                None | Some("hosts") if nemesis.iter().any(|k| k.row().needs.message_rules) => {
                     return err(
                         "--nemesis split-vote and figure-8 drop and hold single Raft messages, which only the proxy can do; they cannot run with --hosts",
                     )
@@ -597,7 +584,7 @@ impl TestConfig {
                     "--net netns needs root (network namespaces and iptables); run as root, or use --net proxy",
                 )
             }
-            "netns" if nemesis.iter().any(|k| MESSAGE_FAULTS.contains(k)) => {
+            "netns" if nemesis.iter().any(|k| k.row().needs.message_rules) => {
                 return err(
                     "--nemesis split-vote and figure-8 drop and hold single Raft messages, which only the proxy can do; use --net proxy",
                 )
@@ -713,24 +700,23 @@ impl TestConfig {
     }
 }
 
-/// What a described database takes when `--nemesis` is `all` or not given.
-const DESCRIBED_FAULTS: [FaultKind; 3] = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
-
-/// Refuses, with the reason, the faults a described database cannot take.
-fn refuse_faults(desc: &Description, nemesis: &[FaultKind]) -> Result<(), ConfigError> {
-    for kind in nemesis {
-        let why = match kind {
-            FaultKind::Partition | FaultKind::Kill | FaultKind::Pause => continue,
-            FaultKind::Clock => "its nodes share this machine's clock, and splitbrain sets only the bundled cluster's clocks (a Go binary such as etcd ignores libfaketime too); clock faults need the bundled cluster or real hosts",
-            FaultKind::SplitVote | FaultKind::FigureEight | FaultKind::SlowLeader => "the scripted faults steer by the Raft state the bundled cluster's admin API reports, and hold single Raft messages in its proxy",
-        };
-        return err(format!(
+/// Refuses, with the database's reason, the faults a described database cannot take.
+fn refuse_faults(
+    desc: &Description,
+    can: &splitbrain_nemesis::Capabilities,
+    nemesis: &[FaultKind],
+) -> Result<(), ConfigError> {
+    match nemesis
+        .iter()
+        .find_map(|kind| Some((kind, kind.row().refusal(can)?)))
+    {
+        Some((kind, why)) => err(format!(
             "--db {} --nemesis {}: {why}",
             desc.name,
             kind.name()
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Parses `--read-mode` for the database: the bundled cluster's read paths, or etcd's

@@ -84,7 +84,7 @@ impl RemoteNet {
             return Err(NemesisError::Parse {
                 what: "rule tag",
                 got: tag,
-                expected: "splitbrain-[A-Za-z0-9_-]+",
+                expected: "splitbrain-[A-Za-z0-9_-]+".into(),
             });
         }
         Ok(RemoteNet { shell, nodes, tag })

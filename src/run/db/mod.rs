@@ -5,9 +5,10 @@
 //! trait, so the bundled Raft KV ([`bundled`]) and a database described in TOML
 //! ([`described`], etcd among them) are run by the same code.
 //!
-//! What a database cannot do is said by its methods' errors (a Raft view, a clock) and,
-//! before a run starts, by the configuration's refusals (`run::config`), so no fault
-//! fails halfway through a run for want of a capability.
+//! What a database can give the faults is stated once, by [`capabilities`]; before a
+//! run starts the configuration (`run::config`) holds each chosen fault's needs (its row
+//! in `splitbrain_nemesis::FAULTS`) against it and refuses what cannot happen, so no
+//! fault fails halfway through a run for want of a capability.
 
 pub mod bundled;
 pub mod convergence;
@@ -15,13 +16,33 @@ pub mod described;
 pub mod processes;
 
 use anyhow::anyhow;
-use splitbrain_nemesis::{ClusterControl, RaftView};
+use splitbrain_db::{ClientSpec, Description};
+use splitbrain_nemesis::{Ability, Capabilities, ClusterControl, RaftView};
 use splitbrain_reports::results::Convergence;
 use splitbrain_workloads::{BoxFuture, Client};
 
 use processes::NodeRunner;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// What the database under test can give the faults: the bundled cluster (`None`)
+/// everything; a described database its leader when its client kind can name one
+/// (etcd), never its clocks or its Raft state.
+pub fn capabilities(description: Option<&Description>) -> Capabilities {
+    let Some(desc) = description else {
+        return Capabilities::all();
+    };
+    let scripted = "the scripted faults steer by the Raft state the bundled cluster's admin API reports, and hold single Raft messages in its proxy";
+    Capabilities {
+        leader: match desc.client() {
+            ClientSpec::Etcd { .. } => Ability::Yes,
+            _ => Ability::no(format!("{} cannot tell which node is its primary", desc.name)),
+        },
+        clock: Ability::no("its nodes share this machine's clock, and splitbrain sets only the bundled cluster's clocks (a Go binary such as etcd ignores libfaketime too); clock faults need the bundled cluster or real hosts"),
+        raft_state: Ability::no(scripted),
+        message_rules: Ability::no(scripted),
+    }
+}
 
 /// What a client is for: the workload's workers, or the final reads after healing
 /// (which get a longer timeout and no redirects, to read each node's own answer).
