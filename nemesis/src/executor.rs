@@ -230,45 +230,12 @@ async fn perform<C: ClusterControl, N: NetBackend>(
             Ok(()) => state.partition = None,
             Err(error) => errors.push(error.to_string()),
         },
-        Action::Kill { nodes } => {
+        Action::Kill { nodes }
+        | Action::Restart { nodes }
+        | Action::Pause { nodes }
+        | Action::Resume { nodes } => {
             event.value = node_list(nodes);
-            for node in nodes {
-                state.killed.insert(node.clone());
-                if let Err(error) = cluster.kill(node).await {
-                    errors.push(format!("{node}: {error:#}"));
-                }
-            }
-        }
-        Action::Restart { nodes } => {
-            event.value = node_list(nodes);
-            for node in nodes {
-                match cluster.restart(node).await {
-                    Ok(()) => {
-                        state.killed.remove(node);
-                    }
-                    Err(error) => errors.push(format!("{node}: {error:#}")),
-                }
-            }
-        }
-        Action::Pause { nodes } => {
-            event.value = node_list(nodes);
-            for node in nodes {
-                state.paused.insert(node.clone());
-                if let Err(error) = cluster.pause(node).await {
-                    errors.push(format!("{node}: {error:#}"));
-                }
-            }
-        }
-        Action::Resume { nodes } => {
-            event.value = node_list(nodes);
-            for node in nodes {
-                match cluster.resume(node).await {
-                    Ok(()) => {
-                        state.paused.remove(node);
-                    }
-                    Err(error) => errors.push(format!("{node}: {error:#}")),
-                }
-            }
+            process_fault(action, nodes, cluster, state, &mut errors).await;
         }
         Action::Clock { fault } => {
             event.value = fault.value();
@@ -320,6 +287,40 @@ async fn perform<C: ClusterControl, N: NetBackend>(
         event.error = Some(errors.join("; "));
     }
     event
+}
+
+/// Kills, restarts, pauses or resumes each of `nodes`. A start is recorded in `state`
+/// before it is attempted (so a heal undoes even a half-done one); a stop clears the
+/// record only when it succeeded.
+async fn process_fault<C: ClusterControl>(
+    action: &Action,
+    nodes: &[NodeName],
+    cluster: &C,
+    state: &mut FaultState,
+    errors: &mut Vec<String>,
+) {
+    for node in nodes {
+        let outcome = match action {
+            Action::Kill { .. } => {
+                state.killed.insert(node.clone());
+                cluster.kill(node).await
+            }
+            Action::Pause { .. } => {
+                state.paused.insert(node.clone());
+                cluster.pause(node).await
+            }
+            Action::Restart { .. } => cluster.restart(node).await.map(|()| {
+                state.killed.remove(node);
+            }),
+            Action::Resume { .. } => cluster.resume(node).await.map(|()| {
+                state.paused.remove(node);
+            }),
+            _ => Ok(()),
+        };
+        if let Err(error) = outcome {
+            errors.push(format!("{node}: {error:#}"));
+        }
+    }
 }
 
 /// Replaces the run-time target [`LEADER`] by a node: at a fault's start the current
