@@ -4,18 +4,23 @@
 //! `splitbrain bugs` prints is all it takes). All are off by default and switched on one
 //! by one with `splitbrain node --bug NAME`.
 
+use crate::node::server::ReadMode;
+use splitbrain_nemesis::FaultKind;
+use splitbrain_workloads::WorkloadKind;
+
 /// One deliberate bug.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BugInfo {
     /// The `--bug` value.
     pub name: &'static str,
-    /// The `--nemesis` value of `splitbrain test` that exposes it.
-    pub nemesis: &'static str,
-    /// The workload that exposes it (register, kv, mutex, set or list-append).
-    pub workload: &'static str,
+    /// The fault of `splitbrain test` that exposes it (`None`: the bug shows without
+    /// faults, `--nemesis none`).
+    pub nemesis: Option<FaultKind>,
+    /// The workload that exposes it.
+    pub workload: WorkloadKind,
     /// The read mode the bug lives in (`splitbrain test --bug` sets it, and refuses
     /// another one): a bug of the lease path tests nothing under read-index.
-    pub read_mode: Option<&'static str>,
+    pub read_mode: Option<ReadMode>,
     /// The longest operation timeout (seconds) under which the bug shows: `test --bug`
     /// uses it unless told a shorter one, and refuses a longer one.
     pub max_op_timeout: Option<f64>,
@@ -26,12 +31,17 @@ pub struct BugInfo {
 }
 
 impl BugInfo {
+    /// The `--nemesis` value that exposes the bug.
+    pub fn nemesis_arg(&self) -> &'static str {
+        self.nemesis.map_or("none", FaultKind::name)
+    }
+
     /// The settings `splitbrain test --bug` applies besides nemesis and workload, as
     /// command-line flags.
     pub fn settings(&self) -> Vec<String> {
         let mut flags = Vec::new();
         if let Some(mode) = self.read_mode {
-            flags.push(format!("--read-mode {mode}"));
+            flags.push(format!("--read-mode {}", mode.name()));
         }
         if let Some(timeout) = self.max_op_timeout {
             flags.push(format!("--op-timeout {timeout}"));
@@ -46,7 +56,9 @@ impl BugInfo {
     pub fn command(&self) -> String {
         let mut cmd = format!(
             "splitbrain test --bug {} --nemesis {} --workload {}",
-            self.name, self.nemesis, self.workload
+            self.name,
+            self.nemesis_arg(),
+            self.workload.name()
         );
         for flag in self.settings() {
             cmd.push(' ');
@@ -60,8 +72,8 @@ impl BugInfo {
 pub const BUGS: &[BugInfo] = &[
     BugInfo {
         name: "skip-fsync",
-        nemesis: "kill",
-        workload: "register",
+        nemesis: Some(FaultKind::Kill),
+        workload: WorkloadKind::Register,
         read_mode: None,
         max_op_timeout: None,
         min_rate: None,
@@ -70,8 +82,8 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "forget-vote",
-        nemesis: "split-vote",
-        workload: "register",
+        nemesis: Some(FaultKind::SplitVote),
+        workload: WorkloadKind::Register,
         read_mode: None,
         max_op_timeout: None,
         min_rate: None,
@@ -81,8 +93,8 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "commit-old-terms",
-        nemesis: "figure-8",
-        workload: "register",
+        nemesis: Some(FaultKind::FigureEight),
+        workload: WorkloadKind::Register,
         read_mode: None,
         max_op_timeout: None,
         min_rate: None,
@@ -91,8 +103,8 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "stale-reads",
-        nemesis: "partition",
-        workload: "register",
+        nemesis: Some(FaultKind::Partition),
+        workload: WorkloadKind::Register,
         read_mode: None,
         max_op_timeout: None,
         min_rate: None,
@@ -101,8 +113,8 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "no-truncate",
-        nemesis: "partition",
-        workload: "register",
+        nemesis: Some(FaultKind::Partition),
+        workload: WorkloadKind::Register,
         read_mode: None,
         max_op_timeout: None,
         min_rate: None,
@@ -111,9 +123,9 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "lease-trusts-clock",
-        nemesis: "slow-leader",
-        workload: "register",
-        read_mode: Some("lease"),
+        nemesis: Some(FaultKind::SlowLeader),
+        workload: WorkloadKind::Register,
+        read_mode: Some(ReadMode::Lease),
         max_op_timeout: Some(0.25),
         min_rate: Some(400.0),
         description: "in lease read mode, the leader times its lease by its own clock up to the \
@@ -125,8 +137,8 @@ pub const BUGS: &[BugInfo] = &[
     },
     BugInfo {
         name: "non-atomic-txn",
-        nemesis: "none",
-        workload: "list-append",
+        nemesis: None,
+        workload: WorkloadKind::ListAppend,
         read_mode: None,
         max_op_timeout: None,
         min_rate: None,
@@ -201,7 +213,6 @@ mod tests {
                 "{} must switch something on",
                 bug.name
             );
-            assert!(["register", "kv", "mutex", "set", "list-append"].contains(&bug.workload));
         }
         let err = BugSet::parse(&["skip-fsync", "nope"]).expect_err("unknown");
         assert!(err.to_string().contains("nope") && err.to_string().contains("forget-vote"));

@@ -111,9 +111,9 @@ pub fn run(cmd: NodeCommand) -> anyhow::Result<i32> {
                     .map(|b| {
                         serde_json::json!({
                             "name": b.name,
-                            "nemesis": b.nemesis,
-                            "workload": b.workload,
-                            "read_mode": b.read_mode,
+                            "nemesis": b.nemesis_arg(),
+                            "workload": b.workload.name(),
+                            "read_mode": b.read_mode.map(|m| m.name()),
                             "op_timeout": b.max_op_timeout,
                             "rate": b.min_rate,
                             "command": b.command(),
@@ -128,8 +128,8 @@ pub fn run(cmd: NodeCommand) -> anyhow::Result<i32> {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     b.name,
-                    b.nemesis,
-                    b.workload,
+                    b.nemesis_arg(),
+                    b.workload.name(),
                     b.command(),
                     b.description
                 );

@@ -418,7 +418,7 @@ impl TestConfig {
             }
         }
         for bug in &chosen {
-            if let Some(mode) = bug.read_mode {
+            if let Some(mode) = bug.read_mode.map(ReadMode::name) {
                 match args.read_mode.as_deref() {
                     None => args.read_mode = Some(mode.to_string()),
                     Some(given) if given == mode => {}
