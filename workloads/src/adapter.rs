@@ -705,7 +705,9 @@ impl AdapterClient {
     /// is unusable.
     fn interpret(&self, op: &Op, id: u64) -> Result<(Completion, Map<String, Value>), Broken> {
         let text = self.line.trim();
-        if !self.line.ends_with('\n') {
+        // `read_line` stops at MAX_LINE bytes without a newline; a shorter line without
+        // one is the adapter's last output before it closed its stdout, and is parsed.
+        if !self.line.ends_with('\n') && self.line.len() as u64 >= MAX_LINE {
             return Err(Broken::BadLine(format!(
                 "printed a line longer than {MAX_LINE} bytes: {}",
                 quote(text)
@@ -799,8 +801,9 @@ impl Client for AdapterClient {
     }
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes (a longer one comes back without its
-/// newline). 0 means end of file.
+/// Reads one line of at most [`MAX_LINE`] bytes. A line comes back without its newline
+/// when it hit the limit (exactly [`MAX_LINE`] bytes read) or when the adapter closed
+/// its stdout after it (shorter). 0 means end of file.
 async fn read_line(
     stdout: &mut BufReader<ChildStdout>,
     line: &mut String,

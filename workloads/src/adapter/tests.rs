@@ -721,3 +721,22 @@ async fn the_python_etcd_adapter_fails_on_a_refused_connection() {
     ));
     finish(adapter);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_without_a_newline_is_parsed_not_called_too_long() {
+    let mut client = misbehaving("no-newline", 2000);
+    let done = client.invoke(&write(1)).await;
+    assert_eq!(done, Completion::ok(serde_json::json!(1)), "{done:?}");
+    // The adapter exited after answering: the next operation notices and replaces it.
+    finish(client);
+
+    let mut client = misbehaving("too-long", 5000);
+    let done = client.invoke(&write(1)).await;
+    assert_eq!(done.kind, EventType::Info, "{done:?}");
+    let error = done.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("printed a line longer than {MAX_LINE} bytes")),
+        "{error}"
+    );
+    finish(client);
+}

@@ -12,6 +12,8 @@ the adapter client's tests:
   hang-handshake  never answers the handshake
   exit-handshake  exits before answering the handshake
   spawn-child     starts a long sleep in the background, then hangs (process-group kill)
+  no-newline      answers the first request correctly but without a newline, and exits
+  too-long        answers with a line longer than the harness's 16 MiB limit
 
 It writes its pid to stderr; `spawn-child` writes its child's pid to the file named
 by ADAPTER_CHILD_PID_FILE.
@@ -62,6 +64,12 @@ def main():
             sys.exit(3)
         elif mode == "wrong-id":
             send(json.dumps({"id": request["id"] + 1, "type": "ok"}))
+        elif mode == "no-newline":
+            sys.stdout.write(json.dumps({"id": request["id"], "type": "ok"}))
+            sys.stdout.flush()
+            sys.exit(0)
+        elif mode == "too-long":
+            send(json.dumps({"id": request["id"], "type": "ok", "pad": "x" * (17 << 20)}))
         elif mode == "bad-type":
             send(json.dumps({"id": request["id"], "type": "okay"}))
 
