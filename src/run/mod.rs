@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod contain;
 pub mod db;
 pub mod hosts;
 pub mod net;

@@ -48,10 +48,9 @@ pub trait Database: Send + Sync {
     fn start_all(&self) -> anyhow::Result<()>;
     /// What starts and signals the node processes.
     fn runner(&self) -> &dyn NodeRunner;
-    /// SIGKILLs a node's process and reaps it.
+    /// SIGKILLs a node's processes and reaps them.
     fn kill(&self, node: &str) -> anyhow::Result<()> {
-        self.runner().kill(node);
-        Ok(())
+        self.runner().kill(node)
     }
     /// SIGSTOPs a node's process.
     fn pause(&self, node: &str) -> anyhow::Result<()> {
