@@ -298,7 +298,10 @@ mod tests {
         let record = format!("{pid} {started} {pid}\n");
         assert_eq!(recorded_target(&record), Some(Recorded::Group(pid)));
         // Another start time: a reused pid, never signalled.
-        assert_eq!(recorded_target(&format!("{pid} {} {pid}", started + 1)), None);
+        assert_eq!(
+            recorded_target(&format!("{pid} {} {pid}", started + 1)),
+            None
+        );
         // An old record without a group: the process alone.
         assert_eq!(
             recorded_target(&format!("{pid} {started}")),
@@ -314,8 +317,7 @@ mod tests {
             nix::sys::signal::Signal::SIGKILL,
         );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while stat(child).is_some_and(|s| s.state != 'Z') && std::time::Instant::now() < deadline
-        {
+        while stat(child).is_some_and(|s| s.state != 'Z') && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         assert_eq!(recorded_target(&record), None);

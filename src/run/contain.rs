@@ -135,6 +135,24 @@ pub fn become_subreaper() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("becoming a child subreaper: {e}"))
 }
 
+/// At the end of a run of a harness that is a subreaper ([`become_subreaper`]): kills
+/// and reaps what escaped (see [`sweep_orphans`]) and logs it. A process that is not a
+/// subreaper (a unit test running a harness function) sweeps nothing: its children are
+/// not all the harness's.
+pub fn sweep_after_run() {
+    if !nix::sys::prctl::get_child_subreaper().unwrap_or(false) {
+        return;
+    }
+    let killed = sweep_orphans(&[], Duration::from_secs(5));
+    if !killed.is_empty() {
+        tracing::warn!(
+            ?killed,
+            "killed processes that outlived their node or adapter (they had left its \
+             process group, or were SSH connection masters)"
+        );
+    }
+}
+
 /// Kills every descendant of this process except the children in `keep` (and their
 /// descendants), and reaps the children it killed; returns the pids it killed. Called at
 /// the end of a run, when every node and adapter has been stopped: what remains
@@ -160,10 +178,7 @@ pub fn sweep_orphans(keep: &[i32], wait: Duration) -> Vec<i32> {
             doomed.extend(table.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
             i += 1;
         }
-        let live: Vec<&Stat> = table
-            .iter()
-            .filter(|s| doomed.contains(&s.pid))
-            .collect();
+        let live: Vec<&Stat> = table.iter().filter(|s| doomed.contains(&s.pid)).collect();
         for s in &live {
             reap_if_ours(s);
         }
@@ -178,8 +193,7 @@ pub fn sweep_orphans(keep: &[i32], wait: Duration) -> Vec<i32> {
         for &pid in &live {
             // Only our own children and their descendants, found a moment ago; a
             // descendant cannot be reaped (and its pid reused) while its parent lives.
-            if signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() && !killed.contains(&pid)
-            {
+            if signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() && !killed.contains(&pid) {
                 killed.push(pid);
             }
         }

@@ -120,6 +120,12 @@ pub trait Database: Send + Sync {
     fn client_notes(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The files whose middle was cut to keep them bounded (nodes' and adapters' output,
+    /// see `splitbrain_workloads::child::OutputCap`), with the bytes cut; read after
+    /// teardown, when every copier has finished.
+    fn output_cuts(&self) -> Vec<(PathBuf, u64)> {
+        self.runner().output_cuts()
+    }
     /// The nodes' log files (absolute paths; some may not exist).
     fn log_files(&self) -> Vec<PathBuf>;
     /// Lines of the nodes' logs that match the database's crash patterns; `None` when
