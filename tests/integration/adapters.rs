@@ -360,7 +360,7 @@ fn an_adapters_child_that_left_its_group_is_gone_after_the_run() {
         // Gone (or the pid reused by something else: not our `sleep 600`).
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         assert_ne!(
-            cmdline, b"sleep\0600\0",
+            cmdline, b"sleep\x00600\x00",
             "the adapter's child {pid} survived"
         );
     }
