@@ -313,8 +313,9 @@ fn a_wrapper_that_does_not_exec_is_killed_and_paused_and_its_output_is_bounded()
     let stdout = std::fs::metadata(run.join("nodes/n1/stdout.log"))
         .unwrap()
         .len();
-    // At most 8 MiB and a marker per start (the nemesis restarts the node).
-    let starts = 1 + history.matches(r#""f":"restart""#).count() as u64;
+    // At most 8 MiB and a marker per start: the first, and one after each kill (by the
+    // nemesis's restart or, at the end, by healing).
+    let starts = 1 + history.matches(r#""f":"kill""#).count() as u64;
     assert!(
         stdout <= starts * ((8 << 20) + 200),
         "{stdout} bytes for {starts} starts"
