@@ -41,15 +41,31 @@ pub fn run(args: CleanArgs) -> anyhow::Result<i32> {
             removed.push(format!("node process {pid} ({data_dir})"));
         }
     }
-    for (pid, pid_file) in recorded_nodes(&store) {
-        if !signalled.insert(pid) {
-            let _ = std::fs::remove_file(&pid_file);
-            continue;
-        }
-        let p = nix::unistd::Pid::from_raw(pid);
-        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGCONT);
-        if nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL).is_ok() {
-            removed.push(format!("node process {pid} ({})", pid_file.display()));
+    for (target, pid_file) in recorded_nodes(&store) {
+        use crate::run::contain::signal_group;
+        use nix::sys::signal::{kill, Signal};
+        match target {
+            Recorded::Group(pgid) => {
+                let _ = signal_group(pgid, Signal::SIGCONT);
+                if signal_group(pgid, Signal::SIGKILL).is_ok() {
+                    removed.push(format!(
+                        "node process group {pgid} ({})",
+                        pid_file.display()
+                    ));
+                }
+            }
+            Recorded::Pids(pids) => {
+                for pid in pids {
+                    if !signalled.insert(pid) {
+                        continue;
+                    }
+                    let p = nix::unistd::Pid::from_raw(pid);
+                    let _ = kill(p, Signal::SIGCONT);
+                    if kill(p, Signal::SIGKILL).is_ok() {
+                        removed.push(format!("node process {pid} ({})", pid_file.display()));
+                    }
+                }
+            }
         }
         let _ = std::fs::remove_file(&pid_file);
     }
@@ -114,10 +130,60 @@ fn clean_hosts(path: &Path) -> anyhow::Result<Vec<String>> {
     result
 }
 
-/// Processes recorded in the store's pid files (`RUN/nodes/<n>/pid`) that are still the
-/// process that was recorded (same start time). Stale pid files are removed.
-fn recorded_nodes(store: &Path) -> Vec<(i32, PathBuf)> {
-    use crate::run::db::processes::{start_time, PID_FILE};
+/// What a pid file says is still to be stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Recorded {
+    /// The recorded node still runs (same pid and start time) and leads this group.
+    Group(i32),
+    /// These processes: the recorded process itself (a pid file without a group), or,
+    /// once it is gone, what remains of its group — members that started no earlier
+    /// than it did, while no other process has taken the group's number (a group's
+    /// number is not reused while any member lives).
+    Pids(Vec<i32>),
+}
+
+/// What a pid file's record (`PID START [PGID]`) leaves to stop, if anything.
+fn recorded_target(record: &str) -> Option<Recorded> {
+    use crate::run::contain::{group_members, stat};
+    let mut fields = record.split_whitespace().map(str::parse::<i32>);
+    let pid = fields.next()?.ok().filter(|&p| p > 1)?;
+    let started: u64 = record.split_whitespace().nth(1)?.parse().ok()?;
+    let pgid = record
+        .split_whitespace()
+        .nth(2)
+        .and_then(|g| g.parse::<i32>().ok())
+        .filter(|&g| g > 1);
+    if started == 0 {
+        return None;
+    }
+    let same = stat(pid).is_some_and(|s| s.start == started);
+    match pgid {
+        None if same => Some(Recorded::Pids(vec![pid])),
+        None => None,
+        Some(pgid) if same && stat(pid).is_some_and(|s| s.pgrp == pgid) => {
+            Some(Recorded::Group(pgid))
+        }
+        Some(pgid) => {
+            if stat(pgid).is_some() {
+                // The leader's number belongs to another process now (or the recorded
+                // process left its group): nothing here is provably ours.
+                return None;
+            }
+            let left: Vec<i32> = group_members(pgid)
+                .into_iter()
+                .filter(|s| s.start >= started && s.state != 'Z')
+                .map(|s| s.pid)
+                .collect();
+            (!left.is_empty()).then_some(Recorded::Pids(left))
+        }
+    }
+}
+
+/// What the store's pid files (`RUN/nodes/<n>/pid`) leave to stop: the recorded
+/// process's group while it is still the process that was recorded (same start time),
+/// or what remains of that group. Stale pid files are removed.
+fn recorded_nodes(store: &Path) -> Vec<(Recorded, PathBuf)> {
+    use crate::run::db::processes::PID_FILE;
     let mut out = Vec::new();
     let mut pending = vec![(store.to_path_buf(), 0)];
     // The store holds TEST/RUN/nodes/<n>/pid; a bounded walk does not wander into
@@ -142,17 +208,9 @@ fn recorded_nodes(store: &Path) -> Vec<(i32, PathBuf)> {
                     .is_some_and(|n| n == "nodes")
             {
                 let record = std::fs::read_to_string(&path).unwrap_or_default();
-                let mut fields = record.split_whitespace().map(str::parse::<u64>);
-                match (fields.next(), fields.next()) {
-                    (Some(Ok(pid)), Some(Ok(started)))
-                        if pid > 0
-                            && pid < i32::MAX as u64
-                            && started > 0
-                            && start_time(pid as u32) == Some(started) =>
-                    {
-                        out.push((pid as i32, path))
-                    }
-                    _ => {
+                match recorded_target(&record) {
+                    Some(target) => out.push((target, path)),
+                    None => {
                         let _ = std::fs::remove_file(&path);
                     }
                 }
@@ -212,4 +270,56 @@ fn store_nodes(store: &Path) -> Vec<(i32, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::contain::stat;
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_pid_file_leads_to_its_group_and_then_to_what_remains_of_it() {
+        // A node wrapper that does not exec: `sh` in its own group, with a child.
+        let mut wrapper = std::process::Command::new("sh")
+            .args(["-c", "sleep 60 & echo $!; wait"])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(wrapper.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let child: i32 = first.trim().parse().unwrap();
+        let pid = wrapper.id() as i32;
+        let started = stat(pid).unwrap().start;
+        let record = format!("{pid} {started} {pid}\n");
+        assert_eq!(recorded_target(&record), Some(Recorded::Group(pid)));
+        // Another start time: a reused pid, never signalled.
+        assert_eq!(
+            recorded_target(&format!("{pid} {} {pid}", started + 1)),
+            None
+        );
+        // An old record without a group: the process alone.
+        assert_eq!(
+            recorded_target(&format!("{pid} {started}")),
+            Some(Recorded::Pids(vec![pid]))
+        );
+        // The wrapper dies (as it does by PR_SET_PDEATHSIG with the harness); its child
+        // lives on in the group.
+        wrapper.kill().unwrap();
+        wrapper.wait().unwrap();
+        assert_eq!(recorded_target(&record), Some(Recorded::Pids(vec![child])));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while stat(child).is_some_and(|s| s.state != 'Z') && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(recorded_target(&record), None);
+    }
 }

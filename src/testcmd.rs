@@ -126,12 +126,21 @@ fn repeated(cfg: TestConfig) -> Vec<TestConfig> {
         .collect()
 }
 
+/// Makes this harness a child subreaper, so that the end of each run can kill what its
+/// nodes and adapters left behind outside their process groups (`run::contain`).
+fn contain_descendants() {
+    if let Err(e) = run::contain::become_subreaper() {
+        tracing::warn!("{e:#}: processes that leave their group may outlive the run");
+    }
+}
+
 pub fn test(args: TestArgs) -> anyhow::Result<i32> {
     let cfg = match resolve(args) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     run::progress::init_tracing();
+    contain_descendants();
     let ui = Ui::detect(false);
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
@@ -189,6 +198,7 @@ pub fn test_all(args: TestArgs) -> anyhow::Result<i32> {
         }
     }
     run::progress::init_tracing();
+    contain_descendants();
     let ui = Ui::detect(false);
     let rt = runtime()?;
     let outcomes = rt.block_on(async {

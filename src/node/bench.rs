@@ -295,7 +295,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<i32> {
     let root: PathBuf =
         std::env::temp_dir().join(format!("splitbrain-bench-{}", std::process::id()));
     std::fs::create_dir_all(&root)?;
+    // The nodes' and etcd's descendants are reparented to us, and killed after the run.
+    if let Err(e) = crate::run::contain::become_subreaper() {
+        tracing::warn!("{e:#}");
+    }
     let result = run_in(&args, &root);
+    crate::run::contain::sweep_after_run();
     let _ = std::fs::remove_dir_all(&root);
     result
 }

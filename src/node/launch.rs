@@ -9,7 +9,6 @@ use anyhow::{anyhow, bail, Context};
 use rand::Rng;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -268,26 +267,20 @@ impl Drop for Children {
 }
 
 /// Spawns `spec`'s node, asking the kernel to SIGKILL it should this process die
-/// without cleaning up (call from a thread that lives as long as the process).
+/// without cleaning up.
 pub fn spawn_node(spec: &NodeSpec, exe: &std::path::Path) -> anyhow::Result<Child> {
     let mut cmd = spec.command(exe);
     cmd.stdin(std::process::Stdio::null());
     spawn_tied(cmd).with_context(|| format!("starting node {} ({})", spec.name, exe.display()))
 }
 
-/// Spawns `cmd` with `PR_SET_PDEATHSIG` = SIGKILL: the kernel kills the child when the
-/// thread that spawned it exits, so no node outlives a harness that was itself killed
-/// (call from a thread that lives as long as the process).
+/// Spawns `cmd` with `PR_SET_PDEATHSIG` = SIGKILL, so that no node outlives a harness
+/// that was itself killed. The death signal fires when the thread that forked the child
+/// exits, so the fork happens on the harness's spawner thread, which lives as long as
+/// the process (`splitbrain_workloads::child`); any caller's thread will do.
 pub fn spawn_tied(mut cmd: Command) -> std::io::Result<Child> {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl,
-    // which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                .map_err(std::io::Error::from)
-        });
-    }
-    cmd.spawn()
+    splitbrain_workloads::child::tie_to_harness(&mut cmd);
+    splitbrain_workloads::child::on_spawner_thread(move || cmd.spawn())?
 }
 
 /// The ports a node may listen on without racing the kernel: the largest stretch

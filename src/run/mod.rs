@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod contain;
 pub mod db;
 pub mod hosts;
 pub mod net;
@@ -128,8 +129,10 @@ pub async fn run_test(
         for problem in env.teardown().await {
             notes.push(format!("teardown: {problem}"));
         }
+        contain::sweep_after_run();
         node_logs = env.log_files();
         crashes = env.db.crash_scan();
+        notes.extend(output_notes(&env.db.output_cuts(), &run_dir.path));
     }
     if let Some(e) = recorder.finish() {
         notes.push(format!(
@@ -338,6 +341,31 @@ fn crash_result(crashes: &[db::CrashLine]) -> CheckerResult {
         verdict,
         summary,
     }
+}
+
+/// The report's notes for output files whose middle was cut (paths relative to the run
+/// folder when inside it).
+pub(crate) fn output_notes(
+    cuts: &[(std::path::PathBuf, u64)],
+    run_dir: &std::path::Path,
+) -> Vec<String> {
+    let cap = splitbrain_workloads::child::OutputCap::default();
+    let run_path = std::path::absolute(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
+    cuts.iter()
+        .map(|(path, bytes)| {
+            let shown = path
+                .strip_prefix(run_dir)
+                .or_else(|_| path.strip_prefix(&run_path))
+                .unwrap_or(path);
+            format!(
+                "output cut: {} lost {bytes} bytes from its middle (a process's stdout or \
+                 stderr keeps its first {} MiB and last {} MiB per start; the file marks the cut)",
+                shown.display(),
+                cap.head >> 20,
+                cap.tail >> 20
+            )
+        })
+        .collect()
 }
 
 /// What the phases learned that the analysis needs.

@@ -229,3 +229,141 @@ fn broken_adapters_give_info_operations_and_a_note_never_a_crash() {
     assert!(said.contains("this adapter refuses to work"), "{said}");
     assert_no_adapter_left(store.path(), "misbehave.py");
 }
+
+/// A node whose `start` is a shell wrapper that does not `exec` its server, and that
+/// first writes 12 MB to stdout; the client is the in-memory register adapter.
+fn wrapper_db(dir: &Path) -> PathBuf {
+    let adapter = repo().join("workloads/tests/adapters/register.py");
+    let text = format!(
+        r#"name = "wrapped-http"
+about = "Python's HTTP server behind a shell that does not exec it"
+[node]
+ports = {{ http = 8000 }}
+start = ["sh", "-c", "head -c 12000000 /dev/zero | tr '\\0' x; python3 -m http.server {{port.http}} --bind {{addr}} --directory {{node_dir}}; echo exited"]
+[ready]
+tcp = "{{addr}}:{{port.http}}"
+timeout = 10.0
+[client]
+exec = ["python3", "{}"]
+"#,
+        adapter.display()
+    );
+    let path = dir.join("wrapped-http.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_wrapper_that_does_not_exec_is_killed_and_paused_and_its_output_is_bounded() {
+    if !available("python3", "python3") {
+        return;
+    }
+    let _guard = cluster_lock();
+    let store = TempDir::new("wrapped-node");
+    let db = wrapper_db(store.path());
+    let out = described_run(
+        store.path(),
+        &db,
+        &[
+            "--nodes",
+            "1",
+            "--nemesis",
+            "kill,pause",
+            "--nemesis-interval",
+            "1",
+            "--workload",
+            "register",
+            "--time-limit",
+            "6",
+            "--seed",
+            "1",
+        ],
+    );
+    let said = text(&out);
+    assert!(matches!(code(&out), 0..=2), "{said}");
+    let run = latest_run(store.path());
+    let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+    assert!(
+        history.contains(r#""f":"kill""#) && history.contains(r#""f":"pause""#),
+        "the nemesis killed and paused: {history}"
+    );
+    // Had the kill reached only the shell, the restarted server would find its port
+    // still taken.
+    let stderr = std::fs::read_to_string(run.join("nodes/n1/stderr.log")).unwrap();
+    assert!(!stderr.contains("Address already in use"), "{stderr}");
+    let results = results(&run);
+    let notes: Vec<&str> = results["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n.starts_with("nemesis:") || n.starts_with("heal:")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("output cut: nodes/n1/stdout.log lost")),
+        "{notes:?}"
+    );
+    let stdout = std::fs::metadata(run.join("nodes/n1/stdout.log"))
+        .unwrap()
+        .len();
+    // At most 8 MiB and a marker per start: the first, and one after each kill (by the
+    // nemesis's restart or, at the end, by healing).
+    let starts = 1 + history.matches(r#""f":"kill""#).count() as u64;
+    assert!(
+        stdout <= starts * ((8 << 20) + 200),
+        "{stdout} bytes for {starts} starts"
+    );
+    assert_nothing_left(store.path());
+}
+
+#[test]
+fn an_adapters_child_that_left_its_group_is_gone_after_the_run() {
+    if !available("python3", "python3") {
+        return;
+    }
+    let _guard = cluster_lock();
+    let store = TempDir::new("setsid-adapter");
+    let db = broken_adapter_db(store.path(), "setsid-child");
+    let out = described_run(
+        store.path(),
+        &db,
+        &[
+            "--nodes",
+            "1",
+            "--nemesis",
+            "none",
+            "--workload",
+            "register",
+            "--time-limit",
+            "2",
+            "--seed",
+            "1",
+        ],
+    );
+    let said = text(&out);
+    assert!(matches!(code(&out), 0..=2), "{said}");
+    let log =
+        std::fs::read_to_string(latest_run(store.path()).join("adapters/n1.stderr.log")).unwrap();
+    let pids: Vec<u32> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("setsid child pid "))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    assert!(!pids.is_empty(), "no adapter reported its child: {log}");
+    for pid in pids {
+        // Gone (or the pid reused by something else: not our `sleep 600`).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert_ne!(
+            cmdline, b"sleep\x00600\x00",
+            "the adapter's child {pid} survived"
+        );
+    }
+    assert_no_adapter_left(store.path(), "misbehave.py");
+}

@@ -26,8 +26,12 @@
 //!
 //! Adapter processes never outlive the harness: each runs in its own process group,
 //! which is sent SIGKILL when the adapter is replaced, closed or dropped, and has
-//! `PR_SET_PDEATHSIG` = SIGKILL so that the kernel kills it should the harness die
-//! without cleaning up (as `spawn_tied` does for the bundled nodes).
+//! `PR_SET_PDEATHSIG` = SIGKILL, set from the harness's long-lived spawner thread
+//! ([`crate::child`]), so that the kernel kills it should the harness die without
+//! cleaning up (as `spawn_tied` does for the nodes). A descendant that leaves the group
+//! (`setsid`) is the harness's to catch (as a child subreaper, at the end of a run).
+//! The adapter's stderr reaches its file through a pipe and a copier that keeps at most
+//! [`AdapterSpec::stderr_cap`] of it.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -47,6 +51,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::{timeout, timeout_at, Instant};
 
+use crate::child::{OutputCap, OutputCuts};
 use crate::client::{uncertain, BoxFuture, Client};
 use crate::op::{Completion, Op};
 
@@ -113,6 +118,8 @@ pub struct AdapterSpec {
     pub timeout: Duration,
     /// The handshake's budget: starting the process and its `init_ok`.
     pub start_timeout: Duration,
+    /// How much of each adapter process's stderr is kept (its head and its tail).
+    pub stderr_cap: OutputCap,
 }
 
 /// Why an adapter could not be started. The driver aborts the run with it: every
@@ -321,6 +328,8 @@ pub struct AdapterClient {
     errors: Arc<AtomicU64>,
     /// The answer line being read, kept to reuse its allocation.
     line: String,
+    /// What the stderr copier cut.
+    cuts: OutputCuts,
 }
 
 impl AdapterClient {
@@ -354,6 +363,7 @@ impl AdapterClient {
             in_flight: false,
             errors: Arc::new(AtomicU64::new(0)),
             line: String::new(),
+            cuts: OutputCuts::default(),
         }
     }
 
@@ -379,6 +389,18 @@ impl AdapterClient {
     /// The name errors use for the adapter (the script or program file name).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Records what is cut from the adapters' stderr files in `cuts` (shared with other
+    /// clients) instead of a log of its own.
+    pub fn with_output_cuts(mut self, cuts: OutputCuts) -> AdapterClient {
+        self.cuts = cuts;
+        self
+    }
+
+    /// What was cut from this client's stderr file (see [`OutputCap`]).
+    pub fn output_cuts(&self) -> OutputCuts {
+        self.cuts.clone()
     }
 
     /// The pid of the running adapter, if one is running.
@@ -430,43 +452,56 @@ impl AdapterClient {
             .argv
             .split_first()
             .ok_or(AdapterError::NoCommand)?;
+        let stderr_error = |source| AdapterError::Stderr {
+            adapter: adapter.clone(),
+            stderr: stderr.clone(),
+            source,
+        };
         let mut log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.spec.stderr)
-            .map_err(|source| AdapterError::Stderr {
-                adapter: adapter.clone(),
-                stderr: stderr.clone(),
-                source,
-            })?;
-        let child_stderr = log.try_clone().map_err(|source| AdapterError::Stderr {
-            adapter: adapter.clone(),
-            stderr: stderr.clone(),
-            source,
-        })?;
+            .map_err(stderr_error)?;
+        let (stderr_read, stderr_write) = crate::child::pipe().map_err(stderr_error)?;
         let mut command = Command::new(program);
         command
             .args(args)
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(child_stderr))
+            .stderr(Stdio::from(stderr_write))
             .kill_on_drop(true)
             // Its own group, so that killing it also kills whatever it started.
             .process_group(0);
-        // SAFETY: the closure runs in the forked child before exec and only calls prctl,
-        // which is async-signal-safe. PR_SET_PDEATHSIG fires when the spawning thread
-        // exits: a runtime worker thread, which lives as long as the harness's runtime.
+        let harness = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl
+        // and getppid, which are async-signal-safe.
         unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-            });
+            command.pre_exec(move || crate::child::pdeathsig(harness));
         }
-        let mut child = command.spawn().map_err(|source| AdapterError::Spawn {
+        // Forked from the spawner thread, which lives as long as the harness: the death
+        // signal refers to the forking thread, and a runtime worker may retire mid-run.
+        // The child registers with this runtime's process driver.
+        let runtime = tokio::runtime::Handle::current();
+        let spawned = crate::child::on_spawner_thread(move || {
+            let _entered = runtime.enter();
+            command.spawn()
+        })
+        .and_then(|spawned| spawned);
+        let mut child = spawned.map_err(|source| AdapterError::Spawn {
             adapter: adapter.clone(),
             command: self.spec.argv.join(" "),
             source,
         })?;
+        // The command (and with it the pipe's write end) was dropped on the spawner
+        // thread: the copier sees the end of the stream once the adapter's group is gone.
+        let _capture = crate::child::capture(
+            stderr_read,
+            &self.spec.stderr,
+            self.spec.stderr_cap,
+            &self.cuts,
+        )
+        .map_err(stderr_error)?;
         let pid = child.id().unwrap_or(0);
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(AdapterError::Io {
@@ -705,7 +740,9 @@ impl AdapterClient {
     /// is unusable.
     fn interpret(&self, op: &Op, id: u64) -> Result<(Completion, Map<String, Value>), Broken> {
         let text = self.line.trim();
-        if !self.line.ends_with('\n') {
+        // `read_line` stops at MAX_LINE bytes without a newline; a shorter line without
+        // one is the adapter's last output before it closed its stdout, and is parsed.
+        if !self.line.ends_with('\n') && self.line.len() as u64 >= MAX_LINE {
             return Err(Broken::BadLine(format!(
                 "printed a line longer than {MAX_LINE} bytes: {}",
                 quote(text)
@@ -799,8 +836,9 @@ impl Client for AdapterClient {
     }
 }
 
-/// Reads one line of at most [`MAX_LINE`] bytes (a longer one comes back without its
-/// newline). 0 means end of file.
+/// Reads one line of at most [`MAX_LINE`] bytes. A line comes back without its newline
+/// when it hit the limit (exactly [`MAX_LINE`] bytes read) or when the adapter closed
+/// its stdout after it (shorter). 0 means end of file.
 async fn read_line(
     stdout: &mut BufReader<ChildStdout>,
     line: &mut String,

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod adapter;
+pub mod child;
 pub mod client;
 pub mod etcd;
 pub mod generator;

@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use splitbrain_workloads::child::{OutputCap, OutputCuts};
+
 use super::processes::{Launch, NodeFiles, NodeRunner};
 use super::{ClientPurpose, CrashLine, Database};
 
@@ -60,6 +62,8 @@ pub struct DescribedCluster {
     member_ids: Mutex<BTreeMap<u64, String>>,
     /// Adapter processes replaced after a protocol failure, over all clients.
     adapter_errors: Arc<AtomicU64>,
+    /// What was cut from the adapters' stderr files.
+    adapter_cuts: OutputCuts,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,6 +111,7 @@ impl DescribedCluster {
             started: Mutex::new(BTreeSet::new()),
             member_ids: Mutex::new(BTreeMap::new()),
             adapter_errors: Arc::new(AtomicU64::new(0)),
+            adapter_cuts: OutputCuts::default(),
         }
     }
 
@@ -198,8 +203,11 @@ impl DescribedCluster {
             },
             timeout: op_timeout,
             start_timeout: Duration::from_secs(5),
+            stderr_cap: OutputCap::default(),
         };
-        Ok(AdapterClient::new(spec).with_error_counter(self.adapter_errors.clone()))
+        Ok(AdapterClient::new(spec)
+            .with_error_counter(self.adapter_errors.clone())
+            .with_output_cuts(self.adapter_cuts.clone()))
     }
 
     fn is_etcd(&self) -> bool {
@@ -516,6 +524,12 @@ impl Database for DescribedCluster {
             adapter.close().await;
             opened.map_err(|e| anyhow!("the {} adapter refused to start: {e}", self.desc.name))
         })
+    }
+
+    fn output_cuts(&self) -> Vec<(PathBuf, u64)> {
+        let mut cuts = self.processes.output_cuts();
+        cuts.extend(self.adapter_cuts.cuts());
+        cuts
     }
 
     fn client_notes(&self) -> Vec<String> {

@@ -69,10 +69,9 @@ pub trait Database: Send + Sync {
     fn start_all(&self) -> anyhow::Result<()>;
     /// What starts and signals the node processes.
     fn runner(&self) -> &dyn NodeRunner;
-    /// SIGKILLs a node's process and reaps it.
+    /// SIGKILLs a node's processes and reaps them.
     fn kill(&self, node: &str) -> anyhow::Result<()> {
-        self.runner().kill(node);
-        Ok(())
+        self.runner().kill(node)
     }
     /// SIGSTOPs a node's process.
     fn pause(&self, node: &str) -> anyhow::Result<()> {
@@ -141,6 +140,12 @@ pub trait Database: Send + Sync {
     /// What the clients want said in the report's notes (an adapter's error count).
     fn client_notes(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// The files whose middle was cut to keep them bounded (nodes' and adapters' output,
+    /// see `splitbrain_workloads::child::OutputCap`), with the bytes cut; read after
+    /// teardown, when every copier has finished.
+    fn output_cuts(&self) -> Vec<(PathBuf, u64)> {
+        self.runner().output_cuts()
     }
     /// The nodes' log files (absolute paths; some may not exist).
     fn log_files(&self) -> Vec<PathBuf>;

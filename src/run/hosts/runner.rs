@@ -6,7 +6,7 @@
 //! reads; kill, pause and resume signal that pid only after checking the start time, so
 //! a reused pid is never signalled (hosts may share a pid space, as the lab's do).
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -171,16 +171,17 @@ impl NodeRunner for RemoteRunner {
         }
     }
 
-    fn kill(&self, node: &str) {
+    fn kill(&self, node: &str) -> anyhow::Result<()> {
         let entry = self.lock().remove(node);
+        self.lock_paused().remove(node);
         if let Some((s, pid_file)) = entry {
             let script = Self::stop_script(s, &pid_file, Duration::ZERO)
                 .replace("kill -TERM $p", "kill -KILL $p");
-            if let Err(e) = self.run(node, script) {
-                tracing::warn!(node, "killing: {e:#}");
-            }
+            self.run(node, script)
+                .map(drop)
+                .with_context(|| format!("killing {node}"))?;
         }
-        self.lock_paused().remove(node);
+        Ok(())
     }
 
     fn pause(&self, node: &str) -> anyhow::Result<()> {

@@ -66,6 +66,7 @@ fn spec(tag: &str, argv: &[&str], timeout_ms: u64) -> AdapterSpec {
         timeout: Duration::from_millis(timeout_ms),
         // Starting a Python interpreter on a loaded 2-core machine: generous, but bounded.
         start_timeout: Duration::from_secs(5),
+        stderr_cap: crate::child::OutputCap::default(),
     }
 }
 
@@ -720,4 +721,55 @@ async fn the_python_etcd_adapter_fails_on_a_refused_connection() {
         Err(AdapterError::Refused { .. })
     ));
     finish(adapter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_without_a_newline_is_parsed_not_called_too_long() {
+    let mut client = misbehaving("no-newline", 2000);
+    let done = client.invoke(&write(1)).await;
+    assert_eq!(done, Completion::ok(serde_json::json!(1)), "{done:?}");
+    // The adapter exited after answering: the next operation notices and replaces it.
+    finish(client);
+
+    let mut client = misbehaving("too-long", 5000);
+    let done = client.invoke(&write(1)).await;
+    assert_eq!(done.kind, EventType::Info, "{done:?}");
+    let error = done.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("printed a line longer than {MAX_LINE} bytes")),
+        "{error}"
+    );
+    finish(client);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_adapters_stderr_is_cut_to_its_head_and_tail() {
+    let script = fixture("misbehave.py");
+    let mut spec = spec("chatty", &["python3", &script, "chatty"], 1000);
+    spec.stderr_cap = crate::child::OutputCap {
+        head: 32 << 10,
+        tail: 32 << 10,
+    };
+    let stderr = spec.stderr.clone();
+    let mut client = AdapterClient::new(spec);
+    client.open().await.expect("handshake");
+    let cuts = client.output_cuts();
+    client.close().await;
+    // The copier writes the tail once the stream ends, just after the adapter is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cuts.cuts().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(&stderr).expect("stderr file");
+    assert!(log.len() < (64 << 10) + 500, "{} bytes kept", log.len());
+    assert!(
+        log.contains("misbehaving adapter (chatty)"),
+        "the head is kept"
+    );
+    assert!(log.contains(" bytes cut by splitbrain"), "no marker");
+    assert!(log.trim_end().ends_with("chatty: done"), "the tail is kept");
+    let cut = cuts.cuts();
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert!(cut[0].1 > 10_000_000, "{cut:?}");
+    finish(client);
 }

@@ -12,6 +12,11 @@ the adapter client's tests:
   hang-handshake  never answers the handshake
   exit-handshake  exits before answering the handshake
   spawn-child     starts a long sleep in the background, then hangs (process-group kill)
+  no-newline      answers the first request correctly but without a newline, and exits
+  too-long        answers with a line longer than the harness's 16 MiB limit
+  chatty          writes 20 MB to stderr before answering the handshake, then hangs
+  setsid-child    starts `setsid sleep 600` (leaving its process group) and reports its
+                  pid on stderr, then answers every request ok
 
 It writes its pid to stderr; `spawn-child` writes its child's pid to the file named
 by ADAPTER_CHILD_PID_FILE.
@@ -45,6 +50,14 @@ def main():
         return
     if mode == "exit-handshake":
         sys.exit(4)
+    if mode == "chatty":
+        line = "x" * 99 + "\n"
+        for _ in range(200_000):
+            sys.stderr.write(line)
+        print("chatty: done", file=sys.stderr, flush=True)
+    if mode == "setsid-child":
+        child = subprocess.Popen(["setsid", "sleep", "600"])
+        print(f"setsid child pid {child.pid}", file=sys.stderr, flush=True)
     if mode == "spawn-child":
         child = subprocess.Popen(["sleep", "60"])
         pid_file = os.environ.get("ADAPTER_CHILD_PID_FILE")
@@ -56,12 +69,20 @@ def main():
         request = json.loads(line)
         if mode == "garbage":
             send("this is not json " + "x" * 300)
-        elif mode in ("hang", "spawn-child"):
+        elif mode == "setsid-child":
+            send(json.dumps({"id": request["id"], "type": "ok", "value": request["value"]}))
+        elif mode in ("hang", "spawn-child", "chatty"):
             time.sleep(60)
         elif mode == "exit":
             sys.exit(3)
         elif mode == "wrong-id":
             send(json.dumps({"id": request["id"] + 1, "type": "ok"}))
+        elif mode == "no-newline":
+            sys.stdout.write(json.dumps({"id": request["id"], "type": "ok"}))
+            sys.stdout.flush()
+            sys.exit(0)
+        elif mode == "too-long":
+            send(json.dumps({"id": request["id"], "type": "ok", "pad": "x" * (17 << 20)}))
         elif mode == "bad-type":
             send(json.dumps({"id": request["id"], "type": "okay"}))
 
