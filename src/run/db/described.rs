@@ -421,10 +421,11 @@ impl Database for DescribedCluster {
         }
     }
 
-    fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
+    fn await_ready(&self, _default: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
         Box::pin(async move {
-            // The description knows how long its nodes take to come up.
-            let timeout = timeout.max(self.desc.ready_timeout());
+            // The description knows how long its nodes take to come up, longer or
+            // shorter than the driver's default: its `ready.timeout` wins.
+            let timeout = self.desc.ready_timeout();
             let deadline = tokio::time::Instant::now() + timeout;
             for node in self.nodes() {
                 let probe = self
@@ -569,6 +570,44 @@ impl Database for DescribedCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::db::processes::LocalRunner;
+    use splitbrain_db::Source;
+
+    #[tokio::test]
+    async fn a_short_ready_timeout_is_honoured() {
+        // Nothing listens on the probed port: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let desc = Description::from_str(
+            &format!(
+                "name = \"quick\"\nabout = \"x\"\n[node]\nports = {{ client = {port} }}\nstart = [\"true\"]\n\
+                 [ready]\ntcp = \"{{addr}}:{{port.client}}\"\ntimeout = 2.0\n[client]\nexec = [\"true\"]\n"
+            ),
+            Source::Builtin("quick"),
+        )
+        .expect("valid");
+        let run_dir = std::env::temp_dir().join(format!("sb-ready-{}", std::process::id()));
+        let cluster = DescribedCluster::new(
+            desc,
+            WorkloadKind::Register,
+            EtcdReads::Linearizable,
+            run_dir,
+            &[("n1".to_string(), IpAddr::from([127, 0, 0, 1]))],
+            "t".into(),
+            Box::new(LocalRunner::new(None)),
+        );
+        let started = tokio::time::Instant::now();
+        // The driver offers 30 s; the description says 2.
+        let err = cluster
+            .await_ready(Duration::from_secs(30))
+            .await
+            .expect_err("nothing listens");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "took {took:?}: {err:#}");
+        assert!(err.to_string().contains("within 2 s"), "{err:#}");
+    }
 
     fn seen(entries: &[(&str, Option<(u64, u64)>)]) -> BTreeMap<String, Option<(u64, u64)>> {
         entries.iter().map(|(n, d)| (n.to_string(), *d)).collect()

@@ -71,7 +71,8 @@ pub trait Database: Send + Sync {
     /// Stops every node (SIGTERM, then SIGKILL after the database's grace period).
     fn stop_all(&self);
     /// Waits until the cluster serves clients; returns a line for the user (`leader
-    /// elected: n3`, `all 5 nodes ready`).
+    /// elected: n3`, `all 5 nodes ready`). `timeout` is the driver's default; a database
+    /// that knows its own (a description's `ready.timeout`) uses that instead.
     fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>>;
     /// The node that currently leads, when the database can tell.
     fn primary(&self) -> BoxFuture<'_, Option<String>>;
