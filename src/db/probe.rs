@@ -399,7 +399,12 @@ mod tests {
             }
             sent += start.len() as u64;
             let filler = vec![b'.'; 65536];
-            let chunk = [format!("{:x}\r\n", filler.len()).into_bytes(), filler, b"\r\n".to_vec()].concat();
+            let chunk = [
+                format!("{:x}\r\n", filler.len()).into_bytes(),
+                filler,
+                b"\r\n".to_vec(),
+            ]
+            .concat();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 match timeout(Duration::from_secs(1), socket.write_all(&chunk)).await {
@@ -424,7 +429,10 @@ mod tests {
         let started = Instant::now();
         assert_eq!(probe.check_once(LIMIT).await, Ok(()));
         assert!(started.elapsed() < LIMIT);
-        let sent = timeout(LIMIT, task).await.expect("server ends").expect("server");
+        let sent = timeout(LIMIT, task)
+            .await
+            .expect("server ends")
+            .expect("server");
         // What the server got out before the probe hung up: the probe cannot have held
         // more. Loopback socket buffers account for a few MB of it.
         assert!(sent < 64 << 20, "the server sent {sent} bytes");
@@ -438,7 +446,10 @@ mod tests {
         let err = probe.check_once(LIMIT).await.expect_err("never says it");
         assert!(matches!(err, ProbeError::Body { status: 200, .. }), "{err}");
         assert!(err.to_string().contains("first"), "{err}");
-        let sent = timeout(LIMIT, task).await.expect("server ends").expect("server");
+        let sent = timeout(LIMIT, task)
+            .await
+            .expect("server ends")
+            .expect("server");
         assert!(sent < 64 << 20, "the server sent {sent} bytes");
     }
 

@@ -129,7 +129,10 @@ pub async fn run_test(
             notes.push(format!("teardown: {problem}"));
         }
         node_logs = env.log_files();
-        crashes = env.db.crash_scan();
+        crashes = env.db.crash_scan().map(|scan| {
+            notes.extend(scan.notes);
+            scan.lines
+        });
     }
     if let Some(e) = recorder.finish() {
         notes.push(format!(
@@ -219,9 +222,10 @@ pub async fn run_test(
         results.checkers.push(crash_result(&crashes));
     }
     let run_path = std::path::absolute(&run_dir.path).unwrap_or_else(|_| run_dir.path.clone());
+    // Regular files only: a link (say, downloaded from a host) is not the node's log.
     results.node_logs = node_logs
         .iter()
-        .filter(|p| p.exists())
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
         .filter_map(|p| {
             p.strip_prefix(&run_dir.path)
                 .or_else(|_| p.strip_prefix(&run_path))
@@ -304,7 +308,11 @@ fn nothing_succeeded(history: &splitbrain_checker::History) -> Option<String> {
         .max_by_key(|(first, n, _)| (*n, std::cmp::Reverse(*first)))
         .map(|(_, n, example)| {
             let shown: String = example.chars().take(200).collect();
-            let cut = if shown.len() < example.len() { "…" } else { "" };
+            let cut = if shown.len() < example.len() {
+                "…"
+            } else {
+                ""
+            };
             let times = if *n == 1 { "time" } else { "times" };
             format!("; the most common error ({n} {times}), e.g.: {shown}{cut}")
         })
@@ -374,10 +382,11 @@ fn crash_result(crashes: &[db::CrashLine]) -> CheckerResult {
             .iter()
             .take(SHOWN)
             .map(|c| {
-                format!(
-                    "{}:{}: {} (pattern {:?})",
-                    c.file, c.line, c.text, c.pattern
-                )
+                let at = match c.line {
+                    Some(n) => n.to_string(),
+                    None => "(past the unscanned middle)".into(),
+                };
+                format!("{}:{at}: {} (pattern {:?})", c.file, c.text, c.pattern)
             })
             .collect();
         if crashes.len() > SHOWN {
@@ -673,7 +682,9 @@ mod tests {
     #[test]
     fn shapes_blank_numbers_and_ids() {
         assert_eq!(
-            error_shape("pid 4711 at 10.0.0.1:2379, member 8e9e05c52164694d, ptr 0x7f3a, n3 took 12ms"),
+            error_shape(
+                "pid 4711 at 10.0.0.1:2379, member 8e9e05c52164694d, ptr 0x7f3a, n3 took 12ms"
+            ),
             "pid N at N.N.N.N:N, member N, ptr N, nN took Nms"
         );
         assert_eq!(error_shape("déjà vu 1"), "déjà vu N");

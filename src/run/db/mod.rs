@@ -13,6 +13,7 @@ pub mod bundled;
 pub mod convergence;
 pub mod described;
 pub mod processes;
+pub mod wipe;
 
 use anyhow::anyhow;
 use splitbrain_nemesis::{ClusterControl, RaftView};
@@ -126,9 +127,18 @@ pub trait Database: Send + Sync {
     fn log_files(&self) -> Vec<PathBuf>;
     /// Lines of the nodes' logs that match the database's crash patterns; `None` when
     /// the database names none.
-    fn crash_scan(&self) -> Option<Vec<CrashLine>> {
+    fn crash_scan(&self) -> Option<CrashScan> {
         None
     }
+}
+
+/// What the crash-pattern scan of the nodes' logs found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrashScan {
+    pub lines: Vec<CrashLine>,
+    /// Logs not read (outside the node's folder, a link, not a regular file) or read in
+    /// part (too large): for the run's notes.
+    pub notes: Vec<String>,
 }
 
 /// A log line that matched one of the database's crash patterns.
@@ -136,8 +146,8 @@ pub trait Database: Send + Sync {
 pub struct CrashLine {
     /// The file, relative to the run folder.
     pub file: String,
-    /// 1-based.
-    pub line: usize,
+    /// 1-based; `None` past the unread middle of a log too large to scan whole.
+    pub line: Option<usize>,
     pub text: String,
     pub pattern: String,
 }
