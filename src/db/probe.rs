@@ -4,7 +4,10 @@
 //! a substring of the body). Each attempt opens its own connection and drops it — no
 //! pool, no keep-alive, as the etcd client does — so a probe never holds a socket into
 //! a node the nemesis is about to partition. Only plain `http://` is supported: the
-//! description loader rejects `https` URLs.
+//! description loader rejects `https` URLs. A body is read frame by frame and only up
+//! to [`BODY_CAP`] (or until `expect` is seen), then the connection is closed: a node
+//! that answers 200 and never ends its body gets a quick "not ready", not the
+//! harness's memory.
 
 use std::time::Duration;
 

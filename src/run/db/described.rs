@@ -404,7 +404,8 @@ impl Database for DescribedCluster {
     /// Stops every node, then wipes their data (the logs stay in the run folder): a
     /// database's data directories can be large (etcd preallocates 64 MB of WAL per
     /// member) and the history and logs are the run's record.
-    fn stop_all(&self) {
+    fn stop_all(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         self.processes.stop_all(self.desc.stop_grace());
         for node in self.nodes() {
             let Ok(vars) = self.vars(&node, ClusterState::Existing) else {
@@ -414,13 +415,14 @@ impl Database for DescribedCluster {
                 Ok(paths) => {
                     for path in paths {
                         if let Err(e) = self.processes.remove_path(&node, &vars.node_dir, &path) {
-                            tracing::warn!("wiping {node}: {e:#}");
+                            problems.push(format!("wiping {node}: {e:#}"));
                         }
                     }
                 }
-                Err(e) => tracing::warn!("wiping {node}: {e}"),
+                Err(e) => problems.push(format!("wiping {node}: {e}")),
             }
         }
+        problems
     }
 
     fn await_ready(&self, _default: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
@@ -653,7 +655,8 @@ mod tests {
         std::fs::write(elsewhere.join("member/precious"), "keep").expect("write");
         std::os::unix::fs::symlink(&elsewhere, run.0.join("nodes/n1/data")).expect("link");
         let db = cluster(&run.0, "", "\"{data_dir}/member\"");
-        db.stop_all();
+        let problems = db.stop_all().join("\n");
+        assert!(problems.contains("data is a symbolic link"), "{problems}");
         assert!(
             elsewhere.join("member/precious").exists(),
             "the wipe reached outside the node's folder"

@@ -69,8 +69,9 @@ pub trait Database: Send + Sync {
     fn forget_exited(&self, node: &str) {
         self.runner().forget_exited(node)
     }
-    /// Stops every node (SIGTERM, then SIGKILL after the database's grace period).
-    fn stop_all(&self);
+    /// Stops every node (SIGTERM, then SIGKILL after the database's grace period);
+    /// returns what went wrong on the way (a wipe path that was refused), for the notes.
+    fn stop_all(&self) -> Vec<String>;
     /// Waits until the cluster serves clients; returns a line for the user (`leader
     /// elected: n3`, `all 5 nodes ready`). `timeout` is the driver's default; a database
     /// that knows its own (a description's `ready.timeout`) uses that instead.
