@@ -40,8 +40,10 @@
 //! - `template.rs`: [`Template`] parsing (at load time) and expansion.
 //! - `probe.rs`: [`Probe`], the readiness check.
 //! - `crash.rs`: [`CrashPatterns`], the crash-line scan.
+//! - `confine.rs`: removing and opening node files without leaving the node's folder.
 //! - `builtin/*.toml`: the built-in descriptions, embedded in the binary.
 
+pub mod confine;
 mod crash;
 mod error;
 mod probe;
@@ -56,11 +58,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use crash::{CrashMatch, CrashPatterns, MAX_LINE_CHARS, MAX_MATCHES_PER_FILE};
+pub use confine::ConfineError;
+pub use crash::{
+    CrashMatch, CrashPatterns, LogFile, ScanReport, MAX_LINE_CHARS, MAX_MATCHES_PER_FILE, OVERLAP,
+    PIECE, SCAN_HEAD, SCAN_TAIL,
+};
 pub use error::{DescriptionError, Location};
 pub use probe::{Probe, ProbeError, ATTEMPT_TIMEOUT, POLL_INTERVAL};
 pub use template::{Placeholder, Template, Vars};
 
+use confine::normalize;
 use error::Locator;
 use template::Scope;
 
@@ -494,17 +501,18 @@ impl Description {
     }
 }
 
-/// `path` without `.` components; `None` if it has a `..` (which could escape).
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => return None,
-            other => out.push(other),
-        }
-    }
-    Some(out)
+/// Whether a path template stays in the node's folder by its text: it starts with
+/// `{node_dir}` or `{data_dir}` and has no `..`. (Links are dealt with where the path
+/// is used: [`confine`].)
+fn inside_node_dir(t: &Template) -> bool {
+    let rest = t.after_leading();
+    matches!(
+        t.leading_placeholder(),
+        Some(Placeholder::NodeDir | Placeholder::DataDir)
+    ) && (rest.is_empty() || rest.starts_with('/'))
+        && !Path::new(&rest)
+            .components()
+            .any(|c| c == Component::ParentDir)
 }
 
 /// Whether `command` is an executable file on PATH (or at its path, with a `/`).
@@ -728,7 +736,19 @@ impl RawDescription {
         )?;
         let mut logs = Vec::new();
         for (i, l) in node.logs.iter().enumerate() {
-            logs.push(template(l, format!("node.logs[{i}]"), Scope::Node)?);
+            let key = format!("node.logs[{i}]");
+            let t = template(l, key.clone(), Scope::Node)?;
+            if !inside_node_dir(&t) {
+                return Err(at.error(
+                    Some(l.span()),
+                    key,
+                    format!(
+                        "{:?} must start with {{node_dir}} or {{data_dir}} and not leave it with `..`: only files of the node's folder are read",
+                        t.text()
+                    ),
+                ));
+            }
+            logs.push(t);
         }
 
         let ready_span = self.ready.span();
@@ -793,14 +813,7 @@ impl RawDescription {
             let key = format!("wipe.paths[{i}]");
             let t = template(p, key.clone(), Scope::Node)?;
             let rest = t.after_leading();
-            let inside = matches!(
-                t.leading_placeholder(),
-                Some(Placeholder::NodeDir | Placeholder::DataDir)
-            ) && (rest.is_empty() || rest.starts_with('/'))
-                && !Path::new(&rest)
-                    .components()
-                    .any(|c| c == Component::ParentDir);
-            if !inside {
+            if !inside_node_dir(&t) {
                 return Err(at.error(
                     Some(p.span()),
                     key,

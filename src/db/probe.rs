@@ -4,12 +4,16 @@
 //! a substring of the body). Each attempt opens its own connection and drops it — no
 //! pool, no keep-alive, as the etcd client does — so a probe never holds a socket into
 //! a node the nemesis is about to partition. Only plain `http://` is supported: the
-//! description loader rejects `https` URLs.
+//! description loader rejects `https` URLs. A body is read frame by frame and only up
+//! to [`BODY_CAP`] (or until `expect` is seen), then the connection is closed: a node
+//! that answers 200 and never ends its body gets a quick "not ready", not the
+//! harness's memory.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Body;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
@@ -20,6 +24,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How much of a body is quoted in an error.
 const BODY_QUOTE: usize = 200;
+/// The most of a body an HTTP probe reads: `expect` must appear within it. A health
+/// answer is short; a node that streams (or a wrong URL serving a large file) must not
+/// make the harness hold what it sends.
+pub const BODY_CAP: usize = 64 * 1024;
 
 /// A probe expanded for one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +55,15 @@ pub enum ProbeError {
         /// The start of the body.
         body: String,
     },
-    /// A 2xx answer whose body lacked the expected text.
-    #[error("GET {url} answered HTTP {status} but the body lacked {expect:?}: {body:?}")]
+    /// A 2xx answer whose body (its first [`BODY_CAP`] bytes) lacked the expected text.
+    #[error("GET {url} answered HTTP {status} but the body lacked {expect:?}{}: {body:?}", if *.cut { format!(" in its first {} KiB (the rest was not read)", BODY_CAP / 1024) } else { String::new() })]
     Body {
         url: String,
         status: u16,
         expect: String,
         body: String,
+        /// The body was longer than [`BODY_CAP`] and only that much was read.
+        cut: bool,
     },
     /// The HTTP exchange broke.
     #[error("GET {url}: {reason}")]
@@ -163,10 +173,11 @@ async fn http_get(url: &str, expect: Option<&str>) -> Result<(), ProbeError> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(broke)?;
-    // The connection task ends when the sender is dropped or the socket closes.
-    tokio::spawn(async move {
+    // Aborted on every return, which closes the socket: a server still sending (a body
+    // we stopped reading) must not keep the task and its buffers alive.
+    let connection = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
-    });
+    }));
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, addr.as_str())
         .body(Empty::<Bytes>::new())
@@ -176,30 +187,75 @@ async fn http_get(url: &str, expect: Option<&str>) -> Result<(), ProbeError> {
         })?;
     let response = sender.send_request(request).await.map_err(broke)?;
     let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(broke)?
-        .to_bytes();
-    if !(200..300).contains(&status) {
+    let ok = (200..300).contains(&status);
+    // Only as much body as the answer needs: none for a bare 2xx, a quote for an error
+    // status, up to BODY_CAP (or the expected text) otherwise.
+    let want = match (ok, expect) {
+        (true, None) => 0,
+        (false, _) => BODY_QUOTE,
+        (true, Some(_)) => BODY_CAP,
+    };
+    let mut body = response.into_body();
+    let mut read: Vec<u8> = Vec::new();
+    let mut cut = false;
+    let mut found = false;
+    while read.len() < want && !found {
+        match body.frame().await {
+            None => break,
+            Some(frame) => {
+                if let Ok(data) = frame.map_err(broke)?.into_data() {
+                    let room = want - read.len();
+                    cut |= data.len() > room;
+                    let before = read.len();
+                    read.extend_from_slice(&data[..data.len().min(room)]);
+                    // Search only where the new bytes can complete a match, so many
+                    // tiny frames cost no more than one large one.
+                    if let Some(e) = expect {
+                        let from = before.saturating_sub(e.len().saturating_sub(1));
+                        found = contains(&read[from..], e.as_bytes());
+                    }
+                }
+            }
+        }
+    }
+    if read.len() >= want && want > 0 && !body.is_end_stream() {
+        cut = true;
+    }
+    drop(connection);
+    if !ok {
         return Err(ProbeError::Status {
             url: url.to_string(),
             status,
-            body: quote(&body),
+            body: quote(&read),
         });
     }
     if let Some(expect) = expect {
-        if !String::from_utf8_lossy(&body).contains(expect) {
+        if !contains(&read, expect.as_bytes()) {
             return Err(ProbeError::Body {
                 url: url.to_string(),
                 status,
                 expect: expect.to_string(),
-                body: quote(&body),
+                body: quote(&read),
+                cut,
             });
         }
     }
     Ok(())
+}
+
+/// Whether `needle` occurs in `hay` (bytes, so a body cut inside a UTF-8 character
+/// still matches what came before it).
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +372,88 @@ mod tests {
         let (addr, task) = server("200 OK", "").await;
         assert_eq!(Probe::Tcp(addr).check_once(LIMIT).await, Ok(()));
         task.abort();
+    }
+
+    /// A server answering its first request with 200 and a chunked body that never
+    /// ends: `head`, then filler, until the client goes away (or 10 s pass). The handle
+    /// gives how many bytes it managed to send.
+    async fn endless(head: &'static str) -> (String, tokio::task::JoinHandle<u64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let task = tokio::spawn(async move {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return 0;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return 0,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let mut sent = 0u64;
+            let start = format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{head}\r\n",
+                head.len()
+            );
+            if socket.write_all(start.as_bytes()).await.is_err() {
+                return sent;
+            }
+            sent += start.len() as u64;
+            let filler = vec![b'.'; 65536];
+            let chunk = [
+                format!("{:x}\r\n", filler.len()).into_bytes(),
+                filler,
+                b"\r\n".to_vec(),
+            ]
+            .concat();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                match timeout(Duration::from_secs(1), socket.write_all(&chunk)).await {
+                    Ok(Ok(())) => sent += chunk.len() as u64,
+                    Ok(Err(_)) => break,
+                    Err(_) => continue,
+                }
+            }
+            sent
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn an_endless_body_is_read_only_up_to_the_cap() {
+        // The expected text early in an endless body: ready at once.
+        let (addr, task) = endless(r#"{"health":"true"}"#).await;
+        let probe = Probe::Http {
+            url: format!("http://{addr}/health"),
+            expect: Some(r#""health":"true""#.into()),
+        };
+        let started = Instant::now();
+        assert_eq!(probe.check_once(LIMIT).await, Ok(()));
+        assert!(started.elapsed() < LIMIT);
+        let sent = timeout(LIMIT, task)
+            .await
+            .expect("server ends")
+            .expect("server");
+        // What the server got out before the probe hung up: the probe cannot have held
+        // more. Loopback socket buffers account for a few MB of it.
+        assert!(sent < 64 << 20, "the server sent {sent} bytes");
+
+        // The expected text absent: not ready, said without reading forever.
+        let (addr, task) = endless("starting").await;
+        let probe = Probe::Http {
+            url: format!("http://{addr}/health"),
+            expect: Some(r#""health":"true""#.into()),
+        };
+        let err = probe.check_once(LIMIT).await.expect_err("never says it");
+        assert!(matches!(err, ProbeError::Body { status: 200, .. }), "{err}");
+        assert!(err.to_string().contains("first"), "{err}");
+        let sent = timeout(LIMIT, task)
+            .await
+            .expect("server ends")
+            .expect("server");
+        assert!(sent < 64 << 20, "the server sent {sent} bytes");
     }
 
     #[test]

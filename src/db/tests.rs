@@ -351,6 +351,29 @@ fn wipe_paths_stay_inside_the_node_folder() {
 }
 
 #[test]
+fn log_paths_stay_inside_the_node_folder() {
+    for bad in [
+        "/dev/zero",
+        "/var/log/syslog",
+        "{data_dir}/../../x.log",
+        "{name}.log",
+    ] {
+        error_of(
+            &edit(
+                5,
+                &format!("start = [\"x\"]\nlogs = [\"{{node_dir}}/ok.log\", \"{bad}\"]"),
+            ),
+            "test.toml:6: node.logs[1]: ",
+        );
+    }
+    let d = load(&edit(5, "start = [\"x\"]\nlogs = [\"{data_dir}/x.log\"]")).expect("valid");
+    assert_eq!(
+        d.log_files(&node(1, ClusterState::New), &cluster3()),
+        vec![PathBuf::from("/store/run/n1/data/x.log")]
+    );
+}
+
+#[test]
 fn client_kind_and_port() {
     error_of(
         &edit(13, "kind = \"redis\""),

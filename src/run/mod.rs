@@ -131,7 +131,10 @@ pub async fn run_test(
         }
         contain::sweep_after_run();
         node_logs = env.log_files();
-        crashes = env.db.crash_scan();
+        crashes = env.db.crash_scan().map(|scan| {
+            notes.extend(scan.notes);
+            scan.lines
+        });
         notes.extend(output_notes(&env.db.output_cuts(), &run_dir.path));
     }
     if let Some(e) = recorder.finish() {
@@ -222,9 +225,10 @@ pub async fn run_test(
         results.checkers.push(crash_result(&crashes));
     }
     let run_path = std::path::absolute(&run_dir.path).unwrap_or_else(|_| run_dir.path.clone());
+    // Regular files only: a link (say, downloaded from a host) is not the node's log.
     results.node_logs = node_logs
         .iter()
-        .filter(|p| p.exists())
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file()))
         .filter_map(|p| {
             p.strip_prefix(&run_dir.path)
                 .or_else(|_| p.strip_prefix(&run_path))
@@ -275,7 +279,11 @@ fn txn_check(
 /// history is trivially linearizable; calling it valid would hide a broken set-up.
 fn nothing_succeeded(history: &splitbrain_checker::History) -> Option<String> {
     let mut attempted = 0usize;
-    let mut errors: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    // By shape (numbers blanked): the same failure names a different pid, port or
+    // address each time. Each shape keeps when it was first seen, its count and that
+    // first message as the example.
+    let mut errors: std::collections::HashMap<String, (usize, usize, &str)> =
+        std::collections::HashMap::new();
     for e in &history.events {
         if !matches!(e.process, Process::Client(_)) {
             continue;
@@ -283,24 +291,83 @@ fn nothing_succeeded(history: &splitbrain_checker::History) -> Option<String> {
         match e.kind {
             EventType::Ok => return None,
             EventType::Invoke => attempted += 1,
-            _ => *errors.entry(e.error.as_deref().unwrap_or("-")).or_default() += 1,
+            _ => {
+                let message = e.error.as_deref().unwrap_or("-");
+                let seen = errors.len();
+                errors
+                    .entry(error_shape(message))
+                    .or_insert((seen, 0, message))
+                    .1 += 1;
+            }
         }
     }
     if attempted == 0 {
         return None;
     }
+    // The most frequent shape wins; ties go to the shape seen first, so the note does
+    // not depend on map order.
     let common = errors
-        .iter()
-        .max_by_key(|(_, n)| **n)
-        .map(|(e, n)| {
-            let shown: String = e.chars().take(200).collect();
-            let cut = if shown.len() < e.len() { "…" } else { "" };
-            format!("; the most common error ({n} times): {shown}{cut}")
+        .values()
+        .max_by_key(|(first, n, _)| (*n, std::cmp::Reverse(*first)))
+        .map(|(_, n, example)| {
+            let shown: String = example.chars().take(200).collect();
+            let cut = if shown.len() < example.len() {
+                "…"
+            } else {
+                ""
+            };
+            let times = if *n == 1 { "time" } else { "times" };
+            format!("; the most common error ({n} {times}), e.g.: {shown}{cut}")
         })
         .unwrap_or_default();
     Some(format!(
         "none of {attempted} client operations completed ok, so nothing was tested{common}"
     ))
+}
+
+/// An error message with what varies between occurrences of the same failure blanked:
+/// every run of digits becomes `N`, as does a hexadecimal number (`0x7f3a`, or a run of
+/// eight or more hex digits holding a digit, such as a member id). Pids, ports,
+/// addresses, counts and ids then compare equal.
+fn error_shape(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_alphanumeric() {
+            let end = rest
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            let word = &rest[..end];
+            let hex = word
+                .strip_prefix("0x")
+                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+                || (word.len() >= 8
+                    && word.chars().all(|c| c.is_ascii_hexdigit())
+                    && word.chars().any(|c| c.is_ascii_digit()));
+            if hex {
+                out.push('N');
+            } else {
+                // Digit runs inside a word too (`n3`, `12ms`).
+                let mut in_digits = false;
+                for c in word.chars() {
+                    if c.is_ascii_digit() {
+                        if !in_digits {
+                            out.push('N');
+                        }
+                        in_digits = true;
+                    } else {
+                        out.push(c);
+                        in_digits = false;
+                    }
+                }
+            }
+            rest = &rest[end..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
 }
 
 /// The log-pattern checker's result: any line of a node's log that matches one of the
@@ -318,10 +385,11 @@ fn crash_result(crashes: &[db::CrashLine]) -> CheckerResult {
             .iter()
             .take(SHOWN)
             .map(|c| {
-                format!(
-                    "{}:{}: {} (pattern {:?})",
-                    c.file, c.line, c.text, c.pattern
-                )
+                let at = match c.line {
+                    Some(n) => n.to_string(),
+                    None => "(past the unscanned middle)".into(),
+                };
+                format!("{}:{at}: {} (pattern {:?})", c.file, c.text, c.pattern)
             })
             .collect();
         if crashes.len() > SHOWN {
@@ -583,4 +651,70 @@ fn record_nemesis(recorder: &Recorder, f: &str, value: Value) {
 /// Node names in order: n1..nN.
 pub fn node_names(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use splitbrain_checker::{Event, History};
+
+    fn event(index: u64, process: u64, kind: EventType, error: Option<&str>) -> Event {
+        Event {
+            index,
+            time: index,
+            process: Process::Client(process),
+            kind,
+            f: "read".into(),
+            key: None,
+            value: serde_json::Value::Null,
+            node: None,
+            error: error.map(str::to_string),
+            extra: serde_json::Map::new(),
+            line: None,
+        }
+    }
+
+    /// A history of failed operations, one per error message.
+    fn failed(errors: &[&str]) -> History {
+        let mut events = Vec::new();
+        for (i, e) in errors.iter().enumerate() {
+            let i = i as u64;
+            events.push(event(2 * i, i, EventType::Invoke, None));
+            events.push(event(2 * i + 1, i, EventType::Fail, Some(e)));
+        }
+        History::new(events)
+    }
+
+    #[test]
+    fn errors_that_differ_only_in_numbers_are_grouped() {
+        let why = nothing_succeeded(&failed(&[
+            "adapter (pid 4711) exited: connect 10.0.0.1:6379 refused",
+            "adapter (pid 4712) exited: connect 10.0.0.2:6379 refused",
+            "adapter (pid 815) exited: connect 10.0.0.3:6379 refused",
+            "timeout",
+        ]))
+        .expect("nothing succeeded");
+        assert!(
+            why.contains("the most common error (3 times), e.g.: adapter (pid 4711) exited: connect 10.0.0.1:6379 refused"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn one_error_is_one_time() {
+        let why = nothing_succeeded(&failed(&["refused"])).expect("nothing succeeded");
+        assert!(why.contains("(1 time)"), "{why}");
+        assert!(!why.contains("times"), "{why}");
+    }
+
+    #[test]
+    fn shapes_blank_numbers_and_ids() {
+        assert_eq!(
+            error_shape(
+                "pid 4711 at 10.0.0.1:2379, member 8e9e05c52164694d, ptr 0x7f3a, n3 took 12ms"
+            ),
+            "pid N at N.N.N.N:N, member N, ptr N, nN took Nms"
+        );
+        assert_eq!(error_shape("déjà vu 1"), "déjà vu N");
+    }
 }

@@ -445,8 +445,9 @@ impl Environment {
     pub async fn teardown(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let db = self.db.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || db.stop_all()).await {
-            problems.push(format!("stopping nodes: {e}"));
+        match tokio::task::spawn_blocking(move || db.stop_all()).await {
+            Ok(stopping) => problems.extend(stopping),
+            Err(e) => problems.push(format!("stopping nodes: {e}")),
         }
         if let Err(e) = self.net.teardown().await {
             problems.push(format!("tearing down the network: {e}"));

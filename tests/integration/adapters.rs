@@ -367,3 +367,94 @@ fn an_adapters_child_that_left_its_group_is_gone_after_the_run() {
     }
     assert_no_adapter_left(store.path(), "misbehave.py");
 }
+
+/// A node that links its data folder and logs out of its folder, and writes a log far
+/// larger than the scan reads: the wipe leaves the outside alone, each odd log is named
+/// in the notes, and the run still writes its results.
+#[test]
+fn a_node_cannot_lead_the_wipe_or_the_log_scan_out_of_its_folder() {
+    if !available("redis-server", "redis-server") || !available("python3", "python3") {
+        return;
+    }
+    let _guard = cluster_lock();
+    let store = TempDir::new("confined");
+    let outside = store.path().join("outside");
+    std::fs::create_dir_all(outside.join("member")).unwrap();
+    std::fs::write(outside.join("member/precious"), "keep").unwrap();
+    std::fs::write(outside.join("secret.log"), "=== REDIS BUG REPORT START\n").unwrap();
+    let example = repo().join("examples/redis");
+    // The node's folder is its working directory; it makes the links and the huge
+    // (sparse) log, then starts Redis as the example does.
+    let prepare = format!(
+        "ln -s {o} linked; ln -s /dev/zero zero.log; ln -s {o}/secret.log out.log; \
+         truncate -s 2G huge.log; exec sh {ex}/start.sh \"$@\"",
+        o = outside.display(),
+        ex = example.display()
+    );
+    let description = std::fs::read_to_string(example.join("redis.toml"))
+        .unwrap()
+        .replace(
+            "start = [\"sh\", \"{description_dir}/start.sh\",",
+            &format!("start = [\"sh\", \"-c\", {prepare:?}, \"start\","),
+        )
+        .replace(
+            "stop_grace = 2.0",
+            "stop_grace = 2.0\nlogs = [\"{node_dir}/zero.log\", \"{node_dir}/out.log\", \"{node_dir}/huge.log\"]",
+        )
+        .replace(
+            "paths = [\"{data_dir}\"]",
+            "paths = [\"{data_dir}\", \"{node_dir}/linked/member\"]",
+        )
+        .replace(
+            "{description_dir}/adapter.py",
+            &example.join("adapter.py").display().to_string(),
+        );
+    assert!(
+        description.contains("truncate"),
+        "the start line was replaced"
+    );
+    let db = store.path().join("confined.toml");
+    std::fs::write(&db, description).unwrap();
+    let out = described_run(
+        store.path(),
+        &db,
+        &[
+            "--nodes",
+            "1",
+            "--nemesis",
+            "none",
+            "--workload",
+            "register",
+            "--time-limit",
+            "2",
+        ],
+    );
+    let said = text(&out);
+    assert!(code(&out) == 0 || code(&out) == 1, "{said}");
+    assert!(
+        outside.join("member/precious").exists(),
+        "the wipe went outside"
+    );
+    let results = results(&latest_run(store.path()));
+    let notes = results["notes"].to_string();
+    for expected in [
+        "zero.log is a symbolic link",
+        "out.log is a symbolic link",
+        "huge.log is 2147483648 bytes: only its first 64 MiB and last 64 MiB",
+        "linked is a symbolic link",
+    ] {
+        assert!(notes.contains(expected), "{expected:?} not in {notes}");
+    }
+    let crash = results["checkers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "log-patterns")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        crash["verdict"], "valid",
+        "the outside log was not read: {crash}"
+    );
+    assert_no_adapter_left(store.path(), "adapter.py");
+}

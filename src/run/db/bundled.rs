@@ -146,8 +146,9 @@ impl Database for BundledCluster {
         &*self.processes
     }
 
-    fn stop_all(&self) {
-        self.processes.stop_all(Duration::from_secs(3))
+    fn stop_all(&self) -> Vec<String> {
+        self.processes.stop_all(Duration::from_secs(3));
+        Vec::new()
     }
 
     fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>> {

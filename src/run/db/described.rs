@@ -14,7 +14,9 @@
 
 use anyhow::{anyhow, Context};
 use splitbrain_checker::Verdict;
-use splitbrain_db::{ClientSpec, ClusterState, ClusterVars, Description, NodeVars};
+use splitbrain_db::{
+    confine, ClientSpec, ClusterState, ClusterVars, Description, LogFile, NodeVars,
+};
 use splitbrain_reports::results::{Convergence, NodeState};
 use splitbrain_workloads::{
     AdapterClient, AdapterSpec, BoxFuture, BundledClient, Client, EtcdClient, EtcdConnection,
@@ -30,7 +32,7 @@ use std::time::Duration;
 use splitbrain_workloads::child::{OutputCap, OutputCuts};
 
 use super::processes::{Launch, NodeFiles, NodeRunner};
-use super::{ClientPurpose, CrashLine, Database};
+use super::{ClientPurpose, CrashLine, CrashScan, Database};
 
 /// One node's fixed facts.
 struct Member {
@@ -410,7 +412,8 @@ impl Database for DescribedCluster {
     /// Stops every node, then wipes their data (the logs stay in the run folder): a
     /// database's data directories can be large (etcd preallocates 64 MB of WAL per
     /// member) and the history and logs are the run's record.
-    fn stop_all(&self) {
+    fn stop_all(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         self.processes.stop_all(self.desc.stop_grace());
         for node in self.nodes() {
             let Ok(vars) = self.vars(&node, ClusterState::Existing) else {
@@ -419,20 +422,22 @@ impl Database for DescribedCluster {
             match self.desc.wipe_paths(&vars, &self.cluster) {
                 Ok(paths) => {
                     for path in paths {
-                        if let Err(e) = self.processes.remove_path(&node, &path) {
-                            tracing::warn!("wiping {node}: {e:#}");
+                        if let Err(e) = self.processes.remove_path(&node, &vars.node_dir, &path) {
+                            problems.push(format!("wiping {node}: {e:#}"));
                         }
                     }
                 }
-                Err(e) => tracing::warn!("wiping {node}: {e}"),
+                Err(e) => problems.push(format!("wiping {node}: {e}")),
             }
         }
+        problems
     }
 
-    fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
+    fn await_ready(&self, _default: Duration) -> BoxFuture<'_, anyhow::Result<String>> {
         Box::pin(async move {
-            // The description knows how long its nodes take to come up.
-            let timeout = timeout.max(self.desc.ready_timeout());
+            // The description knows how long its nodes take to come up, longer or
+            // shorter than the driver's default: its `ready.timeout` wins.
+            let timeout = self.desc.ready_timeout();
             let deadline = tokio::time::Instant::now() + timeout;
             for node in self.nodes() {
                 let probe = self
@@ -545,44 +550,218 @@ impl Database for DescribedCluster {
         )]
     }
 
+    /// The logs that are regular files inside their node's folder (reached without
+    /// following a link); the others are named by [`Database::crash_scan`]'s notes.
     fn log_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        for node in self.nodes() {
-            let Ok(vars) = self.vars(&node, ClusterState::Existing) else {
-                continue;
-            };
-            let own = NodeFiles::in_dir(&vars.node_dir);
-            files.push(own.stderr);
-            files.push(own.stdout);
-            files.extend(self.desc.log_files(&vars, &self.cluster));
-        }
-        files.into_iter().map(|f| self.local_copy(f)).collect()
+        self.node_logs()
+            .into_iter()
+            .filter(|l| matches!(confine::regular_file_inside(&l.root, &l.path), Ok(Some(_))))
+            .map(|l| l.path)
+            .collect()
     }
 
-    fn crash_scan(&self) -> Option<Vec<CrashLine>> {
-        let found = self.desc.crash.scan(&self.log_files());
-        Some(
-            found
+    fn crash_scan(&self) -> Option<CrashScan> {
+        let report = self.desc.crash.scan(&self.node_logs());
+        let relative = |p: &std::path::Path| {
+            p.strip_prefix(&self.run_dir)
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        };
+        Some(CrashScan {
+            lines: report
+                .matches
                 .into_iter()
                 .map(|m| CrashLine {
-                    file: m
-                        .file
-                        .strip_prefix(&self.run_dir)
-                        .unwrap_or(&m.file)
-                        .display()
-                        .to_string(),
+                    file: relative(&m.file),
                     line: m.line,
                     text: m.text,
                     pattern: m.pattern,
                 })
                 .collect(),
-        )
+            // Paths in the run folder are named from there, as elsewhere in the report.
+            notes: report
+                .notes
+                .into_iter()
+                .map(|n| n.replace(&format!("{}/", self.run_dir.display()), ""))
+                .collect(),
+        })
+    }
+}
+
+impl DescribedCluster {
+    /// Every node's captured output and the description's `node.logs`, each with the
+    /// node's folder it must lie in, as read after the run (the downloaded copy with
+    /// `--hosts`).
+    fn node_logs(&self) -> Vec<LogFile> {
+        let mut files = Vec::new();
+        for node in self.nodes() {
+            let Ok(vars) = self.vars(&node, ClusterState::Existing) else {
+                continue;
+            };
+            let root = self.local_copy(vars.node_dir.clone());
+            let own = NodeFiles::in_dir(&vars.node_dir);
+            for path in [own.stderr, own.stdout]
+                .into_iter()
+                .chain(self.desc.log_files(&vars, &self.cluster))
+            {
+                files.push(LogFile {
+                    root: root.clone(),
+                    path: self.local_copy(path),
+                });
+            }
+        }
+        files
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::db::processes::LocalRunner;
+    use splitbrain_db::{Source, SCAN_HEAD, SCAN_TAIL};
+
+    /// A temporary run folder, removed on drop.
+    struct RunDir(PathBuf);
+    impl RunDir {
+        fn new(tag: &str) -> RunDir {
+            let dir =
+                std::env::temp_dir().join(format!("sb-described-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("nodes/n1")).expect("run dir");
+            RunDir(dir)
+        }
+    }
+    impl Drop for RunDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A one-node cluster of a description whose `[node]` ends with `extra`, with
+    /// `wipe` and `crash` sections as given.
+    fn cluster(run_dir: &std::path::Path, extra: &str, wipe: &str) -> DescribedCluster {
+        let desc = Description::from_str(
+            &format!(
+                "name = \"t\"\nabout = \"x\"\n[node]\nports = {{ client = 7000 }}\nstart = [\"true\"]\n{extra}\n\
+                 [ready]\ntcp = \"{{addr}}:{{port.client}}\"\n[wipe]\npaths = [{wipe}]\n\
+                 [crash]\npatterns = [\"^panic:\"]\n[client]\nexec = [\"true\"]\n"
+            ),
+            Source::Builtin("t"),
+        )
+        .expect("valid");
+        DescribedCluster::new(
+            desc,
+            WorkloadKind::Register,
+            EtcdReads::Linearizable,
+            run_dir.to_path_buf(),
+            &[("n1".to_string(), IpAddr::from([127, 0, 0, 1]))],
+            "t".into(),
+            Box::new(LocalRunner::new(None)),
+        )
+    }
+
+    #[test]
+    fn a_wipe_does_not_follow_a_link_out_of_the_node_folder() {
+        let run = RunDir::new("wipe");
+        let elsewhere = run.0.join("elsewhere");
+        std::fs::create_dir_all(elsewhere.join("member")).expect("elsewhere");
+        std::fs::write(elsewhere.join("member/precious"), "keep").expect("write");
+        std::os::unix::fs::symlink(&elsewhere, run.0.join("nodes/n1/data")).expect("link");
+        let db = cluster(&run.0, "", "\"{data_dir}/member\"");
+        let problems = db.stop_all().join("\n");
+        assert!(problems.contains("data is a symbolic link"), "{problems}");
+        assert!(
+            elsewhere.join("member/precious").exists(),
+            "the wipe reached outside the node's folder"
+        );
+    }
+
+    #[test]
+    fn odd_logs_are_named_in_notes_and_not_read_whole() {
+        let run = RunDir::new("logs");
+        let node = run.0.join("nodes/n1");
+        std::fs::write(run.0.join("secret"), "panic: not ours\n").expect("write");
+        std::os::unix::fs::symlink("/dev/zero", node.join("zero.log")).expect("link");
+        std::os::unix::fs::symlink(run.0.join("secret"), node.join("out.log")).expect("link");
+        // Sparse: a large size without the disk space.
+        let huge = std::fs::File::create(node.join("huge.log")).expect("create");
+        huge.set_len(SCAN_HEAD + SCAN_TAIL + (1 << 30))
+            .expect("size");
+        drop(huge);
+        {
+            use std::io::{Seek, Write};
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(node.join("huge.log"))
+                .expect("open");
+            f.seek(std::io::SeekFrom::End(-20)).expect("seek");
+            f.write_all(b"\npanic: at the end\n").expect("write");
+        }
+        std::fs::write(node.join("stderr.log"), "starting\n").expect("write");
+        let db = cluster(
+            &run.0,
+            "logs = [\"{node_dir}/zero.log\", \"{node_dir}/out.log\", \"{node_dir}/huge.log\"]",
+            "",
+        );
+        let scan = db.crash_scan().expect("patterns");
+        let notes = scan.notes.join("\n");
+        assert!(notes.contains("zero.log is a symbolic link"), "{notes}");
+        assert!(notes.contains("out.log is a symbolic link"), "{notes}");
+        let size = SCAN_HEAD + SCAN_TAIL + (1 << 30);
+        assert!(
+            notes.contains(&format!(
+                "nodes/n1/huge.log is {size} bytes: only its first 64 MiB and last 64 MiB"
+            )),
+            "{notes}"
+        );
+        assert_eq!(scan.lines.len(), 1, "{:?}", scan.lines);
+        assert_eq!(scan.lines[0].text, "panic: at the end");
+        assert_eq!(scan.lines[0].line, None);
+        // The report lists only the regular files.
+        let listed: Vec<String> = db
+            .log_files()
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(listed, ["stderr.log", "huge.log"]);
+    }
+
+    #[tokio::test]
+    async fn a_short_ready_timeout_is_honoured() {
+        // Nothing listens on the probed port: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let desc = Description::from_str(
+            &format!(
+                "name = \"quick\"\nabout = \"x\"\n[node]\nports = {{ client = {port} }}\nstart = [\"true\"]\n\
+                 [ready]\ntcp = \"{{addr}}:{{port.client}}\"\ntimeout = 2.0\n[client]\nexec = [\"true\"]\n"
+            ),
+            Source::Builtin("quick"),
+        )
+        .expect("valid");
+        let run_dir = std::env::temp_dir().join(format!("sb-ready-{}", std::process::id()));
+        let cluster = DescribedCluster::new(
+            desc,
+            WorkloadKind::Register,
+            EtcdReads::Linearizable,
+            run_dir,
+            &[("n1".to_string(), IpAddr::from([127, 0, 0, 1]))],
+            "t".into(),
+            Box::new(LocalRunner::new(None)),
+        );
+        let started = tokio::time::Instant::now();
+        // The driver offers 30 s; the description says 2.
+        let err = cluster
+            .await_ready(Duration::from_secs(30))
+            .await
+            .expect_err("nothing listens");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "took {took:?}: {err:#}");
+        assert!(err.to_string().contains("within 2 s"), "{err:#}");
+    }
 
     fn seen(entries: &[(&str, Option<(u64, u64)>)]) -> BTreeMap<String, Option<(u64, u64)>> {
         entries.iter().map(|(n, d)| (n.to_string(), *d)).collect()

@@ -14,6 +14,7 @@ pub mod bundled;
 pub mod convergence;
 pub mod described;
 pub mod processes;
+pub mod wipe;
 
 use anyhow::anyhow;
 use splitbrain_db::{ClientSpec, Description};
@@ -88,10 +89,12 @@ pub trait Database: Send + Sync {
     fn forget_exited(&self, node: &str) {
         self.runner().forget_exited(node)
     }
-    /// Stops every node (SIGTERM, then SIGKILL after the database's grace period).
-    fn stop_all(&self);
+    /// Stops every node (SIGTERM, then SIGKILL after the database's grace period);
+    /// returns what went wrong on the way (a wipe path that was refused), for the notes.
+    fn stop_all(&self) -> Vec<String>;
     /// Waits until the cluster serves clients; returns a line for the user (`leader
-    /// elected: n3`, `all 5 nodes ready`).
+    /// elected: n3`, `all 5 nodes ready`). `timeout` is the driver's default; a database
+    /// that knows its own (a description's `ready.timeout`) uses that instead.
     fn await_ready(&self, timeout: Duration) -> BoxFuture<'_, anyhow::Result<String>>;
     /// The node that currently leads, when the database can tell.
     fn primary(&self) -> BoxFuture<'_, Option<String>>;
@@ -151,9 +154,18 @@ pub trait Database: Send + Sync {
     fn log_files(&self) -> Vec<PathBuf>;
     /// Lines of the nodes' logs that match the database's crash patterns; `None` when
     /// the database names none.
-    fn crash_scan(&self) -> Option<Vec<CrashLine>> {
+    fn crash_scan(&self) -> Option<CrashScan> {
         None
     }
+}
+
+/// What the crash-pattern scan of the nodes' logs found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrashScan {
+    pub lines: Vec<CrashLine>,
+    /// Logs not read (outside the node's folder, a link, not a regular file) or read in
+    /// part (too large): for the run's notes.
+    pub notes: Vec<String>,
 }
 
 /// A log line that matched one of the database's crash patterns.
@@ -161,8 +173,8 @@ pub trait Database: Send + Sync {
 pub struct CrashLine {
     /// The file, relative to the run folder.
     pub file: String,
-    /// 1-based.
-    pub line: usize,
+    /// 1-based; `None` past the unread middle of a log too large to scan whole.
+    pub line: Option<usize>,
     pub text: String,
     pub pattern: String,
 }

@@ -94,20 +94,13 @@ pub trait NodeRunner: Send + Sync {
     fn make_dir(&self, _node: &str, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
     }
-    /// Removes a file or folder (a node's data) where the node runs; a missing one is
-    /// no error.
-    fn remove_path(&self, _node: &str, path: &Path) -> anyhow::Result<()> {
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(path)
-        } else {
-            std::fs::remove_file(path)
-        };
-        match removed {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(anyhow!("removing {}: {e}", path.display()))
-            }
-            _ => Ok(()),
-        }
+    /// Removes a file or folder (a node's data) inside the node's folder `root` where
+    /// the node runs, never through a symbolic link (one on the way is an error; one
+    /// as `path` itself is removed, not its target); a missing one is no error.
+    fn remove_path(&self, _node: &str, root: &Path, path: &Path) -> anyhow::Result<()> {
+        splitbrain_db::confine::remove_inside(root, path)
+            .map(drop)
+            .with_context(|| format!("removing {}", path.display()))
     }
     fn is_running(&self, node: &str) -> bool;
     /// Forgets (and reaps) a node that exited on its own.

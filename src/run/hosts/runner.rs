@@ -146,8 +146,8 @@ impl NodeRunner for RemoteRunner {
         self.run(node, script).map(drop)
     }
 
-    fn remove_path(&self, node: &str, path: &Path) -> anyhow::Result<()> {
-        let script = format!("rm -rf {}", sq(&path.to_string_lossy()));
+    fn remove_path(&self, node: &str, root: &Path, path: &Path) -> anyhow::Result<()> {
+        let script = crate::run::db::wipe::remote_script(root, path)?;
         self.run(node, script).map(drop)
     }
 
