@@ -288,8 +288,10 @@ impl Ready {
     }
 }
 
-/// The role of a node in its current term.
+/// The role of a node in its current term. Its serde names (`leader`, `follower`,
+/// `candidate`, `pre-candidate`) are the ones the bundled node's admin API reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Follows a leader (or waits for one).
     Follower,
