@@ -175,6 +175,19 @@ impl Reply {
         Ok(decode_value(self.value.unwrap_or(Value::Null))?)
     }
 
+    /// An ok reply carrying `value` serialized (a typed admin answer, say). Should the
+    /// encoding fail, the reply says so: the outcome of a client command would be unknown.
+    pub fn answer(id: u64, value: &impl Serialize) -> Reply {
+        match serde_json::to_value(value) {
+            Ok(value) => Reply::ok(id, value),
+            Err(e) => Reply::error(
+                Some(id),
+                ErrorKind::Timeout,
+                format!("reply encoding failed: {e}"),
+            ),
+        }
+    }
+
     pub fn ok(id: u64, value: Value) -> Reply {
         Reply {
             id: Some(id),
