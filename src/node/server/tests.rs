@@ -56,10 +56,10 @@ async fn measure_elections_under_clock_faults() {
         let c = TestCluster::start(3, ReadMode::ReadIndex).await;
         let leader = c.leader().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let term = c.roles().await[leader].clone().map(|(_, t)| t);
+        let term = c.roles().await[leader].map(|(_, t)| t);
         c.clocks[leader].set(1000, 1.0).expect("skew");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = c.roles().await[leader].clone();
+        let after = c.roles().await[leader];
         if after.is_some_and(|(role, t)| role == Role::Leader && Some(t) == term) {
             forward_kept += 1;
         }
