@@ -12,6 +12,7 @@ use crate::grudge::{Grudge, NodeName};
 use crate::net::NetBackend;
 #[cfg(doc)]
 use crate::schedule::LEADER;
+pub use splitbrain_node_protocol::Role;
 
 /// What the executor needs from the cluster; implemented by the test driver.
 ///
@@ -48,10 +49,9 @@ pub trait ClusterControl {
 }
 
 /// A node's Raft state, as scripted faults need it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftView {
-    /// `leader`, `follower`, `candidate` or `pre-candidate`.
-    pub role: String,
+    pub role: Role,
     pub term: u64,
     pub commit_index: u64,
     pub last_index: u64,

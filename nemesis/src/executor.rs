@@ -538,7 +538,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::RaftView;
+    use crate::control::{RaftView, Role};
     use crate::scenario::SLOW_LEADER_RATE;
     use crate::schedule::{schedule, ScheduleConfig};
     use std::sync::Mutex;
@@ -606,13 +606,14 @@ mod tests {
         }
         async fn raft_view(&self, node: &str) -> Result<RaftView, String> {
             let role = match &self.leader {
-                Some(leader) if leader == node => "leader",
-                _ => "follower",
+                Some(leader) if leader == node => Role::Leader,
+                _ => Role::Follower,
             };
             Ok(RaftView {
-                role: role.into(),
+                role,
                 term: 1,
-                ..RaftView::default()
+                commit_index: 0,
+                last_index: 0,
             })
         }
         async fn set_clock(&self, node: &str, offset_ms: i64, rate: f64) -> Result<(), String> {

@@ -59,7 +59,7 @@ pub mod scenario;
 pub mod schedule;
 
 pub use clock::ClockFault;
-pub use control::{ClusterControl, FaultState, RaftView};
+pub use control::{ClusterControl, FaultState, RaftView, Role};
 pub use error::NemesisError;
 pub use executor::{heal_all, run, NemesisEvent, Phase, RunOutcome};
 pub use faults::{Ability, Capabilities, FaultRow, Lane, Needs, FAULTS};

@@ -42,7 +42,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::control::{
-    script_clock, start_partition, unscript_clock, ClusterControl, FaultState, RaftView,
+    script_clock, start_partition, unscript_clock, ClusterControl, FaultState, RaftView, Role,
 };
 use crate::grudge::{Grudge, NodeName, PartitionShape};
 use crate::net::messages::MessageRules;
@@ -214,7 +214,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
                 continue;
             }
             match role(cluster, candidate).await {
-                Ok((role, term)) if role == "candidate" && term == t => {
+                Ok((role, term)) if role == Role::Candidate && term == t => {
                     freeze(cluster, state, candidate).await?;
                     frozen.push(candidate);
                     // No second campaign from it (it is frozen, but be sure).
@@ -252,7 +252,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
         }
     }
     set(net, &rules).await?;
-    wait_for_role(cluster, &r.a, "leader", t).await?;
+    wait_for_role(cluster, &r.a, Role::Leader, t).await?;
 
     // 3. V restarts (forgetting nothing, if correct) and sits out one election timeout.
     state.killed.insert(r.v.clone());
@@ -267,7 +267,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
     state.killed.remove(&r.v);
     // A restarted node refuses votes for one election timeout; once its own timer has
     // fired (it asks for pre-votes, which are dropped) that time is over.
-    wait_for_role(cluster, &r.v, "pre-candidate", t).await?;
+    wait_for_role(cluster, &r.v, Role::PreCandidate, t).await?;
 
     // 4. B's requests reach V and B's side; B's appends reach them too once it leads.
     for x in others(&all, &r.b) {
@@ -279,7 +279,7 @@ async fn script<C: ClusterControl, N: NetBackend>(
         }
     }
     set(net, &rules).await?;
-    let second = wait_for_role(cluster, &r.b, "leader", t).await;
+    let second = wait_for_role(cluster, &r.b, Role::Leader, t).await;
     // B runs on; A stays frozen until the fault's stop: a leader whose timers stand
     // still never notices it lost its quorum, and keeps appending its clients' writes —
     // the entries that, with two leaders in one term, pass for B's.
@@ -388,7 +388,7 @@ async fn freeze<C: ClusterControl>(
 async fn wait_for_role<C: ClusterControl>(
     cluster: &C,
     node: &str,
-    want: &str,
+    want: Role,
     term: u64,
 ) -> Result<(), String> {
     let deadline = Instant::now() + STEP_TIMEOUT;
@@ -407,7 +407,7 @@ async fn wait_for_role<C: ClusterControl>(
     }
 }
 
-async fn role<C: ClusterControl>(cluster: &C, node: &str) -> Result<(String, u64), String> {
+async fn role<C: ClusterControl>(cluster: &C, node: &str) -> Result<(Role, u64), String> {
     cluster
         .raft_view(node)
         .await
@@ -428,9 +428,9 @@ async fn current_leader<C: ClusterControl>(
         for node in nodes {
             match role(cluster, node).await {
                 Ok((role, term)) => {
-                    if role == "leader" {
+                    if role == Role::Leader {
                         leaders.push((node.clone(), term));
-                    } else if role != "follower" {
+                    } else if role != Role::Follower {
                         terms.push(u64::MAX);
                     }
                     terms.push(term);
@@ -665,7 +665,7 @@ async fn figure_eight_script<C: ClusterControl, N: NetBackend>(
     let deadline = Instant::now() + STEP_TIMEOUT;
     let old_last = loop {
         let l = view(cluster, &r.l).await?;
-        if l.role != "leader" {
+        if l.role != Role::Leader {
             break l.last_index;
         }
         if Instant::now() >= deadline {
@@ -756,7 +756,7 @@ async fn wait_for_leader_above<C: ClusterControl>(
     let deadline = Instant::now() + STEP_TIMEOUT;
     loop {
         let last = match role(cluster, node).await {
-            Ok((role, t)) if role == "leader" && t > term => return Ok(t),
+            Ok((role, t)) if role == Role::Leader && t > term => return Ok(t),
             Ok((role, t)) => format!("{role} of term {t}"),
             Err(e) => format!("no answer ({e})"),
         };

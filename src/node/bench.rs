@@ -7,12 +7,12 @@
 //! This is the documented benchmark for the node's speed; tests never assert speed.
 
 use crate::node::launch::{
-    free_port_base, port_rng, spawn_node, wait_for_leader, Children, LineClient, NodeSpec,
+    admin, free_port_base, port_rng, spawn_node, wait_for_leader, Children, LineClient, NodeSpec,
 };
+use crate::node::protocol::{AdminOp, Command, Status};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
 use splitbrain_workloads::{EtcdConnection, EtcdReads};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -84,21 +84,20 @@ impl Conn {
     ) -> anyhow::Result<Option<Option<String>>> {
         match self {
             Conn::Splitbrain(c) => {
-                let req = if write {
-                    json!({"op": "put", "key": key, "value": value})
+                let key = key.to_string();
+                let command = if write {
+                    Command::Put {
+                        key,
+                        value: value.into(),
+                    }
                 } else {
-                    json!({"op": "get", "key": key})
+                    Command::Get { key }
                 };
-                let reply = c.request(req).await?;
-                if reply.get("ok").and_then(Value::as_bool) == Some(true) {
+                let reply = c.request(command).await?;
+                if reply.ok {
                     return Ok(None);
                 }
-                Ok(Some(
-                    reply
-                        .get("leader")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                ))
+                Ok(Some(reply.leader.flatten()))
             }
             Conn::Etcd(c) => {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -311,9 +310,9 @@ fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let (mut children, specs) = start_bundled(args, root)?;
-    let admin: Vec<String> = specs.iter().map(|s| s.admin_listen.clone()).collect();
+    let admin_addrs: Vec<String> = specs.iter().map(|s| s.admin_listen.clone()).collect();
     let ours = runtime.block_on(async {
-        let leader = wait_for_leader(&admin, Duration::from_secs(30)).await?;
+        let leader = wait_for_leader(&admin_addrs, Duration::from_secs(30)).await?;
         let target = Target::Splitbrain(specs[leader].client_listen.clone());
         let mut rows = Vec::new();
         for &c in &args.clients {
@@ -321,14 +320,9 @@ fn run_in(args: &BenchArgs, root: &Path) -> anyhow::Result<i32> {
         }
         // Elections during the run (term 1 is the first leader's) explain refusals.
         let mut terms = Vec::new();
-        for addr in &admin {
-            let status = crate::node::launch::admin_request(addr, json!({"op": "status"})).await;
-            terms.push(
-                status
-                    .ok()
-                    .and_then(|s| s.get("term").and_then(Value::as_u64))
-                    .unwrap_or(0),
-            );
+        for addr in &admin_addrs {
+            let status = admin::<Status>(addr, AdminOp::Status, Duration::from_secs(5)).await;
+            terms.push(status.map_or(0, |s| s.term));
         }
         println!("final terms per node: {terms:?}");
         Ok::<_, anyhow::Error>(rows)

@@ -52,13 +52,7 @@ pub struct Clock {
 }
 
 /// The clock's current skew, as reported by the admin API.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct ClockSkew {
-    /// Milliseconds added to elapsed time.
-    pub offset_ms: i64,
-    /// Multiplier applied to the passage of real time.
-    pub rate: f64,
-}
+pub use splitbrain_node_protocol::ClockSkew;
 
 impl Default for Clock {
     fn default() -> Self {

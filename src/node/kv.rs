@@ -9,47 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The function of one transaction micro-op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MicroFn {
-    /// Read the key; the reply carries the value read (null when absent).
-    #[serde(rename = "r")]
-    Read,
-    /// Write the value to the key.
-    #[serde(rename = "w")]
-    Write,
-    /// Append the value to the list at the key (absent: a new one-element list).
-    #[serde(rename = "append")]
-    Append,
-}
-
-/// One micro-op of a transaction, `["r", "k", null]`, `["w", "k", V]` or
-/// `["append", "k", V]` on the wire (Elle's notation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MicroOp(pub MicroFn, pub String, pub Value);
-
-/// A command carried in a log entry (or, for `Get` in `log` read mode, a read that goes
-/// through the log to be linearizable).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Command {
-    Get { key: String },
-    Put { key: String, value: Value },
-    Cas { key: String, from: Value, to: Value },
-    Append { key: String, value: Value },
-    Txn { ops: Vec<MicroOp> },
-}
-
-impl Command {
-    /// Whether the command only reads.
-    pub fn is_read_only(&self) -> bool {
-        match self {
-            Command::Get { .. } => true,
-            Command::Txn { ops } => ops.iter().all(|op| op.0 == MicroFn::Read),
-            _ => false,
-        }
-    }
-}
+pub use splitbrain_node_protocol::{Command, MicroFn, MicroOp};
 
 /// A command that was applied (it used its log slot) but had no effect.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -79,16 +39,8 @@ pub struct KvState {
     pub applied_chain: u64,
 }
 
-/// A digest of the state, comparable across replicas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Digest {
-    pub applied_index: u64,
-    /// FNV-1a 64 over the canonical JSON of the sorted data, as 16 hex digits.
-    pub digest: String,
-    /// The applied-entries hash chain ([`KvState::applied_chain`]), as 16 hex digits.
-    pub history: String,
-    pub keys: usize,
-}
+/// A digest of the state, comparable across replicas (the admin API's `digest` answer).
+pub use splitbrain_node_protocol::Digest;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -203,7 +155,8 @@ impl KvState {
             applied_index: self.applied_index,
             digest: format!("{hash:016x}"),
             history: format!("{:016x}", self.applied_chain),
-            keys: self.data.len(),
+            keys: self.data.len() as u64,
+            history_at: None,
         }
     }
 

@@ -2,12 +2,14 @@
 //! `splitbrain cluster`, `splitbrain bench-cluster` and the test harness, so that every
 //! launcher passes exactly the same flags, ties its children to its own life the same
 //! way ([`spawn_tied`]), picks ports the same way ([`free_port_base`]) and speaks the
-//! admin protocol through one function ([`admin_request`]).
+//! admin protocol through one typed function ([`admin`]).
 
+use crate::node::protocol::{self, AdminOp, AdminRequest, Reply, Request, Role, Status};
 use crate::node::server::ReadMode;
 use anyhow::{anyhow, bail, Context};
 use rand::Rng;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -155,15 +157,27 @@ impl LineClient {
         })
     }
 
-    /// Sends `request` (an object; its `id` is set here) and returns the reply object.
-    pub async fn request(&mut self, mut request: Value) -> anyhow::Result<Value> {
+    /// Sends one client-API command (a client port) and returns the node's reply.
+    pub async fn request(&mut self, command: protocol::Command) -> anyhow::Result<Reply> {
+        let id = self.take_id();
+        self.exchange(id, &Request { id, command }).await
+    }
+
+    /// Sends one admin operation (an admin port) and returns the node's reply.
+    pub async fn admin(&mut self, op: AdminOp) -> anyhow::Result<Reply> {
+        let id = self.take_id();
+        self.exchange(id, &AdminRequest { id, op }).await
+    }
+
+    fn take_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        let obj = request
-            .as_object_mut()
-            .ok_or_else(|| anyhow!("request must be a JSON object"))?;
-        obj.insert("id".into(), Value::from(id));
-        let mut bytes = serde_json::to_vec(&request)?;
+        id
+    }
+
+    /// Writes `request` as one line and reads lines until the reply to `id`.
+    async fn exchange(&mut self, id: u64, request: &impl Serialize) -> anyhow::Result<Reply> {
+        let mut bytes = serde_json::to_vec(request).context("encoding the request")?;
         bytes.push(b'\n');
         self.writer.write_all(&bytes).await?;
         loop {
@@ -171,40 +185,34 @@ impl LineClient {
             if self.reader.read_line(&mut self.line).await? == 0 {
                 bail!("connection closed before the reply to request {id}");
             }
-            let reply: Value = serde_json::from_str(&self.line).context("reply is not JSON")?;
-            if reply.get("id").and_then(Value::as_u64) == Some(id) {
+            let reply: Reply = serde_json::from_str(&self.line)
+                .with_context(|| format!("malformed reply line {:?}", self.line.trim_end()))?;
+            if reply.id == Some(id) {
                 return Ok(reply);
             }
         }
     }
 }
 
-/// One admin request on a fresh connection, within 5 s: the reply's `value` when the
-/// node answered `ok`, its error otherwise.
-pub async fn admin_request(addr: &str, request: Value) -> anyhow::Result<Value> {
-    admin_request_within(addr, request, Duration::from_secs(5)).await
-}
-
-/// [`admin_request`] with a chosen timeout.
-pub async fn admin_request_within(
+/// One admin request on a fresh connection, within `timeout`: the value of the node's
+/// ok reply as the type `op` answers with (`Status` for `status`, ...), or an error that
+/// says which node refused, or which field of its answer did not fit.
+pub async fn admin<R: DeserializeOwned>(
     addr: &str,
-    request: Value,
+    op: AdminOp,
     timeout: Duration,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<R> {
+    let name = op.name();
     let reply = tokio::time::timeout(timeout, async {
         let mut c = LineClient::connect(addr).await?;
-        c.request(request).await
+        c.admin(op).await
     })
     .await
-    .map_err(|_| anyhow!("admin request to {addr} timed out"))??;
-    if reply.get("ok") == Some(&Value::Bool(true)) {
-        Ok(reply.get("value").cloned().unwrap_or(Value::Null))
-    } else {
-        Err(anyhow!(
-            "admin request to {addr} failed: {}",
-            reply.get("error").cloned().unwrap_or(Value::Null)
-        ))
-    }
+    .map_err(|_| anyhow!("admin request `{name}` to {addr} timed out after {timeout:?}"))?
+    .with_context(|| format!("admin request `{name}` to {addr}"))?;
+    reply
+        .into_value()
+        .with_context(|| format!("admin request `{name}` to {addr}"))
 }
 
 /// Polls the admin ports until one node reports itself leader; returns its index in
@@ -213,10 +221,9 @@ pub async fn wait_for_leader(admin_addrs: &[String], timeout: Duration) -> anyho
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         for (i, addr) in admin_addrs.iter().enumerate() {
-            if let Ok(status) = admin_request(addr, serde_json::json!({"op": "status"})).await {
-                if status.get("role").and_then(Value::as_str) == Some("leader") {
-                    return Ok(i);
-                }
+            let status = admin::<Status>(addr, AdminOp::Status, Duration::from_secs(5)).await;
+            if status.is_ok_and(|s| s.role == Role::Leader) {
+                return Ok(i);
             }
         }
         if tokio::time::Instant::now() > deadline {
@@ -332,4 +339,93 @@ pub fn port_rng(seed: u64) -> rand_chacha::ChaCha8Rng {
     <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(
         seed ^ u64::from(std::process::id()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::protocol::ClockSkew;
+    use serde_json::{json, Value};
+    use tokio::net::TcpListener;
+
+    /// An admin port on loopback that answers its first request line with `value` as an
+    /// ok reply (or with `error` as a refusal), echoing the request's id; returns its
+    /// address and the request line it got.
+    async fn fake_admin(
+        answer: Result<Value, &'static str>,
+    ) -> (String, tokio::task::JoinHandle<Value>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let (r, mut w) = stream.into_split();
+            let mut line = String::new();
+            BufReader::new(r).read_line(&mut line).await.expect("read");
+            let request: Value = serde_json::from_str(&line).expect("request json");
+            let reply = match answer {
+                Ok(value) => json!({"id": request["id"], "ok": true, "value": value}),
+                Err(error) => json!({"id": request["id"], "ok": false, "error": error,
+                                     "definite": true, "message": "said no"}),
+            };
+            let mut out = serde_json::to_vec(&reply).expect("reply json");
+            out.push(b'\n');
+            w.write_all(&out).await.expect("write");
+            request
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn admin_sends_the_documented_line_and_decodes_the_typed_value() {
+        let (addr, node) = fake_admin(Ok(json!({"offset_ms": 5, "rate": 2.0}))).await;
+        let op = AdminOp::Clock {
+            offset_ms: 5,
+            rate: 2.0,
+        };
+        let skew: ClockSkew = admin(&addr, op, Duration::from_secs(5))
+            .await
+            .expect("a skew");
+        assert_eq!(
+            skew,
+            ClockSkew {
+                offset_ms: 5,
+                rate: 2.0
+            }
+        );
+        let sent = node.await.expect("fake node");
+        assert_eq!(
+            sent,
+            json!({"id": 1, "op": "clock", "offset_ms": 5, "rate": 2.0})
+        );
+        // A digest without `at` leaves it out, as the protocol documents.
+        let (addr, node) = fake_admin(Err("bad-request")).await;
+        let _ = admin::<Value>(&addr, AdminOp::Digest { at: None }, Duration::from_secs(5)).await;
+        assert_eq!(
+            node.await.expect("fake node"),
+            json!({"id": 1, "op": "digest"})
+        );
+    }
+
+    #[tokio::test]
+    async fn admin_errors_name_the_node_the_op_and_what_was_wrong() {
+        let (addr, _node) = fake_admin(Ok(json!({"id": 1, "role": "boss"}))).await;
+        let err = admin::<Status>(&addr, AdminOp::Status, Duration::from_secs(5))
+            .await
+            .expect_err("not a status");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("`status` to {addr}"))
+                && text.contains("role")
+                && text.contains("boss"),
+            "{text}"
+        );
+        let (addr, _node) = fake_admin(Err("bad-request")).await;
+        let err = admin::<Status>(&addr, AdminOp::LogTerms, Duration::from_secs(5))
+            .await
+            .expect_err("refused");
+        assert!(
+            format!("{err:#}").ends_with("the node answered bad-request: said no"),
+            "{err:#}"
+        );
+    }
 }

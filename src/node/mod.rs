@@ -7,7 +7,9 @@
 //! - [`wal`]: segment files with length + CRC32 records, group-committed fsync, torn
 //!   tail repair, snapshots and compaction.
 //! - [`kv`]: the JSON key-value state machine (get, put, cas, append, txn) and its digest.
-//! - [`protocol`]: the JSON-lines client and admin protocol, shared with the harness.
+//! - [`protocol`]: the JSON-lines client and admin protocol: the
+//!   `splitbrain-node-protocol` crate, shared with the harness, the bench and the
+//!   workloads' client.
 //! - [`transport`]: one outgoing TCP connection per directed peer link.
 //! - [`clock`]: the skewable clock every timer of the node reads.
 //! - [`bugs`]: the deliberate-bug registry.
@@ -19,7 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod kv;
 pub mod launch;
-pub mod protocol;
+pub use splitbrain_node_protocol as protocol;
 pub mod server;
 pub mod transport;
 pub mod wal;

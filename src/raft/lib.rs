@@ -288,8 +288,10 @@ impl Ready {
     }
 }
 
-/// The role of a node in its current term.
+/// The role of a node in its current term. Its serde names (`leader`, `follower`,
+/// `candidate`, `pre-candidate`) are the ones the bundled node's admin API reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Follows a leader (or waits for one).
     Follower,
@@ -299,6 +301,43 @@ pub enum Role {
     Candidate,
     /// The leader of its term.
     Leader,
+}
+
+impl Role {
+    /// The role's name, as it serializes (`leader`, `pre-candidate`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Follower => "follower",
+            Role::PreCandidate => "pre-candidate",
+            Role::Candidate => "candidate",
+            Role::Leader => "leader",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::Role;
+
+    #[test]
+    fn roles_print_as_they_serialize() {
+        for role in [
+            Role::Leader,
+            Role::Follower,
+            Role::Candidate,
+            Role::PreCandidate,
+        ] {
+            let wire = serde_json::to_value(role).expect("serializes");
+            assert_eq!(wire, serde_json::Value::from(role.to_string()));
+        }
+        assert_eq!(Role::PreCandidate.to_string(), "pre-candidate");
+    }
 }
 
 /// A snapshot of a node's consensus state, for the admin API and the simulation.

@@ -9,9 +9,11 @@
 //! reported as `fail`, because a read has no effect to be uncertain about; this spares
 //! the driver a new process number for every timed-out read.
 //!
-//! [`BundledClient`] speaks the bundled Raft KV's JSON-lines protocol to one node,
-//! treating it as a black box (its own serde types here; nothing is imported from the
-//! node). The protocol, as this client relies on it:
+//! [`BundledClient`] speaks the bundled Raft KV's JSON-lines protocol to one node with the
+//! protocol's own types (the `splitbrain-node-protocol` crate, shared with the node, so
+//! the two ends cannot drift apart), and otherwise treats the node as a black box: a
+//! reply outside the protocol (an unknown error code, say) is not understood, so the
+//! operation's outcome is unknown. The protocol, as this client relies on it:
 //!
 //! ```text
 //! → {"id":1,"op":"get","key":"k"}          ← {"id":1,"ok":true,"value":V}   (null when absent)
@@ -51,9 +53,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use splitbrain_checker::Key;
+use splitbrain_node_protocol::{Command, ErrorKind, MicroFn, MicroOp, Reply, Request};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
@@ -81,50 +83,6 @@ impl<C: Client + ?Sized> Client for Box<C> {
     fn invoke<'a>(&'a mut self, op: &'a Op) -> BoxFuture<'a, Completion> {
         (**self).invoke(op)
     }
-}
-
-/// A request of the bundled node's client API (without its id).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-pub enum Request {
-    Get { key: String },
-    Put { key: String, value: Value },
-    Cas { key: String, from: Value, to: Value },
-    Append { key: String, value: Value },
-    Txn { ops: Vec<Value> },
-}
-
-/// One request line: the id the reply will echo, and the request.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    id: u64,
-    #[serde(flatten)]
-    request: &'a Request,
-}
-
-/// One reply line of the bundled node.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Reply {
-    /// The request's id; `null` when the node could not read one from our line (then it
-    /// can only be the reply to the request in flight).
-    #[serde(default)]
-    pub id: Option<u64>,
-    pub ok: bool,
-    /// The result of an `ok` reply; the current value of a `cas-mismatch`.
-    #[serde(default)]
-    pub value: Value,
-    /// The error code of a rejection (`cas-mismatch`, `not-leader`, `timeout`, ...).
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Whether a rejected operation certainly never takes effect.
-    #[serde(default)]
-    pub definite: Option<bool>,
-    /// For `not-leader`: the leader's client address, when known.
-    #[serde(default)]
-    pub leader: Option<String>,
-    /// A human-readable explanation.
-    #[serde(default)]
-    pub message: Option<String>,
 }
 
 /// Why a request got no reply. [`RequestError::was_sent`] says whether the node may have
@@ -205,14 +163,15 @@ impl Connection {
         self.stream = None;
     }
 
-    /// Sends `request` and waits for its reply until `deadline`. Any error leaves the
-    /// connection closed.
+    /// Sends `command` and waits for its reply until `deadline`. Any error leaves the
+    /// connection closed. A reply's `id` is null only when the node could not read one
+    /// from our line: then it can only answer the request in flight.
     pub async fn request(
         &mut self,
-        request: &Request,
+        command: &Command,
         deadline: Instant,
     ) -> Result<Reply, RequestError> {
-        let result = self.exchange(request, deadline).await;
+        let result = self.exchange(command, deadline).await;
         if result.is_err() {
             self.disconnect();
         }
@@ -221,13 +180,16 @@ impl Connection {
 
     async fn exchange(
         &mut self,
-        request: &Request,
+        command: &Command,
         deadline: Instant,
     ) -> Result<Reply, RequestError> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut line =
-            serde_json::to_string(&Envelope { id, request }).map_err(RequestError::Encode)?;
+        let request = Request {
+            id,
+            command: command.clone(),
+        };
+        let mut line = serde_json::to_string(&request).map_err(RequestError::Encode)?;
         line.push('\n');
         let stream = match &mut self.stream {
             Some(stream) => stream,
@@ -344,10 +306,10 @@ impl BundledClient {
                 Err(e) => return uncertain(op, e.to_string()),
             };
             if reply.ok {
-                return self.completed(op, reply.value);
+                return self.completed(op, reply.value.unwrap_or(Value::Null));
             }
-            let leader = match (&reply.error, reply.definite, &reply.leader) {
-                (Some(code), Some(true), Some(leader)) if code == "not-leader" => leader,
+            let leader = match (reply.error, reply.definite, &reply.leader) {
+                (Some(ErrorKind::NotLeader), Some(true), Some(Some(leader))) => leader,
                 _ => return rejected(op, &reply),
             };
             if hops == self.max_redirects {
@@ -362,7 +324,7 @@ impl BundledClient {
     }
 
     /// The request for `op`, or why this client cannot perform it.
-    fn to_request(&self, op: &Op) -> Result<Request, String> {
+    fn to_request(&self, op: &Op) -> Result<Command, String> {
         let unsupported = || format!("unsupported-op: {} cannot perform `{}`", self.kind, op.f);
         let key = |default: &str| {
             op.key
@@ -370,16 +332,16 @@ impl BundledClient {
                 .map_or_else(|| default.to_string(), Key::to_string)
         };
         match (self.kind, op.f.as_str()) {
-            (WorkloadKind::Register | WorkloadKind::Kv, "read") => Ok(Request::Get {
+            (WorkloadKind::Register | WorkloadKind::Kv, "read") => Ok(Command::Get {
                 key: key(REGISTER_KEY),
             }),
-            (WorkloadKind::Register | WorkloadKind::Kv, "write") => Ok(Request::Put {
+            (WorkloadKind::Register | WorkloadKind::Kv, "write") => Ok(Command::Put {
                 key: key(REGISTER_KEY),
                 value: op.value.clone(),
             }),
             (WorkloadKind::Register | WorkloadKind::Kv, "cas") => {
                 match op.value.as_array().map(Vec::as_slice) {
-                    Some([from, to]) => Ok(Request::Cas {
+                    Some([from, to]) => Ok(Command::Cas {
                         key: key(REGISTER_KEY),
                         from: from.clone(),
                         to: to.clone(),
@@ -390,21 +352,21 @@ impl BundledClient {
                     )),
                 }
             }
-            (WorkloadKind::Mutex, "acquire") => Ok(Request::Cas {
+            (WorkloadKind::Mutex, "acquire") => Ok(Command::Cas {
                 key: key(MUTEX_KEY),
                 from: Value::Null,
                 to: owner_token(op)?,
             }),
-            (WorkloadKind::Mutex, "release") => Ok(Request::Cas {
+            (WorkloadKind::Mutex, "release") => Ok(Command::Cas {
                 key: key(MUTEX_KEY),
                 from: owner_token(op)?,
                 to: Value::Null,
             }),
-            (WorkloadKind::Set, "add") => Ok(Request::Append {
+            (WorkloadKind::Set, "add") => Ok(Command::Append {
                 key: key(SET_KEY),
                 value: op.value.clone(),
             }),
-            (WorkloadKind::Set, "read") => Ok(Request::Get { key: key(SET_KEY) }),
+            (WorkloadKind::Set, "read") => Ok(Command::Get { key: key(SET_KEY) }),
             (WorkloadKind::ListAppend | WorkloadKind::RwRegister, "txn") => {
                 let micro_ops = op.value.as_array().ok_or_else(|| {
                     format!("bad-op: txn needs a list of micro-ops, got {}", op.value)
@@ -413,7 +375,7 @@ impl BundledClient {
                     .iter()
                     .map(server_micro_op)
                     .collect::<Result<_, _>>()?;
-                Ok(Request::Txn { ops })
+                Ok(Command::Txn { ops })
             }
             _ => Err(unsupported()),
         }
@@ -453,18 +415,17 @@ pub(crate) fn owner_token(op: &Op) -> Result<Value, String> {
     Ok(op.value.clone())
 }
 
-/// A history micro-op `[f, key, value]` as the node expects it: the key as a string.
-fn server_micro_op(micro: &Value) -> Result<Value, String> {
+/// A history micro-op `[f, key, value]` as the node expects it: a function the node
+/// knows (`r`, `w`, `append`) and the key as a string.
+fn server_micro_op(micro: &Value) -> Result<MicroOp, String> {
     match micro.as_array().map(Vec::as_slice) {
-        Some([f, key, value]) if f.is_string() => {
+        Some([f, key, value]) => {
+            let f: MicroFn = serde_json::from_value(f.clone())
+                .map_err(|e| format!("bad-op: micro-op function {f}: {e}"))?;
             let key = Key::from_json(key).ok_or_else(|| {
                 format!("bad-op: micro-op key must be a string or integer, got {key}")
             })?;
-            Ok(Value::Array(vec![
-                f.clone(),
-                Value::String(key.to_string()),
-                value.clone(),
-            ]))
+            Ok(MicroOp(f, key.to_string(), value.clone()))
         }
         _ => Err(format!(
             "bad-op: micro-op must be [f, key, value], got {micro}"
@@ -527,17 +488,16 @@ fn completed_txn(invoked: &Value, reply: &Value, lists: bool) -> Result<Value, S
 
 /// The completion of an operation the node rejected.
 fn rejected(op: &Op, reply: &Reply) -> Completion {
-    let code = reply.error.as_deref().unwrap_or("unknown-error");
+    let code = reply.error.map_or("unknown-error", ErrorKind::name);
     let error = match &reply.message {
         Some(message) => format!("{code}: {message}"),
         None => code.to_string(),
     };
     // Trust the node's `definite`; a reply without one is definite only for the codes
     // that mean "refused before proposing" or "applied without effect".
-    let definite = reply.definite.unwrap_or(matches!(
-        code,
-        "not-leader" | "cas-mismatch" | "type-mismatch" | "bad-request" | "unavailable"
-    ));
+    let definite = reply
+        .definite
+        .unwrap_or_else(|| reply.error.is_some_and(ErrorKind::is_definite));
     if definite {
         Completion::fail(op.value.clone(), error)
     } else {
@@ -1004,18 +964,56 @@ mod tests {
         assert!(node.requests().is_empty());
     }
 
+    #[tokio::test]
+    async fn micro_ops_the_node_does_not_know_are_refused_without_sending() {
+        let node = fake_node(vec![]).await;
+        let mut client = BundledClient::new(WorkloadKind::ListAppend, &node.addr, TIMEOUT);
+        let done = client
+            .invoke(&op(
+                "txn",
+                None,
+                json!([["append", 1, 2], ["delete", 1, null]]),
+            ))
+            .await;
+        assert_eq!(done.kind, EventType::Fail, "{done:?}");
+        assert!(
+            done.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("bad-op") && e.contains("delete")),
+            "{done:?}"
+        );
+        assert!(node.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reply_outside_the_protocol_is_uncertain_and_says_why() {
+        let node = fake_node(vec![Action::Reply(
+            json!({"ok": false, "error": "on-fire", "definite": true}),
+        )])
+        .await;
+        let mut client = BundledClient::new(WorkloadKind::Register, &node.addr, TIMEOUT);
+        let done = client.invoke(&op("write", None, json!(1))).await;
+        // A node that speaks outside the protocol is not trusted to have refused.
+        assert_eq!(done.kind, EventType::Info, "{done:?}");
+        assert!(
+            done.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("malformed reply") && e.contains("on-fire")),
+            "{done:?}"
+        );
+    }
+
     #[test]
     fn requests_serialize_as_the_node_expects() {
-        let request = Request::Cas {
-            key: "k".into(),
-            from: Value::Null,
-            to: json!(2),
-        };
-        let line = serde_json::to_string(&Envelope {
+        let request = Request {
             id: 3,
-            request: &request,
-        })
-        .expect("encodes");
+            command: Command::Cas {
+                key: "k".into(),
+                from: Value::Null,
+                to: json!(2),
+            },
+        };
+        let line = serde_json::to_string(&request).expect("encodes");
         assert_eq!(line, r#"{"id":3,"op":"cas","key":"k","from":null,"to":2}"#);
     }
 }

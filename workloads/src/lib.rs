@@ -43,7 +43,7 @@ pub mod generator;
 pub mod op;
 
 pub use adapter::{AdapterClient, AdapterError, AdapterSpec, Handshake, PROTOCOL_VERSION};
-pub use client::{BoxFuture, BundledClient, Client, Connection, Reply, Request, RequestError};
+pub use client::{BoxFuture, BundledClient, Client, Connection, RequestError};
 pub use etcd::{EtcdClient, EtcdConnection, EtcdError, EtcdReads, MemberHash, MemberStatus};
 pub use generator::{ConfigError, Generator, UnknownWorkload, WorkloadConfig, WorkloadKind};
 pub use op::{Completion, Op};

@@ -9,11 +9,11 @@ use super::recovery::Recovered;
 use super::{NodeConfig, ReadMode};
 use crate::node::clock::{Clock, TickSource};
 use crate::node::kv::{ApplyError, Command, KvState, MicroOp};
-use crate::node::protocol::{AdminOp, ErrorKind, Reply};
+use crate::node::protocol::{AdminOp, ErrorKind, HistoryAt, LogTerms, Reply, Status};
 use crate::node::transport::Transport;
 use crate::node::wal::{Record, StoredSnapshot, Wal, WalEntry};
 use anyhow::anyhow;
-use serde_json::{json, Value};
+use serde_json::Value;
 use splitbrain_raft::{Entry, HardState, Message, NodeId, RaftNode, Ready, Role, Snapshot};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -30,8 +30,9 @@ pub(super) enum Event {
         reply: ReplyTx,
     },
     Admin {
+        id: u64,
         op: AdminOp,
-        reply: oneshot::Sender<Result<Value, String>>,
+        reply: oneshot::Sender<Reply>,
     },
 }
 
@@ -206,8 +207,8 @@ impl Driver {
 
     fn handle_event(&mut self, event: Event) {
         match event {
-            Event::Admin { op, reply } => {
-                let _ = reply.send(self.admin(op));
+            Event::Admin { id, op, reply } => {
+                let _ = reply.send(self.admin(id, op));
             }
             Event::Client { id, command, reply } => self.handle_client(id, command, reply),
         }
@@ -328,61 +329,55 @@ impl Driver {
         }
     }
 
-    fn admin(&mut self, op: AdminOp) -> Result<Value, String> {
+    /// The answer to an admin request (clock ones excepted), as its protocol type.
+    fn admin(&mut self, id: u64, op: AdminOp) -> Reply {
         match op {
             AdminOp::Status => {
                 let s = self.core.status();
-                let role = match s.role {
-                    Role::Leader => "leader",
-                    Role::Follower => "follower",
-                    Role::Candidate => "candidate",
-                    Role::PreCandidate => "pre-candidate",
-                };
-                Ok(json!({
-                    "id": self.cfg.id,
-                    "name": self.cfg.name,
-                    "role": role,
-                    "term": s.term,
-                    "voted_for": s.voted_for,
-                    "leader": s.leader,
-                    "commit_index": s.commit,
-                    "applied_index": self.kv.applied_index,
-                    "last_index": s.last_index,
-                    "snapshot_index": s.snapshot_index,
-                    "log_entries": s.log_len,
-                    "read_mode": self.cfg.read_mode,
-                    "clock": self.clock.skew(),
-                }))
+                Reply::answer(
+                    id,
+                    &Status {
+                        id: self.cfg.id,
+                        name: self.cfg.name.clone(),
+                        role: s.role,
+                        term: s.term,
+                        voted_for: s.voted_for,
+                        leader: s.leader,
+                        commit_index: s.commit,
+                        applied_index: self.kv.applied_index,
+                        last_index: s.last_index,
+                        snapshot_index: s.snapshot_index,
+                        log_entries: s.log_len,
+                        read_mode: self.cfg.read_mode,
+                        clock: self.clock.skew(),
+                    },
+                )
             }
             AdminOp::Digest { at } => {
-                let mut value =
-                    serde_json::to_value(self.kv.digest()).map_err(|e| e.to_string())?;
-                if let Some(at) = at {
-                    value["history_at"] = match self.chain_at.get(&at) {
-                        Some(chain) => json!({"index": at, "history": format!("{chain:016x}")}),
-                        None => Value::Null,
-                    };
-                }
-                Ok(value)
+                let mut digest = self.kv.digest();
+                digest.history_at = at.map(|index| {
+                    self.chain_at.get(&index).map(|chain| HistoryAt {
+                        index,
+                        history: format!("{chain:016x}"),
+                    })
+                });
+                Reply::answer(id, &digest)
             }
             AdminOp::LogTerms => {
                 let s = self.core.status();
-                let entries: Vec<[u64; 2]> = self
-                    .core
-                    .log_terms()
-                    .into_iter()
-                    .map(|(i, t)| [i, t])
-                    .collect();
-                Ok(json!({
-                    "snapshot_index": s.snapshot_index,
-                    "snapshot_term": s.snapshot_term,
-                    "entries": entries,
-                }))
+                let terms = LogTerms {
+                    snapshot_index: s.snapshot_index,
+                    snapshot_term: s.snapshot_term,
+                    entries: self.core.log_terms(),
+                };
+                Reply::answer(id, &terms)
             }
             // Clock operations are handled by the admin listener directly.
-            AdminOp::Clock { .. } | AdminOp::ClockReset => {
-                Err("clock ops are handled by the listener".into())
-            }
+            op @ (AdminOp::Clock { .. } | AdminOp::ClockReset) => Reply::error(
+                Some(id),
+                ErrorKind::BadRequest,
+                format!("`{}` is handled by the admin listener", op.name()),
+            ),
         }
     }
 

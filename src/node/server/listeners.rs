@@ -7,7 +7,6 @@ use super::driver::Event;
 use crate::node::clock::Clock;
 use crate::node::protocol::{parse_line, AdminOp, AdminRequest, ErrorKind, Reply, Request};
 use crate::node::transport::{shutdown_signalled, ShutdownRx};
-use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
@@ -130,7 +129,7 @@ pub(super) async fn serve_admin(
                         id,
                         op: AdminOp::Clock { offset_ms, rate },
                     }) => match clock.set(offset_ms, rate) {
-                        Ok(()) => Reply::ok(id, json!(clock.skew())),
+                        Ok(()) => Reply::answer(id, &clock.skew()),
                         Err(e) => Reply::error(Some(id), ErrorKind::BadRequest, e),
                     },
                     Ok(AdminRequest {
@@ -138,18 +137,16 @@ pub(super) async fn serve_admin(
                         op: AdminOp::ClockReset,
                     }) => {
                         clock.reset();
-                        Reply::ok(id, json!(clock.skew()))
+                        Reply::answer(id, &clock.skew())
                     }
                     Ok(AdminRequest { id, op }) => {
                         let (tx, rx) = oneshot::channel();
-                        if events.send(Event::Admin { op, reply: tx }).await.is_err() {
+                        let event = Event::Admin { id, op, reply: tx };
+                        if events.send(event).await.is_err() {
                             return;
                         }
-                        match rx.await {
-                            Ok(Ok(value)) => Reply::ok(id, value),
-                            Ok(Err(e)) => Reply::error(Some(id), ErrorKind::BadRequest, e),
-                            Err(_) => Reply::error(Some(id), ErrorKind::ShuttingDown, ""),
-                        }
+                        rx.await
+                            .unwrap_or_else(|_| Reply::error(Some(id), ErrorKind::ShuttingDown, ""))
                     }
                 };
                 let mut line = reply.to_line();

@@ -45,42 +45,8 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-/// How reads are served.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReadMode {
-    /// Linearizable: the leader confirms its leadership with a heartbeat quorum
-    /// (read index), then serves once it applied up to that index.
-    ReadIndex,
-    /// Linearizable: reads are proposed and answered when applied, like writes.
-    Log,
-    /// Leader lease: no quorum round while the lease (counted in clock ticks) lasts.
-    /// Correct only while clocks behave.
-    Lease,
-    /// Any replica serves from its local state: stale reads are expected.
-    Local,
-}
-
-impl ReadMode {
-    pub const ALL: [ReadMode; 4] = [
-        ReadMode::ReadIndex,
-        ReadMode::Log,
-        ReadMode::Lease,
-        ReadMode::Local,
-    ];
-
-    /// The name on the command line (`read-index`, `log`, `lease`, `local`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ReadMode::ReadIndex => "read-index",
-            ReadMode::Log => "log",
-            ReadMode::Lease => "lease",
-            ReadMode::Local => "local",
-        }
-    }
-}
+/// How reads are served (defined with the protocol: `status` reports it).
+pub use splitbrain_node_protocol::ReadMode;
 
 /// Everything a node needs besides its listeners.
 #[derive(Debug, Clone)]

@@ -3,8 +3,9 @@
 //! test can skew directly and a stop signal of its own.
 
 use super::*;
+use crate::node::launch::admin;
+use crate::node::protocol::{AdminOp, Role, Status};
 use crate::node::wal::tests::TempDir;
-use serde_json::json;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -95,15 +96,11 @@ impl TestCluster {
     }
 
     /// Role and term of each running node (`None` where it does not answer).
-    pub async fn roles(&self) -> Vec<Option<(String, u64)>> {
+    pub async fn roles(&self) -> Vec<Option<(Role, u64)>> {
         let mut out = Vec::new();
         for addr in &self.admin {
-            let reply = crate::node::launch::admin_request(addr, json!({"op": "status"})).await;
-            out.push(reply.ok().and_then(|r| {
-                let role = r.get("role")?.as_str()?.to_string();
-                let term = r.get("term")?.as_u64()?;
-                Some((role, term))
-            }));
+            let status = admin::<Status>(addr, AdminOp::Status, Duration::from_secs(5)).await;
+            out.push(status.ok().map(|s| (s.role, s.term)));
         }
         out
     }

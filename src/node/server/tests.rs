@@ -3,7 +3,10 @@
 
 use super::test_cluster::TestCluster;
 use super::*;
-use crate::node::launch::{admin_request, LineClient};
+use crate::node::launch::{admin, LineClient};
+use crate::node::protocol::{
+    AdminOp, ClockSkew, Command, Digest, ErrorKind, LogTerms, MicroFn, MicroOp, Reply, Role, Status,
+};
 use crate::node::wal::tests::TempDir;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -35,30 +38,29 @@ async fn measure_elections_under_clock_faults() {
         }
         c.stop_node(leader);
         let start = std::time::Instant::now();
-        let elected =
-            loop {
-                let roles = c.roles().await;
-                if roles.iter().enumerate().any(|(i, r)| {
-                    i != leader && r.as_ref().is_some_and(|(role, _)| role == "leader")
-                }) {
-                    break Some(start.elapsed());
-                }
-                if start.elapsed() > Duration::from_secs(10) {
-                    break None;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            };
+        let elected = loop {
+            let roles = c.roles().await;
+            if roles.iter().enumerate().any(|(i, r)| {
+                i != leader && r.as_ref().is_some_and(|(role, _)| *role == Role::Leader)
+            }) {
+                break Some(start.elapsed());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
         backward.push(elected);
         c.stop().await;
 
         let c = TestCluster::start(3, ReadMode::ReadIndex).await;
         let leader = c.leader().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let term = c.roles().await[leader].clone().map(|(_, t)| t);
+        let term = c.roles().await[leader].map(|(_, t)| t);
         c.clocks[leader].set(1000, 1.0).expect("skew");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = c.roles().await[leader].clone();
-        if after.is_some_and(|(role, t)| role == "leader" && Some(t) == term) {
+        let after = c.roles().await[leader];
+        if after.is_some_and(|(role, t)| role == Role::Leader && Some(t) == term) {
             forward_kept += 1;
         }
         c.stop().await;
@@ -69,7 +71,7 @@ async fn measure_elections_under_clock_faults() {
     );
 }
 
-async fn send_raw(addr: &str, line: &str) -> Value {
+async fn send_raw(addr: &str, line: &str) -> Reply {
     let mut s = TcpStream::connect(addr).await.expect("connect");
     s.write_all(line.as_bytes()).await.expect("write");
     let mut lines = BufReader::new(s).lines();
@@ -78,7 +80,26 @@ async fn send_raw(addr: &str, line: &str) -> Value {
         .await
         .expect("read")
         .expect("a reply line");
-    serde_json::from_str(&reply).expect("reply is JSON")
+    serde_json::from_str(&reply).expect("a reply line")
+}
+
+/// One admin request to a test node, within 5 s.
+async fn admin_of<R: serde::de::DeserializeOwned>(addr: &str, op: AdminOp) -> anyhow::Result<R> {
+    admin(addr, op, Duration::from_secs(5)).await
+}
+
+fn put(key: &str, value: Value) -> Command {
+    Command::Put {
+        key: key.into(),
+        value,
+    }
+}
+
+fn append(key: &str, value: Value) -> Command {
+    Command::Append {
+        key: key.into(),
+        value,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,53 +109,50 @@ async fn cluster_serves_every_operation_and_followers_redirect() {
     let mut c = LineClient::connect(&cluster.client[leader])
         .await
         .expect("connect");
+    let r = c.request(put("x", json!(1))).await.expect("put");
+    assert!(r.ok, "{r:?}");
     let r = c
-        .request(json!({"op":"put","key":"x","value":1}))
+        .request(Command::Get { key: "x".into() })
         .await
-        .expect("put");
-    assert_eq!(r["ok"], json!(true), "{r}");
-    let r = c.request(json!({"op":"get","key":"x"})).await.expect("get");
-    assert_eq!(r["value"], json!(1), "{r}");
-    let r = c
-        .request(json!({"op":"cas","key":"x","from":5,"to":6}))
-        .await
-        .expect("cas");
+        .expect("get");
+    assert_eq!(r.value, Some(json!(1)), "{r:?}");
+    let cas = |from: i64, to: i64| Command::Cas {
+        key: "x".into(),
+        from: json!(from),
+        to: json!(to),
+    };
+    let r = c.request(cas(5, 6)).await.expect("cas");
     assert_eq!(
-        (&r["error"], &r["definite"], &r["value"]),
-        (&json!("cas-mismatch"), &json!(true), &json!(1))
+        (r.error, r.definite, r.value),
+        (Some(ErrorKind::CasMismatch), Some(true), Some(json!(1)))
     );
-    let r = c
-        .request(json!({"op":"cas","key":"x","from":1,"to":2}))
-        .await
-        .expect("cas");
-    assert_eq!(r["ok"], json!(true), "{r}");
-    let r = c
-        .request(json!({"op":"append","key":"l","value":"a"}))
-        .await
-        .expect("append");
-    assert_eq!(r["value"], json!(["a"]), "{r}");
-    let r = c
-        .request(json!({"op":"append","key":"x","value":"a"}))
-        .await
-        .expect("append");
+    let r = c.request(cas(1, 2)).await.expect("cas");
+    assert!(r.ok, "{r:?}");
+    let r = c.request(append("l", json!("a"))).await.expect("append");
+    assert_eq!(r.value, Some(json!(["a"])), "{r:?}");
+    let r = c.request(append("x", json!("a"))).await.expect("append");
     assert_eq!(
-        (&r["error"], &r["definite"]),
-        (&json!("type-mismatch"), &json!(true)),
-        "{r}"
+        (r.error, r.definite),
+        (Some(ErrorKind::TypeMismatch), Some(true)),
+        "{r:?}"
     );
-    let r = c
-        .request(json!({"op":"txn","ops":[["r","x",null],["w","y",3],["append","l","b"],["r","l",null]]}))
-        .await
-        .expect("txn");
+    let micro = |f, k: &str, v| MicroOp(f, k.into(), v);
+    let ops = vec![
+        micro(MicroFn::Read, "x", Value::Null),
+        micro(MicroFn::Write, "y", json!(3)),
+        micro(MicroFn::Append, "l", json!("b")),
+        micro(MicroFn::Read, "l", Value::Null),
+    ];
+    let r = c.request(Command::Txn { ops }).await.expect("txn");
     assert_eq!(
-        r["value"],
-        json!([
+        r.value,
+        Some(json!([
             ["r", "x", 2],
             ["w", "y", 3],
             ["append", "l", "b"],
             ["r", "l", ["a", "b"]]
-        ]),
-        "{r}"
+        ])),
+        "{r:?}"
     );
 
     // Pipelined requests on one connection all get answered.
@@ -154,14 +172,14 @@ async fn cluster_serves_every_operation_and_followers_redirect() {
     let mut bad = 0;
     while seen.len() < 21 {
         let line = lines.next_line().await.expect("read").expect("line");
-        let v: Value = serde_json::from_str(&line).expect("json");
-        match v["id"].as_u64() {
+        let r: Reply = serde_json::from_str(&line).expect("a reply line");
+        match r.id {
             Some(id) => {
-                assert_eq!(v["ok"], json!(true), "{v}");
+                assert!(r.ok, "{r:?}");
                 seen.insert(id);
             }
             None => {
-                assert_eq!(v["error"], json!("bad-request"));
+                assert_eq!(r.error, Some(ErrorKind::BadRequest));
                 bad += 1;
             }
         }
@@ -175,18 +193,18 @@ async fn cluster_serves_every_operation_and_followers_redirect() {
         "{\"id\":7,\"op\":\"put\",\"key\":\"x\",\"value\":9}\n",
     )
     .await;
-    assert_eq!(r["error"], json!("not-leader"), "{r}");
-    assert_eq!(r["definite"], json!(true));
-    assert_eq!(r["leader"], json!(cluster.client[leader]));
+    assert_eq!(r.error, Some(ErrorKind::NotLeader), "{r:?}");
+    assert_eq!(r.definite, Some(true));
+    assert_eq!(r.leader, Some(Some(cluster.client[leader].clone())));
 
     // Every replica converges to the same digest.
-    let want = admin_request(&cluster.admin[leader], json!({"op":"digest"}))
+    let want: Digest = admin_of(&cluster.admin[leader], AdminOp::Digest { at: None })
         .await
         .expect("digest");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     for admin in &cluster.admin {
         loop {
-            let got = admin_request(admin, json!({"op":"digest"}))
+            let got: Digest = admin_of(admin, AdminOp::Digest { at: None })
                 .await
                 .expect("digest");
             if got == want {
@@ -194,26 +212,65 @@ async fn cluster_serves_every_operation_and_followers_redirect() {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "replica {admin} stuck at {got}, want {want}"
+                "replica {admin} stuck at {got:?}, want {want:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let terms = admin_request(&cluster.admin[leader], json!({"op":"log-terms"}))
+    // The history chain at an index every replica applied is the same everywhere; one
+    // that no node remembers is null.
+    let at = want.applied_index;
+    let mut chains = std::collections::BTreeSet::new();
+    for admin in &cluster.admin {
+        let d: Digest = admin_of(admin, AdminOp::Digest { at: Some(at) })
+            .await
+            .expect("digest at");
+        let h = d.history_at.flatten().expect("the chain at a shared index");
+        assert_eq!(h.index, at);
+        chains.insert(h.history);
+    }
+    assert_eq!(chains.len(), 1, "{chains:?}");
+    let forgotten: Digest = admin_of(
+        &cluster.admin[leader],
+        AdminOp::Digest {
+            at: Some(at + 1_000_000),
+        },
+    )
+    .await
+    .expect("digest at");
+    assert_eq!(forgotten.history_at, Some(None));
+    let status: Status = admin_of(&cluster.admin[leader], AdminOp::Status)
+        .await
+        .expect("status");
+    assert_eq!(
+        (status.role, status.leader, status.read_mode),
+        (Role::Leader, Some(status.id), ReadMode::ReadIndex)
+    );
+    let terms: LogTerms = admin_of(&cluster.admin[leader], AdminOp::LogTerms)
         .await
         .expect("log-terms");
     // More than `snapshot_every` (20) entries were applied: the log was compacted.
-    assert!(
-        terms["snapshot_index"].as_u64().is_some_and(|i| i >= 20) && terms["entries"].is_array(),
-        "{terms}"
-    );
-    let clock = admin_request(
+    assert!(terms.snapshot_index >= 20, "{terms:?}");
+    let clock: ClockSkew = admin_of(
         &cluster.admin[leader],
-        json!({"op":"clock","offset_ms":5,"rate":2.0}),
+        AdminOp::Clock {
+            offset_ms: 5,
+            rate: 2.0,
+        },
     )
     .await
     .expect("clock");
-    assert_eq!(clock, json!({"offset_ms":5,"rate":2.0}));
+    assert_eq!(
+        clock,
+        ClockSkew {
+            offset_ms: 5,
+            rate: 2.0
+        }
+    );
+    let reset: ClockSkew = admin_of(&cluster.admin[leader], AdminOp::ClockReset)
+        .await
+        .expect("clock-reset");
+    assert_eq!(reset.rate, 1.0);
     cluster.stop().await;
 }
 
@@ -262,8 +319,8 @@ fn spawn_child(spec: &crate::node::launch::NodeSpec) -> std::process::Child {
         .expect("spawn child node")
 }
 
-async fn digest_of(admin: &str) -> Option<Value> {
-    admin_request(admin, json!({"op":"digest"})).await.ok()
+async fn digest_of(admin: &str) -> Option<Digest> {
+    admin_of(admin, AdminOp::Digest { at: None }).await.ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,22 +348,16 @@ async fn killed_node_with_a_torn_wal_tail_restarts_and_catches_up() {
         .await
         .expect("connect");
     for i in 0..30 {
-        let r = c
-            .request(json!({"op":"append","key":"log","value":i}))
-            .await
-            .expect("append");
-        assert_eq!(r["ok"], json!(true), "{r}");
+        let r = c.request(append("log", json!(i))).await.expect("append");
+        assert!(r.ok, "{r:?}");
     }
     // SIGKILL a follower, keep writing, tear its WAL tail, restart it.
     let victim = (leader + 1) % 3;
     children.children[victim].kill().expect("kill");
     children.children[victim].wait().expect("reap");
     for i in 30..60 {
-        let r = c
-            .request(json!({"op":"append","key":"log","value":i}))
-            .await
-            .expect("append");
-        assert_eq!(r["ok"], json!(true), "{r}");
+        let r = c.request(append("log", json!(i))).await.expect("append");
+        assert!(r.ok, "{r:?}");
     }
     let wal_dir = specs[victim].data_dir.join("wal");
     let mut segments: Vec<_> = std::fs::read_dir(&wal_dir)
@@ -326,11 +377,7 @@ async fn killed_node_with_a_torn_wal_tail_restarts_and_catches_up() {
     let want = digest_of(&specs[leader].admin_listen)
         .await
         .expect("leader digest");
-    assert_eq!(
-        want["applied_index"].as_u64().map(|i| i >= 61),
-        Some(true),
-        "{want}"
-    );
+    assert!(want.applied_index >= 61, "{want:?}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         if digest_of(&specs[victim].admin_listen).await.as_ref() == Some(&want) {
@@ -338,7 +385,7 @@ async fn killed_node_with_a_torn_wal_tail_restarts_and_catches_up() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "restarted node never caught up to {want}"
+            "restarted node never caught up to {want:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

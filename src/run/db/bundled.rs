@@ -8,7 +8,7 @@
 //! the convergence check ([`super::convergence`]).
 
 use anyhow::{anyhow, Context};
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
 use splitbrain_nemesis::RaftView;
 use splitbrain_reports::results::Convergence;
 use splitbrain_workloads::{BoxFuture, BundledClient, Client, WorkloadKind};
@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use super::processes::{Launch, NodeFiles, NodeRunner};
 use super::{ClientPurpose, Database};
-use crate::node::launch::{admin_request_within, NodeSpec};
+use crate::node::launch::{self, NodeSpec};
+use crate::node::protocol::{AdminOp, ClockSkew, Role, Status};
 
 /// How to place a node process in the network: as is (proxy backend), or inside its
 /// network namespace.
@@ -63,28 +64,27 @@ impl BundledCluster {
         NodeFiles::in_dir(spec.data_dir.parent().unwrap_or(&spec.data_dir))
     }
 
-    /// One admin request; `op` is the request without its id.
-    pub async fn admin(&self, node: &str, op: Value, timeout: Duration) -> anyhow::Result<Value> {
+    /// One admin request to `node`: the value of its answer as the type `op` answers
+    /// with (`Status` for `status`, `Digest` for `digest`, ...).
+    pub async fn admin<R: DeserializeOwned>(
+        &self,
+        node: &str,
+        op: AdminOp,
+        timeout: Duration,
+    ) -> anyhow::Result<R> {
         let addr = *self
             .admin_addrs
             .get(node)
             .ok_or_else(|| anyhow!("no node named {node}"))?;
-        admin_request_within(&addr.to_string(), op, timeout)
+        launch::admin(&addr.to_string(), op, timeout)
             .await
             .with_context(|| format!("node {node}"))
     }
 
     /// The node's Raft state, from its admin API.
-    pub async fn status(&self, node: &str) -> anyhow::Result<RaftView> {
-        let v = self
-            .admin(node, json!({"op": "status"}), Duration::from_millis(500))
-            .await?;
-        Ok(RaftView {
-            role: v["role"].as_str().unwrap_or("unknown").to_string(),
-            term: v["term"].as_u64().unwrap_or(0),
-            commit_index: v["commit_index"].as_u64().unwrap_or(0),
-            last_index: v["last_index"].as_u64().unwrap_or(0),
-        })
+    pub async fn status(&self, node: &str) -> anyhow::Result<Status> {
+        self.admin(node, AdminOp::Status, Duration::from_millis(500))
+            .await
     }
 
     /// The node that currently believes it leads with the highest term, if any.
@@ -95,7 +95,7 @@ impl BundledCluster {
                 continue;
             }
             if let Ok(s) = self.status(&node).await {
-                if s.role == "leader" && best.as_ref().is_none_or(|(t, _)| s.term > *t) {
+                if s.role == Role::Leader && best.as_ref().is_none_or(|(t, _)| s.term > *t) {
                     best = Some((s.term, node));
                 }
             }
@@ -174,7 +174,15 @@ impl Database for BundledCluster {
     }
 
     fn raft_view<'a>(&'a self, node: &'a str) -> BoxFuture<'a, anyhow::Result<RaftView>> {
-        Box::pin(self.status(node))
+        Box::pin(async move {
+            let s = self.status(node).await?;
+            Ok(RaftView {
+                role: s.role,
+                term: s.term,
+                commit_index: s.commit_index,
+                last_index: s.last_index,
+            })
+        })
     }
 
     fn set_clock<'a>(
@@ -184,9 +192,9 @@ impl Database for BundledCluster {
         rate: f64,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            self.admin(
+            self.admin::<ClockSkew>(
                 node,
-                json!({"op": "clock", "offset_ms": offset_ms, "rate": rate}),
+                AdminOp::Clock { offset_ms, rate },
                 Duration::from_millis(500),
             )
             .await
@@ -205,11 +213,7 @@ impl Database for BundledCluster {
                     return Ok(());
                 }
                 match self
-                    .admin(
-                        node,
-                        json!({"op": "clock-reset"}),
-                        Duration::from_millis(500),
-                    )
+                    .admin::<ClockSkew>(node, AdminOp::ClockReset, Duration::from_millis(500))
                     .await
                 {
                     Ok(_) => return Ok(()),

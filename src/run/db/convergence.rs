@@ -9,7 +9,7 @@
 //! every applied entry in order, so a replica that ever applied a different entry at
 //! some index stays different.
 
-use serde_json::json;
+use crate::node::protocol::{AdminOp, Digest, LogTerms, Status};
 use splitbrain_checker::Verdict;
 use splitbrain_reports::results::{Convergence, NodeState, ReplicaCount};
 use std::collections::BTreeMap;
@@ -28,20 +28,17 @@ struct Seen {
 
 async fn observe(cluster: &BundledCluster, node: &str) -> Option<Seen> {
     let timeout = Duration::from_millis(500);
-    let status = cluster
-        .admin(node, json!({"op": "status"}), timeout)
-        .await
-        .ok()?;
-    let digest = cluster
-        .admin(node, json!({"op": "digest"}), timeout)
+    let status: Status = cluster.admin(node, AdminOp::Status, timeout).await.ok()?;
+    let digest: Digest = cluster
+        .admin(node, AdminOp::Digest { at: None }, timeout)
         .await
         .ok()?;
     Some(Seen {
-        applied_index: digest["applied_index"].as_u64()?,
-        digest: digest["digest"].as_str()?.to_string(),
-        history: digest["history"].as_str().unwrap_or_default().to_string(),
-        last_index: status["last_index"].as_u64().unwrap_or(0),
-        commit_index: status["commit_index"].as_u64().unwrap_or(0),
+        applied_index: digest.applied_index,
+        digest: digest.digest,
+        history: digest.history,
+        last_index: status.last_index,
+        commit_index: status.commit_index,
     })
 }
 
@@ -188,18 +185,18 @@ async fn diverged_at_common_index(
         if s.is_none() {
             continue;
         }
-        let Ok(v) = cluster
-            .admin(
+        let Ok(digest) = cluster
+            .admin::<Digest>(
                 node,
-                json!({"op": "digest", "at": common}),
+                AdminOp::Digest { at: Some(common) },
                 Duration::from_millis(500),
             )
             .await
         else {
             continue;
         };
-        if let Some(h) = v["history_at"]["history"].as_str() {
-            chains.entry(h.to_string()).or_default().push(node);
+        if let Some(Some(at)) = digest.history_at {
+            chains.entry(at.history).or_default().push(node);
         }
     }
     (chains.len() > 1).then(|| {
@@ -245,22 +242,13 @@ async fn replica_counts(
 ) -> Vec<ReplicaCount> {
     let mut logs: Vec<(u64, BTreeMap<u64, u64>)> = Vec::new();
     for node in names {
-        let Ok(v) = cluster
-            .admin(node, json!({"op": "log-terms"}), Duration::from_secs(2))
+        let Ok(terms) = cluster
+            .admin::<LogTerms>(node, AdminOp::LogTerms, Duration::from_secs(2))
             .await
         else {
             continue;
         };
-        let snapshot = v["snapshot_index"].as_u64().unwrap_or(0);
-        let entries: BTreeMap<u64, u64> = v["entries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| Some((e.get(0)?.as_u64()?, e.get(1)?.as_u64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        logs.push((snapshot, entries));
+        logs.push((terms.snapshot_index, terms.entries.into_iter().collect()));
     }
     let mut out: Vec<ReplicaCount> = Vec::new();
     for index in 1..=commit {

@@ -1,5 +1,10 @@
-//! The wire protocol of the bundled node's client and admin APIs, shared with the
-//! harness (which treats the node as a black box, as it treats etcd).
+//! The wire protocol of the bundled node's client and admin APIs: one set of types
+//! shared by the node (which serializes replies from them), its client in
+//! `splitbrain-workloads`, the harness and the bench (which decode them), so that no side
+//! builds or picks apart JSON by hand and the two ends cannot drift apart.
+//!
+//! Plain serde types only: no runtime, no sockets. The node binary enables the `clap`
+//! feature to take [`ReadMode`] on its command line.
 //!
 //! # Framing
 //! JSON Lines over TCP: one request object per line, one reply object per line.
@@ -16,13 +21,14 @@
 //! {"id":4,"op":"append","key":"k","value":V}
 //! {"id":5,"op":"txn","ops":[["r","k",null],["w","k",V],["append","k",V]]}
 //! ```
-//! `V` is any JSON value. Success: `{"id":1,"ok":true,"value":V}` where `value` is the
-//! value read for get (null when absent), null for put and cas, the new list for append,
-//! and the micro-op list with reads filled in for txn.
+//! `V` is any JSON value ([`Request`], [`Command`]). Success: `{"id":1,"ok":true,"value":V}`
+//! where `value` is the value read for get (null when absent), null for put and cas, the
+//! new list for append, and the micro-op list with reads filled in for txn.
 //!
-//! Errors: `{"id":..,"ok":false,"error":E,"definite":B, ...}`. `definite: true` means the
-//! operation certainly did not and never will take effect (Jepsen `fail`); `false` means
-//! it may or may not have taken effect, now or later (Jepsen `info`).
+//! Errors: `{"id":..,"ok":false,"error":E,"definite":B, ...}` ([`Reply`], [`ErrorKind`]).
+//! `definite: true` means the operation certainly did not and never will take effect
+//! (Jepsen `fail`); `false` means it may or may not have taken effect, now or later
+//! (Jepsen `info`).
 //!
 //! | `error` | definite | when | extra fields |
 //! |---|---|---|---|
@@ -35,19 +41,33 @@
 //! | `shutting-down` | false | the node stopped with the request in flight | |
 //!
 //! # Admin API (`--admin-listen`)
-//! Same framing and reply shape:
-//! - `{"id":1,"op":"status"}` → `value`: `{"id","name","role","term","leader","commit_index",
-//!   "applied_index","last_index","snapshot_index","log_entries","read_mode","clock":{"offset_ms","rate"}}`
-//!   (`role` is `leader`, `follower`, `candidate` or `pre-candidate`; `leader` is the node id or null).
-//! - `{"id":2,"op":"digest"}` → `value`: `{"applied_index","digest":"<16 hex>","history":"<16 hex>","keys"}` (`history`: a hash chain over every applied entry); with `"at":N` also
-//!   `"history_at":{"index":N,"history":"<16 hex>"}` (null when N is not among the last 100,000 applied indexes).
-//! - `{"id":3,"op":"log-terms"}` → `value`: `{"snapshot_index","snapshot_term","entries":[[index,term],...]}`
+//! Same framing and reply shape ([`AdminRequest`], [`AdminOp`]); each operation's `value`
+//! has a type here:
+//! - `{"id":1,"op":"status"}` → [`Status`]: `{"id","name","role","term","voted_for","leader",
+//!   "commit_index","applied_index","last_index","snapshot_index","log_entries","read_mode",
+//!   "clock":{"offset_ms","rate"}}` (`role` is `leader`, `follower`, `candidate` or
+//!   `pre-candidate`; `leader` and `voted_for` are node ids or null).
+//! - `{"id":2,"op":"digest"}` → [`Digest`]: `{"applied_index","digest":"<16 hex>","history":"<16 hex>","keys"}`
+//!   (`history`: a hash chain over every applied entry); with `"at":N` also
+//!   `"history_at":{"index":N,"history":"<16 hex>"}` (null when N is not among the last
+//!   100,000 applied indexes).
+//! - `{"id":3,"op":"log-terms"}` → [`LogTerms`]: `{"snapshot_index","snapshot_term","entries":[[index,term],...]}`
 //!   over ALL entries the node holds after its snapshot, committed or not.
-//! - `{"id":4,"op":"clock","offset_ms":I,"rate":F}` → sets the node's clock skew (both
-//!   optional; offset defaults to 0, rate to 1.0; offset replaces, not adds).
-//! - `{"id":5,"op":"clock-reset"}` → no skew from now on (time continues, no jump back).
+//! - `{"id":4,"op":"clock","offset_ms":I,"rate":F}` → [`ClockSkew`]: sets the node's clock
+//!   skew (both optional; offset defaults to 0, rate to 1.0; offset replaces, not adds)
+//!   and answers the skew now in force.
+//! - `{"id":5,"op":"clock-reset"}` → [`ClockSkew`]: no skew from now on (time continues,
+//!   no jump back).
+//!
+//! The node writes each `value` through a JSON object, so its keys come out sorted.
 
-use crate::node::kv::Command;
+mod admin;
+mod command;
+
+pub use admin::*;
+pub use command::{Command, MicroFn, MicroOp};
+
+use admin::present;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -57,39 +77,6 @@ pub struct Request {
     pub id: u64,
     #[serde(flatten)]
     pub command: Command,
-}
-
-/// One admin request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AdminRequest {
-    pub id: u64,
-    #[serde(flatten)]
-    pub op: AdminOp,
-}
-
-/// The operations of the admin API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum AdminOp {
-    Status,
-    Digest {
-        /// Also report the applied-history chain as it was at this index, if the node
-        /// still remembers it (`history_at`, null otherwise).
-        #[serde(default)]
-        at: Option<u64>,
-    },
-    LogTerms,
-    Clock {
-        #[serde(default)]
-        offset_ms: i64,
-        #[serde(default = "default_rate")]
-        rate: f64,
-    },
-    ClockReset,
-}
-
-fn default_rate() -> f64 {
-    1.0
 }
 
 /// The kinds of error reply.
@@ -110,6 +97,25 @@ impl ErrorKind {
     pub fn is_definite(self) -> bool {
         !matches!(self, ErrorKind::Timeout | ErrorKind::ShuttingDown)
     }
+
+    /// The error's name on the wire (`not-leader`, `cas-mismatch`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotLeader => "not-leader",
+            ErrorKind::CasMismatch => "cas-mismatch",
+            ErrorKind::TypeMismatch => "type-mismatch",
+            ErrorKind::BadRequest => "bad-request",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ShuttingDown => "shutting-down",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One reply line, for both the client and the admin API.
@@ -119,22 +125,69 @@ pub struct Reply {
     pub id: Option<u64>,
     pub ok: bool,
     /// The result (ok replies, always present there, possibly null) or the current value
-    /// (cas-mismatch).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (cas-mismatch). A `"value":null` on the wire is `Some(Value::Null)`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub value: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definite: Option<bool>,
-    /// For not-leader: the leader's client address; serialized as null when unknown.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For not-leader: the leader's client address; serialized as null when unknown
+    /// (`Some(None)`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub leader: Option<Option<String>>,
     /// A human-readable explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
+/// Why a reply does not carry the value its request asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError {
+    /// The node refused or failed the request.
+    #[error("the node answered {}{}", .error.map_or("an error without a kind", ErrorKind::name), .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Rejected {
+        error: Option<ErrorKind>,
+        message: Option<String>,
+    },
+    /// The node said ok, but its value is not what the operation answers with.
+    #[error("the reply's value does not fit: {0}")]
+    Malformed(#[from] DecodeError),
+}
+
 impl Reply {
+    /// The value of an ok reply as `T` (an ok reply without a value is null), or why not.
+    pub fn into_value<T: serde::de::DeserializeOwned>(self) -> Result<T, ReplyError> {
+        if !self.ok {
+            return Err(ReplyError::Rejected {
+                error: self.error,
+                message: self.message,
+            });
+        }
+        Ok(decode_value(self.value.unwrap_or(Value::Null))?)
+    }
+
+    /// An ok reply carrying `value` serialized (a typed admin answer, say). Should the
+    /// encoding fail, the reply says so: the outcome of a client command would be unknown.
+    pub fn answer(id: u64, value: &impl Serialize) -> Reply {
+        match serde_json::to_value(value) {
+            Ok(value) => Reply::ok(id, value),
+            Err(e) => Reply::error(
+                Some(id),
+                ErrorKind::Timeout,
+                format!("reply encoding failed: {e}"),
+            ),
+        }
+    }
+
     pub fn ok(id: u64, value: Value) -> Reply {
         Reply {
             id: Some(id),
@@ -202,7 +255,6 @@ pub fn parse_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, Reply
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::kv::{MicroFn, MicroOp};
     use serde_json::json;
 
     #[test]
@@ -285,5 +337,43 @@ mod tests {
             serde_json::from_str(&Reply::not_leader(2, Some("127.0.0.1:1".into())).to_line())
                 .expect("round trip");
         assert_eq!(back.leader, Some(Some("127.0.0.1:1".into())));
+    }
+
+    #[test]
+    fn every_reply_line_decodes_back_to_the_same_reply() {
+        for reply in [
+            Reply::ok(1, Value::Null),
+            Reply::ok(2, json!([1, 2])),
+            Reply::not_leader(3, None),
+            Reply::not_leader(4, Some("127.0.0.1:1".into())),
+            Reply::cas_mismatch(5, Value::Null),
+            Reply::error(None, ErrorKind::BadRequest, "not JSON"),
+        ] {
+            let back: Reply = serde_json::from_str(&reply.to_line()).expect("decodes");
+            assert_eq!(back, reply);
+        }
+    }
+
+    #[test]
+    fn into_value_gives_the_typed_value_or_says_what_was_wrong() {
+        let skew = json!({"offset_ms": 5, "rate": 2.0});
+        let got: ClockSkew = Reply::ok(1, skew).into_value().expect("a skew");
+        assert_eq!(
+            got,
+            ClockSkew {
+                offset_ms: 5,
+                rate: 2.0
+            }
+        );
+        let refused = Reply::error(Some(2), ErrorKind::BadRequest, "rate must be positive");
+        let err = refused.into_value::<ClockSkew>().expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "the node answered bad-request: rate must be positive"
+        );
+        let err = Reply::ok(3, json!({"offset_ms": 5}))
+            .into_value::<ClockSkew>()
+            .expect_err("no rate");
+        assert!(err.to_string().contains("missing field `rate`"), "{err}");
     }
 }
