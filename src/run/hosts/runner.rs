@@ -20,6 +20,10 @@ use crate::run::db::processes::{Launch, NodeFiles, NodeRunner};
 /// the command name (field 2) may hold spaces, so fields are counted after the last ')'.
 pub const ALIVE_FN: &str = "alive() { set -- \"$2\" $(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f1,20); [ -n \"$2\" ] && [ \"$2\" != Z ] && [ \"$2\" != X ] && [ \"$3\" = \"$1\" ]; }\n";
 
+/// A shell function: `kill_group PID START` stops the node recorded as PID (started at
+/// START) for good.
+pub const KILL_GROUP_FN: &str = "kill_group() { kill -CONT $1; kill -KILL $1; }\n";
+
 /// A started node: its pid and start time (clock ticks since boot) on its host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Started {
@@ -30,18 +34,18 @@ struct Started {
 /// Nodes as processes on remote hosts (the host named like the node).
 pub struct RemoteRunner {
     hosts: Arc<Hosts>,
-    /// `/tmp/splitbrain/<run>`: a working directory outside it is replaced by the node's
-    /// own folder, so nothing is written elsewhere on a host.
-    root: String,
+    /// Host → the run's folder there: a working directory outside it is replaced by the
+    /// node's own folder, so nothing is written elsewhere on a host.
+    roots: BTreeMap<String, String>,
     started: Mutex<BTreeMap<String, (Started, String)>>,
     paused: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl RemoteRunner {
-    pub fn new(hosts: Arc<Hosts>, root: String) -> RemoteRunner {
+    pub fn new(hosts: Arc<Hosts>, roots: BTreeMap<String, String>) -> RemoteRunner {
         RemoteRunner {
             hosts,
-            root,
+            roots,
             started: Mutex::default(),
             paused: Mutex::default(),
         }
@@ -103,8 +107,12 @@ impl NodeRunner for RemoteRunner {
             .parent()
             .map(text)
             .ok_or_else(|| anyhow!("node {node}: the pid file has no folder"))?;
+        let root = self
+            .roots
+            .get(node)
+            .ok_or_else(|| anyhow!("node {node}: no run folder on its host"))?;
         let cwd = text(&launch.cwd);
-        let cwd = if Path::new(&cwd).starts_with(&self.root) {
+        let cwd = if Path::new(&cwd).starts_with(root) {
             cwd
         } else {
             node_dir.clone()
@@ -239,3 +247,4 @@ impl NodeRunner for RemoteRunner {
             .unwrap_or_default()
     }
 }
+
