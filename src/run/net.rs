@@ -277,11 +277,9 @@ impl Environment {
         };
         let built = match desc {
             Some(desc) => {
-                let upload = (desc.dir.clone(), upload);
-                Self::setup_hosts_described(cfg, run_dir, desc, upload, &ips, pool, &roots, &run_id)
-                    .await
+                Self::setup_hosts_described(cfg, run_dir, desc, upload, &ips, &remote, &run_id).await
             }
-            None => Self::setup_hosts_bundled(cfg, &ips, pool, &roots, &run_id).await,
+            None => Self::setup_hosts_bundled(cfg, &ips, &remote, &run_id).await,
         };
         match built {
             Ok((db, net)) => Ok(Environment {
@@ -304,12 +302,13 @@ impl Environment {
         cfg: &TestConfig,
         run_dir: &RunDir,
         desc: splitbrain_db::Description,
-        (local, upload): (Option<std::path::PathBuf>, Vec<std::path::PathBuf>),
+        upload: Vec<std::path::PathBuf>,
         ips: &BTreeMap<String, std::net::IpAddr>,
-        pool: Arc<Hosts>,
-        roots: &BTreeMap<String, String>,
+        remote: &hosts::RemoteRun,
         run_id: &str,
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
+        let (pool, roots) = (remote.hosts.clone(), &remote.roots);
+        let local = desc.dir.clone();
         let peer_port = desc
             .ports()
             .get("peer")
@@ -367,10 +366,10 @@ impl Environment {
     async fn setup_hosts_bundled(
         cfg: &TestConfig,
         ips: &BTreeMap<String, std::net::IpAddr>,
-        pool: Arc<Hosts>,
-        roots: &BTreeMap<String, String>,
+        remote: &hosts::RemoteRun,
         run_id: &str,
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
+        let (pool, roots) = (remote.hosts.clone(), &remote.roots);
         let exe = std::env::current_exe().context("locating the splitbrain executable")?;
         let mut exes = BTreeMap::new();
         let mut uploads = Vec::new();
