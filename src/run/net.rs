@@ -277,7 +277,8 @@ impl Environment {
         };
         let built = match desc {
             Some(desc) => {
-                Self::setup_hosts_described(cfg, run_dir, desc, upload, &ips, &remote, &run_id).await
+                Self::setup_hosts_described(cfg, run_dir, desc, upload, &ips, &remote, &run_id)
+                    .await
             }
             None => Self::setup_hosts_bundled(cfg, &ips, &remote, &run_id).await,
         };
