@@ -395,8 +395,11 @@ impl Hosts {
         // The control sockets live in a fresh folder only this user can enter, so no
         // other local user can reach a master through them. Its path must stay short:
         // a socket's path has at most 108 bytes.
+        use std::os::unix::fs::PermissionsExt;
         let control_dir = tempfile::Builder::new()
             .prefix("splitbrain-ssh-")
+            // Made with this mode, not chmod-ed after: it is never open to others.
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .context("creating a private folder for the SSH control sockets")?;
         let mut tasks = Vec::new();
@@ -480,6 +483,12 @@ impl Hosts {
 
     pub fn names(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()
+    }
+
+    /// The private folder of the control sockets.
+    #[cfg(test)]
+    pub fn control_dir(&self) -> &Path {
+        self._control_dir.path()
     }
 
     pub fn entry(&self, host: &str) -> anyhow::Result<&HostEntry> {

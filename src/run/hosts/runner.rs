@@ -365,6 +365,11 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let pool = Arc::new(Hosts::connect(&file).await.unwrap());
+            // The control sockets' folder is this user's alone.
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(pool.control_dir()).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o700, "{:o}", mode);
             let roots = pool.make_run_dirs().await.unwrap();
             let node_dir = PathBuf::from(format!("{}/n1", roots["n1"]));
             let runner = RemoteRunner::new(pool.clone(), roots.clone());
