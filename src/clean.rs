@@ -90,15 +90,11 @@ fn report(removed: &[String]) {
 fn clean_hosts(path: &Path) -> anyhow::Result<Vec<String>> {
     use crate::run::hosts::{self, Hosts, HostsFile};
     let file = HostsFile::load(path)?;
-    let known_hosts = std::env::temp_dir().join(format!(
-        "splitbrain-clean-{}-known_hosts",
-        std::process::id()
-    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(async {
-        let pool = std::sync::Arc::new(Hosts::connect(&file, &known_hosts).await?);
+    runtime.block_on(async {
+        let pool = std::sync::Arc::new(Hosts::connect(&file).await?);
         let script = hosts::clean_script();
         let scripts = pool
             .names()
@@ -109,11 +105,17 @@ fn clean_hosts(path: &Path) -> anyhow::Result<Vec<String>> {
         let mut problems = Vec::new();
         for (host, out) in pool.run_each(scripts).await {
             match out {
-                Ok(out) => removed.extend(
-                    out.lines()
-                        .filter_map(|l| l.strip_prefix("removed "))
-                        .map(|l| format!("{l} on host {host}")),
-                ),
+                Ok(out) => {
+                    removed.extend(
+                        out.lines()
+                            .filter_map(|l| l.strip_prefix("removed "))
+                            .map(|l| format!("{l} on host {host}")),
+                    );
+                    // A `/tmp/splitbrain` that splitbrain did not make is left alone.
+                    for refused in out.lines().filter_map(|l| l.strip_prefix("refused ")) {
+                        eprintln!("not cleaned on host {host}: {refused}");
+                    }
+                }
                 Err(e) => problems.push(format!("{e:#}")),
             }
         }
@@ -125,9 +127,7 @@ fn clean_hosts(path: &Path) -> anyhow::Result<Vec<String>> {
                 problems.join("; ")
             ))
         }
-    });
-    let _ = std::fs::remove_file(&known_hosts);
-    result
+    })
 }
 
 /// What a pid file says is still to be stopped.

@@ -50,6 +50,15 @@ pub enum DescriptionError {
         /// The Debian package that provides it, when the description names one.
         package: Option<String>,
     },
+    /// A file the description would upload to SSH hosts cannot go: it is missing,
+    /// leaves the description's folder, or is over the size limit.
+    #[error("{source_name}: uploading {}: {message}", path.display())]
+    Upload {
+        source_name: String,
+        /// Relative to the description's folder.
+        path: PathBuf,
+        message: String,
+    },
     /// A template expanded for one node gave something unusable (a wipe path outside
     /// the node's folder, ...).
     #[error("{source_name}: {key}: {message}")]

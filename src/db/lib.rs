@@ -41,6 +41,7 @@
 //! - `probe.rs`: [`Probe`], the readiness check.
 //! - `crash.rs`: [`CrashPatterns`], the crash-line scan.
 //! - `confine.rs`: removing and opening node files without leaving the node's folder.
+//! - `upload.rs`: which of the description's files go to SSH hosts.
 //! - `builtin/*.toml`: the built-in descriptions, embedded in the binary.
 
 pub mod confine;
@@ -48,6 +49,7 @@ mod crash;
 mod error;
 mod probe;
 mod template;
+mod upload;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -66,6 +68,7 @@ pub use crash::{
 pub use error::{DescriptionError, Location};
 pub use probe::{Probe, ProbeError, ATTEMPT_TIMEOUT, POLL_INTERVAL};
 pub use template::{Placeholder, Template, Vars};
+pub use upload::UPLOAD_LIMIT;
 
 use confine::normalize;
 use error::Locator;
@@ -275,6 +278,10 @@ pub struct Description {
     pub crash: CrashPatterns,
     /// `[client]`.
     pub client: ClientSpec,
+    /// `[files] upload`: paths relative to the description's folder (files, or folders
+    /// with everything in them) that go to each host with `--hosts`, besides those its
+    /// node's templates name as `{description_dir}/...`. Checked at load to stay inside.
+    pub upload: Vec<PathBuf>,
 }
 
 impl Description {
@@ -546,6 +553,15 @@ struct RawDescription {
     #[serde(default)]
     crash: RawCrash,
     client: Spanned<RawClient>,
+    #[serde(default)]
+    files: RawFiles,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFiles {
+    #[serde(default)]
+    upload: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -926,6 +942,12 @@ impl RawDescription {
                 }
             },
         };
+        let mut upload = Vec::new();
+        for (i, path) in self.files.upload.iter().enumerate() {
+            upload::confined(path.get_ref())
+                .map_err(|why| at.error(Some(path.span()), format!("files.upload[{i}]"), why))?;
+            upload.push(PathBuf::from(path.get_ref()));
+        }
         let dir = match &source {
             Source::Builtin(_) => None,
             Source::File(path) => {
@@ -960,6 +982,7 @@ impl RawDescription {
             wipe,
             crash,
             client,
+            upload,
         })
     }
 }

@@ -210,6 +210,26 @@ impl Template {
             .any(|part| matches!(part, Part::Var(v) if v == p))
     }
 
+    /// The paths written right after `{description_dir}/` (up to a space, a separator
+    /// such as `,` `:` `;` `=` or a quote, or the next placeholder), relative to it.
+    /// `{description_dir}` on its own names no file.
+    pub fn description_dir_paths(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for pair in self.parts.windows(2) {
+            if let [Part::Var(Placeholder::DescriptionDir), Part::Text(t)] = pair {
+                if let Some(rest) = t.strip_prefix('/') {
+                    let end = rest
+                        .find(|c: char| c.is_whitespace() || ",:;='\"".contains(c))
+                        .unwrap_or(rest.len());
+                    if end > 0 {
+                        out.push(PathBuf::from(&rest[..end]));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The first part, if it is a placeholder.
     pub(crate) fn leading_placeholder(&self) -> Option<&Placeholder> {
         match self.parts.first() {

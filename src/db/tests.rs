@@ -449,3 +449,126 @@ fn requirements_name_the_package() {
         .check_requirements()
         .expect("sh is installed");
 }
+
+/// A folder with a description that names `start.sh` in its start command and `conf/`
+/// in `[files] upload`, beside files it does not name; removed on drop.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str, files_section: &str) -> Folder {
+        let dir = std::env::temp_dir().join(format!(
+            "splitbrain-db-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(dir.join("conf/deep")).unwrap();
+        std::fs::create_dir_all(dir.join(".ssh")).unwrap();
+        std::fs::write(dir.join(".ssh/id_ed25519"), "secret").unwrap();
+        std::fs::write(dir.join("secret.txt"), "secret").unwrap();
+        std::fs::write(dir.join("start.sh"), "exec x-server").unwrap();
+        std::fs::write(dir.join("conf/a.conf"), "a").unwrap();
+        std::fs::write(dir.join("conf/deep/b.conf"), "b").unwrap();
+        let text = BASE.replace(
+            r#"start = ["x-server", "--port", "{port.client}"]"#,
+            r#"start = ["sh", "{description_dir}/start.sh", "--port", "{port.client}"]
+env = { X_CONF = "--config={description_dir}/conf/a.conf" }"#,
+        ) + files_section;
+        std::fs::write(dir.join("x.toml"), text).unwrap();
+        Folder(dir)
+    }
+
+    fn load(&self) -> Result<Description, DescriptionError> {
+        Description::resolve(&self.0.join("x.toml").display().to_string())
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn only_the_files_a_description_names_are_uploaded() {
+    let f = Folder::new("named", "[files]\nupload = [\"conf/\"]\n");
+    let desc = f.load().unwrap();
+    let files = desc.upload_files().unwrap();
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    assert_eq!(
+        names,
+        [
+            "conf",
+            "conf/a.conf",
+            "conf/deep",
+            "conf/deep/b.conf",
+            "start.sh"
+        ],
+        "{names:?}"
+    );
+    // Without the list, only what the templates name goes.
+    let f = Folder::new("templates", "");
+    let names: Vec<String> = f
+        .load()
+        .unwrap()
+        .upload_files()
+        .unwrap()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(names, ["conf/a.conf", "start.sh"], "{names:?}");
+    assert!(Description::resolve("etcd")
+        .unwrap()
+        .upload_files()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn an_upload_list_is_confined_to_the_folder() {
+    for (entry, why) in [
+        ("/etc/passwd", "relative to the description's folder"),
+        ("../secret", "`..`"),
+        ("", "empty"),
+    ] {
+        let text = format!("{BASE}[files]\nupload = [\"conf\", {entry:?}]\n");
+        let e = load(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("test.toml:16: files.upload[1]") && e.contains(why),
+            "{e}"
+        );
+    }
+    // A link that leaves the folder is refused when the files are collected.
+    let f = Folder::new("link", "[files]\nupload = [\"conf/\"]\n");
+    std::os::unix::fs::symlink("/etc/hostname", f.0.join("conf/out.conf")).unwrap();
+    let e = f.load().unwrap().upload_files().unwrap_err().to_string();
+    assert!(e.contains("conf/out.conf") && e.contains("outside"), "{e}");
+    std::fs::remove_file(f.0.join("conf/out.conf")).unwrap();
+    // One that stays inside is taken (its target's content goes).
+    std::os::unix::fs::symlink(f.0.join("conf/a.conf"), f.0.join("conf/in.conf")).unwrap();
+    let files = f.load().unwrap().upload_files().unwrap();
+    assert!(files.contains(&PathBuf::from("conf/in.conf")), "{files:?}");
+    // A named file that is not there.
+    let f = Folder::new("missing", "[files]\nupload = [\"nothere.txt\"]\n");
+    let e = f.load().unwrap().upload_files().unwrap_err().to_string();
+    assert!(
+        e.contains("nothere.txt") && e.contains("does not exist"),
+        "{e}"
+    );
+}
+
+#[test]
+fn too_much_to_upload_is_refused_naming_the_file_and_the_limit() {
+    let f = Folder::new("big", "[files]\nupload = [\"conf/\"]\n");
+    std::fs::File::create(f.0.join("conf/huge.bin"))
+        .unwrap()
+        .set_len(UPLOAD_LIMIT + 1)
+        .unwrap();
+    let e = f.load().unwrap().upload_files().unwrap_err().to_string();
+    assert!(
+        e.contains("conf/huge.bin") && e.contains("over the limit of 64 MiB"),
+        "{e}"
+    );
+}

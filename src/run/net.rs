@@ -223,8 +223,9 @@ impl Environment {
         })
     }
 
-    /// Nodes on SSH hosts: connect, check the hosts, upload what the nodes need into the
-    /// run's folder on each host; the nodes listen on their host's address.
+    /// Nodes on SSH hosts: connect, check the hosts, make the run's folder on each (a
+    /// fresh private one, refused in a parent someone else could write), upload what the
+    /// nodes need into it; the nodes listen on their host's address.
     async fn setup_hosts(
         cfg: &TestConfig,
         run_dir: &RunDir,
@@ -236,27 +237,50 @@ impl Environment {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Tags the run's iptables rules; the folders' names come from the hosts.
         let run_id: String = format!("{stamp}-{}", cfg.seed)
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        let root = hosts::remote_root(&run_id);
+        let desc = cfg.db.description()?;
+        let names = super::node_names(cfg.nodes);
+        let mut ips = BTreeMap::new();
+        for n in &names {
+            let entry = file
+                .hosts
+                .get(n)
+                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?;
+            ips.insert(n.clone(), entry.ip()?);
+        }
+        // What of the description's folder goes along: refused here, before any host is
+        // touched, when it leaves the folder or is too large.
+        let upload = match &desc {
+            Some(d) => d.upload_files().map_err(|e| anyhow!("{e}"))?,
+            None => Vec::new(),
+        };
+        let required: Vec<String> = desc
+            .iter()
+            .flat_map(|d| d.requires.iter().map(|r| r.command.clone()))
+            .collect();
         let pool = Arc::new(
-            Hosts::connect(&file, &run_dir.path.join("known_hosts"))
+            Hosts::connect(&file)
                 .await
                 .context("connecting to the hosts")?,
         );
         pool.keep_alive();
+        pool.preflight(&required, &ips).await?;
+        let roots = pool.make_run_dirs().await?;
         let remote = hosts::RemoteRun {
             hosts: pool.clone(),
-            root: root.clone(),
+            roots: roots.clone(),
             local_nodes: run_dir.path.join("nodes"),
         };
-        let built = match cfg.db.description()? {
+        let built = match desc {
             Some(desc) => {
-                Self::setup_hosts_described(cfg, run_dir, desc, &file, pool, &root, &run_id).await
+                Self::setup_hosts_described(cfg, run_dir, desc, upload, &ips, &remote, &run_id)
+                    .await
             }
-            None => Self::setup_hosts_bundled(cfg, &file, pool, &root, &run_id).await,
+            None => Self::setup_hosts_bundled(cfg, &ips, &remote, &run_id).await,
         };
         match built {
             Ok((db, net)) => Ok(Environment {
@@ -279,22 +303,13 @@ impl Environment {
         cfg: &TestConfig,
         run_dir: &RunDir,
         desc: splitbrain_db::Description,
-        file: &HostsFile,
-        pool: Arc<Hosts>,
-        root: &str,
+        upload: Vec<std::path::PathBuf>,
+        ips: &BTreeMap<String, std::net::IpAddr>,
+        remote: &hosts::RemoteRun,
         run_id: &str,
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
-        let names = super::node_names(cfg.nodes);
-        let required: Vec<String> = desc.requires.iter().map(|r| r.command.clone()).collect();
-        let mut ips = BTreeMap::new();
-        for n in &names {
-            let entry = file
-                .hosts
-                .get(n)
-                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?;
-            ips.insert(n.clone(), entry.ip()?);
-        }
-        pool.preflight(&required, &ips).await?;
+        let (pool, roots) = (remote.hosts.clone(), &remote.roots);
+        let local = desc.dir.clone();
         let peer_port = desc
             .ports()
             .get("peer")
@@ -303,22 +318,26 @@ impl Environment {
             .unwrap_or(NETNS_PEER_PORT);
         let mut nodes = Vec::new();
         let mut peers = BTreeMap::new();
-        for (n, ip) in &ips {
+        for (n, ip) in ips {
             let ip = *ip;
             nodes.push((n.clone(), ip));
             peers.insert(n.clone(), SocketAddr::new(ip, peer_port));
         }
-        // The description's own files (a start script) go along, once per host.
-        let description_dir = match &desc.dir {
-            Some(local) => {
+        // The files the description names (a start script) go along, once per host;
+        // `{description_dir}` is their folder there.
+        let mut description_dirs = BTreeMap::new();
+        if let Some(local) = &local {
+            for (n, root) in roots {
                 let remote = format!("{root}/description");
-                for n in &names {
-                    pool.upload_dir(n, local, &remote).await?;
+                if upload.is_empty() {
+                    pool.run(n, &format!("mkdir -p {}", hosts::sq(&remote)))
+                        .await?;
+                } else {
+                    pool.upload_files(n, local, &upload, &remote).await?;
                 }
-                Some(std::path::PathBuf::from(remote))
+                description_dirs.insert(n.clone(), std::path::PathBuf::from(remote));
             }
-            None => None,
-        };
+        }
         let shell: Arc<dyn nemesis::net::remote::RemoteShell> = pool.clone();
         let tag = format!("{}{run_id}", nemesis::net::remote::TAG_PREFIX);
         let net = Arc::new(Net::Remote(nemesis::net::remote::RemoteNet::new(
@@ -326,6 +345,10 @@ impl Environment {
             peers,
             tag.clone(),
         )?));
+        let node_roots = roots
+            .iter()
+            .map(|(n, r)| (n.clone(), std::path::PathBuf::from(r)))
+            .collect();
         let db: Arc<dyn Database> = Arc::new(
             DescribedCluster::new(
                 desc,
@@ -334,49 +357,36 @@ impl Environment {
                 std::path::absolute(&run_dir.path).context("resolving the run folder")?,
                 &nodes,
                 tag,
-                Box::new(hosts::runner::RemoteRunner::new(pool, root.to_string())),
+                Box::new(hosts::runner::RemoteRunner::new(pool, roots.clone())),
             )
-            .on_hosts(root.into(), description_dir),
+            .on_hosts(node_roots, description_dirs),
         );
         Ok((db, net))
     }
 
     async fn setup_hosts_bundled(
         cfg: &TestConfig,
-        file: &HostsFile,
-        pool: Arc<Hosts>,
-        root: &str,
+        ips: &BTreeMap<String, std::net::IpAddr>,
+        remote: &hosts::RemoteRun,
         run_id: &str,
     ) -> anyhow::Result<(Arc<dyn Database>, Arc<Net>)> {
-        let names = super::node_names(cfg.nodes);
-        let mut ips = BTreeMap::new();
-        for n in &names {
-            let entry = file
-                .hosts
-                .get(n)
-                .ok_or_else(|| anyhow!("the hosts file names no host {n}"))?;
-            ips.insert(n.clone(), entry.ip()?);
-        }
-        pool.preflight(&[], &ips).await?;
+        let (pool, roots) = (remote.hosts.clone(), &remote.roots);
         let exe = std::env::current_exe().context("locating the splitbrain executable")?;
-        let bytes = Arc::new(
-            tokio::fs::read(&exe)
-                .await
-                .with_context(|| format!("reading {}", exe.display()))?,
-        );
-        let remote_exe = format!("{root}/bin/splitbrain");
+        let mut exes = BTreeMap::new();
         let mut uploads = Vec::new();
-        for n in &names {
-            let (pool, bytes, n, to) = (pool.clone(), bytes.clone(), n.clone(), remote_exe.clone());
+        for (n, root) in roots {
+            let to = format!("{root}/bin/splitbrain");
+            exes.insert(n.clone(), std::path::PathBuf::from(&to));
+            let (pool, exe, n) = (pool.clone(), exe.clone(), n.clone());
             uploads.push(tokio::spawn(async move {
-                pool.upload(&n, &bytes, &to, "755").await
+                pool.upload_file(&n, &exe, &to, "755").await
             }));
         }
         for upload in uploads {
             upload.await.context("uploading splitbrain")??;
         }
         let mut listen = BTreeMap::new();
-        for (n, ip) in &ips {
+        for (n, ip) in ips {
             let ip = *ip;
             listen.insert(
                 n.clone(),
@@ -395,20 +405,23 @@ impl Environment {
             format!("{}{run_id}", nemesis::net::remote::TAG_PREFIX),
         )?));
         let mut specs = BTreeMap::new();
-        for n in &names {
+        for (n, root) in roots {
             let node_dir = std::path::PathBuf::from(format!("{root}/{n}"));
             specs.insert(n.clone(), bundled_spec(cfg, n, &listen, &net, node_dir)?);
         }
         let client = listen.iter().map(|(n, l)| (n.clone(), l.1)).collect();
         let admin = listen.iter().map(|(n, l)| (n.clone(), l.2)).collect();
-        let db: Arc<dyn Database> = Arc::new(BundledCluster::new(
-            remote_exe.into(),
-            cfg.workload,
-            specs,
-            client,
-            admin,
-            Box::new(hosts::runner::RemoteRunner::new(pool, root.to_string())),
-        ));
+        let db: Arc<dyn Database> = Arc::new(
+            BundledCluster::new(
+                exe,
+                cfg.workload,
+                specs,
+                client,
+                admin,
+                Box::new(hosts::runner::RemoteRunner::new(pool, roots.clone())),
+            )
+            .with_node_exes(exes),
+        );
         Ok((db, net))
     }
 

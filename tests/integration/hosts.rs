@@ -478,3 +478,305 @@ exec = ["true"]
     );
     assert_nothing_left_on_hosts(&lab, &store);
 }
+
+/// `/tmp/splitbrain` as a test left it, removed on drop (also when the test fails), so
+/// that the other lab tests find none.
+struct ParentGuard;
+
+impl Drop for ParentGuard {
+    fn drop(&mut self) {
+        let parent = Path::new("/tmp/splitbrain");
+        if parent.is_symlink() {
+            let _ = std::fs::remove_file(parent);
+        } else {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+}
+
+/// `nobody`'s uid and gid, which the tests give the folders another user would make.
+const NOBODY: u32 = 65534;
+
+fn chown_nobody(path: &Path) {
+    let status = Command::new("chown")
+        .arg(format!("{NOBODY}:{NOBODY}"))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_tmp_splitbrain_of_another_user_or_a_link_is_refused_before_any_node_starts() {
+    if !lab_available() {
+        return;
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab-parent");
+    let lab = Lab::up(dir.path(), 3);
+    let parent = Path::new("/tmp/splitbrain");
+    assert!(!parent.exists() && !parent.is_symlink(), "no run is live");
+    let _cleanup = ParentGuard;
+
+    // Another user made it (world-writable, as an attacker would): they could plant
+    // the binary or the scripts that root then runs.
+    std::fs::create_dir(parent).unwrap();
+    chown_nobody(parent);
+    std::fs::set_permissions(parent, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let store = dir.path().join("foreign");
+    let out = hosts_run(&lab, &store, &["--nemesis", "partition"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("/tmp/splitbrain is owned by uid 65534"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        walk(parent).is_empty(),
+        "nothing was put in it: {:?}",
+        walk(parent)
+    );
+    assert!(
+        std::fs::read_dir(parent).unwrap().next().is_none(),
+        "no folder was made in it"
+    );
+    assert!(
+        !walk(&store).iter().any(|p| p.ends_with("node.log")),
+        "no node started"
+    );
+    assert!(processes_mentioning("/tmp/splitbrain/").is_empty());
+    std::fs::remove_dir(parent).unwrap();
+
+    // A link to a folder another user owns.
+    let target = dir.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    chown_nobody(&target);
+    std::os::unix::fs::symlink(&target, parent).unwrap();
+    let store = dir.path().join("linked");
+    let out = hosts_run(&lab, &store, &["--nemesis", "partition"]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("/tmp/splitbrain is a symbolic link"),
+        "{}",
+        text(&out)
+    );
+    assert!(walk(&target).is_empty(), "nothing was put through the link");
+    assert!(
+        !walk(&store).iter().any(|p| p.ends_with("node.log")),
+        "no node started"
+    );
+    std::fs::remove_file(parent).unwrap();
+}
+
+/// A copy of examples/redis in `dir`, beside a secret and files the description does not
+/// name; its start script lists what reached the host (into the node's stderr.log).
+fn redis_description_with_a_secret(dir: &Path) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/redis");
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    std::fs::create_dir_all(dir.join(".ssh")).unwrap();
+    std::fs::write(dir.join(".ssh/id_ed25519"), "PRIVATE KEY").unwrap();
+    std::fs::write(dir.join("secret.txt"), "do not ship").unwrap();
+    std::fs::write(dir.join("conf/extra.conf"), "# named in [files] upload\n").unwrap();
+    std::fs::copy(examples.join("adapter.py"), dir.join("adapter.py")).unwrap();
+    let script = std::fs::read_to_string(examples.join("start.sh"))
+        .unwrap()
+        .replace(
+            "\nexec redis-server",
+            "\nhere=$(dirname \"$0\")\n\
+             echo \"LISTING-BEGIN\" >&2\n\
+             ls -la /tmp/splitbrain \"$here/..\" >&2\n\
+             ls -laR \"$here\" >&2\n\
+             echo \"LISTING-END\" >&2\n\
+             exec redis-server",
+        );
+    std::fs::write(dir.join("start.sh"), script).unwrap();
+    let desc = std::fs::read_to_string(examples.join("redis.toml")).unwrap()
+        + "\n[files]\nupload = [\"conf/\"]\n";
+    let path = dir.join("redis.toml");
+    std::fs::write(&path, desc).unwrap();
+    path
+}
+
+#[test]
+fn only_the_files_a_description_names_reach_the_hosts() {
+    if !lab_available() {
+        return;
+    }
+    for tool in ["redis-server", "python3"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            eprintln!("skipped: {tool} is not installed (CI installs it)");
+            return;
+        }
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab-upload");
+    let lab = Lab::up(dir.path(), 3);
+    let desc = redis_description_with_a_secret(&dir.path().join("desc"));
+    let store = dir.path().join("store");
+    let out = hosts_run(
+        &lab,
+        &store,
+        &["--db", desc.to_str().unwrap(), "--nemesis", "partition"],
+    );
+    assert!(matches!(code(&out), 0 | 1), "{}", text(&out));
+    let run_dir = latest_run(&store);
+    let log = std::fs::read_to_string(run_dir.join("nodes/n2/stderr.log")).unwrap();
+    let listing = log
+        .split("LISTING-BEGIN")
+        .nth(1)
+        .and_then(|l| l.split("LISTING-END").next())
+        .unwrap_or_else(|| panic!("the start script listed its folder: {log}"));
+    eprintln!("the remote listing:{listing}");
+    for named in ["start.sh", "conf", "extra.conf"] {
+        assert!(listing.contains(named), "{named} was uploaded: {listing}");
+    }
+    for secret in [
+        ".ssh",
+        "id_ed25519",
+        "secret.txt",
+        "adapter.py",
+        "redis.toml",
+    ] {
+        assert!(!listing.contains(secret), "{secret} stayed home: {listing}");
+    }
+    // The parent and the run folder are root's alone.
+    let lines: Vec<&str> = listing.lines().collect();
+    let dot = |header: &str| {
+        let at = lines.iter().position(|l| l.starts_with(header)).unwrap();
+        lines[at + 1..]
+            .iter()
+            .find(|l| l.ends_with(" ."))
+            .map(|l| l.to_string())
+            .unwrap()
+    };
+    assert!(
+        dot("/tmp/splitbrain:").starts_with("drwx------ "),
+        "{listing}"
+    );
+    assert!(
+        dot("/tmp/splitbrain/").starts_with("drwx------ "),
+        "{listing}"
+    );
+    assert!(dot("/tmp/splitbrain/").contains(" root root "), "{listing}");
+    assert_nothing_left_on_hosts(&lab, &store);
+
+    // A named file over the limit is refused before anything is uploaded.
+    let big = dir.path().join("desc/conf/huge.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(65 * 1024 * 1024)
+        .unwrap();
+    let out = hosts_run(
+        &lab,
+        &store,
+        &["--db", desc.to_str().unwrap(), "--nemesis", "partition"],
+    );
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("conf/huge.bin") && text(&out).contains("64 MiB"),
+        "{}",
+        text(&out)
+    );
+    assert_nothing_left_on_hosts(&lab, &store);
+}
+
+#[test]
+fn host_keys_are_checked_against_the_named_known_hosts_and_accept_new_is_a_choice() {
+    if !lab_available() {
+        return;
+    }
+    let _guard = cluster_lock();
+    let dir = TempDir::new("lab-keys");
+    let lab = Lab::up(dir.path(), 3);
+    let hosts_text = std::fs::read_to_string(&lab.hosts).unwrap();
+    let known = hosts_text
+        .lines()
+        .find_map(|l| l.strip_prefix("known_hosts = "))
+        .map(|v| PathBuf::from(v.trim_matches('"')))
+        .unwrap_or_else(|| panic!("the lab names its known_hosts: {hosts_text}"));
+    let keys = std::fs::read_to_string(&known).unwrap();
+    assert_eq!(keys.lines().count(), 3, "{keys}");
+
+    // n2 answers with a key other than the one recorded for it.
+    let other = dir.path().join("other_key");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_key: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let forged: String = keys
+        .lines()
+        .map(|l| {
+            if l.starts_with("10.79.0.3 ") {
+                format!("10.79.0.3 {}\n", other_key.join(" "))
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let forged_file = dir.path().join("forged_known_hosts");
+    std::fs::write(&forged_file, forged).unwrap();
+    let forged_hosts = dir.path().join("forged.toml");
+    std::fs::write(
+        &forged_hosts,
+        hosts_text.replace(
+            &known.display().to_string(),
+            &forged_file.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let out = run(&[
+        "test",
+        "--hosts",
+        forged_hosts.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--workload",
+        "register",
+        "--time-limit",
+        "2",
+    ]);
+    assert_ne!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("host n2") && text(&out).contains("host key"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !walk(&store).iter().any(|p| p.ends_with("node.log")),
+        "no node started"
+    );
+
+    // Accepting new keys is said in the hosts file; they are kept in the file named.
+    let fresh = dir.path().join("fresh_known_hosts");
+    std::fs::write(&fresh, "").unwrap();
+    let accepting = dir.path().join("accept.toml");
+    std::fs::write(
+        &accepting,
+        hosts_text
+            .replace(&known.display().to_string(), &fresh.display().to_string())
+            .replace("lab = true", "lab = true\nhost_keys = \"accept-new\""),
+    )
+    .unwrap();
+    let out = run(&[
+        "test",
+        "--hosts",
+        accepting.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--workload",
+        "register",
+        "--time-limit",
+        "2",
+        "--recovery-time",
+        "1",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let learned = std::fs::read_to_string(&fresh).unwrap();
+    assert_eq!(learned.lines().count(), 3, "{learned}");
+    assert_nothing_left_on_hosts(&lab, &store);
+}

@@ -30,6 +30,9 @@ pub type CommandWrapper = Box<dyn Fn(&str, Command) -> anyhow::Result<Command> +
 /// The bundled cluster as the driver controls it.
 pub struct BundledCluster {
     exe: PathBuf,
+    /// With `--hosts`: each node's copy of the executable on its host (the run's folder
+    /// differs between hosts), used instead of `exe`.
+    node_exes: BTreeMap<String, PathBuf>,
     workload: WorkloadKind,
     /// Launch specification per node name (`n1`, `n2`, ...), in order.
     specs: BTreeMap<String, NodeSpec>,
@@ -51,12 +54,19 @@ impl BundledCluster {
     ) -> BundledCluster {
         BundledCluster {
             exe,
+            node_exes: BTreeMap::new(),
             workload,
             specs,
             client_addrs,
             admin_addrs,
             processes,
         }
+    }
+
+    /// Runs node `n` from `exes[n]` instead of the common executable.
+    pub fn with_node_exes(mut self, exes: BTreeMap<String, PathBuf>) -> BundledCluster {
+        self.node_exes = exes;
+        self
     }
 
     fn files(spec: &NodeSpec) -> NodeFiles {
@@ -122,7 +132,8 @@ impl Database for BundledCluster {
         let files = Self::files(spec);
         // The spec's paths are relative to the harness's own directory.
         let here = std::env::current_dir().context("reading the current directory")?;
-        let launch = Launch::of(&spec.command(&self.exe), &here);
+        let exe = self.node_exes.get(node).unwrap_or(&self.exe);
+        let launch = Launch::of(&spec.command(exe), &here);
         self.processes.spawn(node, &launch, &files)
     }
 

@@ -51,12 +51,12 @@ pub struct DescribedCluster {
     members: BTreeMap<String, Member>,
     cluster: ClusterVars,
     processes: Box<dyn NodeRunner>,
-    /// With `--hosts`: the run's folder on the hosts, which holds each node's folder
+    /// With `--hosts`: node → the run's folder on its host, which holds the node's folder
     /// (`<root>/<node>`); its files come home to `nodes/<node>/` at teardown.
-    node_root: Option<PathBuf>,
-    /// With `--hosts`: the description as the nodes see it (`{description_dir}` is its
-    /// copy on the hosts); adapters, which run here, use `desc`.
-    node_desc: Option<Description>,
+    node_roots: BTreeMap<String, PathBuf>,
+    /// With `--hosts`: node → the description as that node sees it (`{description_dir}`
+    /// is its copy on the node's host); adapters, which run here, use `desc`.
+    node_descs: BTreeMap<String, Description>,
     /// Nodes started at least once: they restart as members of an `existing` cluster.
     started: Mutex<BTreeSet<String>>,
     /// etcd member ids learned from status answers, so a leader can be named even while
@@ -108,8 +108,8 @@ impl DescribedCluster {
                 token,
             },
             processes,
-            node_root: None,
-            node_desc: None,
+            node_roots: BTreeMap::new(),
+            node_descs: BTreeMap::new(),
             started: Mutex::new(BTreeSet::new()),
             member_ids: Mutex::new(BTreeMap::new()),
             adapter_errors: Arc::new(AtomicU64::new(0)),
@@ -117,31 +117,37 @@ impl DescribedCluster {
         }
     }
 
-    /// The nodes run on SSH hosts, each in `root/<node>` there; `description_dir` is
-    /// where the description's folder was copied on the hosts.
-    pub fn on_hosts(mut self, root: PathBuf, description_dir: Option<PathBuf>) -> DescribedCluster {
+    /// The nodes run on SSH hosts, each in `roots[node]/<node>` there;
+    /// `description_dirs[node]` is where the description's files were copied on the
+    /// node's host.
+    pub fn on_hosts(
+        mut self,
+        roots: BTreeMap<String, PathBuf>,
+        description_dirs: BTreeMap<String, PathBuf>,
+    ) -> DescribedCluster {
         for (name, m) in self.members.iter_mut() {
-            m.node_dir = root.join(name);
-            m.data_dir = m.node_dir.join("data");
+            if let Some(root) = roots.get(name) {
+                m.node_dir = root.join(name);
+                m.data_dir = m.node_dir.join("data");
+            }
         }
-        self.node_root = Some(root);
-        if let Some(dir) = description_dir {
+        self.node_roots = roots;
+        for (name, dir) in description_dirs {
             let mut desc = self.desc.clone();
             desc.dir = Some(dir);
-            self.node_desc = Some(desc);
+            self.node_descs.insert(name, desc);
         }
         self
     }
 
     /// Where a node's file is read after the run: on hosts, the downloaded copy.
     fn local_copy(&self, path: PathBuf) -> PathBuf {
-        match &self.node_root {
-            Some(root) => match path.strip_prefix(root) {
-                Ok(rest) => self.run_dir.join("nodes").join(rest),
-                Err(_) => path,
-            },
-            None => path,
+        for root in self.node_roots.values() {
+            if let Ok(rest) = path.strip_prefix(root) {
+                return self.run_dir.join("nodes").join(rest);
+            }
         }
+        path
     }
 
     fn member(&self, node: &str) -> anyhow::Result<&Member> {
@@ -372,8 +378,8 @@ impl Database for DescribedCluster {
         let vars = self.vars(node, state)?;
         self.processes.make_dir(node, &vars.node_dir)?;
         let (argv, env) = self
-            .node_desc
-            .as_ref()
+            .node_descs
+            .get(node)
             .unwrap_or(&self.desc)
             .start_command(&vars, &self.cluster)
             .map_err(|e| anyhow!("{e}"))?;

@@ -3,7 +3,8 @@
 //! `splitbrain lab up --hosts-file F --nodes N` builds N network namespaces
 //! (`sbl<4 hex>-n<i>`) on a private bridge (`sbl<4 hex>br`, [`LAB_SUBNET`]), each running
 //! its own `sshd` (own listen address, host key, pid file; `UsePAM no`), accepting a key
-//! generated for the lab, and writes the hosts file `F` for them. Everything else lives in
+//! generated for the lab, and writes the hosts file `F` for them, naming a known_hosts
+//! file with each sshd's host key so that the lab's hosts are checked strictly. Everything else lives in
 //! the lab folder beside it (`F` with the extension `.lab`): keys, sshd configs and logs,
 //! and `lab.json`, the record `lab down` removes exactly by: the sshd pids (with their
 //! start times; never by name), the namespaces, the veths and the bridge.
@@ -178,6 +179,9 @@ fn build(dir: &Path, nodes: usize, record: &mut LabRecord) -> anyhow::Result<()>
     )?;
     run("ip", &["link", "set", &bridge, "up"])?;
     let mut hosts = String::new();
+    // Each sshd's host key, so that the lab's hosts are checked strictly like any other.
+    let known_hosts = dir.join("known_hosts");
+    let mut known = String::new();
     for i in 1..=nodes {
         let ns = format!("{}-n{i}", record.prefix);
         let (host, inner) = (
@@ -219,6 +223,15 @@ fn build(dir: &Path, nodes: usize, record: &mut LabRecord) -> anyhow::Result<()>
                 &host_key.to_string_lossy(),
             ],
         )?;
+        let public = std::fs::read_to_string(host_key.with_extension("pub"))
+            .with_context(|| format!("reading n{i}'s host key"))?;
+        let host_pub: Vec<&str> = public.split_whitespace().take(2).collect();
+        if host_pub.len() != 2 {
+            bail!("n{i}'s host key {} is not `TYPE KEY`", host_key.display());
+        }
+        known.push_str(&format!("{ip} {}\n", host_pub.join(" ")));
+        std::fs::write(&known_hosts, &known)
+            .with_context(|| format!("writing {}", known_hosts.display()))?;
         let pid_file = node_dir.join("sshd.pid");
         let config = node_dir.join("sshd_config");
         std::fs::write(
@@ -283,9 +296,10 @@ fn build(dir: &Path, nodes: usize, record: &mut LabRecord) -> anyhow::Result<()>
     let text = format!(
         "# A lab of {nodes} hosts on this machine (`splitbrain lab up`); remove it with\n\
          # `splitbrain lab down --hosts-file {file}`.\n\
-         lab = true\nidentity = \"{key}\"\n\n[hosts]\n{hosts}",
+         lab = true\nidentity = \"{key}\"\nknown_hosts = \"{known}\"\n\n[hosts]\n{hosts}",
         file = record.hosts_file.display(),
         key = key.display(),
+        known = known_hosts.display(),
     );
     std::fs::write(&record.hosts_file, text)
         .with_context(|| format!("writing {}", record.hosts_file.display()))?;
