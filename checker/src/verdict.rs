@@ -79,11 +79,14 @@ impl Analysis {
         }
     }
 
-    /// The checker's name in `results.json`'s `checkers`: `linearizability`, or
-    /// `list-append` for either transactional analysis (the name predates rw-register).
+    /// The checker's name in `results.json`'s `checkers`: `linearizability`, or the
+    /// transactional analysis' own name, `list-append` or `rw-register`. (Files written
+    /// before rw-register had its name call it `list-append`; the reports crate reads
+    /// them.)
     pub fn checker_name(&self) -> &'static str {
         match self {
             Analysis::Linearizability(_) => "linearizability",
+            Analysis::Transactional(r) if r.analysis == "rw-register" => "rw-register",
             Analysis::Transactional(_) => "list-append",
         }
     }
