@@ -96,7 +96,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use splitbrain_checker::elle::ElleResult;
+use splitbrain_checker::elle::{ElleResult, TxnAnalysis};
 use splitbrain_checker::history::{Event, EventType, PairedHistory, Process};
 use splitbrain_checker::linear::LinearizabilityResult;
 use splitbrain_checker::Analysis;
@@ -200,7 +200,8 @@ impl Results {
         if let Analysis::Transactional(_) = analysis {
             // One transactional analysis per run: its entry replaces the other's, and an
             // rw-register entry written under the old name `list-append`.
-            self.checkers.retain(|c| !TRANSACTIONAL_CHECKERS.contains(&c.name.as_str()));
+            self.checkers
+                .retain(|c| !TRANSACTIONAL_CHECKERS.contains(&c.name.as_str()));
         }
         match analysis {
             Analysis::Linearizability(r) => {
@@ -232,7 +233,7 @@ impl Results {
         let Some(analysis) = &self.list_append else {
             return;
         };
-        if analysis.analysis == "rw-register" {
+        if analysis.analysis == TxnAnalysis::RwRegister {
             for c in &mut self.checkers {
                 if c.name == "list-append" {
                     c.name = "rw-register".into();
@@ -871,7 +872,7 @@ mod tests {
         assert_eq!(names, ["rw-register"]);
         // A list-append run keeps its name.
         let mut la = r.clone();
-        la.list_append.as_mut().unwrap().analysis = "list-append".into();
+        la.list_append.as_mut().unwrap().analysis = TxnAnalysis::ListAppend;
         let back = crate::store::parse_results(
             std::path::Path::new("results.json"),
             &serde_json::to_vec(&la).unwrap(),

@@ -65,6 +65,45 @@ use std::time::Instant;
 
 pub use models::ConsistencyModel;
 
+/// The transactional analyses, by the names `--model` and results use.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum TxnAnalysis {
+    /// Append-only lists: every read is a prefix of the key's history.
+    #[default]
+    ListAppend,
+    /// Read/write registers: version orders inferred.
+    RwRegister,
+}
+
+impl TxnAnalysis {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+// Results compare their `analysis` with plain names.
+impl PartialEq<&str> for TxnAnalysis {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 /// How the analysis runs.
 #[derive(Debug, Clone)]
 pub struct ElleOptions {
@@ -99,8 +138,8 @@ impl Default for ElleOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElleResult {
     /// `list-append` or `rw-register` (files from before rw-register: `list-append`).
-    #[serde(default = "default_analysis")]
-    pub analysis: String,
+    #[serde(default)]
+    pub analysis: TxnAnalysis,
     /// True when no model of `consistency_models` is ruled out.
     pub valid: bool,
     /// The models checked against (canonical names).
@@ -233,10 +272,6 @@ pub struct TxnRef {
     pub status: String,
 }
 
-fn default_analysis() -> String {
-    "list-append".into()
-}
-
 impl ElleResult {
     /// Valid exactly when no model of `consistency_models` is ruled out; the analysis
     /// has no budget that leaves it undecided.
@@ -334,7 +369,7 @@ pub fn check_list_append_with(
     let deps = graph::build(&parsed, &orders);
     let stats = cycles::search(&parsed, &deps, options, &mut found);
     Ok(finish(
-        "list-append",
+        TxnAnalysis::ListAppend,
         &parsed,
         &models,
         found,
@@ -364,7 +399,7 @@ pub fn check_rw_register_with(
     let deps = rw::analyse(&parsed, rw::Inference::for_models(&models), &mut found);
     let stats = cycles::search(&parsed, &deps, options, &mut found);
     Ok(finish(
-        "rw-register",
+        TxnAnalysis::RwRegister,
         &parsed,
         &models,
         found,
@@ -384,7 +419,7 @@ fn checked_models(options: &ElleOptions) -> Vec<ConsistencyModel> {
 
 /// Judges the models against what was found and assembles the result.
 fn finish(
-    analysis: &str,
+    analysis: TxnAnalysis,
     parsed: &txn::Parsed<'_>,
     checked: &[ConsistencyModel],
     found: order::Collector,
@@ -410,7 +445,7 @@ fn finish(
         ms.iter().map(|m| m.name().to_string()).collect()
     };
     ElleResult {
-        analysis: analysis.to_string(),
+        analysis,
         valid,
         consistency_models: names(checked),
         checked_model: names(checked).join(", "),
