@@ -13,14 +13,16 @@ use serde_json::Value;
 use splitbrain_checker::elle::{self, ElleResult};
 use splitbrain_checker::formats::{self, Format};
 use splitbrain_checker::linear::{
-    self, CheckOptions, KeyResult, LinearizabilityResult, ProgressFn, Verdict,
+    CheckOptions, KeyResult, LinearizabilityResult, ProgressFn, Verdict,
 };
 use splitbrain_checker::model::ModelKind;
-use splitbrain_checker::{Analysis, Operations, PairedHistory};
+use splitbrain_checker::{
+    Analysis, AnalysisKind, Operations, Options, PairedHistory, TxnAnalysis, What,
+};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::{EXIT_BAD_INPUT, EXIT_INTERNAL};
@@ -30,19 +32,18 @@ pub struct CheckArgs {
     /// History files, or directories to search for histories (recursively).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// The sequential model: register, cas-register, mutex, set, multi-register,
-    /// kv-append; or a transactional analysis: list-append, rw-register. Default:
-    /// kv-append for Porcupine kv logs, cas-register otherwise.
+    /// The sequential model, or a transactional analysis (list-append, rw-register).
+    /// Default: kv-append for Porcupine kv logs, cas-register otherwise.
     #[arg(long, value_name = "M")]
-    pub model: Option<String>,
+    pub model: Option<ModelArg>,
     /// For list-append and rw-register: the consistency models to check against
     /// (comma-separated, Elle's names, e.g. serializable,snapshot-isolation). Only
     /// anomalies that rule one of them out are searched for. Default: strict-serializable.
     #[arg(long, value_name = "M,…")]
     pub consistency_models: Option<String>,
-    /// History format: auto, jsonl, edn, porcupine-etcd, porcupine-kv.
-    #[arg(long, value_name = "F", default_value = "auto")]
-    pub format: String,
+    /// History format (auto: detected per file).
+    #[arg(long, value_name = "F", default_value = "auto", ignore_case = true)]
+    pub format: FormatArg,
     /// The model's initial state as JSON (default: the model's empty state).
     #[arg(long, value_name = "JSON")]
     pub initial: Option<String>,
@@ -70,22 +71,46 @@ pub struct CheckArgs {
     pub report: Option<PathBuf>,
 }
 
-/// The transactional (Elle-style) analyses are named like models on the command line.
-const LIST_APPEND: &str = "list-append";
-const RW_REGISTER: &str = "rw-register";
+/// `--model`: a built-in model or a transactional analysis, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelArg(pub AnalysisKind);
+
+impl clap::ValueEnum for ModelArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: OnceLock<Vec<ModelArg>> = OnceLock::new();
+        ALL.get_or_init(|| AnalysisKind::all().into_iter().map(ModelArg).collect())
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.name()))
+    }
+}
+
+/// `--format`: `auto` (`None`: detected per file) or a history format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatArg(pub Option<Format>);
+
+impl clap::ValueEnum for FormatArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: OnceLock<Vec<FormatArg>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            std::iter::once(FormatArg(None))
+                .chain(Format::ALL.iter().map(|f| FormatArg(Some(*f))))
+                .collect()
+        })
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(
+            self.0.map_or("auto", Format::name),
+        ))
+    }
+}
 
 /// `check` never runs unbounded: the default `--time-limit`, in seconds.
 const DEFAULT_TIME_LIMIT: f64 = 60.0;
 /// The default `--after-invalid`, in seconds.
 const DEFAULT_AFTER_INVALID: f64 = 1.0;
-
-/// Which analysis a history gets.
-#[derive(Debug, Clone, Copy)]
-enum Checker {
-    Linear(ModelKind),
-    ListAppend,
-    RwRegister,
-}
 
 /// The outcome for one history file.
 #[derive(Debug, Serialize)]
@@ -155,38 +180,16 @@ struct Summary<'a> {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
-    let format = match args.format.as_str() {
-        "auto" => None,
-        name => match name.parse::<Format>() {
-            Ok(f) => Some(f),
-            Err(_) => {
-                return bad_input(format!(
-                    "--format {name:?} is not a history format; use auto, {}",
-                    Format::NAMES.join(", ")
-                ))
-            }
-        },
-    };
-    let model = match args.model.as_deref() {
-        None => None,
-        Some(LIST_APPEND) => Some(Checker::ListAppend),
-        Some(RW_REGISTER) => Some(Checker::RwRegister),
-        Some(name) => match name.parse::<ModelKind>() {
-            Ok(m) => Some(Checker::Linear(m)),
-            Err(_) => {
-                return bad_input(format!(
-                    "--model {name:?} is not a model; use one of {}, {LIST_APPEND}, {RW_REGISTER}",
-                    ModelKind::NAMES.join(", ")
-                ))
-            }
-        },
-    };
+    let format = args.format.0;
+    let model = args.model.map(|m| m.0);
     let elle_options = match &args.consistency_models {
         None => elle::ElleOptions::default(),
         Some(list) => {
-            if !matches!(model, Some(Checker::ListAppend | Checker::RwRegister)) {
+            if !matches!(model, Some(AnalysisKind::Transactional(_))) {
                 return bad_input(format!(
-                    "--consistency-models applies to --model {LIST_APPEND} or {RW_REGISTER}"
+                    "--consistency-models applies to --model {} or {}",
+                    TxnAnalysis::ListAppend,
+                    TxnAnalysis::RwRegister
                 ));
             }
             match elle::models::parse_models(list) {
@@ -251,7 +254,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         }
     }
 
-    let mut opts = CheckOptions {
+    let opts = CheckOptions {
         time_limit: Some(Duration::from_secs_f64(args.time_limit)),
         memory_limit_bytes: usize::try_from(args.memory_limit.saturating_mul(1 << 20))
             .unwrap_or(usize::MAX),
@@ -260,27 +263,25 @@ pub fn run(args: CheckArgs) -> anyhow::Result<i32> {
         progress: None,
         search_steps: None,
     };
+    let mut options = Options {
+        linear: opts,
+        elle: elle_options,
+    };
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(files.len());
     for file in &files {
-        let progress = KeyProgress::start(&file.display().to_string(), opts.after_invalid);
-        opts.progress = progress.as_ref().map(|p| p.callback());
-        opts.search_steps = progress.as_ref().map(|p| p.steps.clone());
-        outcomes.push(check_file(
-            file,
-            format,
-            model,
-            initial.as_ref(),
-            &opts,
-            &elle_options,
-        ));
+        let progress =
+            KeyProgress::start(&file.display().to_string(), options.linear.after_invalid);
+        options.linear.progress = progress.as_ref().map(|p| p.callback());
+        options.linear.search_steps = progress.as_ref().map(|p| p.steps.clone());
+        outcomes.push(check_file(file, format, model, initial.as_ref(), &options));
         if let Some(p) = progress {
             p.finish();
         }
     }
     let limits = Limits {
         time_limit: args.time_limit,
-        after_invalid: opts.after_invalid.map(|d| d.as_secs_f64()),
+        after_invalid: options.linear.after_invalid.map(|d| d.as_secs_f64()),
     };
     let worst = outcomes.iter().map(|o| o.exit_code).fold(0u8, worse_exit);
 
@@ -436,10 +437,9 @@ fn bad_input(msg: String) -> anyhow::Result<i32> {
 fn check_file(
     path: &Path,
     format: Option<Format>,
-    model: Option<Checker>,
+    model: Option<AnalysisKind>,
     initial: Option<&Value>,
-    opts: &CheckOptions,
-    elle_options: &elle::ElleOptions,
+    options: &Options,
 ) -> FileOutcome {
     let mut outcome = FileOutcome {
         path: path.display().to_string(),
@@ -459,15 +459,11 @@ fn check_file(
         }
     };
     outcome.format = Some(format.to_string());
-    let model = model.unwrap_or(Checker::Linear(match format {
+    let model = model.unwrap_or(AnalysisKind::Linearizability(match format {
         Format::PorcupineKv => ModelKind::KvAppend,
         _ => ModelKind::CasRegister,
     }));
-    outcome.model = Some(match model {
-        Checker::Linear(m) => m.to_string(),
-        Checker::ListAppend => LIST_APPEND.to_string(),
-        Checker::RwRegister => RW_REGISTER.to_string(),
-    });
+    outcome.model = Some(model.to_string());
     let history = PairedHistory::new(history);
     let ops = match history.operations() {
         Ok(ops) => ops,
@@ -476,21 +472,9 @@ fn check_file(
             return outcome;
         }
     };
-    match model {
-        Checker::Linear(model) => match linear::check(&ops, model, initial, opts) {
-            Ok(result) => outcome.analysis = Some(Analysis::Linearizability(result)),
-            Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
-        },
-        Checker::ListAppend | Checker::RwRegister => {
-            match if matches!(model, Checker::ListAppend) {
-                elle::check_list_append_with(&ops, elle_options)
-            } else {
-                elle::check_rw_register_with(&ops, elle_options)
-            } {
-                Ok(result) => outcome.analysis = Some(Analysis::Transactional(result)),
-                Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
-            }
-        }
+    match splitbrain_checker::check(&ops, &What::named(model, initial.cloned()), options) {
+        Ok(analysis) => outcome.analysis = Some(analysis),
+        Err(e) => outcome.error = Some(format!("{}: {e}", path.display())),
     }
     if let Some(analysis) = &outcome.analysis {
         let verdict = analysis.verdict();
@@ -851,4 +835,61 @@ fn print_list_append(out: &mut impl Write, e: &ElleResult) -> std::io::Result<()
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use splitbrain_checker::model::ModelKind;
+    use splitbrain_checker::{AnalysisKind, TxnAnalysis};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        check: CheckArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<CheckArgs, clap::Error> {
+        Cli::try_parse_from(["check"].iter().chain(args)).map(|c| c.check)
+    }
+
+    #[test]
+    fn check_model_and_format_are_value_enums() {
+        let a = parse(&[
+            "h.jsonl",
+            "--model",
+            "rw-register",
+            "--format",
+            "porcupine-kv",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.model.map(|m| m.0),
+            Some(AnalysisKind::Transactional(TxnAnalysis::RwRegister))
+        );
+        assert_eq!(a.format, FormatArg(Some(Format::PorcupineKv)));
+        let a = parse(&["h.jsonl", "--model", "kv-append"]).unwrap();
+        assert_eq!(
+            a.model.map(|m| m.0),
+            Some(AnalysisKind::Linearizability(ModelKind::KvAppend))
+        );
+        assert_eq!(a.format, FormatArg(None), "auto by default");
+
+        let e = parse(&["h.jsonl", "--model", "queue"])
+            .unwrap_err()
+            .to_string();
+        for name in ModelKind::NAMES
+            .iter()
+            .chain(&["list-append", "rw-register"])
+        {
+            assert!(e.contains(name), "{name} missing from: {e}");
+        }
+        let e = parse(&["h.jsonl", "--format", "yaml"])
+            .unwrap_err()
+            .to_string();
+        for name in Format::NAMES.iter().chain(&["auto"]) {
+            assert!(e.contains(name), "{name} missing from: {e}");
+        }
+    }
 }

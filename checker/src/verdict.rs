@@ -1,13 +1,11 @@
-//! The one result vocabulary: a [`Verdict`], and an [`Analysis`] (what a consistency
-//! check concluded, linearizability or transactional).
+//! The one result vocabulary every analysis shares: a [`Verdict`]. (What a whole check
+//! concluded, [`crate::Analysis`], is the entry point's, above the analyses.)
 //!
 //! Everything downstream — `splitbrain check`, `splitbrain test`, the reports and the
 //! `results.json` they write and read back — uses these types, so a verdict means the
 //! same thing, and is spelled the same way, wherever it appears. They serialise both
 //! ways: the JSON written is the JSON read.
 
-use crate::elle::ElleResult;
-use crate::linear::LinearizabilityResult;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -54,45 +52,5 @@ impl Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// What one consistency check of a history concluded: the linearizability checker's
-/// result, or the transactional (Elle-style) analysis'.
-// There is one `Analysis` per history checked, never a collection of them, so the
-// variants' difference in size costs nothing worth a box.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Analysis {
-    Linearizability(LinearizabilityResult),
-    /// list-append or rw-register.
-    Transactional(ElleResult),
-}
-
-impl Analysis {
-    /// The analysis' verdict. The transactional analysis has no budget that leaves it
-    /// undecided: it is valid exactly when no checked model is ruled out.
-    pub fn verdict(&self) -> Verdict {
-        match self {
-            Analysis::Linearizability(r) => r.verdict,
-            Analysis::Transactional(r) => r.verdict(),
-        }
-    }
-
-    /// The checker's name in `results.json`'s `checkers`: `linearizability`, or
-    /// `list-append` for either transactional analysis (the name predates rw-register).
-    pub fn checker_name(&self) -> &'static str {
-        match self {
-            Analysis::Linearizability(_) => "linearizability",
-            Analysis::Transactional(_) => "list-append",
-        }
-    }
-
-    /// One line of plain text: what was checked and what was found.
-    pub fn summary(&self) -> String {
-        match self {
-            Analysis::Linearizability(r) => r.summary(),
-            Analysis::Transactional(r) => r.summary(),
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests for splitbrain-checker.
 mod elle;
+mod entry;
 mod fixtures;
 mod formats;
 mod linear;

@@ -97,7 +97,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use splitbrain_checker::elle::ElleResult;
+use splitbrain_checker::elle::{ElleResult, TxnAnalysis};
 use splitbrain_checker::history::{Event, EventType, PairedHistory, Process};
 use splitbrain_checker::linear::LinearizabilityResult;
 use splitbrain_checker::Analysis;
@@ -149,6 +149,9 @@ pub struct Results {
     /// Relative to the run directory, so links keep working when the store moves.
     pub node_logs: Vec<String>,
 }
+
+/// The names a transactional analysis' entry in `checkers` has had.
+const TRANSACTIONAL_CHECKERS: [&str; 2] = ["list-append", "rw-register"];
 
 impl Results {
     /// A result with everything empty but the name, start time and statistics; the caller
@@ -202,6 +205,12 @@ impl Results {
             summary: analysis.summary(),
         };
         self.checkers.retain(|c| c.name != entry.name);
+        if let Analysis::Transactional(_) = analysis {
+            // One transactional analysis per run: its entry replaces the other's, and an
+            // rw-register entry written under the old name `list-append`.
+            self.checkers
+                .retain(|c| !TRANSACTIONAL_CHECKERS.contains(&c.name.as_str()));
+        }
         match analysis {
             Analysis::Linearizability(r) => {
                 self.checkers.insert(0, entry);
@@ -224,6 +233,21 @@ impl Results {
             }
         }
         self.settle_verdict();
+    }
+
+    /// Brings names written by older versions up to date: an rw-register analysis' entry
+    /// in `checkers` was called `list-append` before it had its own name.
+    pub fn upgrade_old_names(&mut self) {
+        let Some(analysis) = &self.list_append else {
+            return;
+        };
+        if analysis.analysis == TxnAnalysis::RwRegister {
+            for c in &mut self.checkers {
+                if c.name == "list-append" {
+                    c.name = "rw-register".into();
+                }
+            }
+        }
     }
 
     /// [`Results::set_analysis`] for a linearizability check.
@@ -862,5 +886,53 @@ mod tests {
         assert!(text.contains("\"verdict\":\"invalid\""));
         let back: Results = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
+    }
+    /// An rw-register result as the checker gives it, with no anomalies.
+    fn rw_register_result(valid: bool) -> splitbrain_checker::elle::ElleResult {
+        serde_json::from_value(json!({"analysis": "rw-register", "valid": valid}))
+            .expect("an ElleResult with only the required fields")
+    }
+
+    #[test]
+    fn rw_register_runs_are_named_rw_register() {
+        let mut r = Results::new("t", "2026-01-01T00:00:00Z", &sample().into());
+        r.set_analysis(&Analysis::Transactional(rw_register_result(true)));
+        let names: Vec<&str> = r.checkers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["rw-register"]);
+    }
+
+    #[test]
+    fn old_results_naming_an_rw_register_run_list_append_still_read() {
+        // Written before the analysis had its own name: the rw-register result's checker
+        // entry says `list-append`.
+        let mut r = Results::new("t", "2026-01-01T00:00:00Z", &sample().into());
+        r.list_append = Some(rw_register_result(false));
+        r.checkers.push(CheckerResult {
+            name: "list-append".into(),
+            verdict: Verdict::Invalid,
+            summary: "1 transactions (rw-register); anomalies G1a".into(),
+        });
+        r.settle_verdict();
+        let old = serde_json::to_vec(&r).unwrap();
+        let back = crate::store::parse_results(std::path::Path::new("results.json"), &old)
+            .expect("an old results.json reads");
+        let names: Vec<&str> = back.checkers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["rw-register"]);
+        assert_eq!(back.verdict, Verdict::Invalid);
+        // Checking again replaces the old entry rather than adding a second one.
+        let mut again = back.clone();
+        again.checkers[0].name = "list-append".into();
+        again.set_analysis(&Analysis::Transactional(rw_register_result(true)));
+        let names: Vec<&str> = again.checkers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["rw-register"]);
+        // A list-append run keeps its name.
+        let mut la = r.clone();
+        la.list_append.as_mut().unwrap().analysis = TxnAnalysis::ListAppend;
+        let back = crate::store::parse_results(
+            std::path::Path::new("results.json"),
+            &serde_json::to_vec(&la).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(back.checkers[0].name, "list-append");
     }
 }

@@ -144,7 +144,9 @@ pub fn parse_results(path: &Path, bytes: &[u8]) -> Result<Results, ReportError> 
             supported: SCHEMA_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(json)
+    let mut results: Results = serde_json::from_value(value).map_err(json)?;
+    results.upgrade_old_names();
+    Ok(results)
 }
 
 /// Reads a JSONL history with the checker's one JSONL reader, in its lenient mode: it

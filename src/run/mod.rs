@@ -20,13 +20,13 @@ pub mod workers;
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use splitbrain_checker::linear::{self, CheckOptions};
-use splitbrain_checker::model::ModelKind;
-use splitbrain_checker::{Analysis, EventType, Process, Verdict};
+use splitbrain_checker::elle::ElleOptions;
+use splitbrain_checker::linear::CheckOptions;
+use splitbrain_checker::{EventType, Options, Process, Verdict, What};
 use splitbrain_nemesis as nemesis;
 use splitbrain_reports::results::{self as rr, CheckerResult, Convergence, Results};
 use splitbrain_reports::store as report_store;
-use splitbrain_workloads::{Generator, WorkloadConfig, WorkloadKind};
+use splitbrain_workloads::{Generator, WorkloadConfig};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -40,19 +40,6 @@ pub struct RunOutcome {
     pub verdict: Verdict,
     pub run_dir: std::path::PathBuf,
     pub results: Results,
-}
-
-/// The checker model for a workload's history.
-pub fn model_for(workload: WorkloadKind) -> ModelKind {
-    match workload {
-        WorkloadKind::Mutex => ModelKind::Mutex,
-        WorkloadKind::Set => ModelKind::Set,
-        // The transactional workloads are checked Elle-style, never by a model.
-        WorkloadKind::Register
-        | WorkloadKind::Kv
-        | WorkloadKind::ListAppend
-        | WorkloadKind::RwRegister => ModelKind::CasRegister,
-    }
 }
 
 /// Runs one test to completion (or interruption) and writes its run folder.
@@ -154,45 +141,44 @@ pub async fn run_test(
             None
         }
     };
-    let mut lin = None;
-    let mut list_append = None;
+    let analysis = cfg.workload.analysis();
+    let mut checked = None;
     if let Some(ops) = &ops {
-        if cfg.workload.is_transactional() {
-            match txn_check(cfg, ops) {
-                Ok(r) => list_append = Some(r),
-                Err(e) => notes.push(format!(
-                    "the {} checker rejected the history: {e}",
-                    cfg.workload
-                )),
-            }
-        } else {
+        let options = Options {
             // Verdict first, as `splitbrain check`: once a key is invalid the others get
             // a bounded extra second.
-            let opts = CheckOptions {
+            linear: CheckOptions {
                 time_limit: Some(Duration::from_secs(120)),
                 after_invalid: Some(Duration::from_secs(1)),
                 ..CheckOptions::default()
-            };
-            match linear::check(ops, model_for(cfg.workload), None, &opts) {
-                Ok(r) => lin = Some(r),
-                Err(e) => notes.push(format!("the checker rejected the history: {e}")),
-            }
+            },
+            // The transactional analyses, against the run's consistency models.
+            elle: ElleOptions {
+                models: if cfg.consistency_models.is_empty() {
+                    ElleOptions::default().models
+                } else {
+                    cfg.consistency_models.clone()
+                },
+                ..ElleOptions::default()
+            },
+        };
+        match splitbrain_checker::check(ops, &What::named(analysis, None), &options) {
+            Ok(a) => checked = Some(a),
+            Err(e) if cfg.workload.is_transactional() => notes.push(format!(
+                "the {} checker rejected the history: {e}",
+                cfg.workload
+            )),
+            Err(e) => notes.push(format!("the checker rejected the history: {e}")),
         }
     }
     let started_at = started_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
     let mut results = Results::new(&cfg.name, started_at, &history);
-    match (lin, list_append) {
-        (Some(r), _) => results.set_analysis(&Analysis::Linearizability(r)),
-        (None, Some(e)) => results.set_analysis(&Analysis::Transactional(e)),
-        (None, None) => results.checkers.push(CheckerResult {
-            name: if cfg.workload.is_transactional() {
-                "list-append"
-            } else {
-                "linearizability"
-            }
-            .into(),
+    match checked {
+        Some(a) => results.set_analysis(&a),
+        None => results.checkers.push(CheckerResult {
+            name: analysis.checker_name().into(),
             verdict: Verdict::Unknown,
             summary: "not checked (see notes)".into(),
         }),
@@ -254,24 +240,6 @@ pub async fn run_test(
         run_dir: run_dir.path,
         results,
     })
-}
-
-/// The Elle-style check of a transactional workload's history, against the run's
-/// consistency models.
-fn txn_check(
-    cfg: &TestConfig,
-    ops: &splitbrain_checker::Operations,
-) -> Result<splitbrain_checker::elle::ElleResult, splitbrain_checker::elle::ElleError> {
-    use splitbrain_checker::elle;
-    let mut options = elle::ElleOptions::default();
-    if !cfg.consistency_models.is_empty() {
-        options.models = cfg.consistency_models.clone();
-    }
-    if cfg.workload == WorkloadKind::RwRegister {
-        elle::check_rw_register_with(ops, &options)
-    } else {
-        elle::check_list_append_with(ops, &options)
-    }
 }
 
 /// Why a history tested nothing: client operations were attempted but none completed

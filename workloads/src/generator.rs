@@ -33,7 +33,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use splitbrain_checker::Key;
+use splitbrain_checker::model::ModelKind;
+use splitbrain_checker::{AnalysisKind, Key, TxnAnalysis};
 
 use crate::op::Op;
 
@@ -81,16 +82,19 @@ impl WorkloadKind {
         }
     }
 
-    /// The checker model that judges this workload's history. `kv` histories are checked
-    /// per key (each key is its own cas-register); `list-append` goes to the Elle-style
-    /// transactional analysis rather than the linearizability search.
-    pub fn checker_model(self) -> &'static str {
+    /// The analysis that judges this workload's history (what `splitbrain test` hands
+    /// the checker's entry point). `kv` histories are checked per key (each key is its
+    /// own cas-register); `list-append` and `rw-register` go to the Elle-style
+    /// transactional analyses rather than the linearizability search.
+    pub fn analysis(self) -> AnalysisKind {
         match self {
-            WorkloadKind::Register | WorkloadKind::Kv => "cas-register",
-            WorkloadKind::Mutex => "mutex",
-            WorkloadKind::Set => "set",
-            WorkloadKind::ListAppend => "list-append",
-            WorkloadKind::RwRegister => "rw-register",
+            WorkloadKind::Register | WorkloadKind::Kv => {
+                AnalysisKind::Linearizability(ModelKind::CasRegister)
+            }
+            WorkloadKind::Mutex => AnalysisKind::Linearizability(ModelKind::Mutex),
+            WorkloadKind::Set => AnalysisKind::Linearizability(ModelKind::Set),
+            WorkloadKind::ListAppend => AnalysisKind::Transactional(TxnAnalysis::ListAppend),
+            WorkloadKind::RwRegister => AnalysisKind::Transactional(TxnAnalysis::RwRegister),
         }
     }
 
@@ -521,8 +525,8 @@ mod tests {
             err.contains("`queue`") && err.contains("list-append"),
             "{err}"
         );
-        assert_eq!(WorkloadKind::Kv.checker_model(), "cas-register");
-        assert_eq!(WorkloadKind::Mutex.checker_model(), "mutex");
+        assert_eq!(WorkloadKind::Kv.analysis().name(), "cas-register");
+        assert_eq!(WorkloadKind::Mutex.analysis().name(), "mutex");
         let serialized = serde_json::to_string(&WorkloadKind::ListAppend).expect("encodes");
         assert_eq!(serialized, r#""list-append""#);
     }
@@ -749,7 +753,7 @@ mod tests {
         let distinct: BTreeSet<u64> = written.iter().copied().collect();
         assert_eq!(distinct.len(), written.len(), "written values repeat");
         assert!(written.len() > 500);
-        assert_eq!(WorkloadKind::RwRegister.checker_model(), "rw-register");
+        assert_eq!(WorkloadKind::RwRegister.analysis().name(), "rw-register");
         let mut generator = Generator::new(config).expect("valid config");
         for _ in 0..50 {
             generator.next_op(0);

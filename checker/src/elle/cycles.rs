@@ -29,8 +29,8 @@
 //! cyclic component is never silently passed.
 
 use super::graph::{kind_name, Deps, KINDS, PROCESS, REALTIME, RW, WR, WW};
+use super::list_append::{refs, show_value, t, Collector};
 use super::models::ConsistencyModel;
-use super::order::{refs, show_value, t, Collector};
 use super::txn::{Datatype, Parsed, NONE};
 use super::{Anomaly, CycleStep, ElleOptions, GraphStats};
 use crate::history::Key;
@@ -708,7 +708,7 @@ fn register_reason(
 ) -> Option<String> {
     let w = why?;
     let k = parsed.key(w.key);
-    let basis = super::rw::basis(w.assumes);
+    let basis = super::rw_register::basis(w.assumes);
     Some(match kind {
         WW => format!(
             "{ta} wrote key {k} = {prev}, and {tb} wrote {v}, a later version ({basis})",

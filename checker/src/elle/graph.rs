@@ -15,8 +15,8 @@
 //! "frontier" (completed, and not yet known to precede another completed transaction),
 //! so their number stays near `transactions × concurrency`, not quadratic.
 
+use super::list_append::Orders;
 use super::models::ConsistencyModel;
-use super::order::Orders;
 use super::txn::{Mop, Parsed, Status, NONE};
 use hashbrown::HashMap;
 use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
@@ -334,7 +334,7 @@ pub(crate) fn real_time(parsed: &Parsed<'_>, deps: &mut Deps) {
 mod tests {
     use super::*;
     use crate::elle::gen::{generate, ListAppendOptions};
-    use crate::elle::{order, txn};
+    use crate::elle::{list_append, txn};
     use petgraph::visit::EdgeRef;
 
     /// Real-time edges must imply exactly the real-time order (no more, no less), with
@@ -352,9 +352,9 @@ mod tests {
             };
             let ops = generate(&options).pair().unwrap();
             let parsed = txn::parse(&ops, txn::Datatype::ListAppend).unwrap();
-            let orders = order::infer(
+            let orders = list_append::infer(
                 &parsed,
-                &mut order::Collector::new(1, &[ConsistencyModel::StrictSerializable]),
+                &mut list_append::Collector::new(1, &[ConsistencyModel::StrictSerializable]),
             );
             let deps = build(&parsed, &orders);
             let n = parsed.txns.len();

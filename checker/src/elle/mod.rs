@@ -11,11 +11,11 @@
 //!
 //! Layout:
 //! - `txn`: turns `txn` operations into micro-operations, interning keys and values.
-//! - `order`: list-append: infers each key's version order from the longest read and
+//! - `list_append`: list-append (Elle's name): infers each key's version order from the longest read and
 //!   reports the anomalies visible without a graph (incompatible orders, duplicate
 //!   elements, garbage, aborted and intermediate reads, internal inconsistency, future
 //!   reads); also the collector every analysis reports into.
-//! - `rw`: rw-register: version orders from the initial state, writes-follow-reads,
+//! - `rw_register`: rw-register (Elle's name): version orders from the initial state, writes-follow-reads,
 //!   process and real-time order, each edge tagged with the model it assumes; its own
 //!   anomalies without a graph; its ww/wr/rw edges.
 //! - `graph`: the dependency graph on petgraph (ww, wr, rw, process and real-time
@@ -52,9 +52,9 @@
 mod cycles;
 pub mod gen;
 mod graph;
+mod list_append;
 pub mod models;
-mod order;
-mod rw;
+mod rw_register;
 mod txn;
 
 use crate::history::{Key, Operations};
@@ -64,6 +64,45 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 pub use models::ConsistencyModel;
+
+/// The transactional analyses, by the names `--model` and results use.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum TxnAnalysis {
+    /// Append-only lists: every read is a prefix of the key's history.
+    #[default]
+    ListAppend,
+    /// Read/write registers: version orders inferred.
+    RwRegister,
+}
+
+impl TxnAnalysis {
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+// Results compare their `analysis` with plain names.
+impl PartialEq<&str> for TxnAnalysis {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
 
 /// How the analysis runs.
 #[derive(Debug, Clone)]
@@ -99,8 +138,8 @@ impl Default for ElleOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ElleResult {
     /// `list-append` or `rw-register` (files from before rw-register: `list-append`).
-    #[serde(default = "default_analysis")]
-    pub analysis: String,
+    #[serde(default)]
+    pub analysis: TxnAnalysis,
     /// True when no model of `consistency_models` is ruled out.
     pub valid: bool,
     /// The models checked against (canonical names).
@@ -233,10 +272,6 @@ pub struct TxnRef {
     pub status: String,
 }
 
-fn default_analysis() -> String {
-    "list-append".into()
-}
-
 impl ElleResult {
     /// Valid exactly when no model of `consistency_models` is ruled out; the analysis
     /// has no budget that leaves it undecided.
@@ -329,12 +364,12 @@ pub fn check_list_append_with(
     let started = Instant::now();
     let models = checked_models(options);
     let parsed = txn::parse(ops, txn::Datatype::ListAppend)?;
-    let mut found = order::Collector::new(options.max_examples_per_kind, &models);
-    let orders = order::infer(&parsed, &mut found);
+    let mut found = list_append::Collector::new(options.max_examples_per_kind, &models);
+    let orders = list_append::infer(&parsed, &mut found);
     let deps = graph::build(&parsed, &orders);
     let stats = cycles::search(&parsed, &deps, options, &mut found);
     Ok(finish(
-        "list-append",
+        TxnAnalysis::ListAppend,
         &parsed,
         &models,
         found,
@@ -352,7 +387,7 @@ pub fn check_rw_register(ops: &Operations) -> Result<ElleResult, ElleError> {
 /// Checks an rw-register history: `txn` operations whose value is a list of
 /// `["w", key, value]` and `["r", key, value-or-null]` micro-operations, every written
 /// value unique per key, nil the initial state. Version orders are inferred as far as
-/// the checked models allow (see the `rw` module); other operations are ignored.
+/// the checked models allow (see the `rw_register` module); other operations are ignored.
 pub fn check_rw_register_with(
     ops: &Operations,
     options: &ElleOptions,
@@ -360,11 +395,15 @@ pub fn check_rw_register_with(
     let started = Instant::now();
     let models = checked_models(options);
     let parsed = txn::parse(ops, txn::Datatype::RwRegister)?;
-    let mut found = order::Collector::new(options.max_examples_per_kind, &models);
-    let deps = rw::analyse(&parsed, rw::Inference::for_models(&models), &mut found);
+    let mut found = list_append::Collector::new(options.max_examples_per_kind, &models);
+    let deps = rw_register::analyse(
+        &parsed,
+        rw_register::Inference::for_models(&models),
+        &mut found,
+    );
     let stats = cycles::search(&parsed, &deps, options, &mut found);
     Ok(finish(
-        "rw-register",
+        TxnAnalysis::RwRegister,
         &parsed,
         &models,
         found,
@@ -384,10 +423,10 @@ fn checked_models(options: &ElleOptions) -> Vec<ConsistencyModel> {
 
 /// Judges the models against what was found and assembles the result.
 fn finish(
-    analysis: &str,
+    analysis: TxnAnalysis,
     parsed: &txn::Parsed<'_>,
     checked: &[ConsistencyModel],
-    found: order::Collector,
+    found: list_append::Collector,
     stats: GraphStats,
     started: Instant,
 ) -> ElleResult {
@@ -410,7 +449,7 @@ fn finish(
         ms.iter().map(|m| m.name().to_string()).collect()
     };
     ElleResult {
-        analysis: analysis.to_string(),
+        analysis,
         valid,
         consistency_models: names(checked),
         checked_model: names(checked).join(", "),

@@ -46,7 +46,6 @@ pub use jsonl::{
 
 use crate::history::{History, Key, Process};
 use serde_json::Value;
-use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -54,8 +53,21 @@ use std::str::FromStr;
 /// How much of a file [`read_path`] looks at to detect its format.
 const DETECT_BYTES: u64 = 64 * 1024;
 
-/// A history file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A history file format; its name (kebab-case of the variant) is what `--format`
+/// accepts and `Display` prints.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "kebab-case")]
 pub enum Format {
     /// Our JSON Lines history.
     Jsonl,
@@ -69,15 +81,13 @@ pub enum Format {
 
 impl Format {
     /// Every format's name, as accepted by `FromStr` and printed by `Display`.
-    pub const NAMES: &'static [&'static str] = &["jsonl", "edn", "porcupine-etcd", "porcupine-kv"];
+    pub const NAMES: &'static [&'static str] = <Format as strum::VariantNames>::VARIANTS;
+
+    /// Every format, in the order of [`Format::NAMES`].
+    pub const ALL: &'static [Format] = <Format as strum::VariantArray>::VARIANTS;
 
     pub fn name(self) -> &'static str {
-        match self {
-            Format::Jsonl => "jsonl",
-            Format::Edn => "edn",
-            Format::PorcupineEtcd => "porcupine-etcd",
-            Format::PorcupineKv => "porcupine-kv",
-        }
+        self.into()
     }
 
     /// Guesses the format from the start of a file; `None` when unsure (including an
@@ -119,25 +129,17 @@ fn is_kv_operation(line: &str) -> bool {
     key_is_string && f_is_kv
 }
 
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 impl FromStr for Format {
     type Err = FormatError;
 
     fn from_str(s: &str) -> Result<Format, FormatError> {
-        match s.to_ascii_lowercase().as_str() {
-            "jsonl" => Ok(Format::Jsonl),
-            "edn" => Ok(Format::Edn),
-            "porcupine-etcd" => Ok(Format::PorcupineEtcd),
-            "porcupine-kv" => Ok(Format::PorcupineKv),
-            _ => Err(FormatError::UnknownFormat {
+        Format::ALL
+            .iter()
+            .copied()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| FormatError::UnknownFormat {
                 name: s.to_string(),
-            }),
-        }
+            })
     }
 }
 

@@ -41,7 +41,7 @@
 //! and the reason, and comes with the linearizable prefix the greedy schedule reached.
 
 use crate::history::{Operation, Outcome};
-use crate::model::{ModelKind, ModelOp};
+use crate::model::{apply, ModelOp};
 use hashbrown::HashMap;
 use serde_json::Value;
 
@@ -81,17 +81,16 @@ struct Block {
     s: Time,
 }
 
-/// Decides `parsed` (register or cas-register operations; `kind` is the model to replay
-/// them on) from `initial`, where `intervals[i]` is operation `i`'s interval and
+/// Decides `parsed` (register or cas-register operations, replayed with
+/// [`crate::model::apply`]) from `initial`, where `intervals[i]` is operation `i`'s interval and
 /// `ops[i]` the operation itself (for the explanations).
 pub(crate) fn decide(
-    kind: ModelKind,
     initial: &Value,
     ops: &[&Operation],
     parsed: &[ModelOp],
     intervals: &[Interval],
 ) -> ChainOutcome {
-    match decide_blaming_any(kind, initial, ops, parsed, intervals) {
+    match decide_blaming_any(initial, ops, parsed, intervals) {
         ChainOutcome::Invalid { op, reason, prefix } if ops[op].outcome != Outcome::Ok => {
             // A witness names an `ok` operation (an `info` one might never have run):
             // the one that first observes what the `info` one wrote, through chains of
@@ -139,15 +138,11 @@ fn ok_observer(op: usize, ops: &[&Operation], parsed: &[ModelOp], intervals: &[I
 }
 
 fn decide_blaming_any(
-    kind: ModelKind,
     initial: &Value,
     ops: &[&Operation],
     parsed: &[ModelOp],
     intervals: &[Interval],
 ) -> ChainOutcome {
-    if !matches!(kind, ModelKind::Register | ModelKind::CasRegister) {
-        return ChainOutcome::NotApplicable;
-    }
     let n = parsed.len();
     let inv = |i: usize| Time::from(intervals[i].0);
     let ret = |i: usize| intervals[i].1.map_or(NEVER, Time::from);
@@ -340,7 +335,7 @@ fn decide_blaming_any(
     forward.sort_by_key(|&b| blocks[b].f);
     let order = order_blocks(&blocks, &forward);
     let prefix = |order: &[usize], stuck: usize| {
-        let all = greedy_prefix(kind, initial, parsed, intervals, &blocks, order);
+        let all = greedy_prefix(initial, parsed, intervals, &blocks, order);
         close_prefix(all, stuck, ops, intervals)
     };
     // Blame an `ok` operation: the preferred one if it is, else the block's `ok`
@@ -495,7 +490,7 @@ fn decide_blaming_any(
         .iter()
         .flat_map(|&b| block_ops(&blocks[b], &inv))
         .collect();
-    if replay(kind, initial, parsed, intervals, &order) == order.len() {
+    if replay(initial, parsed, intervals, &order) == order.len() {
         ChainOutcome::Valid { order }
     } else {
         debug_assert!(false, "version chains built an order that does not replay");
@@ -580,13 +575,7 @@ fn order_blocks(blocks: &[Block], forward: &[usize]) -> Vec<usize> {
 
 /// How many operations of `order` replay: legal in the model from `initial`, and each
 /// placeable inside its interval after the ones before it.
-fn replay(
-    kind: ModelKind,
-    initial: &Value,
-    parsed: &[ModelOp],
-    intervals: &[Interval],
-    order: &[usize],
-) -> usize {
+fn replay(initial: &Value, parsed: &[ModelOp], intervals: &[Interval], order: &[usize]) -> usize {
     let mut state = initial.clone();
     let mut t = START;
     for (k, &i) in order.iter().enumerate() {
@@ -595,7 +584,7 @@ fn replay(
         if t >= ret.map_or(NEVER, Time::from) {
             return k;
         }
-        match kind.step(&state, &parsed[i]) {
+        match apply(&state, &parsed[i]) {
             Some(next) => state = next,
             None => return k,
         }
@@ -606,7 +595,6 @@ fn replay(
 /// The operations of `order` that the greedy schedule places before the first that does
 /// not fit: a linearizable prefix for a witness.
 fn greedy_prefix(
-    kind: ModelKind,
     initial: &Value,
     parsed: &[ModelOp],
     intervals: &[Interval],
@@ -618,7 +606,7 @@ fn greedy_prefix(
         .iter()
         .flat_map(|&b| block_ops(&blocks[b], &inv))
         .collect();
-    let fits = replay(kind, initial, parsed, intervals, &all);
+    let fits = replay(initial, parsed, intervals, &all);
     all[..fits].to_vec()
 }
 
@@ -659,6 +647,7 @@ fn close_prefix(
 mod tests {
     use super::*;
     use crate::history::EventType;
+    use crate::model::ModelKind;
     use serde_json::json;
     use EventType::*;
 
@@ -678,13 +667,7 @@ mod tests {
                 )
             })
             .collect();
-        decide(
-            ModelKind::CasRegister,
-            &json!(0),
-            &refs,
-            &parsed,
-            &intervals,
-        )
+        decide(&json!(0), &refs, &parsed, &intervals)
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! per-partition table so that equal states always get the same id. That makes a read a
 //! single integer comparison for every model, including sets and strings.
 //!
-//! The meaning of each operation comes from [`ModelKind::parse_op`]; this module only
-//! changes the representation. Witness replay tests check the two agree.
+//! The meaning of each operation comes from the model's [`crate::model::Model::parse_op`]
+//! into the shared [`ModelOp`]s; this module only changes the representation, chosen by
+//! the model's [`StateSpace`]. Witness replay tests check the two agree. (A model
+//! without fast paths is searched through `generic` instead.)
 
-use crate::model::{Micro, ModelKind, ModelOp};
+use super::wgl::Searchable;
+use crate::model::{Micro, ModelOp, StateSpace};
 use hashbrown::HashMap;
 use serde_json::{Map, Value};
 use std::hash::Hash;
@@ -100,7 +103,7 @@ enum Space {
 /// The compiled model of one partition: its operations and interned state space.
 #[derive(Debug)]
 pub(crate) struct CompiledModel {
-    pub(crate) kind: ModelKind,
+    kind: StateSpace,
     /// Operations, in the order they were given to [`CompiledModel::compile`].
     pub(crate) ops: Vec<CompiledOp>,
     pub(crate) initial: u32,
@@ -119,15 +122,15 @@ pub(crate) struct CompiledModel {
 const NONE: u32 = u32::MAX;
 
 impl CompiledModel {
-    /// Compiles already-parsed operations. `initial` must come from
-    /// [`ModelKind::initial_state`].
-    pub(crate) fn compile(kind: ModelKind, initial: &Value, ops: &[ModelOp]) -> CompiledModel {
+    /// Compiles already-parsed operations. `initial` must come from the model's
+    /// `initial_state`.
+    pub(crate) fn compile(kind: StateSpace, initial: &Value, ops: &[ModelOp]) -> CompiledModel {
         let space = match kind {
-            ModelKind::Register | ModelKind::CasRegister => Space::Values,
-            ModelKind::Mutex => Space::Mutex,
-            ModelKind::Set => Space::Sets(Interner::new()),
-            ModelKind::KvAppend => Space::Strings(Interner::new()),
-            ModelKind::MultiRegister => Space::Registers(Interner::new()),
+            StateSpace::Values => Space::Values,
+            StateSpace::Lock => Space::Mutex,
+            StateSpace::Sets => Space::Sets(Interner::new()),
+            StateSpace::Strings => Space::Strings(Interner::new()),
+            StateSpace::Registers => Space::Registers(Interner::new()),
         };
         let mut m = CompiledModel {
             kind,
@@ -142,7 +145,7 @@ impl CompiledModel {
             memo: HashMap::new(),
         };
         // Register names first, so the initial state has a slot for every register.
-        if kind == ModelKind::MultiRegister {
+        if kind == StateSpace::Registers {
             if let Value::Object(init) = initial {
                 for name in init.keys() {
                     m.register(name);
@@ -189,17 +192,17 @@ impl CompiledModel {
     /// Interns a JSON state of this model.
     fn intern_state(&mut self, state: &Value) -> u32 {
         match self.kind {
-            ModelKind::Register | ModelKind::CasRegister => self.value(state),
-            ModelKind::Mutex => u32::from(state == "held"),
-            ModelKind::Set => {
+            StateSpace::Values => self.value(state),
+            StateSpace::Lock => u32::from(state == "held"),
+            StateSpace::Sets => {
                 let items: Vec<Value> = state.as_array().cloned().unwrap_or_default();
                 let mut ids: Vec<u32> = items.iter().map(|v| self.value(v)).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 self.intern_set(ids.into_boxed_slice())
             }
-            ModelKind::KvAppend => self.intern_string(state.as_str().unwrap_or_default()),
-            ModelKind::MultiRegister => {
+            StateSpace::Strings => self.intern_string(state.as_str().unwrap_or_default()),
+            StateSpace::Registers => {
                 let null = self.value(&Value::Null);
                 let mut slots = vec![null; self.register_names.len()];
                 if let Value::Object(init) = state {
@@ -275,28 +278,6 @@ impl CompiledModel {
         }
     }
 
-    /// Whether operation `op` never changes the state (a read, or one that observed
-    /// nothing).
-    pub(crate) fn is_read_only(&self, op: u32) -> bool {
-        matches!(self.ops[op as usize], CompiledOp::Read(_) | CompiledOp::Nop)
-    }
-
-    /// Applies operation `op` (an index into `ops`) to `state`.
-    #[inline]
-    pub(crate) fn step(&mut self, state: u32, op: u32) -> Option<u32> {
-        match &self.ops[op as usize] {
-            CompiledOp::Nop => Some(state),
-            CompiledOp::Read(v) => (state == *v).then_some(state),
-            CompiledOp::Write(v) => Some(*v),
-            CompiledOp::Cas(a, b) => (state == *a).then_some(*b),
-            CompiledOp::Acquire => (state == 0).then_some(1),
-            CompiledOp::Release => (state == 1).then_some(0),
-            CompiledOp::Add(_) | CompiledOp::Append(_) | CompiledOp::Txn(_) => {
-                self.step_composite(state, op)
-            }
-        }
-    }
-
     fn step_composite(&mut self, state: u32, op: u32) -> Option<u32> {
         if let Some(&next) = self.memo.get(&(state, op)) {
             return (next != NONE).then_some(next);
@@ -351,10 +332,38 @@ impl CompiledModel {
         self.memo.insert((state, op), next.unwrap_or(NONE));
         next
     }
+}
+
+impl Searchable for CompiledModel {
+    fn initial(&self) -> u32 {
+        self.initial
+    }
+
+    /// Whether operation `op` never changes the state (a read, or one that observed
+    /// nothing).
+    fn is_read_only(&self, op: u32) -> bool {
+        matches!(self.ops[op as usize], CompiledOp::Read(_) | CompiledOp::Nop)
+    }
+
+    /// Applies operation `op` (an index into `ops`) to `state`.
+    #[inline]
+    fn step(&mut self, state: u32, op: u32) -> Option<u32> {
+        match &self.ops[op as usize] {
+            CompiledOp::Nop => Some(state),
+            CompiledOp::Read(v) => (state == *v).then_some(state),
+            CompiledOp::Write(v) => Some(*v),
+            CompiledOp::Cas(a, b) => (state == *a).then_some(*b),
+            CompiledOp::Acquire => (state == 0).then_some(1),
+            CompiledOp::Release => (state == 1).then_some(0),
+            CompiledOp::Add(_) | CompiledOp::Append(_) | CompiledOp::Txn(_) => {
+                self.step_composite(state, op)
+            }
+        }
+    }
 
     /// Approximate heap bytes of the interned tables and the step memo; they grow during
     /// the search for composite models and count against the memory budget.
-    pub(crate) fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         let space = match &self.space {
             Space::Values | Space::Mutex => 0,
             Space::Sets(t) | Space::Registers(t) => t.bytes(),
@@ -367,12 +376,12 @@ impl CompiledModel {
     }
 
     /// Forgets memoised steps (they are only a speed-up) to give memory back.
-    pub(crate) fn clear_memo(&mut self) {
+    fn clear_memo(&mut self) {
         self.memo = HashMap::new();
     }
 
-    /// The state as JSON, in the form [`ModelKind::step`] uses.
-    pub(crate) fn state_json(&self, state: u32) -> Value {
+    /// The state as JSON, in the form `model::apply` uses.
+    fn state_json(&self, state: u32) -> Value {
         match &self.space {
             Space::Values => self.value_json[state as usize].clone(),
             Space::Mutex => Value::String(if state == 0 { "free" } else { "held" }.into()),

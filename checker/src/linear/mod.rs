@@ -1,13 +1,18 @@
 //! The linearizability checker (DESIGN.md §4): per-key, parallel, budgeted, tri-state.
 //!
-//! [`check`] is the one entry point. It parses every operation against the model (a bad
-//! operation is a [`ModelError`], never a verdict), splits the history into independent
-//! partitions by key (P-compositionality; the multi-register is one partition since its
-//! registers are named inside transactions), drops reads that did not complete `ok`
-//! (they cannot change state) and Knossos-style `null` reads that observed nothing
-//! ([`ModelKind::null_reads_observe_nothing`]), reduces register and kv-append
-//! partitions (`reduce`: indeterminate updates nobody observed are dropped, observed ones
-//! that alone wrote their value get a return), and decides each partition:
+//! [`check_model`] checks a history against any [`Model`] ([`check`]: a built-in one by
+//! name; `crate::check` is what callers use). It parses every operation against the
+//! model (a bad operation is a [`ModelError`], never a verdict), splits the history into
+//! independent partitions by key (P-compositionality; the multi-register is one
+//! partition since its registers are named inside transactions), drops reads that did
+//! not complete `ok` (they cannot change state) and Knossos-style `null` reads that
+//! observed nothing ([`Model::unobserving`]), and decides each partition.
+//!
+//! A model without fast paths (a user's own) is decided by the search alone, on states
+//! interned as it goes (`generic`). The built-in models name their fast paths
+//! ([`crate::model::FastPaths`]): their partitions are reduced (`reduce`: indeterminate
+//! updates nobody observed are dropped, observed ones that alone wrote their value get
+//! a return), compiled to interned integers (`compiled`), and decided by:
 //!
 //! 1. polynomial decisions, both verdicts: the unique-values fast path ([`unique`]) for
 //!    registers whose written values are unique; the version chains (`chains`) for
@@ -37,6 +42,7 @@
 mod append;
 mod chains;
 mod compiled;
+mod generic;
 mod precheck;
 mod reduce;
 pub mod unique;
@@ -47,8 +53,9 @@ pub use crate::model::ModelError;
 pub use crate::verdict::Verdict;
 
 use crate::history::{Key, Operation, Operations, Outcome};
-use crate::model::{ModelKind, ModelOp};
+use crate::model::{Decision, Model, ModelFn, ModelKind, ModelOp, StateSpace};
 use compiled::CompiledModel;
+use generic::GenericModel;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -56,6 +63,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use unique::UniqueOutcome;
+use wgl::Searchable;
 use witness::Partition;
 
 /// Most steps the append-order translation's search may take per operation (plus a
@@ -238,7 +246,7 @@ pub struct Step {
 }
 
 /// One partition, ready to decide.
-struct Job<'a> {
+struct Job<'a, Op> {
     key: Option<Key>,
     /// Every operation of the partition.
     all: Vec<&'a Operation>,
@@ -246,7 +254,7 @@ struct Job<'a> {
     /// complete ok, or returned Knossos' "no value" `null`) and without the `info`
     /// updates `reduce` dropped.
     kept: Vec<&'a Operation>,
-    parsed: Vec<ModelOp>,
+    parsed: Vec<Op>,
     /// Per kept operation: the return `reduce` gave an `info` one, if any.
     returns: Vec<Option<u64>>,
     /// How many `info` updates `reduce` dropped and bounded.
@@ -254,21 +262,43 @@ struct Job<'a> {
     info_bounded: usize,
 }
 
-/// Checks `ops` for linearizability against `model`, starting from `initial` (or the
-/// model's default initial value).
-///
-/// Errors only when an operation or the initial value does not fit the model; running
-/// out of budget is a verdict ([`Verdict::Unknown`]), not an error.
+/// Checks `ops` for linearizability against the built-in `model` (see [`check_model`]).
 pub fn check(
     ops: &Operations,
     model: ModelKind,
     initial: Option<&Value>,
     opts: &CheckOptions,
 ) -> Result<LinearizabilityResult, ModelError> {
+    struct Check<'a> {
+        ops: &'a Operations,
+        initial: Option<&'a Value>,
+        opts: &'a CheckOptions,
+    }
+    impl ModelFn for Check<'_> {
+        type Output = Result<LinearizabilityResult, ModelError>;
+        fn call<M: Model>(self, model: &M) -> Self::Output {
+            check_model(self.ops, model, self.initial, self.opts)
+        }
+    }
+    model.visit(Check { ops, initial, opts })
+}
+
+/// Checks `ops` for linearizability against `model`, starting from `initial` (or the
+/// model's default initial value).
+///
+/// Errors only when an operation or the initial value does not fit the model; running
+/// out of budget is a verdict ([`Verdict::Unknown`]), not an error.
+pub fn check_model<M: Model>(
+    ops: &Operations,
+    model: &M,
+    initial: Option<&Value>,
+    opts: &CheckOptions,
+) -> Result<LinearizabilityResult, ModelError> {
     let start = Instant::now();
     let deadline = opts.time_limit.map(|t| start + t);
     let initial = model.initial_state(initial)?;
-    let parsed: Vec<ModelOp> = ops
+    let fast = model.fast_paths();
+    let parsed: Vec<M::Op> = ops
         .ops
         .iter()
         .map(|o| model.parse_op(o))
@@ -283,11 +313,10 @@ pub fn check(
         };
         by_key.entry(key).or_default().push(i);
     }
-    let mut jobs: Vec<Job<'_>> = by_key
+    let mut jobs: Vec<Job<'_, M::Op>> = by_key
         .into_iter()
         .map(|(key, indices)| {
-            let null_reads_unobserved =
-                model.null_reads_observe_nothing(&initial, indices.iter().map(|&i| &parsed[i]));
+            let unobserving = model.unobserving(&initial, &mut indices.iter().map(|&i| &parsed[i]));
             let mut job = Job {
                 key,
                 all: Vec::with_capacity(indices.len()),
@@ -300,14 +329,22 @@ pub fn check(
             for i in indices {
                 let op = &ops.ops[i];
                 job.all.push(op);
-                let observed = op.outcome == Outcome::Ok
-                    && !(null_reads_unobserved && parsed[i] == ModelOp::Read(Some(Value::Null)));
-                if observed || !parsed[i].is_read_only() {
+                let observed =
+                    op.outcome == Outcome::Ok && !unobserving.is_some_and(|f| f(&parsed[i]));
+                if observed || !model.is_read_only(&parsed[i]) {
                     job.kept.push(op);
                     job.parsed.push(parsed[i].clone());
                 }
             }
-            let r = reduce::reduce(model, &initial, &job.kept, &job.parsed);
+            let r = match fast {
+                Some(fast) => reduce::reduce(
+                    fast.procedures.reduce,
+                    &initial,
+                    &job.kept,
+                    (fast.shared)(&job.parsed),
+                ),
+                None => reduce::Reduction::none(job.kept.len()),
+            };
             job.info_dropped = r.dropped;
             job.info_bounded = r.bounded;
             if r.dropped > 0 {
@@ -397,7 +434,7 @@ pub fn check(
         .fold(Verdict::Valid, |v, k| v.combine(k.verdict));
     Ok(LinearizabilityResult {
         verdict,
-        model: model.to_string(),
+        model: model.name().to_string(),
         keys,
         elapsed_ms: ms(start.elapsed()),
         operations: ops.ops.len(),
@@ -405,8 +442,8 @@ pub fn check(
 }
 
 /// What every partition's decision shares.
-struct Shared<'a> {
-    model: ModelKind,
+struct Shared<'a, M> {
+    model: &'a M,
     initial: &'a Value,
     deadline: Option<Instant>,
     threads: usize,
@@ -420,7 +457,7 @@ struct Shared<'a> {
     steps: Option<Arc<AtomicU64>>,
 }
 
-impl Shared<'_> {
+impl<M> Shared<'_, M> {
     /// The deadline for the partition at queue position `position`: its fair share of the
     /// time left, given the partitions not yet started and the threads working on them.
     /// Time a cheap partition does not use flows to the later, harder ones.
@@ -455,15 +492,15 @@ const CROSS_CHECK_MAX_STEPS: u64 = 2_000_000;
 /// same operations. A history the chains wrongly refuted would almost always be
 /// linearized quickly (valid histories are); if the search finds a linearization the
 /// two disagree, and the partition is `unknown` rather than silently either.
-fn search_disagrees(
-    kind: ModelKind,
+fn search_disagrees<M>(
+    space: StateSpace,
     initial: &Value,
     parsed: &[ModelOp],
     intervals: &[wgl::Interval],
-    shared: &Shared<'_>,
+    shared: &Shared<'_, M>,
     position: usize,
 ) -> bool {
-    let mut model = CompiledModel::compile(kind, initial, parsed);
+    let mut model = CompiledModel::compile(space, initial, parsed);
     let steps = CROSS_CHECK_STEPS_PER_OP * parsed.len() as u64 + 10_000;
     let budget = wgl::Budget {
         deadline: shared.deadline_for(position),
@@ -480,9 +517,9 @@ fn search_disagrees(
 
 /// The result when the version chains refute operation `op` (a position) but a search
 /// linearized the partition.
-fn disagreement(
+fn disagreement<Op>(
     mut result: KeyResult,
-    job: &Job<'_>,
+    job: &Job<'_, Op>,
     op: usize,
     reason: &str,
     started: Instant,
@@ -506,7 +543,7 @@ fn disagreement(
 struct Decided<'a> {
     /// The model, initial state and operations the procedure decided: a short search of
     /// them cross-checks the refutation.
-    checked: (ModelKind, &'a Value, &'a [ModelOp]),
+    checked: (StateSpace, &'a Value, &'a [ModelOp]),
     op: usize,
     reason: String,
     prefix: Vec<usize>,
@@ -518,12 +555,12 @@ impl Decided<'_> {
     /// The key's result: invalid with a witness, or `unknown` when a short search finds
     /// a linearization after all (a disagreement is never turned into a verdict).
     #[allow(clippy::too_many_arguments)]
-    fn into_result(
+    fn into_result<M: Model>(
         self,
         mut result: KeyResult,
-        job: &Job<'_>,
-        shared: &Shared<'_>,
-        part: &Partition<'_>,
+        job: &Job<'_, M::Op>,
+        shared: &Shared<'_, M>,
+        part: &Partition<'_, M>,
         intervals: &[wgl::Interval],
         position: usize,
         started: Instant,
@@ -548,7 +585,7 @@ impl Decided<'_> {
 
 /// The result for a partition not started because the history was already proven
 /// invalid and the extra budget ran out.
-fn stopped(job: &Job<'_>) -> KeyResult {
+fn stopped<Op>(job: &Job<'_, Op>) -> KeyResult {
     let mut r = blank(job);
     r.method = "none".into();
     r.verdict = Verdict::Unknown;
@@ -556,7 +593,7 @@ fn stopped(job: &Job<'_>) -> KeyResult {
     r
 }
 
-fn blank(job: &Job<'_>) -> KeyResult {
+fn blank<Op>(job: &Job<'_, Op>) -> KeyResult {
     KeyResult {
         key: job.key.clone(),
         verdict: Verdict::Valid,
@@ -577,11 +614,11 @@ fn blank(job: &Job<'_>) -> KeyResult {
     }
 }
 
-fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
+fn decide<M: Model>(job: &Job<'_, M::Op>, shared: &Shared<'_, M>, position: usize) -> KeyResult {
     let started = Instant::now();
     let mut result = blank(job);
     let part = Partition {
-        kind: shared.model,
+        model: shared.model,
         key: job.key.clone(),
         ops: &job.kept,
         parsed: &job.parsed,
@@ -597,9 +634,18 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
             )
         })
         .collect();
+    let Some(fast) = shared.model.fast_paths() else {
+        // A model without fast paths: the search alone, on states interned as it goes.
+        let mut model = GenericModel::new(shared.model, shared.initial, &job.parsed);
+        return search_and_explain(
+            &mut model, None, result, job, shared, &part, &intervals, position, started,
+        );
+    };
+    let parsed = (fast.shared)(&job.parsed);
+    let procedures = fast.procedures;
     let mut append_refuted: Option<Refuted> = None;
-    if shared.model == ModelKind::KvAppend {
-        match append::translate(shared.initial, &job.kept, &job.parsed) {
+    if procedures.decide == Decision::AppendOrder {
+        match append::translate(shared.initial, &job.kept, parsed) {
             append::Translation::Declined => {}
             append::Translation::Refuted { op, reason } => {
                 result.method = "append-order".into();
@@ -621,13 +667,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                 let mut undecided = None;
                 let count = alternatives.len();
                 for translated in alternatives {
-                    match chains::decide(
-                        ModelKind::CasRegister,
-                        &Value::Null,
-                        &job.kept,
-                        &translated,
-                        &intervals,
-                    ) {
+                    match chains::decide(&Value::Null, &job.kept, &translated, &intervals) {
                         chains::ChainOutcome::Valid { order } => {
                             // Certified on versions; replaying the strings costs little
                             // and keeps the translation honest.
@@ -654,7 +694,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     (Some((op, reason, prefix, translated)), None) if count == 1 => {
                         result.method = "append-order".into();
                         let decided = Decided {
-                            checked: (ModelKind::CasRegister, &Value::Null, &translated),
+                            checked: (StateSpace::Values, &Value::Null, &translated),
                             op,
                             reason,
                             prefix,
@@ -682,11 +722,8 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     (_, Some(translated)) => {
                         // Only "linearizable" is taken from a search of the translation
                         // here; anything else is searched on the strings.
-                        let mut model = CompiledModel::compile(
-                            ModelKind::CasRegister,
-                            &Value::Null,
-                            &translated,
-                        );
+                        let mut model =
+                            CompiledModel::compile(StateSpace::Values, &Value::Null, &translated);
                         let budget = wgl::Budget {
                             deadline: shared.deadline_for(position),
                             memory_bytes: shared.memory_per_job,
@@ -712,7 +749,8 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
     }
     let refuted = match append_refuted {
         Some(r) => Some(r),
-        None => match unique::check_unique(shared.model, shared.initial, &job.kept) {
+        None if procedures.decide != Decision::VersionChains => None,
+        None => match unique::check_parsed(shared.initial, &job.kept, parsed) {
             UniqueOutcome::Valid => {
                 result.method = "unique-values".into();
                 result.elapsed_ms = ms(started.elapsed());
@@ -740,13 +778,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                 })
             }
             UniqueOutcome::NotApplicable => {
-                match chains::decide(
-                    shared.model,
-                    shared.initial,
-                    &job.kept,
-                    &job.parsed,
-                    &intervals,
-                ) {
+                match chains::decide(shared.initial, &job.kept, parsed, &intervals) {
                     chains::ChainOutcome::Valid { .. } => {
                         result.method = "version-chains".into();
                         result.elapsed_ms = ms(started.elapsed());
@@ -755,7 +787,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                     chains::ChainOutcome::Invalid { op, reason, prefix } => {
                         result.method = "version-chains".into();
                         let decided = Decided {
-                            checked: (shared.model, shared.initial, &job.parsed),
+                            checked: (procedures.space, shared.initial, parsed),
                             op,
                             reason,
                             prefix,
@@ -771,7 +803,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         },
     };
     let refuted = refuted.or_else(|| {
-        precheck::refute(shared.model, shared.initial, &job.kept, &job.parsed).map(|r| Refuted {
+        precheck::refute(procedures.precheck, shared.initial, &job.kept, parsed).map(|r| Refuted {
             op: r.op,
             needed: r.needed,
             reachable: r.reachable,
@@ -779,7 +811,26 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         })
     });
 
-    let mut model = CompiledModel::compile(shared.model, shared.initial, &job.parsed);
+    let mut model = CompiledModel::compile(procedures.space, shared.initial, parsed);
+    search_and_explain(
+        &mut model, refuted, result, job, shared, &part, &intervals, position, started,
+    )
+}
+
+/// The search of a partition (given any earlier refutation, which bounds it to a
+/// witness search), and the key's result from what it found.
+#[allow(clippy::too_many_arguments)]
+fn search_and_explain<M: Model>(
+    model: &mut impl Searchable,
+    refuted: Option<Refuted>,
+    mut result: KeyResult,
+    job: &Job<'_, M::Op>,
+    shared: &Shared<'_, M>,
+    part: &Partition<'_, M>,
+    intervals: &[wgl::Interval],
+    position: usize,
+    started: Instant,
+) -> KeyResult {
     let budget = wgl::Budget {
         deadline: shared.deadline_for(position),
         memory_bytes: shared.memory_per_job,
@@ -787,7 +838,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         stop: shared.stop.clone(),
         steps: shared.steps.clone(),
     };
-    let report = wgl::search(&mut model, &intervals, &budget);
+    let report = wgl::search(model, intervals, &budget);
     result.explored += report.explored;
     match (report.outcome, refuted) {
         (wgl::Outcome::Valid, None) => {}
@@ -805,7 +856,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         }
         (wgl::Outcome::Invalid { longest_prefix }, refuted) => {
             result.verdict = Verdict::Invalid;
-            let searched = witness::from_search(&part, &mut model, &longest_prefix);
+            let searched = witness::from_search(part, model, &longest_prefix);
             result.witness = match (searched, refuted) {
                 (Some(mut w), Some(r)) => {
                     // The earlier refutation often says it more directly; keep both.
@@ -815,7 +866,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
                 }
                 (Some(w), None) => Some(w),
                 (None, Some(r)) => Some(witness::from_refutation(
-                    &part,
+                    part,
                     r.op,
                     r.needed,
                     r.reachable,
@@ -827,7 +878,7 @@ fn decide(job: &Job<'_>, shared: &Shared<'_>, position: usize) -> KeyResult {
         (wgl::Outcome::Unknown(_), Some(r)) => {
             result.verdict = Verdict::Invalid;
             result.witness = Some(witness::from_refutation(
-                &part,
+                part,
                 r.op,
                 r.needed,
                 r.reachable,

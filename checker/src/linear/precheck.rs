@@ -8,7 +8,7 @@
 //! treats a search that finds a linearization as a checker disagreement.
 
 use crate::history::{Operation, Outcome};
-use crate::model::{Micro, ModelKind, ModelOp};
+use crate::model::{Micro, ModelOp, Precheck};
 use hashbrown::HashMap;
 use serde_json::Value;
 
@@ -25,19 +25,19 @@ pub(crate) struct Refutation {
 /// The most values listed in a refutation's `reachable`.
 const MAX_LISTED: usize = 16;
 
-/// Runs the checks for `kind`; `ops[i]` parses to `parsed[i]`.
+/// Runs the check `which` (the model's); `ops[i]` parses to `parsed[i]`.
 pub(crate) fn refute(
-    kind: ModelKind,
+    which: Precheck,
     initial: &Value,
     ops: &[&Operation],
     parsed: &[ModelOp],
 ) -> Option<Refutation> {
-    match kind {
-        ModelKind::Register | ModelKind::CasRegister => register(initial, ops, parsed),
-        ModelKind::Set => set(initial, ops, parsed),
-        ModelKind::KvAppend => kv_append(initial, ops, parsed),
-        ModelKind::MultiRegister => multi_register(initial, ops, parsed),
-        ModelKind::Mutex => None,
+    match which {
+        Precheck::Register => register(initial, ops, parsed),
+        Precheck::Set => set(initial, ops, parsed),
+        Precheck::KvAppend => kv_append(initial, ops, parsed),
+        Precheck::MultiRegister => multi_register(initial, ops, parsed),
+        Precheck::None => None,
     }
 }
 

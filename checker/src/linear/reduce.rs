@@ -47,7 +47,7 @@
 //! 2^n subsets to track until the final read.
 
 use crate::history::{Operation, Outcome};
-use crate::model::{ModelKind, ModelOp};
+use crate::model::{ModelOp, Reduce};
 use hashbrown::HashMap;
 use serde_json::Value;
 
@@ -63,32 +63,39 @@ pub(crate) struct Reduction {
     pub(crate) bounded: usize,
 }
 
+impl Reduction {
+    /// Nothing reduced: every one of `n` operations kept as it is.
+    pub(crate) fn none(n: usize) -> Reduction {
+        Reduction {
+            keep: vec![true; n],
+            returns: vec![None; n],
+            dropped: 0,
+            bounded: 0,
+        }
+    }
+}
+
 /// Computes both reductions for one partition; `ops[i]` parses to `parsed[i]`, and every
 /// operation given is kept by the caller (reads that observed nothing already removed).
 pub(crate) fn reduce(
-    kind: ModelKind,
+    which: Reduce,
     initial: &Value,
     ops: &[&Operation],
     parsed: &[ModelOp],
 ) -> Reduction {
     let n = ops.len();
-    let mut out = Reduction {
-        keep: vec![true; n],
-        returns: vec![None; n],
-        dropped: 0,
-        bounded: 0,
-    };
-    match kind {
-        ModelKind::Register | ModelKind::CasRegister => {}
-        ModelKind::KvAppend => {
+    let mut out = Reduction::none(n);
+    match which {
+        Reduce::Register => {}
+        Reduce::KvAppend => {
             kv_append(initial, ops, parsed, &mut out);
             return out;
         }
-        ModelKind::Set => {
+        Reduce::SetAdds => {
             set_adds(initial, ops, parsed, &mut out);
             return out;
         }
-        _ => return out,
+        Reduce::None => return out,
     }
     // Values by JSON text (equal exactly when the values are), as small ids.
     let mut ids: HashMap<String, u32> = HashMap::new();
@@ -338,6 +345,7 @@ fn kv_append(initial: &Value, ops: &[&Operation], parsed: &[ModelOp], out: &mut 
 mod tests {
     use super::*;
     use crate::history::{Event, EventType, History, Process};
+    use crate::model::ModelKind;
     use serde_json::json;
     use EventType::*;
 
@@ -372,7 +380,7 @@ mod tests {
             .iter()
             .map(|o| ModelKind::CasRegister.parse_op(o).unwrap())
             .collect();
-        reduce(ModelKind::CasRegister, &json!(0), &kept, &parsed)
+        reduce(Reduce::Register, &json!(0), &kept, &parsed)
     }
 
     #[test]
@@ -445,7 +453,7 @@ mod tests {
             .iter()
             .map(|o| ModelKind::KvAppend.parse_op(o).unwrap())
             .collect();
-        reduce(ModelKind::KvAppend, &json!(initial), &kept, &parsed)
+        reduce(Reduce::KvAppend, &json!(initial), &kept, &parsed)
     }
 
     #[test]

@@ -31,11 +31,11 @@
 //! successful cas glues its expected value's cluster to its own (version chains); that
 //! is decided by `chains`, which generalises the clusters below to chains of versions. Soundness comes first: anything outside this shape, or any
 //! operation that does not parse, is left to the search. What an operation means (which
-//! reads observed a value, what a write writes) comes from [`ModelKind::parse_op`], so
+//! reads observed a value, what a write writes) comes from the model's own parse, so
 //! this path cannot drift from the model's semantics.
 
 use crate::history::{Operation, Outcome};
-use crate::model::{ModelKind, ModelOp};
+use crate::model::{Decision, ModelKind, ModelOp};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -124,9 +124,26 @@ impl Cluster<'_> {
 /// (see the module doc). `ops` are the key's `ok` and `info` operations (failed ones
 /// excluded); `initial` is the key's initial value.
 pub fn check_unique(model: ModelKind, initial: &Value, ops: &[&Operation]) -> UniqueOutcome {
-    if !matches!(model, ModelKind::Register | ModelKind::CasRegister) {
+    if model.procedures().decide != Decision::VersionChains {
         return UniqueOutcome::NotApplicable;
     }
+    let Ok(parsed) = ops
+        .iter()
+        .map(|op| model.parse_op(op))
+        .collect::<Result<Vec<ModelOp>, _>>()
+    else {
+        return UniqueOutcome::NotApplicable;
+    };
+    check_parsed(initial, ops, &parsed)
+}
+
+/// [`check_unique`] of a register partition already parsed: `ops[i]` parses to
+/// `parsed[i]`.
+pub(crate) fn check_parsed(
+    initial: &Value,
+    ops: &[&Operation],
+    parsed: &[ModelOp],
+) -> UniqueOutcome {
     // JSON text is a faithful key: `Value` equality is equality of the text.
     let key_of = |v: &Value| v.to_string();
 
@@ -137,11 +154,8 @@ pub fn check_unique(model: ModelKind, initial: &Value, ops: &[&Operation]) -> Un
     let mut write_values: Vec<Value> = Vec::new();
     let mut cas_new_values: Vec<Value> = Vec::new();
     let mut reads: Vec<(&Operation, Value)> = Vec::new();
-    for &op in ops {
-        let Ok(parsed) = model.parse_op(op) else {
-            return UniqueOutcome::NotApplicable;
-        };
-        match parsed {
+    for (&op, parsed) in ops.iter().zip(parsed) {
+        match parsed.clone() {
             // A read that observed nothing constrains nothing.
             ModelOp::Read(None) => {}
             ModelOp::Read(Some(v)) => reads.push((op, v)),

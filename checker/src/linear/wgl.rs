@@ -32,8 +32,8 @@
 //! exceed the budget does the search give up with [`StopReason::Memory`]. Time is checked
 //! every few thousand steps.
 
-use super::compiled::CompiledModel;
 use hashbrown::HashTable;
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -163,8 +163,31 @@ fn window(bits: &[u64], frontier: u32, highest: u32, n: u32) -> &[u64] {
     &bits[lo..=hi]
 }
 
-/// Searches for a linearization of `intervals[i]` ↦ `model.ops[i]`.
-pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: &Budget) -> Report {
+/// A model as the search runs it: states and operations are small integers (operation
+/// `i` is `intervals[i]`'s), so the cache is keyed cheaply. The built-in models are
+/// compiled (`compiled`); any other model is interned as it goes (`generic`).
+pub(crate) trait Searchable {
+    /// The initial state.
+    fn initial(&self) -> u32;
+    /// Whether operation `op` never changes the state.
+    fn is_read_only(&self, op: u32) -> bool;
+    /// Applies operation `op` to `state`: the new state, or `None` if illegal there.
+    fn step(&mut self, state: u32, op: u32) -> Option<u32>;
+    /// Approximate heap bytes of the model's tables; they count against the memory
+    /// budget.
+    fn bytes(&self) -> usize;
+    /// Forgets memoised steps (only a speed-up) to give memory back.
+    fn clear_memo(&mut self);
+    /// The state as JSON, in the form the model's `step` uses.
+    fn state_json(&self, state: u32) -> Value;
+}
+
+/// Searches for a linearization of `intervals[i]` ↦ operation `i` of `model`.
+pub(crate) fn search<S: Searchable>(
+    model: &mut S,
+    intervals: &[Interval],
+    budget: &Budget,
+) -> Report {
     let n = intervals.len();
     let words = n.div_ceil(64).max(1);
 
@@ -221,7 +244,7 @@ pub(crate) fn search(model: &mut CompiledModel, intervals: &[Interval], budget: 
     // the window then starts and ends at the frontier's word either way).
     let mut frontier = 0u32;
     let mut highest = 0u32;
-    let mut state = model.initial;
+    let mut state = model.initial();
     let mut stack: Vec<Frame> = Vec::with_capacity(n);
     let mut best: Vec<(u32, u32)> = Vec::with_capacity(n);
     // best[..low_water] == the ops/states of stack[..low_water]

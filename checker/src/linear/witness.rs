@@ -11,10 +11,10 @@
 //! reachable states are exactly the states those orders produce, explored here with a
 //! small bounded search.
 
-use super::compiled::CompiledModel;
+use super::wgl::Searchable;
 use super::{Step, Witness};
 use crate::history::{Key, Operation, Outcome};
-use crate::model::{Micro, ModelKind, ModelOp};
+use crate::model::Model;
 use hashbrown::HashSet;
 use serde_json::Value;
 
@@ -26,17 +26,17 @@ const MAX_CONCURRENT: usize = 100;
 const MAX_STATES_IN_TEXT: usize = 8;
 
 /// The partition the witness is about.
-pub(crate) struct Partition<'a> {
-    pub(crate) kind: ModelKind,
+pub(crate) struct Partition<'a, M: Model> {
+    pub(crate) model: &'a M,
     pub(crate) key: Option<Key>,
     pub(crate) ops: &'a [&'a Operation],
-    pub(crate) parsed: &'a [ModelOp],
+    pub(crate) parsed: &'a [M::Op],
 }
 
 /// Builds the witness from the search's longest prefix, given as (op index, state id).
-pub(crate) fn from_search(
-    part: &Partition<'_>,
-    model: &mut CompiledModel,
+pub(crate) fn from_search<M: Model>(
+    part: &Partition<'_, M>,
+    model: &mut impl Searchable,
     longest_prefix: &[(u32, u32)],
 ) -> Option<Witness> {
     let ops = part.ops;
@@ -47,7 +47,7 @@ pub(crate) fn from_search(
     let stuck = (0..ops.len())
         .filter(|&i| !linearized[i] && ops[i].outcome == Outcome::Ok)
         .min_by_key(|&i| ops[i].return_index())?;
-    let state = longest_prefix.last().map_or(model.initial, |&(_, s)| s);
+    let state = longest_prefix.last().map_or(model.initial(), |&(_, s)| s);
     let stuck_returns = ops[stuck].return_index();
 
     // Operations that may still go first: not linearized, invoked before `stuck` returns.
@@ -107,7 +107,12 @@ pub(crate) fn from_search(
         }
     }
     let concurrent = nearest(concurrent, stuck_op);
-    let needed = needed_text(part.kind, &part.parsed[stuck], &reachable_states, truncated);
+    let needed = format!(
+        "{}, but {} {} here",
+        part.model.describe(&part.parsed[stuck]),
+        part.model.states_phrase(),
+        list_states(&reachable_states, truncated)
+    );
     let explanation = format!(
         "{stuck_op} (operation {}) completed at event {stuck_returns}, so it must take effect before every operation invoked later; \
          after the longest linearizable prefix ({}), no order of the {} still pending makes it legal. {}.",
@@ -135,8 +140,8 @@ pub(crate) fn from_search(
 
 /// A witness from a refutation that did not come with a search prefix (a pre-check or
 /// the unique-values fast path): empty prefix, the operation, and the reason given.
-pub(crate) fn from_refutation(
-    part: &Partition<'_>,
+pub(crate) fn from_refutation<M: Model>(
+    part: &Partition<'_, M>,
     stuck: usize,
     needed: String,
     reachable_states: Vec<Value>,
@@ -173,8 +178,8 @@ pub(crate) fn from_refutation(
 /// linearizable prefix as positions (the version-chains procedure and the append-order
 /// translation): the prefix's states are replayed on the partition's own model, so
 /// they are the model's states (strings for kv-append), not the procedure's.
-pub(crate) fn from_decision(
-    part: &Partition<'_>,
+pub(crate) fn from_decision<M: Model>(
+    part: &Partition<'_, M>,
     initial: &Value,
     stuck: usize,
     needed: String,
@@ -184,7 +189,7 @@ pub(crate) fn from_decision(
     let mut w = from_refutation(part, stuck, needed, Vec::new(), source);
     let mut state = initial.clone();
     for &i in prefix {
-        let Some(next) = part.kind.step(&state, &part.parsed[i]) else {
+        let Some(next) = part.model.step(&state, &part.parsed[i]) else {
             debug_assert!(false, "a decision's prefix does not replay");
             break;
         };
@@ -197,16 +202,16 @@ pub(crate) fn from_decision(
     w
 }
 
-/// Whether `order` (positions) is a legal sequence of `parsed` for `kind` from `initial`.
-pub(crate) fn replays(
-    kind: ModelKind,
+/// Whether `order` (positions) is a legal sequence of `parsed` for `model` from `initial`.
+pub(crate) fn replays<M: Model>(
+    model: &M,
     initial: &Value,
-    parsed: &[ModelOp],
+    parsed: &[M::Op],
     order: &[usize],
 ) -> bool {
     let mut state = initial.clone();
     for &i in order {
-        match kind.step(&state, &parsed[i]) {
+        match model.step(&state, &parsed[i]) {
             Some(next) => state = next,
             None => return false,
         }
@@ -240,44 +245,7 @@ fn capitalised(s: &str) -> String {
     }
 }
 
-/// "read returned 3, but the register could only hold 1 or 4 here".
-fn needed_text(kind: ModelKind, op: &ModelOp, states: &[Value], truncated: bool) -> String {
-    let listed = list_states(states, truncated);
-    let object = match kind {
-        ModelKind::Register | ModelKind::CasRegister => "the register could only hold",
-        ModelKind::Mutex => "the lock could only be",
-        ModelKind::Set => "the set could only be",
-        ModelKind::MultiRegister => "the registers could only be",
-        ModelKind::KvAppend => "the key could only hold",
-    };
-    let wanted = match op {
-        ModelOp::Read(Some(v)) => format!("read returned {v}"),
-        ModelOp::Cas(a, b) => format!("cas expected {a} (to set {b})"),
-        ModelOp::Acquire => "acquire needs the lock free".to_string(),
-        ModelOp::Release => "release needs the lock held".to_string(),
-        ModelOp::ReadSet(Some(items)) => {
-            format!("read returned the set {}", Value::Array(items.clone()))
-        }
-        ModelOp::Get(Some(s)) => format!("get returned {s:?}"),
-        ModelOp::Txn(micro) => {
-            let reads: Vec<String> = micro
-                .iter()
-                .filter_map(|m| match m {
-                    Micro::Read(k, Some(v)) => Some(format!("{k} = {v}")),
-                    _ => None,
-                })
-                .collect();
-            if reads.is_empty() {
-                "the transaction".to_string()
-            } else {
-                format!("txn read {}", reads.join(", "))
-            }
-        }
-        other => format!("{other:?}"),
-    };
-    format!("{wanted}, but {object} {listed} here")
-}
-
+/// The states listed in `needed` ("1 or 4", "at least 1, 2 or 4").
 fn list_states(states: &[Value], truncated: bool) -> String {
     let texts: Vec<String> = states
         .iter()

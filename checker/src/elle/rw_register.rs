@@ -31,8 +31,8 @@
 //! list-append.
 
 use super::graph::{self, Deps, Why, RW, WR, WW};
+use super::list_append::{show_value, t, Collector};
 use super::models::ConsistencyModel;
-use super::order::{show_value, t, Collector};
 use super::txn::{Mop, Parsed, Status, NONE};
 use super::Anomaly;
 use hashbrown::HashMap;
@@ -335,7 +335,7 @@ fn cyclic_versions(parsed: &Parsed<'_>, keys: &[KeyVersions], found: &mut Collec
                 found.add_assuming("cyclic-versions", assumption(level), || Anomaly {
                     kind: "cyclic-versions".into(),
                     cycle: Vec::new(),
-                    txns: super::order::refs(parsed, &writers),
+                    txns: super::list_append::refs(parsed, &writers),
                     key: Some(parsed.key(key).clone()),
                     explanation: format!(
                         "the versions of key {} must be installed in the order {} -> {}, a cycle ({basis})",
