@@ -398,7 +398,7 @@ mod tests {
                 if !eventually(server, |s| s.is_some_and(|s| s != 'T')) {
                     bail!("resume left the server stopped ({:?})", state(server));
                 }
-                runner.kill("n1");
+                runner.kill("n1").expect("killing n1");
                 // kill returns once nothing of the group is left.
                 let left = state(server);
                 if left.is_some_and(|s| s != 'Z' && s != 'X') {
