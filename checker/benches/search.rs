@@ -1,7 +1,7 @@
 //! Timing of the linearizability checker (`cargo bench -p splitbrain-checker --bench
 //! search`): every history of `shared/fixtures` (verdicts compared with EXPECTED.tsv),
 //! then generated histories of growing size and concurrency. Prints a table; asserts
-//! nothing about speed (DESIGN.md §8). Set `SEARCH_BENCH_FIXTURES` to point elsewhere.
+//! nothing about speed. Set `SEARCH_BENCH_FIXTURES` to point elsewhere.
 //!
 //! Each fixture is read once; its check is timed over `REPEATS` runs and the best run is
 //! reported, so one-off noise on a shared machine does not dominate. Generated histories

@@ -1,4 +1,4 @@
-//! The history data model (DESIGN.md §3): events as recorded, and operations as the
+//! The history data model (see the README, "The history format"): events as recorded, and operations as the
 //! checkers see them.
 //!
 //! An [`Event`] is one line of `history.jsonl`: an invocation or a completion. Checkers do

@@ -1,5 +1,5 @@
 //! A brute-force linearizability oracle for tiny histories: the independent reference
-//! the fast checker ([`crate::linear`]) is tested against (DESIGN.md §8).
+//! the fast checker ([`crate::linear`]) is tested against.
 //!
 //! It is deliberately naive and shares nothing with the fast checker:
 //! - its own sequential semantics for every model, written directly on

@@ -1,4 +1,4 @@
-//! Real histories recorded by other tools (`shared/fixtures/`, DESIGN.md §8): every row of
+//! Real histories recorded by other tools (`shared/fixtures/`): every row of
 //! `EXPECTED.tsv`, read with its format, checked with its model and initial value, must
 //! give the verdict those tools' own test suites assert.
 //!

@@ -1,4 +1,4 @@
-//! The fast checker against the brute-force oracle (DESIGN.md §8).
+//! The fast checker against the brute-force oracle.
 //!
 //! Thousands of tiny histories — generated from a model (linearizable by construction),
 //! mutated (usually not), and fully random — across every model: `linear::check` must

@@ -1,4 +1,4 @@
-//! Our own history format (DESIGN.md §3): JSON Lines, one [`Event`] per line.
+//! Our own history format (see the README, "The history format"): JSON Lines, one [`Event`] per line.
 //!
 //! Reading is on the hot path (a long run records millions of events), so each line is
 //! first deserialized straight into a typed struct with no intermediate `Value`. Only

@@ -3,7 +3,7 @@
 //!
 //! | [`Format`] | what | module |
 //! |---|---|---|
-//! | `jsonl` | our own history (DESIGN.md §3), one event per line | `jsonl.rs` |
+//! | `jsonl` | our own history (README, "The history format"), one event per line | `jsonl.rs` |
 //! | `edn` | Jepsen `history.edn` (one map per line) and Knossos' test data (one vector of maps) | `jepsen.rs`, over the EDN reader [`edn`] |
 //! | `porcupine-etcd` | Porcupine's etcd logs: `INFO  jepsen.util - 0 :invoke :read nil` (TAB-separated) | `porcupine.rs` |
 //! | `porcupine-kv` | Porcupine's kv logs: one EDN map per line with `:key` | `jepsen.rs` |

@@ -1,4 +1,4 @@
-//! The linearizability checker (DESIGN.md §4): per-key, parallel, budgeted, tri-state.
+//! The linearizability checker: per-key, parallel, budgeted, tri-state.
 //!
 //! [`check_model`] checks a history against any [`Model`] ([`check`]: a built-in one by
 //! name; `crate::check` is what callers use). It parses every operation against the

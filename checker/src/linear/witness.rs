@@ -1,4 +1,4 @@
-//! Turning a failed search into a [`Witness`] a person can read (DESIGN.md §4): the
+//! Turning a failed search into a [`Witness`] a person can read: the
 //! longest linearizable prefix, the operation that cannot be placed after it, the states
 //! the object could be in at that point, the operations around it, and a sentence or two
 //! saying what went wrong.
